@@ -1,0 +1,2 @@
+//! Benchmarks (written later).
+fn main() {}

@@ -1,0 +1,1 @@
+//! The worker engine. (written by the engine author)

@@ -1,0 +1,117 @@
+//! Execution: running a [`Step`](crate::planner::Step) in a target's context.
+//!
+//! Commands are argv vectors, never shell strings ([`Command`]); scripts from an
+//! API or an alert go through [`parse_script`] and a [`CommandPolicy`] first.
+
+pub mod command;
+pub mod context;
+pub mod dry_run;
+pub mod process;
+
+use crate::error::Result;
+use crate::model::Target;
+use crate::planner::Step;
+use async_trait::async_trait;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use command::{Command, CommandPolicy, parse_script};
+pub use context::ContextMap;
+pub use dry_run::DryRunExecutor;
+pub use process::ProcessExecutor;
+
+/// How a step ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StepStatus {
+    /// The command ran and exited 0.
+    Ok,
+    /// The command ran and failed (non-zero exit, killed, timed out).
+    Failed,
+    /// The command was not run because an earlier step failed or the worker stopped.
+    NotRun,
+    /// Dry run: the command would have run.
+    Planned,
+}
+
+/// What happened when a step was executed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StepOutcome {
+    /// How it ended.
+    pub status: StepStatus,
+    /// The exit code, if the process exited normally.
+    pub exit_code: Option<i32>,
+    /// Wall time.
+    pub duration: Duration,
+    /// The environment the executor set for the step (profile, region), secrets excluded.
+    pub context: BTreeMap<String, String>,
+    /// The tail of standard output.
+    pub stdout_tail: String,
+    /// The tail of standard error, with secrets redacted.
+    pub stderr_tail: String,
+}
+
+impl StepOutcome {
+    /// An outcome with `status` and nothing else recorded.
+    pub fn new(status: StepStatus) -> Self {
+        StepOutcome {
+            status,
+            exit_code: None,
+            duration: Duration::ZERO,
+            context: BTreeMap::new(),
+            stdout_tail: String::new(),
+            stderr_tail: String::new(),
+        }
+    }
+}
+
+/// Runs steps.
+///
+/// Before any step of a plan runs, the engine calls [`check`](Self::check) on
+/// every step, so a plan is refused whole (unmapped account, disallowed
+/// program) rather than half-run.
+#[async_trait]
+pub trait CommandExecutor: Send + Sync + fmt::Debug {
+    /// Checks that `step` may run for `target` (allowlist, mapped account), without running it.
+    fn check(&self, step: &Step, target: &Target) -> Result<()>;
+
+    /// Runs `step` for `target`. A command that ran and failed is `Ok` with
+    /// [`StepStatus::Failed`]; `Err` means it could not be run at all.
+    async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome>;
+
+    /// Whether this executor only records what would run.
+    fn is_dry_run(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait]
+impl<T: CommandExecutor + ?Sized> CommandExecutor for Arc<T> {
+    fn check(&self, step: &Step, target: &Target) -> Result<()> {
+        (**self).check(step, target)
+    }
+    async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
+        (**self).execute(step, target).await
+    }
+    fn is_dry_run(&self) -> bool {
+        (**self).is_dry_run()
+    }
+}
+
+#[async_trait]
+impl<T: CommandExecutor + ?Sized> CommandExecutor for Box<T> {
+    fn check(&self, step: &Step, target: &Target) -> Result<()> {
+        (**self).check(step, target)
+    }
+    async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
+        (**self).execute(step, target).await
+    }
+    fn is_dry_run(&self) -> bool {
+        (**self).is_dry_run()
+    }
+}

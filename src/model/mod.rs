@@ -1,0 +1,189 @@
+//! Typed, lenient wire models for what arrives on a queue: Prisma Cloud alert
+//! notifications and CloudTrail records (alone, in EventBridge envelopes, in
+//! `Records` log files, in CloudWatch Logs subscriptions, wrapped in SNS).
+//!
+//! Models are lenient where the wire is inconsistent (timestamps as strings or
+//! numbers, labels as arrays or JSON-in-a-string) and strict where it matters
+//! (an alert without an id is an error). Unknown fields stay reachable.
+
+pub mod cloudtrail;
+pub mod envelope;
+mod lenient;
+pub mod prisma;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub use cloudtrail::CloudTrailRecord;
+pub use envelope::{BodyFormat, Decoded, decode};
+pub use prisma::PrismaAlert;
+
+/// One decoded finding, ready to be gated and planned.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A Prisma Cloud alert notification.
+    PrismaAlert(Box<PrismaAlert>),
+    /// A CloudTrail record (from any of its envelopes).
+    CloudTrail(Box<CloudTrailRecord>),
+}
+
+/// The kind of an [`Event`], as written in audit records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A Prisma Cloud alert.
+    PrismaAlert,
+    /// A CloudTrail record.
+    Cloudtrail,
+    /// A body that could not be decoded.
+    Unknown,
+}
+
+impl EventKind {
+    /// The audit name: `prisma_alert`, `cloudtrail` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PrismaAlert => "prisma_alert",
+            EventKind::Cloudtrail => "cloudtrail",
+            EventKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Event {
+    /// The kind of this event.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::PrismaAlert(_) => EventKind::PrismaAlert,
+            Event::CloudTrail(_) => EventKind::Cloudtrail,
+        }
+    }
+
+    /// The Prisma alert id, for alerts.
+    pub fn alert_id(&self) -> Option<&str> {
+        match self {
+            Event::PrismaAlert(a) => Some(a.id()),
+            Event::CloudTrail(_) => None,
+        }
+    }
+
+    /// The CloudTrail `eventID`, for CloudTrail records.
+    pub fn event_id(&self) -> Option<&str> {
+        match self {
+            Event::PrismaAlert(_) => None,
+            Event::CloudTrail(r) => r.event_id(),
+        }
+    }
+
+    /// The key under which a completed remediation is remembered, so the same
+    /// finding delivered twice is not remediated twice: alert id + status for
+    /// alerts, `eventID` for CloudTrail records.
+    pub fn dedup_key(&self) -> Option<String> {
+        match self {
+            Event::PrismaAlert(a) => Some(format!(
+                "prisma:{}:{}",
+                a.id(),
+                a.status().unwrap_or("open")
+            )),
+            Event::CloudTrail(r) => r.event_id().map(|id| format!("cloudtrail:{id}")),
+        }
+    }
+
+    /// Where a remediation for this event must run.
+    pub fn target(&self) -> Target {
+        match self {
+            Event::PrismaAlert(a) => Target {
+                cloud: a.cloud_type().map(Cloud::parse).unwrap_or(Cloud::Aws),
+                account_id: a.account_id().map(str::to_owned),
+                region: a.region().map(str::to_owned),
+            },
+            Event::CloudTrail(r) => Target {
+                cloud: Cloud::Aws,
+                account_id: r.account_id().map(str::to_owned),
+                region: r.aws_region().map(str::to_owned),
+            },
+        }
+    }
+}
+
+/// The cloud an account lives in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Cloud {
+    /// Amazon Web Services.
+    Aws,
+    /// Microsoft Azure.
+    Azure,
+    /// Google Cloud.
+    Gcp,
+    /// Any other cloud, by the name the finding used (lowercased).
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl Cloud {
+    /// Parses a `cloudType` as Prisma Cloud writes it (`aws`, `azure`, `gcp`, `AWS`...).
+    pub fn parse(s: &str) -> Cloud {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "aws" | "amazon" => Cloud::Aws,
+            "azure" | "microsoft" => Cloud::Azure,
+            "gcp" | "gcloud" | "google" => Cloud::Gcp,
+            other => Cloud::Other(other.to_owned()),
+        }
+    }
+
+    /// The lowercase name used in audit records.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Cloud::Aws => "aws",
+            Cloud::Azure => "azure",
+            Cloud::Gcp => "gcp",
+            Cloud::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Cloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a plan runs: cloud, account (AWS account, Azure subscription, GCP
+/// project) and region. Executors map it to credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Target {
+    /// The cloud.
+    pub cloud: Cloud,
+    /// The account id, if the finding named one.
+    pub account_id: Option<String>,
+    /// The region, if the finding named one (`global` is kept as written).
+    pub region: Option<String>,
+}
+
+impl Target {
+    /// A target in `cloud` for `account_id`, without a region.
+    pub fn new(cloud: Cloud, account_id: impl Into<Option<String>>) -> Self {
+        Target {
+            cloud,
+            account_id: account_id.into(),
+            region: None,
+        }
+    }
+
+    /// Sets the region.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+}

@@ -1,0 +1,241 @@
+//! Planning: turning events into a [`Plan`] of ordered steps, or a [`Skip`] with
+//! a reason.
+//!
+//! A [`RemediationPlanner`] plans a batch of events at once, so a planner backed
+//! by an API can make one call for many alerts.
+
+pub mod alert_cli;
+
+use crate::error::Result;
+use crate::executor::Command;
+use crate::model::{Event, Target};
+use async_trait::async_trait;
+use serde::Serialize;
+use std::fmt;
+use std::sync::Arc;
+
+pub use alert_cli::AlertCliPlanner;
+
+/// One step of a plan: a command and why it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Step {
+    /// The command to run (an argv, never a shell string).
+    pub command: Command,
+    /// A human description, if the planner had one.
+    pub description: Option<String>,
+}
+
+impl Step {
+    /// A step running `command`.
+    pub fn new(command: Command) -> Self {
+        Step {
+            command,
+            description: None,
+        }
+    }
+
+    /// Sets the description.
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+}
+
+/// An ordered list of steps for one event, run in `target`'s context. Execution
+/// stops at the first failed step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Plan {
+    /// Which planner made this plan (`alert-cli`, `prisma`...).
+    pub planner: String,
+    /// A human description (for Prisma, the API's `cliDescription`).
+    pub description: Option<String>,
+    /// Where the steps run.
+    pub target: Target,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// A plan by `planner` running `steps` in `target`.
+    pub fn new(planner: impl Into<String>, target: Target, steps: Vec<Step>) -> Self {
+        Plan {
+            planner: planner.into(),
+            description: None,
+            target,
+            steps,
+        }
+    }
+
+    /// Sets the description.
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+}
+
+/// Why an event is deliberately not remediated. A skipped delivery is acked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// The alert is not open (resolved, dismissed, snoozed).
+    NotOpen,
+    /// Prisma Cloud says the alert is not remediable.
+    NotRemediable,
+    /// Prisma Cloud's test notification (`T-0`).
+    TestNotification,
+    /// The same finding was already remediated (or is being remediated).
+    Duplicate,
+    /// No planner has anything to run for this event.
+    NoRemediation,
+    /// The event was caused by the remediator itself, or filtered out by a rule.
+    Ignored,
+}
+
+impl SkipReason {
+    /// The reason code written in audit records.
+    pub fn code(self) -> &'static str {
+        match self {
+            SkipReason::NotOpen => "not_open",
+            SkipReason::NotRemediable => "not_remediable",
+            SkipReason::TestNotification => "test_notification",
+            SkipReason::Duplicate => "duplicate",
+            SkipReason::NoRemediation => "no_remediation",
+            SkipReason::Ignored => "ignored",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A deliberate decision not to remediate, with a reason code and detail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Skip {
+    /// The reason code.
+    pub reason: SkipReason,
+    /// Human detail.
+    pub detail: String,
+}
+
+impl Skip {
+    /// A skip for `reason` with `detail`.
+    pub fn new(reason: SkipReason, detail: impl Into<String>) -> Self {
+        Skip {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What a planner decided for one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Run these steps.
+    Plan(Plan),
+    /// Do nothing, deliberately.
+    Skip(Skip),
+}
+
+/// Turns events into plans.
+///
+/// `plan` returns exactly one result per input event, in the same order. An
+/// `Err` means planning failed (temporary errors are retried by redelivery;
+/// [`Error::UnsafeCommand`](crate::Error::UnsafeCommand) rejects the event).
+#[async_trait]
+pub trait RemediationPlanner: Send + Sync + fmt::Debug {
+    /// The planner's name, as used on the command line and in audit records.
+    fn name(&self) -> &str;
+
+    /// Plans a batch of events at once.
+    async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>>;
+}
+
+#[async_trait]
+impl<T: RemediationPlanner + ?Sized> RemediationPlanner for Arc<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>> {
+        (**self).plan(events).await
+    }
+}
+
+#[async_trait]
+impl<T: RemediationPlanner + ?Sized> RemediationPlanner for Box<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>> {
+        (**self).plan(events).await
+    }
+}
+
+/// Asks several planners in order: for each event, the first planner that
+/// returns a plan (or an error, or a skip other than
+/// [`SkipReason::NoRemediation`]) decides; if every planner has nothing to run,
+/// the event is skipped with `no_remediation`.
+#[derive(Debug)]
+pub struct PlannerChain {
+    planners: Vec<Box<dyn RemediationPlanner>>,
+    name: String,
+}
+
+impl PlannerChain {
+    /// A chain of `planners`, asked in order.
+    pub fn new(planners: Vec<Box<dyn RemediationPlanner>>) -> Self {
+        let name = planners
+            .iter()
+            .map(|p| p.name().to_owned())
+            .collect::<Vec<_>>()
+            .join("+");
+        PlannerChain { planners, name }
+    }
+}
+
+#[async_trait]
+impl RemediationPlanner for PlannerChain {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>> {
+        let mut results: Vec<Option<Result<Decision>>> = (0..events.len()).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..events.len()).collect();
+        for planner in &self.planners {
+            if pending.is_empty() {
+                break;
+            }
+            let batch: Vec<Event> = pending.iter().map(|&i| events[i].clone()).collect();
+            let answers = planner.plan(&batch).await;
+            let mut still = Vec::new();
+            for (&i, answer) in pending.iter().zip(answers) {
+                match answer {
+                    Ok(Decision::Skip(s)) if s.reason == SkipReason::NoRemediation => {
+                        still.push(i);
+                        results[i].get_or_insert(Ok(Decision::Skip(s)));
+                    }
+                    other => results[i] = Some(other),
+                }
+            }
+            pending = still;
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Ok(Decision::Skip(Skip::new(
+                        SkipReason::NoRemediation,
+                        "no planner configured",
+                    )))
+                })
+            })
+            .collect()
+    }
+}

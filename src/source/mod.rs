@@ -1,0 +1,1 @@
+//! Sources of deliveries. (written by the engine author)
