@@ -1,1 +1,883 @@
-//! The worker engine. (written by the engine author)
+//! The worker: source → decode → gate → plan → execute → settle → audit.
+//!
+//! The [`Engine`] owns the delivery semantics: a delivery is acked only after
+//! its plan ran to the end or it was deliberately skipped; a failed step nacks
+//! with backoff; poison (undecodable, unsafe, failed too often) is
+//! dead-lettered with its body in the audit record. Concurrency, in-flight
+//! deliveries and read-ahead are bounded; leases are extended while steps run;
+//! cancelling stops receiving and releases what has not started.
+
+pub mod audit;
+pub mod backoff;
+pub mod dedup;
+pub mod lease;
+pub mod stats;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::executor::{CommandExecutor, StepOutcome, StepStatus};
+use crate::model::{Event, EventKind, decode};
+use crate::planner::{Decision, Plan, RemediationPlanner, Skip, SkipReason};
+use crate::redact::redact;
+use crate::source::{
+    AlertSource, Capabilities, DeadLetterOutcome, Delivery, file::TRUNCATED_ATTRIBUTE,
+};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub use audit::{
+    AuditDecision, AuditRecord, AuditSink, AuditStep, JsonLinesAudit, MemoryAudit, NoAudit,
+    SettleAction, TeeAudit,
+};
+pub use backoff::Backoff;
+pub use dedup::{Claim, DedupStore, MemoryDedup};
+pub use lease::LeasePolicy;
+pub use stats::{Counter, Stats, Summary};
+
+/// Engine settings. `Default` is a sensible production setup.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// Deliveries in flight at once (received and not yet settled). Default 8.
+    pub concurrency: usize,
+    /// The most deliveries asked for per receive call. Default 10.
+    pub receive_batch: usize,
+    /// A delivery that fails on its `max_deliveries`-th delivery is
+    /// dead-lettered instead of nacked. Default 5.
+    pub max_deliveries: u32,
+    /// Retry delay after a failure, by delivery count.
+    pub retry: Backoff,
+    /// Delay between failed receive calls.
+    pub receive_retry: Backoff,
+    /// How leases are extended while steps run.
+    pub lease: LeasePolicy,
+    /// How long a dedup claim lasts before another worker may take over.
+    pub dedup_lease: Duration,
+    /// How long a completed finding is remembered. Default 24 h.
+    pub dedup_ttl: Duration,
+    /// In dry run, settle deliveries as a real run would (default: settle
+    /// nothing, so a dry run leaves the queue as it found it).
+    pub settle_in_dry_run: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            concurrency: 8,
+            receive_batch: 10,
+            max_deliveries: 5,
+            retry: Backoff::default(),
+            receive_retry: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            lease: LeasePolicy::default(),
+            dedup_lease: Duration::from_secs(15 * 60),
+            dedup_ttl: Duration::from_secs(24 * 3600),
+            settle_in_dry_run: false,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Sets the concurrency (at least 1).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+    /// Sets the receive batch size (at least 1).
+    pub fn with_receive_batch(mut self, n: usize) -> Self {
+        self.receive_batch = n.max(1);
+        self
+    }
+    /// Sets the delivery count at which a failing delivery is dead-lettered.
+    pub fn with_max_deliveries(mut self, n: u32) -> Self {
+        self.max_deliveries = n.max(1);
+        self
+    }
+    /// Sets the retry schedule.
+    pub fn with_retry(mut self, retry: Backoff) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// Sets the lease policy.
+    pub fn with_lease(mut self, lease: LeasePolicy) -> Self {
+        self.lease = lease;
+        self
+    }
+    /// Settle deliveries in dry run too.
+    pub fn with_settle_in_dry_run(mut self, yes: bool) -> Self {
+        self.settle_in_dry_run = yes;
+        self
+    }
+}
+
+/// Builds an [`Engine`].
+#[derive(Debug)]
+pub struct EngineBuilder {
+    source: Arc<dyn AlertSource>,
+    planner: Arc<dyn RemediationPlanner>,
+    executor: Arc<dyn CommandExecutor>,
+    dedup: Arc<dyn DedupStore>,
+    audit: Arc<dyn AuditSink>,
+    stats: Arc<Stats>,
+    config: EngineConfig,
+}
+
+impl EngineBuilder {
+    /// Sets the configuration.
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+    /// Sets the dedup store (default: in-memory).
+    pub fn dedup(mut self, dedup: Arc<dyn DedupStore>) -> Self {
+        self.dedup = dedup;
+        self
+    }
+    /// Sets the audit sink (default: none).
+    pub fn audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = audit;
+        self
+    }
+    /// Shares a stats handle (e.g. with backends counting API calls).
+    pub fn stats(mut self, stats: Arc<Stats>) -> Self {
+        self.stats = stats;
+        self
+    }
+    /// Builds the engine.
+    pub fn build(self) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                caps: self.source.capabilities(),
+                source: self.source,
+                planner: self.planner,
+                executor: self.executor,
+                dedup: self.dedup,
+                audit: self.audit,
+                stats: self.stats,
+                config: self.config,
+            }),
+        }
+    }
+}
+
+/// The remediation worker. Cheap to clone; `run` may be called once at a time.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("source", &self.inner.source)
+            .field("planner", &self.inner.planner.name())
+            .field("executor", &self.inner.executor)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    source: Arc<dyn AlertSource>,
+    planner: Arc<dyn RemediationPlanner>,
+    executor: Arc<dyn CommandExecutor>,
+    dedup: Arc<dyn DedupStore>,
+    audit: Arc<dyn AuditSink>,
+    stats: Arc<Stats>,
+    config: EngineConfig,
+    caps: Capabilities,
+}
+
+impl Engine {
+    /// A builder wiring `source`, `planner` and `executor`.
+    pub fn builder(
+        source: Arc<dyn AlertSource>,
+        planner: Arc<dyn RemediationPlanner>,
+        executor: Arc<dyn CommandExecutor>,
+    ) -> EngineBuilder {
+        EngineBuilder {
+            source,
+            planner,
+            executor,
+            dedup: Arc::new(MemoryDedup::default()),
+            audit: Arc::new(NoAudit),
+            stats: Arc::new(Stats::new()),
+            config: EngineConfig::default(),
+        }
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.inner.stats
+    }
+
+    /// Runs until the source is exhausted or `cancel` fires, then waits for
+    /// in-flight deliveries to finish or be released, and returns the counters.
+    ///
+    /// Returns an error only for a permanent source failure (an unreadable
+    /// file, a queue that does not exist); everything that happens to a single
+    /// delivery is settled and audited instead.
+    pub async fn run(&self, cancel: CancellationToken) -> Result<Summary> {
+        let inner = &self.inner;
+        let cfg = &inner.config;
+        let batch_max = cfg.receive_batch.min(inner.caps.max_batch.max(1)).max(1);
+        let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        let mut receive_failures = 0u32;
+        let mut fatal = None;
+        loop {
+            while let Some(done) = tasks.try_join_next() {
+                log_join(done);
+            }
+            if cancel.is_cancelled() {
+                break;
+            }
+            let first = tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                p = Arc::clone(&permits).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let mut held = vec![first];
+            while held.len() < batch_max {
+                match Arc::clone(&permits).try_acquire_owned() {
+                    Ok(p) => held.push(p),
+                    Err(_) => break,
+                }
+            }
+            let received = tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                r = inner.source.receive(held.len()) => r,
+            };
+            match received {
+                Err(e) => {
+                    inner.stats.incr(Counter::ReceiveErrors);
+                    if !e.is_temporary() {
+                        tracing::error!(source = inner.source.name(), error = %e, "source failed permanently");
+                        fatal = Some(e);
+                        break;
+                    }
+                    receive_failures += 1;
+                    let delay = cfg.receive_retry.delay(receive_failures, "receive");
+                    tracing::warn!(source = inner.source.name(), error = %e, ?delay, "receive failed; retrying");
+                    drop(held);
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+                Ok(batch) if batch.is_empty() => {
+                    drop(held);
+                    if inner.source.is_exhausted() {
+                        // In-flight deliveries may still be nacked and come back.
+                        while let Some(done) = tasks.join_next().await {
+                            log_join(done);
+                        }
+                        if inner.source.is_exhausted() {
+                            break;
+                        }
+                    }
+                }
+                Ok(mut batch) => {
+                    receive_failures = 0;
+                    inner.stats.add(Counter::Received, batch.len() as u64);
+                    // A source returning more than asked still gets a permit per delivery.
+                    while held.len() < batch.len() {
+                        match Arc::clone(&permits).acquire_owned().await {
+                            Ok(p) => held.push(p),
+                            Err(_) => break,
+                        }
+                    }
+                    held.truncate(batch.len());
+                    let work: Vec<(Delivery, OwnedSemaphorePermit)> =
+                        batch.drain(..).zip(held).collect();
+                    let inner = Arc::clone(inner);
+                    let cancel = cancel.clone();
+                    tasks.spawn(async move { inner.handle_batch(work, cancel).await });
+                }
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            log_join(done);
+        }
+        if let Err(e) = inner.audit.flush() {
+            tracing::error!(error = %e, "flushing the audit trail failed");
+        }
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok(inner.stats.snapshot()),
+        }
+    }
+}
+
+fn log_join(done: std::result::Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        tracing::error!(error = %e, "delivery task failed");
+    }
+}
+
+/// The fate of one event of a delivery.
+#[derive(Debug)]
+struct EventResult {
+    decision: AuditDecision,
+    code: &'static str,
+    detail: String,
+    steps: Vec<AuditStep>,
+    planner: Option<String>,
+    /// For a failure or an in-progress duplicate: the settle delay to use.
+    retry_now: bool,
+    /// The dedup key held for this event, to complete or release.
+    claim: Option<String>,
+}
+
+impl EventResult {
+    fn new(decision: AuditDecision, code: &'static str, detail: impl Into<String>) -> Self {
+        EventResult {
+            decision,
+            code,
+            detail: detail.into(),
+            steps: Vec::new(),
+            planner: None,
+            retry_now: false,
+            claim: None,
+        }
+    }
+
+    fn skip(skip: &Skip) -> Self {
+        Self::new(
+            AuditDecision::Skipped,
+            skip.reason.code(),
+            skip.detail.clone(),
+        )
+    }
+
+    /// Orders results so the delivery is settled by its worst event.
+    fn severity(&self) -> u8 {
+        match self.decision {
+            AuditDecision::Failed => 4,
+            AuditDecision::Rejected => 3,
+            AuditDecision::Executed | AuditDecision::Planned => 2,
+            AuditDecision::Skipped if self.code == "duplicate" && self.retry_now => 2,
+            AuditDecision::Skipped => 1,
+        }
+    }
+}
+
+/// One delivery moving through the pipeline.
+struct Work {
+    delivery: Delivery,
+    _permit: OwnedSemaphorePermit,
+    events: Vec<Event>,
+    /// Per event: a decision already made (gate, dedup) or `None` = needs planning.
+    gated: Vec<Option<EventResult>>,
+    undecodable: Option<String>,
+}
+
+fn reason_code(e: &Error) -> &'static str {
+    match e.kind() {
+        ErrorKind::UnsafeCommand => "unsafe_command",
+        ErrorKind::UnmappedAccount => "unmapped_account",
+        ErrorKind::Decode => "undecodable",
+        ErrorKind::Cancelled => "cancelled",
+        _ => "step_failed",
+    }
+}
+
+fn is_rejection(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::UnsafeCommand | ErrorKind::UnmappedAccount | ErrorKind::Decode
+    )
+}
+
+fn gate(event: &Event) -> Option<Skip> {
+    let Event::PrismaAlert(alert) = event else {
+        return None;
+    };
+    if alert.is_test_notification() {
+        return Some(Skip::new(
+            SkipReason::TestNotification,
+            "Prisma Cloud test notification",
+        ));
+    }
+    if !alert.is_open() {
+        return Some(Skip::new(
+            SkipReason::NotOpen,
+            format!("alert status is {}", alert.status().unwrap_or("unknown")),
+        ));
+    }
+    if alert.remediable() == Some(false) {
+        return Some(Skip::new(
+            SkipReason::NotRemediable,
+            "metadata.remediable is false",
+        ));
+    }
+    None
+}
+
+impl Inner {
+    fn dry_run(&self) -> bool {
+        self.executor.is_dry_run()
+    }
+
+    async fn handle_batch(
+        self: Arc<Self>,
+        batch: Vec<(Delivery, OwnedSemaphorePermit)>,
+        cancel: CancellationToken,
+    ) {
+        // Decode and gate every delivery.
+        let mut works = Vec::with_capacity(batch.len());
+        for (delivery, permit) in batch {
+            works.push(self.decode_and_gate(delivery, permit).await);
+        }
+        // Plan everything that passed the gate in one call.
+        let mut to_plan = Vec::new();
+        let mut slots = Vec::new();
+        for (wi, w) in works.iter().enumerate() {
+            for (ei, g) in w.gated.iter().enumerate() {
+                if g.is_none() {
+                    to_plan.push(w.events[ei].clone());
+                    slots.push((wi, ei));
+                }
+            }
+        }
+        let mut plans: Vec<Vec<Option<Result<Decision>>>> = works
+            .iter()
+            .map(|w| (0..w.events.len()).map(|_| None).collect())
+            .collect();
+        if !to_plan.is_empty() {
+            let mut answers = self.planner.plan(&to_plan).await.into_iter();
+            for &(wi, ei) in &slots {
+                plans[wi][ei] = Some(answers.next().unwrap_or_else(|| {
+                    Err(Error::Backend {
+                        backend: "planner",
+                        message: format!(
+                            "planner {} returned fewer decisions than events",
+                            self.planner.name()
+                        ),
+                        temporary: true,
+                        source: None,
+                    })
+                }));
+            }
+        }
+        // Execute each delivery concurrently; each holds its permit until settled.
+        let mut running = JoinSet::new();
+        for (work, decisions) in works.into_iter().zip(plans) {
+            let inner = Arc::clone(&self);
+            let cancel = cancel.clone();
+            let span = tracing::info_span!(
+                "delivery",
+                message_id = work.delivery.message_id(),
+                alert_id = work.events.first().and_then(Event::alert_id),
+                event_id = work.events.first().and_then(Event::event_id),
+                account = work
+                    .events
+                    .first()
+                    .and_then(|e| e.target().account_id)
+                    .as_deref(),
+            );
+            running
+                .spawn(async move { inner.finish(work, decisions, cancel).await }.instrument(span));
+        }
+        while let Some(done) = running.join_next().await {
+            log_join(done);
+        }
+    }
+
+    async fn decode_and_gate(&self, delivery: Delivery, permit: OwnedSemaphorePermit) -> Work {
+        let mut work = Work {
+            delivery,
+            _permit: permit,
+            events: Vec::new(),
+            gated: Vec::new(),
+            undecodable: None,
+        };
+        if let Some(limit) = work.delivery.attributes().get(TRUNCATED_ATTRIBUTE) {
+            work.undecodable = Some(format!("message longer than {limit} bytes (truncated)"));
+            return work;
+        }
+        match decode(work.delivery.body()) {
+            Err(e) => work.undecodable = Some(e.to_string()),
+            Ok(decoded) if decoded.events.is_empty() => {
+                work.undecodable = Some(format!("{:?} body carries no event", decoded.format));
+            }
+            Ok(decoded) => {
+                for event in decoded.events {
+                    let gated = match gate(&event) {
+                        Some(skip) => Some(EventResult::skip(&skip)),
+                        None => self.claim(&event).await,
+                    };
+                    work.events.push(event);
+                    work.gated.push(gated);
+                }
+            }
+        }
+        work
+    }
+
+    /// Takes the event's dedup claim; `Some` if the event must not be planned.
+    async fn claim(&self, event: &Event) -> Option<EventResult> {
+        let key = event.dedup_key()?;
+        match self.dedup.claim(&key, self.config.dedup_lease).await {
+            Ok(Claim::Claimed) => None,
+            Ok(Claim::AlreadyDone) => Some(EventResult::new(
+                AuditDecision::Skipped,
+                SkipReason::Duplicate.code(),
+                "already remediated",
+            )),
+            Ok(Claim::InProgress) => {
+                let mut r = EventResult::new(
+                    AuditDecision::Skipped,
+                    SkipReason::Duplicate.code(),
+                    "being remediated by another delivery; retry later",
+                );
+                r.retry_now = true;
+                Some(r)
+            }
+            // Without the dedup store "once" cannot be promised: retry later.
+            Err(e) => Some(EventResult::new(
+                AuditDecision::Failed,
+                "dedup_unavailable",
+                e.to_string(),
+            )),
+        }
+    }
+
+    async fn finish(
+        &self,
+        work: Work,
+        decisions: Vec<Option<Result<Decision>>>,
+        cancel: CancellationToken,
+    ) {
+        let Work {
+            delivery,
+            _permit,
+            events,
+            gated,
+            undecodable,
+        } = work;
+        let mut record = AuditRecord::new(
+            self.source.name(),
+            delivery.message_id(),
+            delivery.delivery_count(),
+        );
+        if let Some(why) = undecodable {
+            tracing::warn!(reason = %why, "undecodable delivery");
+            let result = EventResult::new(AuditDecision::Rejected, "undecodable", why);
+            self.settle(delivery, record, result).await;
+            return;
+        }
+        let mut results = Vec::with_capacity(events.len());
+        for ((event, gated), decision) in events.iter().zip(gated).zip(decisions) {
+            let result = match gated {
+                Some(r) => r,
+                None => {
+                    let mut r = self.run_event(decision, &delivery, &cancel).await;
+                    r.claim = event.dedup_key();
+                    r
+                }
+            };
+            results.push(result);
+        }
+        // Complete or release dedup claims.
+        for r in &results {
+            if let Some(key) = &r.claim {
+                let outcome = match r.decision {
+                    AuditDecision::Executed | AuditDecision::Planned => {
+                        self.dedup.complete(key, self.config.dedup_ttl).await
+                    }
+                    _ => self.dedup.release(key).await,
+                };
+                if let Err(e) = outcome {
+                    tracing::warn!(key, error = %e, "dedup store update failed");
+                }
+            }
+        }
+        record.kind = events.first().map_or(EventKind::Unknown, Event::kind);
+        if events.len() > 1 {
+            record.events = Some(events.len());
+        }
+        // The delivery is settled by its worst event; the record describes that event.
+        let worst = results
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, r)| (r.severity(), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        if let Some(event) = events.get(worst) {
+            record.alert_id = event.alert_id().map(str::to_owned);
+            record.event_id = event.event_id().map(str::to_owned);
+            let target = event.target();
+            record.account_id = target.account_id;
+            record.cloud = Some(target.cloud.to_string());
+        }
+        let mut steps = Vec::new();
+        for r in &mut results {
+            steps.append(&mut r.steps);
+        }
+        record.steps = steps;
+        let result = results.swap_remove(worst.min(results.len().saturating_sub(1)));
+        self.settle(delivery, record, result).await;
+    }
+
+    /// Plans have been made; run one event's plan (or record why not).
+    async fn run_event(
+        &self,
+        decision: Option<Result<Decision>>,
+        delivery: &Delivery,
+        cancel: &CancellationToken,
+    ) -> EventResult {
+        let decision = match decision {
+            Some(d) => d,
+            None => Err(Error::Backend {
+                backend: "planner",
+                message: "event was not planned".into(),
+                temporary: true,
+                source: None,
+            }),
+        };
+        let plan = match decision {
+            Ok(Decision::Skip(skip)) => return EventResult::skip(&skip),
+            Ok(Decision::Plan(plan)) => plan,
+            Err(e) if is_rejection(&e) => {
+                return EventResult::new(AuditDecision::Rejected, reason_code(&e), e.to_string());
+            }
+            Err(e) => {
+                let code = if e.is_temporary() {
+                    "planner_unavailable"
+                } else {
+                    "planner_error"
+                };
+                return EventResult::new(AuditDecision::Failed, code, e.to_string());
+            }
+        };
+        if plan.steps.is_empty() {
+            return EventResult::new(
+                AuditDecision::Skipped,
+                SkipReason::NoRemediation.code(),
+                format!("{} planned no step", plan.planner),
+            );
+        }
+        self.execute_plan(&plan, delivery, cancel).await
+    }
+
+    async fn execute_plan(
+        &self,
+        plan: &Plan,
+        delivery: &Delivery,
+        cancel: &CancellationToken,
+    ) -> EventResult {
+        let mut steps: Vec<AuditStep> = plan
+            .steps
+            .iter()
+            .map(|s| AuditStep {
+                argv: s.command.argv().to_vec(),
+                status: StepStatus::NotRun,
+                exit_code: None,
+                duration_ms: 0,
+                context: Default::default(),
+                stderr: None,
+            })
+            .collect();
+        let with = |mut r: EventResult, steps: Vec<AuditStep>| {
+            r.steps = steps;
+            r.planner = Some(plan.planner.clone());
+            r
+        };
+        // Refuse the whole plan before anything runs.
+        for (i, step) in plan.steps.iter().enumerate() {
+            if let Err(e) = self.executor.check(step, &plan.target) {
+                let decision = if is_rejection(&e) {
+                    AuditDecision::Rejected
+                } else {
+                    AuditDecision::Failed
+                };
+                let r = EventResult::new(decision, reason_code(&e), format!("step {}: {e}", i + 1));
+                return with(r, steps);
+            }
+        }
+        let dry = self.dry_run();
+        for (i, step) in plan.steps.iter().enumerate() {
+            if cancel.is_cancelled() {
+                let mut r = EventResult::new(
+                    AuditDecision::Failed,
+                    "cancelled",
+                    format!("worker stopping before step {}", i + 1),
+                );
+                r.retry_now = true;
+                return with(r, steps);
+            }
+            self.stats.incr(Counter::StepsRun);
+            let run = self.executor.execute(step, &plan.target);
+            let outcome =
+                lease::keep_leased(run, delivery, &self.caps, &self.config.lease, &self.stats)
+                    .await;
+            match outcome {
+                Ok(o) => {
+                    let failed = o.status == StepStatus::Failed;
+                    steps[i] = audit_step(&steps[i].argv, &o);
+                    if failed {
+                        self.stats.incr(Counter::StepsFailed);
+                        let tail = o.stderr_tail.lines().last().unwrap_or("").trim().to_owned();
+                        let exit = o
+                            .exit_code
+                            .map_or_else(|| "was killed".to_owned(), |c| format!("exited {c}"));
+                        let detail = if tail.is_empty() {
+                            format!("step {} {exit}", i + 1)
+                        } else {
+                            format!("step {} {exit}: {}", i + 1, redact(&tail))
+                        };
+                        return with(
+                            EventResult::new(AuditDecision::Failed, "step_failed", detail),
+                            steps,
+                        );
+                    }
+                }
+                Err(e) => {
+                    self.stats.incr(Counter::StepsFailed);
+                    steps[i].status = StepStatus::Failed;
+                    let decision = if is_rejection(&e) {
+                        AuditDecision::Rejected
+                    } else {
+                        AuditDecision::Failed
+                    };
+                    let r =
+                        EventResult::new(decision, reason_code(&e), format!("step {}: {e}", i + 1));
+                    return with(r, steps);
+                }
+            }
+        }
+        let (decision, code) = if dry {
+            (AuditDecision::Planned, "planned")
+        } else {
+            (AuditDecision::Executed, "executed")
+        };
+        let mut r = EventResult::new(decision, code, String::new());
+        if let Some(d) = &plan.description {
+            r.detail = d.clone();
+        }
+        with(r, steps)
+    }
+
+    /// Settles the delivery according to `result` and writes the audit record.
+    async fn settle(&self, delivery: Delivery, mut record: AuditRecord, result: EventResult) {
+        let count = delivery.delivery_count();
+        let cfg = &self.config;
+        enum Action {
+            Ack,
+            Nack(Duration),
+            DeadLetter(String),
+        }
+        let action = match result.decision {
+            AuditDecision::Executed | AuditDecision::Planned => Action::Ack,
+            AuditDecision::Skipped if result.retry_now => {
+                Action::Nack(cfg.retry.delay(count, delivery.message_id()))
+            }
+            AuditDecision::Skipped => Action::Ack,
+            AuditDecision::Rejected => {
+                Action::DeadLetter(format!("{}: {}", result.code, result.detail))
+            }
+            AuditDecision::Failed if result.retry_now => Action::Nack(Duration::ZERO),
+            AuditDecision::Failed if count >= cfg.max_deliveries => Action::DeadLetter(format!(
+                "{} after {count} deliveries: {}",
+                result.code, result.detail
+            )),
+            AuditDecision::Failed => Action::Nack(cfg.retry.delay(count, delivery.message_id())),
+        };
+        record.decision = result.decision;
+        record.reason_code = Some(result.code.to_owned());
+        record.reason = Some(if result.detail.is_empty() {
+            result.code.to_owned()
+        } else {
+            format!("{}: {}", result.code, result.detail)
+        });
+        record.planner = result.planner;
+        record.steps = if record.steps.is_empty() {
+            result.steps
+        } else {
+            record.steps
+        };
+        let counter = match result.decision {
+            AuditDecision::Executed => Counter::Executed,
+            AuditDecision::Planned => Counter::Planned,
+            AuditDecision::Skipped => Counter::Skipped,
+            AuditDecision::Failed => Counter::Failed,
+            AuditDecision::Rejected => Counter::Rejected,
+        };
+        self.stats.incr(counter);
+
+        let settle_for_real = !self.dry_run() || cfg.settle_in_dry_run;
+        let mut keep_body = matches!(action, Action::DeadLetter(_))
+            || (matches!(action, Action::Nack(_)) && !self.caps.redelivery);
+        let body = delivery.body().clone();
+        if !settle_for_real {
+            record.settle = SettleAction::None;
+            // Nothing was settled; a would-be dead letter still shows its body.
+            keep_body = matches!(action, Action::DeadLetter(_));
+        } else {
+            let outcome = match action {
+                Action::Ack => {
+                    record.settle = SettleAction::Ack;
+                    delivery.ack().await.map(|()| Counter::Acked)
+                }
+                Action::Nack(d) => {
+                    record.settle = SettleAction::Nack;
+                    delivery.nack(d).await.map(|()| Counter::Nacked)
+                }
+                Action::DeadLetter(reason) => {
+                    record.settle = SettleAction::DeadLetter;
+                    match delivery.dead_letter(&reason).await {
+                        Ok(how) => {
+                            record.dead_letter = Some(
+                                match how {
+                                    DeadLetterOutcome::Parked => "parked",
+                                    DeadLetterOutcome::LeftToRedrive => "left_to_redrive",
+                                    DeadLetterOutcome::AuditOnly => "audit_only",
+                                }
+                                .to_owned(),
+                            );
+                            Ok(Counter::DeadLettered)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match outcome {
+                Ok(c) => self.stats.incr(c),
+                Err(e) => {
+                    self.stats.incr(Counter::SettleErrors);
+                    tracing::warn!(error = %e, "settling the delivery failed");
+                    record.settle_error = Some(e.to_string());
+                    keep_body = true;
+                }
+            }
+        }
+        if keep_body {
+            record.set_body(&body);
+        }
+        if let Err(e) = self.audit.record(&record) {
+            tracing::error!(error = %e, "writing the audit record failed");
+        }
+        tracing::debug!(decision = record.decision.as_str(), reason = ?record.reason, "delivery settled");
+    }
+}
+
+/// Converts an executor outcome into its audit form.
+fn audit_step(argv: &[String], o: &StepOutcome) -> AuditStep {
+    AuditStep {
+        argv: argv.to_vec(),
+        status: o.status,
+        exit_code: o.exit_code,
+        duration_ms: u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
+        context: o.context.clone(),
+        stderr: (!o.stderr_tail.is_empty()).then(|| redact(&o.stderr_tail)),
+    }
+}

@@ -42,7 +42,9 @@ pub fn decode(body: &[u8]) -> Result<Decoded> {
         return Ok(Decoded {
             format: BodyFormat::CloudTrailRecord,
             sns: false,
-            events: vec![Event::CloudTrail(Box::new(CloudTrailRecord::from_slice(body)?))],
+            events: vec![Event::CloudTrail(Box::new(CloudTrailRecord::from_slice(
+                body,
+            )?))],
         });
     }
     Err(Error::decode("unrecognised body"))

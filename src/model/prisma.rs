@@ -41,7 +41,9 @@ impl PrismaAlert {
     }
     /// `metadata.remediable`, if sent.
     pub fn remediable(&self) -> Option<bool> {
-        self.raw.pointer("/metadata/remediable").and_then(Value::as_bool)
+        self.raw
+            .pointer("/metadata/remediable")
+            .and_then(Value::as_bool)
     }
     /// Whether this is Prisma Cloud's test notification (`T-0`).
     pub fn is_test_notification(&self) -> bool {

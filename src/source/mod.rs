@@ -1,1 +1,292 @@
-//! Sources of deliveries. (written by the engine author)
+//! Where deliveries come from: the [`AlertSource`] trait, the [`Delivery`] it
+//! hands out, and the one-shot settle verbs (ack, nack, extend, dead-letter).
+//!
+//! Core sources are always built: [`MemorySource`] (an in-process queue with
+//! real lease, redelivery and dead-letter semantics) and [`FileSource`] (JSON
+//! lines, CloudTrail `Records` files, gzip, stdin). Cloud queues live behind
+//! features.
+
+pub mod file;
+pub mod memory;
+
+use crate::error::Result;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+pub use file::{FileFormat, FileSource};
+pub use memory::{DeadLetter, MemorySource};
+
+/// What a source can do natively; the engine falls back where it cannot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Whether [`Delivery::extend`] does anything (the lease can be renewed).
+    pub extend: bool,
+    /// Whether a nacked delivery comes back (a file source does not redeliver).
+    pub redelivery: bool,
+    /// How dead-lettering works on this source.
+    pub dead_letter: DeadLetterMode,
+    /// How long a delivery stays leased before the source redelivers it, if it does.
+    pub lease: Option<Duration>,
+    /// The most deliveries one `receive` call can return.
+    pub max_batch: usize,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            extend: false,
+            redelivery: false,
+            dead_letter: DeadLetterMode::AuditOnly,
+            lease: None,
+            max_batch: 10,
+        }
+    }
+}
+
+/// How a source parks poison messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeadLetterMode {
+    /// The source moves the message to a dead-letter queue itself.
+    Native,
+    /// The source's redrive policy parks the message after its maximum delivery count.
+    Redrive,
+    /// The source cannot park messages: dead-lettering acks, and the body lives on
+    /// only in the audit record.
+    AuditOnly,
+}
+
+/// How a dead-letter request was carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeadLetterOutcome {
+    /// The message is in a dead-letter queue.
+    Parked,
+    /// The message was released for redelivery; the queue's redrive policy parks it.
+    LeftToRedrive,
+    /// The message was acked; its body is only in the audit record.
+    AuditOnly,
+}
+
+/// The settle verbs a source implements for one delivery. Called at most once
+/// per delivery for `ack`/`nack`/`dead_letter` (the [`Delivery`] API consumes
+/// itself), any number of times for `extend`.
+#[async_trait]
+pub trait Settle: Send + Sync + fmt::Debug {
+    /// Done: never deliver again.
+    async fn ack(&self) -> Result<()>;
+    /// Deliver again, no sooner than `retry_after`.
+    async fn nack(&self, retry_after: Duration) -> Result<()>;
+    /// Still working: keep the lease for another `by`.
+    async fn extend(&self, by: Duration) -> Result<()>;
+    /// Poison: park it with `reason`.
+    async fn dead_letter(&self, reason: &str) -> Result<DeadLetterOutcome>;
+}
+
+/// A settle handle that does nothing, for sources without acknowledgements
+/// (files, stdin) and for tests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoopSettle;
+
+#[async_trait]
+impl Settle for NoopSettle {
+    async fn ack(&self) -> Result<()> {
+        Ok(())
+    }
+    async fn nack(&self, _retry_after: Duration) -> Result<()> {
+        Ok(())
+    }
+    async fn extend(&self, _by: Duration) -> Result<()> {
+        Ok(())
+    }
+    async fn dead_letter(&self, _reason: &str) -> Result<DeadLetterOutcome> {
+        Ok(DeadLetterOutcome::AuditOnly)
+    }
+}
+
+/// One message handed out by a source, with its body, metadata and a one-shot
+/// settle handle. `ack`, `nack` and `dead_letter` consume the delivery, so a
+/// delivery cannot be settled twice.
+pub struct Delivery {
+    body: Bytes,
+    message_id: String,
+    delivery_count: u32,
+    first_seen: Option<SystemTime>,
+    attributes: BTreeMap<String, String>,
+    lease_deadline: Mutex<Option<Instant>>,
+    settle: Arc<dyn Settle>,
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("message_id", &self.message_id)
+            .field("delivery_count", &self.delivery_count)
+            .field("body_len", &self.body.len())
+            .field("attributes", &self.attributes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    /// A delivery of `body` under `message_id`, settled through `settle`.
+    pub fn new(
+        message_id: impl Into<String>,
+        body: impl Into<Bytes>,
+        settle: Arc<dyn Settle>,
+    ) -> Self {
+        Delivery {
+            body: body.into(),
+            message_id: message_id.into(),
+            delivery_count: 1,
+            first_seen: None,
+            attributes: BTreeMap::new(),
+            lease_deadline: Mutex::new(None),
+            settle,
+        }
+    }
+
+    /// A delivery whose settle verbs do nothing (files, tests).
+    pub fn detached(message_id: impl Into<String>, body: impl Into<Bytes>) -> Self {
+        Self::new(message_id, body, Arc::new(NoopSettle))
+    }
+
+    /// Sets how many times this message has been delivered (1 = first time).
+    pub fn with_delivery_count(mut self, count: u32) -> Self {
+        self.delivery_count = count.max(1);
+        self
+    }
+
+    /// Sets when the source first saw the message.
+    pub fn with_first_seen(mut self, at: SystemTime) -> Self {
+        self.first_seen = Some(at);
+        self
+    }
+
+    /// Adds a source attribute (message attributes, broker properties).
+    pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets when the lease on this delivery ends.
+    pub fn with_lease_deadline(self, deadline: Instant) -> Self {
+        if let Ok(mut d) = self.lease_deadline.lock() {
+            *d = Some(deadline);
+        }
+        self
+    }
+
+    /// The raw body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The source's message id.
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+
+    /// How many times this message has been delivered, 1 the first time.
+    pub fn delivery_count(&self) -> u32 {
+        self.delivery_count
+    }
+
+    /// When the source first saw the message, if it knows.
+    pub fn first_seen(&self) -> Option<SystemTime> {
+        self.first_seen
+    }
+
+    /// Source attributes.
+    pub fn attributes(&self) -> &BTreeMap<String, String> {
+        &self.attributes
+    }
+
+    /// When the current lease ends, if the source leases deliveries.
+    pub fn lease_deadline(&self) -> Option<Instant> {
+        self.lease_deadline.lock().ok().and_then(|d| *d)
+    }
+
+    /// Done: the message is never delivered again.
+    pub async fn ack(self) -> Result<()> {
+        self.settle.ack().await
+    }
+
+    /// Deliver again, no sooner than `retry_after`.
+    pub async fn nack(self, retry_after: Duration) -> Result<()> {
+        self.settle.nack(retry_after).await
+    }
+
+    /// Still working: keep the lease for another `by` from now.
+    pub async fn extend(&self, by: Duration) -> Result<()> {
+        self.settle.extend(by).await?;
+        if let Ok(mut d) = self.lease_deadline.lock() {
+            if d.is_some() {
+                *d = Some(Instant::now() + by);
+            }
+        }
+        Ok(())
+    }
+
+    /// Poison: park the message with `reason`.
+    pub async fn dead_letter(self, reason: &str) -> Result<DeadLetterOutcome> {
+        self.settle.dead_letter(reason).await
+    }
+}
+
+/// A source of deliveries.
+#[async_trait]
+pub trait AlertSource: Send + Sync + fmt::Debug {
+    /// A short name for audit records (`file:alerts.jsonl`, `memory`, `sqs:queue`).
+    fn name(&self) -> &str;
+
+    /// Up to `max` deliveries. Waits (long-polls) up to the source's wait time;
+    /// an empty result means idle, not finished (see [`is_exhausted`](Self::is_exhausted)).
+    async fn receive(&self, max: usize) -> Result<Vec<Delivery>>;
+
+    /// What the source can do natively.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Whether the source is finished: it will never return another delivery.
+    /// Queues are never exhausted; files are, at their end.
+    fn is_exhausted(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait]
+impl<T: AlertSource + ?Sized> AlertSource for Arc<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
+        (**self).receive(max).await
+    }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    fn is_exhausted(&self) -> bool {
+        (**self).is_exhausted()
+    }
+}
+
+#[async_trait]
+impl<T: AlertSource + ?Sized> AlertSource for Box<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
+        (**self).receive(max).await
+    }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    fn is_exhausted(&self) -> bool {
+        (**self).is_exhausted()
+    }
+}

@@ -1,0 +1,265 @@
+//! `remediate` — the configurable remediation worker.
+//!
+//! With no arguments it runs the bundled sample (`examples/data/sample-alerts.jsonl`)
+//! through the `alert-cli` planner and the dry-run executor, and prints what it
+//! would do. Point it at your own file or stdin, choose planners, map accounts to
+//! AWS profiles, and add `--execute` to run the commands for real:
+//!
+//! ```text
+//! cargo run --release --example remediate
+//! cargo run --release --example remediate -- --source file:alerts.jsonl \
+//!     --planner alert-cli --account-profile 123456789012=prod --audit audit.jsonl --execute
+//! ```
+//!
+//! Exit status 0 when the run completed, whatever the decisions; 2 on bad
+//! configuration or an unreadable source.
+
+use clap::Parser;
+use remediation::engine::{
+    AuditRecord, AuditSink, Engine, EngineConfig, JsonLinesAudit, Summary, TeeAudit,
+};
+use remediation::executor::{
+    CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, ProcessExecutor,
+};
+use remediation::planner::{AlertCliPlanner, PlannerChain, RemediationPlanner};
+use remediation::source::{AlertSource, FileSource};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The bundled sample: every gate case, a garbage line, a CloudTrail event, an SNS wrapper.
+const SAMPLE: &[u8] = include_bytes!("data/sample-alerts.jsonl");
+/// The account the bundled sample's alerts belong to.
+const SAMPLE_ACCOUNT: &str = "123456789012";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "remediate",
+    about = "Turn cloud security findings into safe, automatic fixes"
+)]
+struct Args {
+    /// Where deliveries come from: `file:PATH` (JSON lines or a CloudTrail Records
+    /// file, .gz too) or `stdin`. Default: the bundled sample.
+    #[arg(long)]
+    source: Option<String>,
+    /// Planner to ask, in order (repeatable): `alert-cli`.
+    #[arg(long = "planner", default_value = "alert-cli")]
+    planners: Vec<String>,
+    /// Run the commands (default: dry run, nothing runs and nothing is settled).
+    #[arg(long)]
+    execute: bool,
+    /// Append one JSON audit line per delivery to PATH.
+    #[arg(long)]
+    audit: Option<std::path::PathBuf>,
+    /// Map an AWS account to the profile its commands run with (repeatable).
+    #[arg(long = "account-profile", value_name = "ACCOUNT=PROFILE")]
+    account_profiles: Vec<String>,
+    /// Profile for accounts without a mapping (explicit opt-in; otherwise they are refused).
+    #[arg(long)]
+    default_profile: Option<String>,
+    /// Deliveries in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// `json`: the last stdout line is the summary as JSON. `text`: a summary line on stderr.
+    #[arg(long, value_parser = ["json", "text"], default_value = "text")]
+    summary: String,
+    /// Per-step timeout in seconds.
+    #[arg(long, default_value_t = 300)]
+    step_timeout: u64,
+    /// Dead-letter a failing delivery at this delivery count.
+    #[arg(long, default_value_t = 5)]
+    max_deliveries: u32,
+    /// In dry run, settle deliveries as a real run would.
+    #[arg(long)]
+    settle_in_dry_run: bool,
+    /// Do not print a line per delivery.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Prints one human line per delivery (and the argv of each step) to stdout.
+#[derive(Debug)]
+struct HumanAudit {
+    out: Mutex<std::io::Stdout>,
+}
+
+impl AuditSink for HumanAudit {
+    fn record(&self, r: &AuditRecord) -> remediation::Result<()> {
+        let id = r
+            .alert_id
+            .as_deref()
+            .or(r.event_id.as_deref())
+            .unwrap_or(&r.message_id);
+        let mut text = format!(
+            "{:<9} {:<14} {:<13} {}",
+            r.decision.as_str(),
+            id,
+            r.account_id.as_deref().unwrap_or("-"),
+            r.reason.as_deref().unwrap_or("")
+        );
+        for s in &r.steps {
+            let ctx: Vec<String> = s.context.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let argv = shlex::try_join(s.argv.iter().map(String::as_str))
+                .unwrap_or_else(|_| s.argv.join(" "));
+            text.push_str(&format!(
+                "\n    [{}] {} {}",
+                serde_json::to_value(s.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                ctx.join(" "),
+                argv
+            ));
+        }
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        writeln!(out, "{text}").map_err(|e| remediation::Error::io("writing to stdout", e))
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("remediate: {message}");
+    ExitCode::from(2)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let args = Args::parse();
+
+    let source: Arc<dyn AlertSource> = match args.source.as_deref() {
+        None => Arc::new(FileSource::reader("sample", std::io::Cursor::new(SAMPLE))),
+        Some("stdin" | "-") => Arc::new(FileSource::stdin()),
+        Some(spec) if spec.starts_with("file:") => {
+            match FileSource::open(FileSource::path_from_spec(spec)) {
+                Ok(s) => Arc::new(s),
+                Err(e) => return fail(e),
+            }
+        }
+        Some(other) => {
+            return fail(format!(
+                "unknown source {other:?}: expected file:PATH or stdin \
+                 (sqs:, servicebus: and pubsub: need their cargo features)"
+            ));
+        }
+    };
+
+    let mut contexts = ContextMap::new();
+    for pair in &args.account_profiles {
+        let Some((account, profile)) = pair.split_once('=') else {
+            return fail(format!(
+                "--account-profile {pair:?}: expected ACCOUNT=PROFILE"
+            ));
+        };
+        if account.trim().is_empty() || profile.trim().is_empty() {
+            return fail(format!(
+                "--account-profile {pair:?}: expected ACCOUNT=PROFILE"
+            ));
+        }
+        contexts = contexts.with_aws_profile(account.trim(), profile.trim());
+    }
+    if let Some(p) = &args.default_profile {
+        contexts = contexts.with_default_aws_profile(p);
+    }
+    if args.source.is_none() && args.account_profiles.is_empty() && args.default_profile.is_none() {
+        eprintln!(
+            "remediate: running the bundled sample; mapping its account {SAMPLE_ACCOUNT} to profile \
+             `default` for this demo (use --account-profile to map your own)"
+        );
+        contexts = contexts.with_aws_profile(SAMPLE_ACCOUNT, "default");
+    }
+
+    let policy = CommandPolicy::default();
+    let mut planners: Vec<Box<dyn RemediationPlanner>> = Vec::new();
+    for name in &args.planners {
+        match name.as_str() {
+            "alert-cli" => planners.push(Box::new(AlertCliPlanner::new(policy.clone()))),
+            other => {
+                return fail(format!(
+                    "unknown planner {other:?}: available: alert-cli \
+                     (prisma and cloudtrail come with their features)"
+                ));
+            }
+        }
+    }
+    let planner: Arc<dyn RemediationPlanner> = if planners.len() == 1 {
+        Arc::from(planners.remove(0))
+    } else {
+        Arc::new(PlannerChain::new(planners))
+    };
+
+    let executor: Arc<dyn CommandExecutor> = if args.execute {
+        Arc::new(
+            ProcessExecutor::new(policy, contexts)
+                .with_timeout(Duration::from_secs(args.step_timeout)),
+        )
+    } else {
+        Arc::new(DryRunExecutor::new(policy, contexts))
+    };
+
+    let mut sinks: Vec<Arc<dyn AuditSink>> = Vec::new();
+    if !args.quiet {
+        sinks.push(Arc::new(HumanAudit {
+            out: Mutex::new(std::io::stdout()),
+        }));
+    }
+    if let Some(path) = &args.audit {
+        match JsonLinesAudit::append(path) {
+            Ok(a) => sinks.push(Arc::new(a)),
+            Err(e) => return fail(e),
+        }
+    }
+
+    let config = EngineConfig::default()
+        .with_concurrency(args.concurrency)
+        .with_max_deliveries(args.max_deliveries)
+        .with_settle_in_dry_run(args.settle_in_dry_run);
+    let engine = Engine::builder(source, planner, executor)
+        .config(config)
+        .audit(Arc::new(TeeAudit::new(sinks)))
+        .build();
+
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("remediate: stopping: finishing or releasing in-flight deliveries");
+            on_signal.cancel();
+        }
+    });
+
+    let summary: Summary = match engine.run(cancel).await {
+        Ok(s) => s,
+        Err(e) => return fail(format!("source failed: {e}")),
+    };
+    if !args.execute && !args.quiet {
+        eprintln!(
+            "remediate: dry run: nothing was executed and nothing was settled (use --execute)"
+        );
+    }
+    match args.summary.as_str() {
+        "json" => match serde_json::to_string(&summary) {
+            Ok(line) => println!("{line}"),
+            Err(e) => return fail(e),
+        },
+        _ => eprintln!(
+            "remediate: received {} executed {} planned {} skipped {} failed {} rejected {} dead_lettered {}",
+            summary.received,
+            summary.executed,
+            summary.planned,
+            summary.skipped,
+            summary.failed,
+            summary.rejected,
+            summary.dead_lettered
+        ),
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,203 @@
+//! Counters for everything the engine decides and every settle and cloud API
+//! call it makes, readable while the worker runs and printed as a summary.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters. Cheap to update from many tasks.
+#[derive(Default)]
+pub struct Stats {
+    received: AtomicU64,
+    executed: AtomicU64,
+    planned: AtomicU64,
+    skipped: AtomicU64,
+    failed: AtomicU64,
+    rejected: AtomicU64,
+    dead_lettered: AtomicU64,
+    acked: AtomicU64,
+    nacked: AtomicU64,
+    extended: AtomicU64,
+    settle_errors: AtomicU64,
+    steps_run: AtomicU64,
+    steps_failed: AtomicU64,
+    receive_errors: AtomicU64,
+    api_calls: Mutex<BTreeMap<String, u64>>,
+}
+
+impl fmt::Debug for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.snapshot(), f)
+    }
+}
+
+/// Which counter to bump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Counter {
+    /// A delivery was received.
+    Received,
+    /// A delivery's plan ran to the end.
+    Executed,
+    /// Dry run: a delivery's plan would have run.
+    Planned,
+    /// A delivery was deliberately skipped.
+    Skipped,
+    /// A delivery's plan failed (it will be retried or dead-lettered).
+    Failed,
+    /// A delivery was refused (undecodable, unsafe command, unmapped account).
+    Rejected,
+    /// A delivery was dead-lettered.
+    DeadLettered,
+    /// A delivery was acked.
+    Acked,
+    /// A delivery was nacked.
+    Nacked,
+    /// A lease was extended.
+    Extended,
+    /// A settle call failed.
+    SettleErrors,
+    /// A step was started.
+    StepsRun,
+    /// A step failed.
+    StepsFailed,
+    /// A receive call failed.
+    ReceiveErrors,
+}
+
+impl Stats {
+    /// Fresh counters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn cell(&self, c: Counter) -> &AtomicU64 {
+        match c {
+            Counter::Received => &self.received,
+            Counter::Executed => &self.executed,
+            Counter::Planned => &self.planned,
+            Counter::Skipped => &self.skipped,
+            Counter::Failed => &self.failed,
+            Counter::Rejected => &self.rejected,
+            Counter::DeadLettered => &self.dead_lettered,
+            Counter::Acked => &self.acked,
+            Counter::Nacked => &self.nacked,
+            Counter::Extended => &self.extended,
+            Counter::SettleErrors => &self.settle_errors,
+            Counter::StepsRun => &self.steps_run,
+            Counter::StepsFailed => &self.steps_failed,
+            Counter::ReceiveErrors => &self.receive_errors,
+        }
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(&self, c: Counter, n: u64) {
+        self.cell(c).fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds one to a counter.
+    pub fn incr(&self, c: Counter) {
+        self.add(c, 1);
+    }
+
+    /// The current value of a counter.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.cell(c).load(Ordering::Relaxed)
+    }
+
+    /// Counts one cloud API call of `kind` (e.g. `sqs.ReceiveMessage`, `prisma.remediation`).
+    pub fn count_api_call(&self, kind: &str) {
+        if let Ok(mut m) = self.api_calls.lock() {
+            *m.entry(kind.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// A consistent-enough copy of every counter.
+    pub fn snapshot(&self) -> Summary {
+        Summary {
+            received: self.get(Counter::Received),
+            executed: self.get(Counter::Executed),
+            planned: self.get(Counter::Planned),
+            skipped: self.get(Counter::Skipped),
+            failed: self.get(Counter::Failed),
+            rejected: self.get(Counter::Rejected),
+            dead_lettered: self.get(Counter::DeadLettered),
+            acked: self.get(Counter::Acked),
+            nacked: self.get(Counter::Nacked),
+            extended: self.get(Counter::Extended),
+            settle_errors: self.get(Counter::SettleErrors),
+            steps_run: self.get(Counter::StepsRun),
+            steps_failed: self.get(Counter::StepsFailed),
+            receive_errors: self.get(Counter::ReceiveErrors),
+            api_calls: self.api_calls.lock().map(|m| m.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// A snapshot of the counters. Serializes with the decision counts first, in
+/// the order the worker's `--summary json` line promises.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Summary {
+    /// Deliveries received.
+    pub received: u64,
+    /// Deliveries whose plan ran to the end.
+    pub executed: u64,
+    /// Dry run: deliveries whose plan would have run.
+    pub planned: u64,
+    /// Deliveries deliberately skipped.
+    pub skipped: u64,
+    /// Deliveries whose plan failed.
+    pub failed: u64,
+    /// Deliveries refused.
+    pub rejected: u64,
+    /// Deliveries dead-lettered.
+    pub dead_lettered: u64,
+    /// Deliveries acked.
+    #[serde(skip)]
+    pub acked: u64,
+    /// Deliveries nacked.
+    #[serde(skip)]
+    pub nacked: u64,
+    /// Lease extensions.
+    #[serde(skip)]
+    pub extended: u64,
+    /// Failed settle calls.
+    #[serde(skip)]
+    pub settle_errors: u64,
+    /// Steps started.
+    #[serde(skip)]
+    pub steps_run: u64,
+    /// Steps failed.
+    #[serde(skip)]
+    pub steps_failed: u64,
+    /// Failed receive calls.
+    #[serde(skip)]
+    pub receive_errors: u64,
+    /// Cloud API calls by kind.
+    #[serde(skip)]
+    pub api_calls: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    /// Every counter as a JSON object (the decision counts, then the rest).
+    pub fn to_detailed_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("acked".into(), self.acked.into());
+            o.insert("nacked".into(), self.nacked.into());
+            o.insert("extended".into(), self.extended.into());
+            o.insert("settle_errors".into(), self.settle_errors.into());
+            o.insert("steps_run".into(), self.steps_run.into());
+            o.insert("steps_failed".into(), self.steps_failed.into());
+            o.insert("receive_errors".into(), self.receive_errors.into());
+            o.insert(
+                "api_calls".into(),
+                serde_json::to_value(&self.api_calls).unwrap_or_default(),
+            );
+        }
+        v
+    }
+}

@@ -1,0 +1,362 @@
+//! Reads deliveries from a file or stdin: JSON lines (one message body per
+//! line), or CloudTrail log files (`{"Records":[...]}`, plain or gzip) streamed
+//! record by record in bounded memory.
+//!
+//! Files cannot be acknowledged: settling a file delivery only records the
+//! decision, and nacked lines are not re-read (re-run the file to retry).
+
+use super::{AlertSource, Capabilities, DeadLetterMode, Delivery};
+use crate::error::{Error, Result};
+use crate::model::cloudtrail::RecordSplitter;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Attribute set on a delivery whose line was longer than the line limit; its
+/// body holds only the first bytes.
+pub const TRUNCATED_ATTRIBUTE: &str = "truncated";
+
+/// How a file's content is laid out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FileFormat {
+    /// Decide from the content: a top-level object whose first key is
+    /// `"Records"` is a CloudTrail log file, anything else is JSON lines.
+    #[default]
+    Auto,
+    /// One message body per line; blank lines are ignored.
+    JsonLines,
+    /// A CloudTrail log file; each record becomes one delivery.
+    Records,
+}
+
+/// Deliveries read from a file, stdin or any reader.
+pub struct FileSource {
+    name: String,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Result<Delivery>>>,
+    done: Arc<AtomicBool>,
+    reader: Mutex<Option<std::thread::JoinHandle<()>>>,
+    failed: Mutex<Option<Error>>,
+}
+
+impl fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileSource")
+            .field("name", &self.name)
+            .field("exhausted", &self.done.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`FileSource`].
+#[derive(Debug, Clone)]
+pub struct FileSourceBuilder {
+    format: FileFormat,
+    max_line_bytes: usize,
+    buffer: usize,
+}
+
+impl Default for FileSourceBuilder {
+    fn default() -> Self {
+        FileSourceBuilder {
+            format: FileFormat::Auto,
+            max_line_bytes: 1024 * 1024,
+            buffer: 256,
+        }
+    }
+}
+
+impl FileSourceBuilder {
+    /// Sets the layout instead of detecting it.
+    pub fn with_format(mut self, format: FileFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The longest line kept whole (default 1 MiB). A longer line still becomes
+    /// a delivery — its first bytes, marked [`TRUNCATED_ATTRIBUTE`] — so it is
+    /// rejected and recorded, never silently dropped.
+    pub fn with_max_line_bytes(mut self, max: usize) -> Self {
+        self.max_line_bytes = max.max(1);
+        self
+    }
+
+    /// How many deliveries are read ahead of the engine (bounds memory).
+    pub fn with_read_ahead(mut self, n: usize) -> Self {
+        self.buffer = n.max(1);
+        self
+    }
+
+    /// Opens `path` (gzip is detected from its content).
+    pub fn open(self, path: impl AsRef<Path>) -> Result<FileSource> {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let label = path.display().to_string();
+        Ok(self.start(format!("file:{label}"), label, Box::new(file)))
+    }
+
+    /// Reads standard input.
+    pub fn stdin(self) -> FileSource {
+        self.start("stdin".into(), "stdin".into(), Box::new(std::io::stdin()))
+    }
+
+    /// Reads any reader, naming its deliveries after `name`.
+    pub fn reader(self, name: impl Into<String>, reader: impl Read + Send + 'static) -> FileSource {
+        let name = name.into();
+        self.start(name.clone(), name, Box::new(reader))
+    }
+
+    fn start(self, name: String, label: String, reader: Box<dyn Read + Send>) -> FileSource {
+        let (tx, rx) = mpsc::channel(self.buffer);
+        let done = Arc::new(AtomicBool::new(false));
+        let thread_done = Arc::clone(&done);
+        let handle = std::thread::Builder::new()
+            .name("remediation-file-source".into())
+            .spawn(move || {
+                let result = read_all(reader, &label, self.format, self.max_line_bytes, &tx);
+                if let Err(e) = result {
+                    // A broken file will not heal by retrying: permanent.
+                    let _ = tx.blocking_send(Err(Error::Backend {
+                        backend: "file",
+                        message: e.to_string(),
+                        temporary: false,
+                        source: Some(Box::new(e)),
+                    }));
+                }
+                drop(tx);
+                thread_done.store(true, Ordering::Release);
+            })
+            .ok();
+        if handle.is_none() {
+            done.store(true, Ordering::Release);
+        }
+        FileSource {
+            name,
+            rx: tokio::sync::Mutex::new(rx),
+            done,
+            reader: Mutex::new(handle),
+            failed: Mutex::new(None),
+        }
+    }
+}
+
+impl FileSource {
+    /// A builder for non-default settings.
+    pub fn builder() -> FileSourceBuilder {
+        FileSourceBuilder::default()
+    }
+
+    /// Opens `path` with default settings.
+    pub fn open(path: impl AsRef<Path>) -> Result<FileSource> {
+        Self::builder().open(path)
+    }
+
+    /// Reads standard input with default settings.
+    pub fn stdin() -> FileSource {
+        Self::builder().stdin()
+    }
+
+    /// Reads any reader with default settings.
+    pub fn reader(name: impl Into<String>, reader: impl Read + Send + 'static) -> FileSource {
+        Self::builder().reader(name, reader)
+    }
+
+    /// The path a `file:` source spec names (`file:PATH` or a bare path).
+    pub fn path_from_spec(spec: &str) -> PathBuf {
+        PathBuf::from(spec.strip_prefix("file:").unwrap_or(spec))
+    }
+}
+
+type Sender = mpsc::Sender<Result<Delivery>>;
+
+fn read_all(
+    reader: Box<dyn Read + Send>,
+    label: &str,
+    format: FileFormat,
+    max_line: usize,
+    tx: &Sender,
+) -> Result<()> {
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let io = |e| Error::io(format!("reading {label}"), e);
+    let head = reader.fill_buf().map_err(io)?;
+    let mut reader: Box<dyn BufRead + Send> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(BufReader::with_capacity(
+            64 * 1024,
+            flate2::read::MultiGzDecoder::new(reader),
+        ))
+    } else {
+        Box::new(reader)
+    };
+    let format = match format {
+        FileFormat::Auto => detect(&mut reader).map_err(io)?,
+        f => f,
+    };
+    match format {
+        FileFormat::Records => {
+            for (i, record) in RecordSplitter::new(reader).enumerate() {
+                let delivery = record.map(|bytes| {
+                    Delivery::detached(format!("{label}#{}", i + 1), Bytes::from(bytes))
+                });
+                if tx.blocking_send(delivery).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        _ => read_lines(reader, label, max_line, tx),
+    }
+}
+
+/// A Records file starts with `{` and its first key is `"Records"`.
+fn detect(reader: &mut Box<dyn BufRead + Send>) -> std::io::Result<FileFormat> {
+    let head = reader.fill_buf()?;
+    let trimmed: Vec<u8> = head
+        .iter()
+        .copied()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take(32)
+        .collect();
+    if let Some(rest) = trimmed.strip_prefix(b"{") {
+        let rest: Vec<u8> = rest
+            .iter()
+            .copied()
+            .skip_while(|b| b.is_ascii_whitespace())
+            .collect();
+        if rest.starts_with(b"\"Records\"") {
+            // A one-line Records object is also a valid JSON line, but streaming it
+            // record by record is what bounds memory.
+            return Ok(FileFormat::Records);
+        }
+    }
+    Ok(FileFormat::JsonLines)
+}
+
+fn read_lines(
+    mut reader: Box<dyn BufRead + Send>,
+    label: &str,
+    max_line: usize,
+    tx: &Sender,
+) -> Result<()> {
+    let mut line_no = 0u64;
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        line.clear();
+        line_no += 1;
+        let mut truncated = false;
+        // Read one line, keeping at most `max_line` bytes of it.
+        loop {
+            let buf = reader
+                .fill_buf()
+                .map_err(|e| Error::io(format!("reading {label}"), e))?;
+            if buf.is_empty() {
+                break;
+            }
+            let (chunk, found) = match memchr::memchr(b'\n', buf) {
+                Some(i) => (&buf[..i], Some(i + 1)),
+                None => (buf, None),
+            };
+            let room = max_line.saturating_sub(line.len());
+            if chunk.len() > room {
+                truncated = true;
+            }
+            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            let used = found.unwrap_or(buf.len());
+            reader.consume(used);
+            if found.is_some() {
+                break;
+            }
+        }
+        let eof = line.is_empty()
+            && !truncated
+            && reader.fill_buf().map(<[u8]>::is_empty).unwrap_or(true);
+        let body = trim_ascii(&line);
+        if body.is_empty() {
+            if eof {
+                return Ok(());
+            }
+            continue;
+        }
+        let mut delivery =
+            Delivery::detached(format!("{label}:{line_no}"), Bytes::copy_from_slice(body));
+        if truncated {
+            delivery = delivery.with_attribute(TRUNCATED_ATTRIBUTE, max_line.to_string());
+        }
+        if tx.blocking_send(Ok(delivery)).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+#[async_trait]
+impl AlertSource for FileSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
+        if let Some(e) = self.failed.lock().ok().and_then(|mut f| f.take()) {
+            return Err(e);
+        }
+        let mut rx = self.rx.lock().await;
+        let mut out = Vec::new();
+        match rx.recv().await {
+            None => {
+                if let Ok(mut h) = self.reader.lock() {
+                    if let Some(h) = h.take() {
+                        let _ = h.join();
+                    }
+                }
+                return Ok(out);
+            }
+            Some(first) => out.push(first?),
+        }
+        while out.len() < max {
+            match rx.try_recv() {
+                Ok(Ok(d)) => out.push(d),
+                Ok(Err(e)) => {
+                    // Hand out what was read before the error; it surfaces on the next call.
+                    if let Ok(mut f) = self.failed.lock() {
+                        *f = Some(e);
+                    }
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            extend: false,
+            redelivery: false,
+            dead_letter: DeadLetterMode::AuditOnly,
+            lease: None,
+            max_batch: 64,
+        }
+    }
+
+    fn is_exhausted(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+            && self.failed.lock().map(|f| f.is_none()).unwrap_or(true)
+            && self.rx.try_lock().map(|rx| rx.is_empty()).unwrap_or(false)
+    }
+}
