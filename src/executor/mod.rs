@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use command::{Command, CommandPolicy, parse_script};
-pub use context::ContextMap;
-pub use dry_run::DryRunExecutor;
+pub use context::{AwsProfileMapping, ContextMap};
+pub use dry_run::{DryRunExecutor, RecordedStep};
 pub use process::ProcessExecutor;
 
 /// How a step ended.
