@@ -26,6 +26,8 @@ pub struct Call {
     pub argv: Vec<String>,
     /// The watched environment variables as the child saw them (`None` = unset).
     pub env: BTreeMap<String, Option<String>>,
+    /// The stand-in's process id.
+    pub pid: u32,
 }
 
 impl Call {
@@ -109,7 +111,8 @@ impl StandIn {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned)))
                     .collect();
-                Call { argv, env }
+                let pid = value["pid"].as_u64().expect("pid") as u32;
+                Call { argv, env, pid }
             })
             .collect()
     }

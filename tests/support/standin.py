@@ -2,7 +2,7 @@
 """Recording stand-in for aws / az / gcloud (a test double, never the executor).
 
 Appends one JSON line per invocation to the file named by REMEDIATION_STANDIN_LOG:
-{"argv": [...], "env": {NAME: value-or-null, ...}}. Then, if asked through its
+{"argv": [...], "env": {NAME: value-or-null, ...}, "pid": N}. Then, if asked through its
 environment: writes STANDIN_STDOUT / STANDIN_STDERR (repeated STANDIN_REPEAT times),
 sleeps STANDIN_SLEEP seconds, and exits with STANDIN_EXIT_CODE (default 0).
 """
@@ -23,6 +23,7 @@ if not log:
 record = {
     "argv": [os.path.basename(sys.argv[0])] + sys.argv[1:],
     "env": {name: os.environ.get(name) for name in WATCHED},
+    "pid": os.getpid(),
 }
 with open(log, "a", encoding="utf-8") as f:
     f.write(json.dumps(record) + "\n")
