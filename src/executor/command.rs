@@ -39,7 +39,7 @@
 //!   word before the program (an environment assignment) is rejected.
 //!
 //! One violation anywhere rejects the whole script with
-//! [`Error::UnsafeCommand`](crate::Error::UnsafeCommand), so a plan is never half-run.
+//! [`Error::UnsafeCommand`], so a plan is never half-run.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
