@@ -1,13 +1,59 @@
-//! Commands as argv vectors, and the CLI-script parser with its allowlist.
+//! Commands as argv vectors, the [`CommandPolicy`] allowlist, and [`parse_script`],
+//! which turns CLI-script text (from an API or an alert) into commands without ever
+//! giving it to a shell.
 //!
-//! STUB: the executor helper replaces this file; signatures are the contract.
+//! # How a script is read
+//!
+//! A quote-aware scan splits the text into statements and rejects every shell
+//! construct that would make the text mean more than "run these programs with
+//! these words"; each statement's words are then unquoted by the [`shlex`] crate.
+//! The rules, in the order a reader needs them:
+//!
+//! * Statements are separated by `;`, `&&`, newlines, and the bare (unquoted)
+//!   word `and` when the next word is an allowed program (the Prisma Cloud API
+//!   writes `aws iam create-policy ... and aws iam attach-user-policy ...`).
+//!   A bare `and` followed by an unquoted word that is *not* an allowed program
+//!   and not an option (`and sh -c ...`) is rejected as ambiguous; a bare `and`
+//!   followed by an option or a quoted word, or at the end, is an ordinary argument.
+//! * Single quotes keep everything literal; double quotes keep everything literal
+//!   except `\"`, `\\`, `\$`, `` \` `` and backslash-newline. A `$` or backtick
+//!   inside double quotes is rejected (the shell would expand it). Quoted text may
+//!   hold any Unicode except control characters and bidirectional overrides.
+//! * Outside quotes, these are rejected wherever they appear: pipes `|` `||`,
+//!   redirections `>` `>>` `<` `N>` `&>`, heredocs `<<`, `$` in any form
+//!   (`$(...)`, `${...}`, `$VAR`, `$'...'`), backticks, background `&`, `(` `)`
+//!   `{` `}`, non-ASCII characters (lookalikes such as `；`, `ａws`, zero-width or
+//!   non-breaking spaces, bidi overrides) and control characters, including a
+//!   carriage return (so `\r\n` line endings are refused rather than guessed at).
+//!   NUL bytes are refused everywhere.
+//! * A backslash before a newline outside single quotes is a line continuation and
+//!   is removed, as a shell does (`aws s3 \` + newline + `ls` is `aws s3 ls`).
+//!   A backslash before any other character makes that character literal.
+//! * A `#` that starts the first word of a statement begins a comment that runs to
+//!   the end of the line and is skipped. A `#` starting any later word is rejected:
+//!   a trailing comment would silently drop words a reader may think will run.
+//!   A `#` inside a word (`a#b`) is literal.
+//! * `*`, `?`, `[`, `~` and `!` are passed literally: no shell runs, so nothing
+//!   globs or expands them.
+//! * Each resulting command must pass [`CommandPolicy::check`]; a `NAME=value`
+//!   word before the program (an environment assignment) is rejected.
+//!
+//! One violation anywhere rejects the whole script with
+//! [`Error::UnsafeCommand`], so a plan is never half-run.
 
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// A command: a program and its arguments. Never a shell string.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// Serializes as a JSON array of strings (the argv). Deserializing refuses an
+/// empty array, so a command always has a program.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "Vec<String>", try_from = "Vec<String>")]
 pub struct Command {
+    /// Never empty: element 0 is the program.
     argv: Vec<String>,
 }
 
@@ -22,67 +68,801 @@ impl Command {
         argv.extend(args.into_iter().map(Into::into));
         Command { argv }
     }
+
+    /// A command from a whole argv, or `None` if `argv` is empty.
+    pub fn from_argv(argv: Vec<String>) -> Option<Self> {
+        if argv.is_empty() {
+            None
+        } else {
+            Some(Command { argv })
+        }
+    }
+
     /// The program (first argv element).
     pub fn program(&self) -> &str {
-        &self.argv[0]
+        self.argv.first().map(String::as_str).unwrap_or_default()
     }
+
     /// The arguments after the program.
     pub fn args(&self) -> &[String] {
-        &self.argv[1..]
+        self.argv.get(1..).unwrap_or_default()
     }
-    /// The whole argv.
+
+    /// The whole argv, program first.
     pub fn argv(&self) -> &[String] {
         &self.argv
     }
-}
 
-impl fmt::Display for Command {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.argv.join(" "))
+    /// The value of option `name` (`--region x` or `--region=x`), if the command
+    /// names it. Used to honour a command's own `--region`.
+    pub fn option_value(&self, name: &str) -> Option<&str> {
+        let args = self.args();
+        for (i, arg) in args.iter().enumerate() {
+            if arg == name {
+                return Some(args.get(i + 1).map(String::as_str).unwrap_or_default());
+            }
+            if let Some(value) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+                return Some(value);
+            }
+        }
+        None
     }
 }
 
-/// Which programs and options a parsed script may use.
-#[derive(Clone, Debug)]
+impl From<Command> for Vec<String> {
+    fn from(command: Command) -> Self {
+        command.argv
+    }
+}
+
+impl TryFrom<Vec<String>> for Command {
+    type Error = &'static str;
+
+    fn try_from(argv: Vec<String>) -> std::result::Result<Self, Self::Error> {
+        Command::from_argv(argv).ok_or("a command needs at least a program")
+    }
+}
+
+/// Shell-quoted, for humans only: this text is never executed.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match shlex::try_join(self.argv.iter().map(String::as_str)) {
+            Ok(joined) => f.write_str(&joined),
+            // Only a NUL byte makes quoting fail; show the argv unambiguously instead.
+            Err(_) => write!(f, "{:?}", self.argv),
+        }
+    }
+}
+
+/// An option a program may not be given, because it would choose its own
+/// credentials, endpoint or TLS trust instead of the executor's context.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct DeniedOption {
+    program: String,
+    option: String,
+}
+
+/// A run of positional words a program may not be given (`aws configure`,
+/// `gcloud auth`): they change the CLI's stored credentials or configuration,
+/// and with it the context of every later step.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct DeniedSubcommand {
+    program: String,
+    words: Vec<String>,
+}
+
+/// Programs whose option parser (Python `argparse`) accepts any unambiguous
+/// abbreviation of a long option: `aws --prof x` means `aws --profile x`
+/// (verified with aws-cli 1.46). For these, prefixes of a denied option are denied too.
+const ABBREVIATING_PROGRAMS: &[&str] = &["aws"];
+
+/// Which programs and options a command may use.
+///
+/// The default allows `aws`, `az` and `gcloud` and denies:
+///
+/// * `aws`: `--profile` and `--endpoint-url` (the executor picks the profile per
+///   account, and an endpoint override can send credentials anywhere),
+///   `--no-verify-ssl` and `--ca-bundle` (TLS trust), including abbreviations
+///   such as `--prof`; and the subcommand `configure`.
+/// * `gcloud`: `--account`, `--impersonate-service-account`,
+///   `--access-token-file`, `--configuration`; the command groups `auth`,
+///   `config` and `components`.
+/// * `az`: `login`, `logout`, `account set`, `account clear`, `extension`.
+///   `--subscription` is deliberately *allowed*: Azure remediation commands name
+///   the subscription they change, and it is the alert's own subscription.
+///
+/// Denied subcommands are matched as a contiguous run of arguments anywhere in
+/// the argv, which is conservative: an argument that is exactly `configure`
+/// is refused for `aws` even where it is a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandPolicy {
-    programs: Vec<String>,
+    programs: BTreeSet<String>,
+    denied_options: BTreeSet<DeniedOption>,
+    denied_subcommands: BTreeSet<DeniedSubcommand>,
 }
 
 impl Default for CommandPolicy {
     fn default() -> Self {
-        CommandPolicy {
-            programs: vec!["aws".into(), "az".into(), "gcloud".into()],
+        let policy = CommandPolicy {
+            programs: BTreeSet::new(),
+            denied_options: BTreeSet::new(),
+            denied_subcommands: BTreeSet::new(),
         }
+        .with_programs(["aws", "az", "gcloud"]);
+        let policy = [
+            ("aws", "--profile"),
+            ("aws", "--endpoint-url"),
+            ("aws", "--no-verify-ssl"),
+            ("aws", "--ca-bundle"),
+            ("gcloud", "--account"),
+            ("gcloud", "--impersonate-service-account"),
+            ("gcloud", "--access-token-file"),
+            ("gcloud", "--configuration"),
+        ]
+        .into_iter()
+        .fold(policy, |p, (program, option)| {
+            p.deny_option(program, option)
+        });
+        let subcommands: [(&str, &[&str]); 9] = [
+            ("aws", &["configure"]),
+            ("gcloud", &["auth"]),
+            ("gcloud", &["config"]),
+            ("gcloud", &["components"]),
+            ("az", &["login"]),
+            ("az", &["logout"]),
+            ("az", &["account", "set"]),
+            ("az", &["account", "clear"]),
+            ("az", &["extension"]),
+        ];
+        subcommands.into_iter().fold(policy, |p, (program, words)| {
+            p.deny_subcommand(program, words.iter().copied())
+        })
     }
 }
 
 impl CommandPolicy {
-    /// Checks one command against the policy.
-    pub fn check(&self, command: &Command) -> Result<()> {
-        if self.programs.iter().any(|p| p == command.program()) {
-            Ok(())
-        } else {
-            Err(Error::unsafe_command(format!(
-                "program {} is not allowed",
-                command.program()
-            )))
+    /// The default policy (`aws`, `az`, `gcloud`; see the type docs).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the allowed programs with `programs` (denied options stay).
+    pub fn with_programs<I, S>(mut self, programs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.programs = programs.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Allows one more program, by bare name (a name with a path separator
+    /// can never pass [`check`](Self::check)).
+    pub fn allow_program(mut self, program: impl Into<String>) -> Self {
+        self.programs.insert(program.into());
+        self
+    }
+
+    /// Denies `option` (`--name`, also matched as `--name=value`) for `program`.
+    pub fn deny_option(mut self, program: impl Into<String>, option: impl Into<String>) -> Self {
+        self.denied_options.insert(DeniedOption {
+            program: program.into(),
+            option: option.into(),
+        });
+        self
+    }
+
+    /// Denies the run of positional `words` (`["account", "set"]`) for `program`.
+    pub fn deny_subcommand<I, S>(mut self, program: impl Into<String>, words: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let words: Vec<String> = words.into_iter().map(Into::into).collect();
+        if !words.is_empty() {
+            self.denied_subcommands.insert(DeniedSubcommand {
+                program: program.into(),
+                words,
+            });
         }
+        self
+    }
+
+    /// The allowed programs.
+    pub fn programs(&self) -> impl Iterator<Item = &str> {
+        self.programs.iter().map(String::as_str)
+    }
+
+    /// Whether `program` is an allowed bare program name.
+    pub fn allows_program(&self, program: &str) -> bool {
+        self.programs.contains(program)
+    }
+
+    /// Checks one command: the program must be an allowed bare name (not a
+    /// path), no argument may hold a NUL byte, and no denied option or
+    /// subcommand may appear.
+    pub fn check(&self, command: &Command) -> Result<()> {
+        match self.violation(command) {
+            None => Ok(()),
+            Some(reason) => Err(Error::unsafe_command(reason)),
+        }
+    }
+
+    /// Why `command` breaks the policy, if it does.
+    fn violation(&self, command: &Command) -> Option<String> {
+        let program = command.program();
+        if program.is_empty() {
+            return Some("empty program name".to_owned());
+        }
+        if program.contains(['/', '\\']) {
+            return Some(format!(
+                "program given as a path ({}); only bare names found on PATH are allowed",
+                quoted(program)
+            ));
+        }
+        if !self.allows_program(program) {
+            return Some(format!(
+                "program {} is not allowed (allowed: {})",
+                quoted(program),
+                self.programs().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if command.argv().iter().any(|a| a.contains('\0')) {
+            return Some("NUL byte in an argument".to_owned());
+        }
+        let abbreviates = ABBREVIATING_PROGRAMS.contains(&program);
+        for arg in command.args() {
+            let Some(name) = arg.split('=').next().filter(|n| n.starts_with("--")) else {
+                continue;
+            };
+            for denied in self.denied_options.iter().filter(|d| d.program == program) {
+                let abbreviation = abbreviates && name.len() > 2 && denied.option.starts_with(name);
+                if name == denied.option || abbreviation {
+                    return Some(format!(
+                        "option {} ({} for {program}) is not allowed: the executor chooses credentials and endpoints per account",
+                        quoted(name),
+                        denied.option
+                    ));
+                }
+            }
+        }
+        for denied in self
+            .denied_subcommands
+            .iter()
+            .filter(|d| d.program == program)
+        {
+            if command
+                .args()
+                .windows(denied.words.len())
+                .any(|w| w == denied.words.as_slice())
+            {
+                return Some(format!(
+                    "`{program} {}` is not allowed: it changes the CLI's stored credentials or configuration",
+                    denied.words.join(" ")
+                ));
+            }
+        }
+        None
     }
 }
 
-/// Parses a CLI script into commands, rejecting the whole script on anything unsafe.
+/// `text` in backticks, with anything unprintable escaped so a reason is
+/// readable and cannot itself carry control characters into logs.
+fn quoted(text: &str) -> String {
+    format!("`{}`", text.escape_debug())
+}
+
+/// Parses a CLI script into commands, rejecting the whole script on anything
+/// unsafe (see the [module docs](self) for the exact rules).
+///
+/// An empty script, or one holding only blank lines and comments, yields no commands.
 pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>> {
-    let mut out = Vec::new();
-    for line in script.split([';', '\n']) {
-        let Some(words) = shlex::split(line) else {
-            return Err(Error::unsafe_command("unbalanced quotes"));
+    let statements = Scanner::new(script).scan()?;
+    let mut commands = Vec::new();
+    for words in statements {
+        for group in split_on_and(&words, policy, commands.len())? {
+            let number = commands.len() + 1;
+            let command = tokenize(group, number)?;
+            if let Some(reason) = policy.violation(&command) {
+                return Err(Error::unsafe_command(format!(
+                    "{reason} in statement {number}"
+                )));
+            }
+            commands.push(command);
+        }
+    }
+    Ok(commands)
+}
+
+/// One word as written (quotes kept, line continuations removed), for shlex to unquote.
+#[derive(Debug)]
+struct RawWord {
+    text: String,
+    /// Whether any part of the word was quoted or escaped.
+    quoted: bool,
+}
+
+impl RawWord {
+    fn is_bare(&self, word: &str) -> bool {
+        !self.quoted && self.text == word
+    }
+}
+
+/// How the last statement ended, which decides whether an empty statement is an error.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Separator {
+    Semicolon,
+    AndAnd,
+    Newline,
+    End,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    None,
+    Single,
+    Double,
+}
+
+/// The quote-aware scan: finds statement boundaries and word boundaries and
+/// rejects shell syntax. It never unquotes; shlex does that afterwards.
+struct Scanner<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    statements: Vec<Vec<RawWord>>,
+    words: Vec<RawWord>,
+    word: Option<RawWord>,
+    /// The previous separator was `&&`, so the next statement must not be empty.
+    after_and_and: bool,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(script: &'a str) -> Self {
+        Scanner {
+            chars: script.chars().peekable(),
+            statements: Vec::new(),
+            words: Vec::new(),
+            word: None,
+            after_and_and: false,
+        }
+    }
+
+    /// The statement being read, 1-based, for error messages.
+    fn number(&self) -> usize {
+        self.statements.len() + 1
+    }
+
+    fn reject(&self, what: impl fmt::Display) -> Error {
+        Error::unsafe_command(format!("{what} in statement {}", self.number()))
+    }
+
+    fn push(&mut self, c: char, quoted: bool) {
+        let word = self.word.get_or_insert_with(|| RawWord {
+            text: String::new(),
+            quoted: false,
+        });
+        word.text.push(c);
+        word.quoted |= quoted;
+    }
+
+    fn end_word(&mut self) {
+        if let Some(word) = self.word.take() {
+            self.words.push(word);
+        }
+    }
+
+    fn end_statement(&mut self, separator: Separator) -> Result<()> {
+        self.end_word();
+        if self.words.is_empty() {
+            return match separator {
+                Separator::AndAnd => Err(self.reject("`&&` without a command before it")),
+                Separator::Semicolon if self.after_and_and => {
+                    Err(self.reject("`;` right after `&&`"))
+                }
+                Separator::End if self.after_and_and => Err(self.reject("script ends with `&&`")),
+                // A newline after `&&` continues the statement list, as in a shell.
+                _ => Ok(()),
+            };
+        }
+        self.statements.push(std::mem::take(&mut self.words));
+        self.after_and_and = separator == Separator::AndAnd;
+        Ok(())
+    }
+
+    fn scan(mut self) -> Result<Vec<Vec<RawWord>>> {
+        let mut quote = Quote::None;
+        while let Some(c) = self.chars.next() {
+            if c == '\0' {
+                return Err(self.reject("NUL byte"));
+            }
+            quote = match quote {
+                Quote::None => self.unquoted(c)?,
+                Quote::Single => self.single_quoted(c)?,
+                Quote::Double => self.double_quoted(c)?,
+            };
+        }
+        match quote {
+            Quote::None => {}
+            Quote::Single => return Err(self.reject("unterminated single quote")),
+            Quote::Double => return Err(self.reject("unterminated double quote")),
+        }
+        self.end_statement(Separator::End)?;
+        Ok(self.statements)
+    }
+
+    fn unquoted(&mut self, c: char) -> Result<Quote> {
+        let next = self.chars.peek().copied();
+        match c {
+            ' ' | '\t' => self.end_word(),
+            '\n' => self.end_statement(Separator::Newline)?,
+            ';' => self.end_statement(Separator::Semicolon)?,
+            '\'' => {
+                self.push(c, true);
+                return Ok(Quote::Single);
+            }
+            '"' => {
+                self.push(c, true);
+                return Ok(Quote::Double);
+            }
+            '\\' => match self.chars.next() {
+                None => return Err(self.reject("trailing backslash")),
+                // Line continuation: removed, as a shell does before splitting words.
+                Some('\n') => {}
+                Some(escaped) => {
+                    self.check_unquoted_char(escaped)?;
+                    self.push('\\', true);
+                    self.push(escaped, true);
+                }
+            },
+            '#' if self.word.is_none() => {
+                if !self.words.is_empty() {
+                    return Err(self.reject("comment `#` after a command"));
+                }
+                // A comment line: skip to the newline, which still ends the statement.
+                while self.chars.next_if(|&n| n != '\n').is_some() {}
+            }
+            '&' => {
+                return match next {
+                    Some('&') => {
+                        self.chars.next();
+                        self.end_statement(Separator::AndAnd)?;
+                        Ok(Quote::None)
+                    }
+                    Some('>') => Err(self.reject("redirection `&>` outside quotes")),
+                    _ => Err(self.reject("background `&` outside quotes")),
+                };
+            }
+            '|' => {
+                return Err(match next {
+                    Some('|') => self.reject("`||` outside quotes"),
+                    Some('&') => self.reject("pipe `|&` outside quotes"),
+                    _ => self.reject("pipe `|` outside quotes"),
+                });
+            }
+            '>' | '<' => return Err(self.redirection(c, next)),
+            '$' => {
+                return Err(match next {
+                    Some('(') => self.reject("command substitution `$(` outside quotes"),
+                    Some('{') => self.reject("parameter expansion `${` outside quotes"),
+                    Some('\'') => self.reject("ANSI-C quoting `$'` outside quotes"),
+                    _ => self.reject("variable expansion `$` outside quotes"),
+                });
+            }
+            '`' => return Err(self.reject("command substitution with backticks")),
+            '(' | ')' => return Err(self.reject(format!("subshell or grouping `{c}`"))),
+            '{' | '}' => {
+                return Err(self.reject(format!("brace group or brace expansion `{c}`")));
+            }
+            _ => {
+                self.check_unquoted_char(c)?;
+                self.push(c, false);
+            }
+        }
+        Ok(Quote::None)
+    }
+
+    fn redirection(&self, c: char, next: Option<char>) -> Error {
+        let fd = self
+            .word
+            .as_ref()
+            .filter(|w| !w.quoted && w.text.chars().all(|d| d.is_ascii_digit()))
+            .map(|w| w.text.as_str())
+            .unwrap_or_default();
+        let what = match (c, next) {
+            ('<', Some('<')) => "heredoc `<<`".to_owned(),
+            ('<', Some('(')) => "process substitution `<(`".to_owned(),
+            ('>', Some('(')) => "process substitution `>(`".to_owned(),
+            ('>', Some('>')) => format!("redirection `{fd}>>`"),
+            ('>', Some('&')) => format!("redirection `{fd}>&`"),
+            _ => format!("redirection `{fd}{c}`"),
         };
-        if words.is_empty() {
+        self.reject(format!("{what} outside quotes"))
+    }
+
+    fn check_unquoted_char(&self, c: char) -> Result<()> {
+        if c == '\r' {
+            return Err(self.reject("carriage return `\\r` outside quotes"));
+        }
+        if c.is_control() {
+            return Err(self.reject(format!(
+                "control character U+{:04X} outside quotes",
+                u32::from(c)
+            )));
+        }
+        if !c.is_ascii() {
+            return Err(self.reject(format!(
+                "non-ASCII character U+{:04X} outside quotes",
+                u32::from(c)
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_quoted_char(&self, c: char) -> Result<()> {
+        if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+            return Err(self.reject(format!(
+                "control character U+{:04X} inside quotes",
+                u32::from(c)
+            )));
+        }
+        // Bidirectional overrides and isolates make displayed text differ from
+        // what runs ("Trojan Source"); no CLI argument needs them.
+        if matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
+            return Err(self.reject(format!(
+                "bidirectional control character U+{:04X}",
+                u32::from(c)
+            )));
+        }
+        Ok(())
+    }
+
+    fn single_quoted(&mut self, c: char) -> Result<Quote> {
+        self.check_quoted_char(c)?;
+        self.push(c, true);
+        Ok(if c == '\'' {
+            Quote::None
+        } else {
+            Quote::Single
+        })
+    }
+
+    fn double_quoted(&mut self, c: char) -> Result<Quote> {
+        match c {
+            '"' => {
+                self.push(c, true);
+                return Ok(Quote::None);
+            }
+            '$' => return Err(self.reject("`$` inside double quotes (expanded by a shell)")),
+            '`' => return Err(self.reject("backtick inside double quotes (expanded by a shell)")),
+            '\\' => match self.chars.peek().copied() {
+                None => return Err(self.reject("unterminated double quote")),
+                Some('\n') => {
+                    self.chars.next();
+                }
+                Some(escaped @ ('$' | '`' | '"' | '\\')) => {
+                    self.chars.next();
+                    self.push('\\', true);
+                    self.push(escaped, true);
+                }
+                // Any other backslash is literal; the next character is read normally.
+                Some(_) => self.push('\\', true),
+            },
+            _ => {
+                self.check_quoted_char(c)?;
+                self.push(c, true);
+            }
+        }
+        Ok(Quote::Double)
+    }
+}
+
+/// Splits one statement's words at bare `and` words that join two commands.
+fn split_on_and<'w>(
+    words: &'w [RawWord],
+    policy: &CommandPolicy,
+    done: usize,
+) -> Result<Vec<&'w [RawWord]>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for i in 1..words.len() {
+        let (Some(word), Some(next)) = (words.get(i), words.get(i + 1)) else {
+            continue;
+        };
+        if !word.is_bare("and") || i == start {
             continue;
         }
-        let c = Command::new(words[0].clone(), words[1..].to_vec());
-        policy.check(&c)?;
-        out.push(c);
+        if !next.quoted && policy.allows_program(&next.text) {
+            groups.push(&words[start..i]);
+            start = i + 1;
+        } else if !next.quoted && !next.text.starts_with('-') {
+            return Err(Error::unsafe_command(format!(
+                "bare `and` followed by {}, which is not an allowed program, in statement {}",
+                quoted(&next.text),
+                done + groups.len() + 1
+            )));
+        }
     }
-    Ok(out)
+    groups.push(&words[start..]);
+    Ok(groups)
+}
+
+/// Unquotes one command's words with shlex, cross-checking the word count so
+/// the scanner and shlex can never disagree silently.
+fn tokenize(words: &[RawWord], number: usize) -> Result<Command> {
+    let text = words
+        .iter()
+        .map(|w| w.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let argv = shlex::split(&text)
+        .filter(|argv| argv.len() == words.len())
+        .ok_or_else(|| {
+            Error::unsafe_command(format!("statement {number} could not be tokenized"))
+        })?;
+    let command = Command::from_argv(argv)
+        .ok_or_else(|| Error::unsafe_command(format!("statement {number} is empty")))?;
+    let program_word = words.first().map(|w| w.text.as_str()).unwrap_or_default();
+    if is_assignment(program_word) {
+        return Err(Error::unsafe_command(format!(
+            "environment assignment {} before the program in statement {number}",
+            quoted(program_word.split('=').next().unwrap_or_default())
+        )));
+    }
+    Ok(command)
+}
+
+/// Whether a raw word is `NAME=...` with a shell variable name.
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(script: &str) -> Result<Vec<Command>> {
+        parse_script(script, &CommandPolicy::default())
+    }
+
+    fn argvs(script: &str) -> Vec<Vec<String>> {
+        parse(script)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.argv().to_vec())
+            .collect()
+    }
+
+    fn reason(script: &str) -> String {
+        match parse(script) {
+            Err(Error::UnsafeCommand { reason }) => reason,
+            other => panic!("expected UnsafeCommand for {script:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn splits_statements() {
+        assert_eq!(
+            argvs("aws s3 ls; aws iam list-users && az group list\ngcloud projects list"),
+            vec![
+                vec!["aws", "s3", "ls"],
+                vec!["aws", "iam", "list-users"],
+                vec!["az", "group", "list"],
+                vec!["gcloud", "projects", "list"],
+            ]
+        );
+        assert!(parse("").unwrap().is_empty());
+        assert!(parse("  \n ; \n# only a comment\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn quotes_keep_metacharacters_as_data() {
+        let doc = r#"{"a": "x; y | z && w > v $HOME `id`"}"#;
+        let got = argvs(&format!("aws iam put --doc '{doc}'"));
+        assert_eq!(got, vec![vec!["aws", "iam", "put", "--doc", doc]]);
+        assert_eq!(
+            argvs(r#"aws x --d "a \"b\" \$c \\ \q""#),
+            vec![vec!["aws", "x", "--d", r#"a "b" $c \ \q"#]]
+        );
+    }
+
+    #[test]
+    fn and_splits_only_before_allowed_programs() {
+        assert_eq!(
+            argvs("aws a and aws b"),
+            vec![vec!["aws", "a"], vec!["aws", "b"]]
+        );
+        assert_eq!(
+            argvs("aws a 'and' aws b"),
+            vec![vec!["aws", "a", "and", "aws", "b"]]
+        );
+        assert_eq!(argvs("aws a and"), vec![vec!["aws", "a", "and"]]);
+        assert_eq!(
+            argvs("aws a and --x 'sh'"),
+            vec![vec!["aws", "a", "and", "--x", "sh"]]
+        );
+        assert!(reason("aws a and sh -c x").contains("`sh`"));
+    }
+
+    #[test]
+    fn continuation_and_comments() {
+        assert_eq!(
+            argvs("# fix it\naws s3 \\\nls\n  # done"),
+            vec![vec!["aws", "s3", "ls"]]
+        );
+        assert!(reason("aws s3 ls # hidden").contains("comment"));
+        assert_eq!(argvs("aws a#b"), vec![vec!["aws", "a#b"]]);
+    }
+
+    #[test]
+    fn rejections_name_what_was_found() {
+        assert!(reason("aws a; aws b | sh").contains("pipe `|` outside quotes in statement 2"));
+        assert!(reason("aws a 2>&1").contains("`2>&`"));
+        assert!(reason("aws a && ").contains("ends with `&&`"));
+        assert!(reason("&& aws a").contains("`&&` without"));
+        assert!(reason("FOO=1 aws a").contains("assignment `FOO`"));
+        assert!(reason("aws a\r\n").contains("carriage return"));
+        assert!(reason("aws a\u{FF1B} rm").contains("U+FF1B"));
+        assert!(reason("aws 'a\u{202E}b'").contains("bidirectional"));
+        assert!(reason("aws --prof x s3 ls").contains("--profile"));
+        assert!(reason("aws configure set region x").contains("aws configure"));
+        assert!(reason("az account set -s x").contains("az account set"));
+    }
+
+    #[test]
+    fn policy_checks_commands_built_directly() {
+        let policy = CommandPolicy::default();
+        assert!(policy.check(&Command::new("aws", ["s3", "ls"])).is_ok());
+        assert!(policy.check(&Command::new("/usr/bin/aws", ["s3"])).is_err());
+        assert!(
+            policy
+                .check(&Command::new("aws", ["--endpoint-url=http://x"]))
+                .is_err()
+        );
+        assert!(policy.check(&Command::new("aws", ["s3", "a\0b"])).is_err());
+        assert!(
+            policy
+                .check(&Command::new("az", ["vm", "--subscription", "s"]))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check(&Command::new("gcloud", ["--config", "c.yaml"]))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check(&Command::new("gcloud", ["--configuration=x"]))
+                .is_err()
+        );
+        let custom = CommandPolicy::new().with_programs(["kubectl"]);
+        assert!(custom.check(&Command::new("aws", ["s3"])).is_err());
+        assert!(
+            custom
+                .allow_program("aws")
+                .check(&Command::new("aws", ["s3"]))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn command_serializes_as_argv_and_displays_quoted() {
+        let c = Command::new("aws", ["s3", "ls", "a b"]);
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"["aws","s3","ls","a b"]"#
+        );
+        assert_eq!(c.to_string(), "aws s3 ls 'a b'");
+        let back: Command = serde_json::from_str(r#"["aws","s3"]"#).unwrap();
+        assert_eq!(back.args(), ["s3"]);
+        assert!(serde_json::from_str::<Command>("[]").is_err());
+        assert_eq!(
+            Command::new("aws", ["--region=eu-west-1"]).option_value("--region"),
+            Some("eu-west-1")
+        );
+    }
 }

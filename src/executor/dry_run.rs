@@ -1,22 +1,85 @@
-//! The dry-run executor: records what would run. STUB: the executor helper replaces this file.
+//! The dry-run executor: checks and resolves every step exactly as the
+//! process executor would, records what would run, and runs nothing.
 
-use super::{CommandExecutor, CommandPolicy, ContextMap, StepOutcome, StepStatus};
+use super::{Command, CommandExecutor, CommandPolicy, ContextMap, StepOutcome, StepStatus};
 use crate::error::Result;
 use crate::model::Target;
 use crate::planner::Step;
 use async_trait::async_trait;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+/// Default number of recorded steps kept; older ones are dropped first.
+pub const DEFAULT_RECORD_LIMIT: usize = 10_000;
+
+/// One step the dry-run executor was asked to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordedStep {
+    /// The argv that would have run.
+    pub command: Command,
+    /// The step's description, if any.
+    pub description: Option<String>,
+    /// Where it would have run.
+    pub target: Target,
+    /// The environment it would have run with (profile, region).
+    pub context: BTreeMap<String, String>,
+}
 
 /// Records what would run, runs nothing.
-#[derive(Debug, Default)]
+///
+/// [`check`](CommandExecutor::check) is the process executor's check (same
+/// policy, same context resolution), so a dry run refuses exactly what a real
+/// run would. The record is bounded ([`with_record_limit`](Self::with_record_limit)).
+#[derive(Debug)]
 pub struct DryRunExecutor {
     policy: CommandPolicy,
     contexts: ContextMap,
+    limit: usize,
+    recorded: Mutex<VecDeque<RecordedStep>>,
+}
+
+impl Default for DryRunExecutor {
+    fn default() -> Self {
+        Self::new(CommandPolicy::default(), ContextMap::default())
+    }
 }
 
 impl DryRunExecutor {
     /// A dry-run executor checking `policy` and resolving `contexts` exactly as the process executor would.
     pub fn new(policy: CommandPolicy, contexts: ContextMap) -> Self {
-        DryRunExecutor { policy, contexts }
+        DryRunExecutor {
+            policy,
+            contexts,
+            limit: DEFAULT_RECORD_LIMIT,
+            recorded: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Keeps at most `limit` recorded steps (default 10 000), dropping the oldest.
+    pub fn with_record_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// The steps recorded so far, oldest first.
+    pub fn recorded(&self) -> Vec<RecordedStep> {
+        self.lock().iter().cloned().collect()
+    }
+
+    /// Returns the recorded steps and forgets them.
+    pub fn take_recorded(&self) -> Vec<RecordedStep> {
+        self.lock().drain(..).collect()
+    }
+
+    /// Forgets the recorded steps.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<RecordedStep>> {
+        // A panic while holding the lock cannot leave the queue inconsistent.
+        self.recorded.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -26,11 +89,28 @@ impl CommandExecutor for DryRunExecutor {
         self.policy.check(&step.command)?;
         self.contexts.resolve(step, target).map(|_| ())
     }
+
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
-        let mut o = StepOutcome::new(StepStatus::Planned);
-        o.context = self.contexts.resolve(step, target)?;
-        Ok(o)
+        self.policy.check(&step.command)?;
+        let context = self.contexts.resolve(step, target)?;
+        tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: would run");
+        if self.limit > 0 {
+            let mut recorded = self.lock();
+            while recorded.len() >= self.limit {
+                recorded.pop_front();
+            }
+            recorded.push_back(RecordedStep {
+                command: step.command.clone(),
+                description: step.description.clone(),
+                target: target.clone(),
+                context: context.clone(),
+            });
+        }
+        let mut outcome = StepOutcome::new(StepStatus::Planned);
+        outcome.context = context;
+        Ok(outcome)
     }
+
     fn is_dry_run(&self) -> bool {
         true
     }

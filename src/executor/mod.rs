@@ -1,7 +1,10 @@
-//! Execution: running a [`Step`](crate::planner::Step) in a target's context.
+//! Execution: running a [`Step`] in a target's context.
 //!
 //! Commands are argv vectors, never shell strings ([`Command`]); scripts from an
 //! API or an alert go through [`parse_script`] and a [`CommandPolicy`] first.
+//! A [`ContextMap`] says which AWS profile and region each account's steps run
+//! with; [`ProcessExecutor`] runs them as child processes and
+//! [`DryRunExecutor`] records what would run.
 
 pub mod command;
 pub mod context;
@@ -19,8 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use command::{Command, CommandPolicy, parse_script};
-pub use context::ContextMap;
-pub use dry_run::DryRunExecutor;
+pub use context::{AwsProfileMapping, ContextMap};
+pub use dry_run::{DryRunExecutor, RecordedStep};
 pub use process::ProcessExecutor;
 
 /// How a step ended.

@@ -1,0 +1,119 @@
+//! Shared test helpers: a recording stand-in for `aws`/`az`/`gcloud` placed
+//! first on a child's PATH, and a moto server for tests against the real AWS CLI.
+//!
+//! Use from a test binary with `mod support;`. Helpers never touch the test
+//! process's own environment (tests run in parallel threads): the PATH and the
+//! stand-in's settings reach the child through the executor.
+#![allow(dead_code)]
+
+pub mod moto;
+
+use remediation::executor::{CommandPolicy, ContextMap, ProcessExecutor};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The stand-in's source, shared by all three program names.
+const STANDIN_SOURCE: &str = include_str!("standin.py");
+
+/// The environment variable naming the stand-in's log file.
+pub const LOG_VAR: &str = "REMEDIATION_STANDIN_LOG";
+
+/// One recorded invocation of the stand-in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Call {
+    /// The argv, program name first (basename, e.g. `aws`).
+    pub argv: Vec<String>,
+    /// The watched environment variables as the child saw them (`None` = unset).
+    pub env: BTreeMap<String, Option<String>>,
+    /// The stand-in's process id.
+    pub pid: u32,
+}
+
+impl Call {
+    /// The value of a watched environment variable, if it was set.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.env.get(name).and_then(|v| v.as_deref())
+    }
+}
+
+/// A temp dir holding executable `aws`, `az` and `gcloud` stand-ins and their log.
+#[derive(Debug)]
+pub struct StandIn {
+    dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl StandIn {
+    /// Creates the stand-ins in a fresh temp dir.
+    pub fn new() -> StandIn {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin dir");
+        for program in ["aws", "az", "gcloud"] {
+            let path = bin.join(program);
+            std::fs::write(&path, STANDIN_SOURCE).expect("write stand-in");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod stand-in");
+        }
+        let log = dir.path().join("calls.jsonl");
+        StandIn { dir, log }
+    }
+
+    /// The directory holding the stand-in programs.
+    pub fn bin_dir(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+
+    /// The log file the stand-ins append to.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// A PATH with the stand-ins first, then the test process's PATH (for python3).
+    pub fn path_env(&self) -> String {
+        let inherited = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".to_owned());
+        format!("{}:{inherited}", self.bin_dir().display())
+    }
+
+    /// Adds PATH and the log variable to `executor`, so its children find the stand-ins.
+    pub fn wire(&self, executor: ProcessExecutor) -> ProcessExecutor {
+        executor
+            .with_env_var("PATH", self.path_env())
+            .with_env_var(LOG_VAR, self.log.display().to_string())
+    }
+
+    /// A process executor with the default policy and `contexts`, wired to the stand-ins.
+    pub fn executor(&self, contexts: ContextMap) -> ProcessExecutor {
+        self.wire(ProcessExecutor::new(CommandPolicy::default(), contexts))
+    }
+
+    /// Every invocation recorded so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        let text = match std::fs::read_to_string(&self.log) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+            Err(e) => panic!("reading {}: {e}", self.log.display()),
+        };
+        text.lines()
+            .map(|line| {
+                let value: Value = serde_json::from_str(line).expect("stand-in log line is JSON");
+                let argv = value["argv"]
+                    .as_array()
+                    .expect("argv array")
+                    .iter()
+                    .map(|a| a.as_str().expect("argv string").to_owned())
+                    .collect();
+                let env = value["env"]
+                    .as_object()
+                    .expect("env object")
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned)))
+                    .collect();
+                let pid = value["pid"].as_u64().expect("pid") as u32;
+                Call { argv, env, pid }
+            })
+            .collect()
+    }
+}

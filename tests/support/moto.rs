@@ -1,0 +1,83 @@
+//! A moto server (AWS emulator) on a free loopback port, started from the
+//! Python venv that `scripts/test` creates, and killed when dropped.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The venv holding `moto[server]` and `awscli`: `$REMEDIATION_VENV`, or
+/// `<crate>/.venv`. Panics with instructions if it is missing: a test that
+/// needs it must fail, never pass silently.
+pub fn venv() -> PathBuf {
+    let venv = std::env::var_os("REMEDIATION_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    for tool in ["moto_server", "aws"] {
+        let path = venv.join("bin").join(tool);
+        assert!(
+            path.is_file(),
+            "{} is missing: run `scripts/test` (or `python3 -m venv {v} && {v}/bin/pip install 'moto[server]' awscli`), \
+             or point REMEDIATION_VENV at a venv holding moto[server] and awscli",
+            path.display(),
+            v = venv.display()
+        );
+    }
+    venv
+}
+
+/// A running moto server; killed on drop.
+#[derive(Debug)]
+pub struct MotoServer {
+    child: Child,
+    port: u16,
+}
+
+impl MotoServer {
+    /// Starts `moto_server` from `venv` on a free port and waits until it answers.
+    pub fn start(venv: &Path) -> MotoServer {
+        let port = free_port();
+        let child = Command::new(venv.join("bin").join("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn moto_server");
+        let server = MotoServer { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its base URL, for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago (bind port 0, read it, release it).
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
