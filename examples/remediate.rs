@@ -19,7 +19,7 @@ use remediation::engine::{
     AuditRecord, AuditSink, Engine, EngineConfig, JsonLinesAudit, Summary, TeeAudit,
 };
 use remediation::executor::{
-    CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, ProcessExecutor,
+    AwsProfileMapping, CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, ProcessExecutor,
 };
 use remediation::planner::{AlertCliPlanner, PlannerChain, RemediationPlanner};
 use remediation::source::{AlertSource, FileSource};
@@ -154,17 +154,10 @@ async fn main() -> ExitCode {
 
     let mut contexts = ContextMap::new();
     for pair in &args.account_profiles {
-        let Some((account, profile)) = pair.split_once('=') else {
-            return fail(format!(
-                "--account-profile {pair:?}: expected ACCOUNT=PROFILE"
-            ));
-        };
-        if account.trim().is_empty() || profile.trim().is_empty() {
-            return fail(format!(
-                "--account-profile {pair:?}: expected ACCOUNT=PROFILE"
-            ));
+        match pair.parse::<AwsProfileMapping>() {
+            Ok(m) => contexts = contexts.with_aws_mapping(m),
+            Err(e) => return fail(format!("--account-profile {pair:?}: {e}")),
         }
-        contexts = contexts.with_aws_profile(account.trim(), profile.trim());
     }
     if let Some(p) = &args.default_profile {
         contexts = contexts.with_default_aws_profile(p);
