@@ -1,8 +1,70 @@
 //! # remediation
 //!
-//! Turn cloud security findings into safe, automatic fixes.
+//! Turn cloud security findings — Prisma Cloud alerts, CloudTrail API calls —
+//! into safe, automatic fixes.
 //!
-//! (crate docs: written with the engine)
+//! A worker is three parts wired into one [`Engine`](engine::Engine):
+//!
+//! * an [`AlertSource`](source::AlertSource) hands out
+//!   [`Delivery`](source::Delivery)s with one-shot settle verbs (`ack`,
+//!   `nack(delay)`, `extend`, `dead_letter`);
+//! * a [`RemediationPlanner`](planner::RemediationPlanner) turns decoded
+//!   [`Event`](model::Event)s into a [`Plan`](planner::Plan) of ordered steps, or a
+//!   [`Skip`](planner::Skip) with a reason;
+//! * a [`CommandExecutor`](executor::CommandExecutor) runs each step — an argv,
+//!   never a shell string — in the account's context.
+//!
+//! The engine owns the delivery semantics: a delivery is acked only after its
+//! plan ran to the end or it was deliberately skipped; a failed step nacks with
+//! backoff; poison is dead-lettered with its body in the audit record; leases are
+//! extended while steps run; concurrency and memory are bounded; every decision
+//! is one JSON audit line.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use remediation::engine::{Engine, EngineConfig, JsonLinesAudit};
+//! use remediation::executor::{CommandPolicy, ContextMap, DryRunExecutor};
+//! use remediation::planner::AlertCliPlanner;
+//! use remediation::source::FileSource;
+//! use std::sync::Arc;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn run() -> remediation::Result<()> {
+//! let contexts = ContextMap::new().with_aws_profile("123456789012", "prod-remediator");
+//! let engine = Engine::builder(
+//!     Arc::new(FileSource::open("alerts.jsonl")?),
+//!     Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+//!     // Swap in `ProcessExecutor::new(..)` to run the commands for real.
+//!     Arc::new(DryRunExecutor::new(CommandPolicy::default(), contexts)),
+//! )
+//! .config(EngineConfig::default().with_concurrency(8))
+//! .audit(Arc::new(JsonLinesAudit::append("audit.jsonl")?))
+//! .build();
+//! let summary = engine.run(CancellationToken::new()).await?;
+//! println!("planned {} skipped {} rejected {}", summary.planned, summary.skipped, summary.rejected);
+//! # Ok(()) }
+//! ```
+//!
+//! # Features
+//!
+//! | feature      | adds |
+//! |--------------|------|
+//! | *(default)*  | models, traits, engine, memory and file sources, process and dry-run executors, `alert-cli` planner |
+//! | `prisma`     | reserved: the Prisma Cloud remediation API planner |
+//! | `sqs`        | reserved: the Amazon SQS source |
+//! | `servicebus` | reserved: the Azure Service Bus source |
+//! | `pubsub`     | reserved: the GCP Pub/Sub source |
+//! | `full`       | all of the above |
+//!
+//! # Settling per backend
+//!
+//! | verb        | memory                    | file / stdin                 |
+//! |-------------|---------------------------|------------------------------|
+//! | ack         | removed for good          | recorded only                |
+//! | nack(delay) | redelivered after `delay` | recorded (body kept in the audit) |
+//! | extend      | lease renewed             | no-op                        |
+//! | dead-letter | parked with its body      | recorded with its body       |
 
 #![forbid(unsafe_code)]
 #![warn(
