@@ -69,32 +69,36 @@ fn pipeline(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Bytes(bytes as u64));
     group.sample_size(20);
-    group.bench_with_input(BenchmarkId::from_parameter("dry_run"), &alerts, |b, alerts| {
-        b.to_async(&rt).iter(|| async {
-            let queue = MemorySource::builder()
-                .with_capacity(alerts.len())
-                .with_wait(Duration::from_millis(1))
+    group.bench_with_input(
+        BenchmarkId::from_parameter("dry_run"),
+        &alerts,
+        |b, alerts| {
+            b.to_async(&rt).iter(|| async {
+                let queue = MemorySource::builder()
+                    .with_capacity(alerts.len())
+                    .with_wait(Duration::from_millis(1))
+                    .build();
+                for a in alerts {
+                    queue.send(a.clone()).await.expect("send");
+                }
+                queue.close();
+                let engine = Engine::builder(
+                    Arc::new(queue.clone()),
+                    Arc::new(AlertCliPlanner::default()),
+                    Arc::new(DryRunExecutor::new(CommandPolicy::default(), contexts())),
+                )
+                .config(
+                    EngineConfig::default()
+                        .with_concurrency(64)
+                        .with_settle_in_dry_run(true),
+                )
                 .build();
-            for a in alerts {
-                queue.send(a.clone()).await.expect("send");
-            }
-            queue.close();
-            let engine = Engine::builder(
-                Arc::new(queue.clone()),
-                Arc::new(AlertCliPlanner::default()),
-                Arc::new(DryRunExecutor::new(CommandPolicy::default(), contexts())),
-            )
-            .config(
-                EngineConfig::default()
-                    .with_concurrency(64)
-                    .with_settle_in_dry_run(true),
-            )
-            .build();
-            let summary = engine.run(CancellationToken::new()).await.expect("run");
-            assert_eq!(summary.planned as usize, alerts.len());
-            assert_eq!(queue.acked() as usize, alerts.len());
-        });
-    });
+                let summary = engine.run(CancellationToken::new()).await.expect("run");
+                assert_eq!(summary.planned as usize, alerts.len());
+                assert_eq!(queue.acked() as usize, alerts.len());
+            });
+        },
+    );
     group.finish();
 }
 

@@ -90,7 +90,10 @@ fn alert(id: &str, script: &str) -> Vec<u8> {
 
 fn fast_config() -> EngineConfig {
     EngineConfig::default()
-        .with_retry(Backoff::new(Duration::from_millis(20), Duration::from_millis(100)))
+        .with_retry(Backoff::new(
+            Duration::from_millis(20),
+            Duration::from_millis(100),
+        ))
         .with_max_deliveries(3)
 }
 
@@ -115,17 +118,22 @@ async fn run(
     .config(config)
     .audit(audit.clone())
     .build();
-    let summary = tokio::time::timeout(Duration::from_secs(30), engine.run(CancellationToken::new()))
-        .await
-        .expect("engine finished")
-        .expect("engine ran");
+    let summary = tokio::time::timeout(
+        Duration::from_secs(30),
+        engine.run(CancellationToken::new()),
+    )
+    .await
+    .expect("engine finished")
+    .expect("engine ran");
     (summary, audit.records())
 }
 
 #[tokio::test]
 async fn success_is_acked_once() {
     let q = queue();
-    q.send(alert("P-1", "aws s3 ls && aws iam list-users")).await.unwrap();
+    q.send(alert("P-1", "aws s3 ls && aws iam list-users"))
+        .await
+        .unwrap();
     q.close();
     let exec = Arc::new(ScriptedExecutor::default());
     let (summary, records) = run(&q, exec.clone(), fast_config()).await;
@@ -144,7 +152,9 @@ async fn success_is_acked_once() {
 #[tokio::test]
 async fn failed_step_stops_the_plan_nacks_and_retries() {
     let q = queue();
-    q.send(alert("P-2", "aws iam flaky-call; aws iam list-users")).await.unwrap();
+    q.send(alert("P-2", "aws iam flaky-call; aws iam list-users"))
+        .await
+        .unwrap();
     q.close();
     let exec = Arc::new(ScriptedExecutor::failing("flaky-call", 1));
     let (summary, records) = run(&q, exec.clone(), fast_config()).await;
@@ -190,22 +200,37 @@ async fn poison_and_unsafe_are_dead_lettered_never_run() {
     let q = queue();
     q.send(&b"\x00\xffnot json"[..]).await.unwrap();
     q.send(alert("P-4", "aws s3 ls | sh")).await.unwrap();
-    q.send(alert("P-5", "curl http://example.com")).await.unwrap();
+    q.send(alert("P-5", "curl http://example.com"))
+        .await
+        .unwrap();
     q.close();
     let exec = Arc::new(ScriptedExecutor::default());
     let (summary, records) = run(&q, exec.clone(), fast_config()).await;
-    assert!(exec.calls().is_empty(), "nothing may run: {:?}", exec.calls());
+    assert!(
+        exec.calls().is_empty(),
+        "nothing may run: {:?}",
+        exec.calls()
+    );
     assert_eq!(summary.rejected, 3);
     assert_eq!(summary.dead_lettered, 3);
     assert_eq!(q.dead_letters().len(), 3);
     for r in &records {
         assert_eq!(r.decision, AuditDecision::Rejected);
         assert_eq!(r.settle, SettleAction::DeadLetter);
-        assert!(r.body.is_some() || r.body_base64.is_some(), "dead letter without body: {r:?}");
+        assert!(
+            r.body.is_some() || r.body_base64.is_some(),
+            "dead letter without body: {r:?}"
+        );
     }
-    let mut codes: Vec<_> = records.iter().map(|r| r.reason_code.clone().unwrap()).collect();
+    let mut codes: Vec<_> = records
+        .iter()
+        .map(|r| r.reason_code.clone().unwrap())
+        .collect();
     codes.sort();
-    assert_eq!(codes, vec!["undecodable", "unsafe_command", "unsafe_command"]);
+    assert_eq!(
+        codes,
+        vec!["undecodable", "unsafe_command", "unsafe_command"]
+    );
 }
 
 #[tokio::test]
@@ -217,13 +242,25 @@ async fn duplicates_are_remediated_once() {
     q.close();
     let exec = Arc::new(ScriptedExecutor::default());
     let (summary, records) = run(&q, exec.clone(), fast_config()).await;
-    assert_eq!(exec.calls().len(), 1, "one remediation for three deliveries");
+    assert_eq!(
+        exec.calls().len(),
+        1,
+        "one remediation for three deliveries"
+    );
     assert_eq!(summary.executed, 1);
-    assert!(records.iter().filter(|r| r.decision == AuditDecision::Skipped).count() >= 2);
-    assert!(records
-        .iter()
-        .filter(|r| r.decision == AuditDecision::Skipped)
-        .all(|r| r.reason_code.as_deref() == Some("duplicate")));
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.decision == AuditDecision::Skipped)
+            .count()
+            >= 2
+    );
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.decision == AuditDecision::Skipped)
+            .all(|r| r.reason_code.as_deref() == Some("duplicate"))
+    );
     assert_eq!(q.pending(), 0);
 }
 
@@ -233,7 +270,9 @@ async fn lease_is_extended_while_a_slow_step_runs() {
         .with_lease(Duration::from_millis(300))
         .with_wait(Duration::from_millis(20))
         .build();
-    q.send(alert("P-7", "aws glue slow-wait-for-ready")).await.unwrap();
+    q.send(alert("P-7", "aws glue slow-wait-for-ready"))
+        .await
+        .unwrap();
     q.close();
     let exec = Arc::new(ScriptedExecutor {
         slow: Duration::from_millis(1200),
@@ -243,7 +282,12 @@ async fn lease_is_extended_while_a_slow_step_runs() {
     lease.extension = Duration::from_millis(300);
     lease.margin = Duration::from_millis(150);
     let (summary, records) = run(&q, exec.clone(), fast_config().with_lease(lease)).await;
-    assert_eq!(exec.calls().len(), 1, "redelivered while running: {:?}", exec.calls());
+    assert_eq!(
+        exec.calls().len(),
+        1,
+        "redelivered while running: {:?}",
+        exec.calls()
+    );
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].settle, SettleAction::Ack);
     assert!(summary.extended >= 3, "extended {} times", summary.extended);
@@ -254,7 +298,9 @@ async fn lease_is_extended_while_a_slow_step_runs() {
 async fn concurrency_is_bounded() {
     let q = queue();
     for i in 0..40 {
-        q.send(alert(&format!("P-C{i}"), "aws iam slow-op")).await.unwrap();
+        q.send(alert(&format!("P-C{i}"), "aws iam slow-op"))
+            .await
+            .unwrap();
     }
     q.close();
     let exec = Arc::new(ScriptedExecutor {
@@ -272,9 +318,12 @@ async fn concurrency_is_bounded() {
 async fn shutdown_releases_what_has_not_finished() {
     let q = queue();
     for i in 0..6 {
-        q.send(alert(&format!("P-S{i}"), "aws iam slow-one && aws iam slow-two"))
-            .await
-            .unwrap();
+        q.send(alert(
+            &format!("P-S{i}"),
+            "aws iam slow-one && aws iam slow-two",
+        ))
+        .await
+        .unwrap();
     }
     let exec = Arc::new(ScriptedExecutor {
         slow: Duration::from_millis(300),
@@ -318,7 +367,10 @@ async fn shutdown_releases_what_has_not_finished() {
 /// one audit line with the expected decision and reason code.
 #[tokio::test]
 async fn sample_file_gate_cases() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/sample-alerts.jsonl");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/data/sample-alerts.jsonl"
+    );
     let lines = std::fs::read_to_string(path).unwrap().lines().count();
     let source = FileSource::open(path).unwrap();
     let audit = Arc::new(MemoryAudit::new());
@@ -347,7 +399,10 @@ async fn sample_file_gate_cases() {
         .iter()
         .map(|r| {
             (
-                r.alert_id.clone().or(r.event_id.clone()).unwrap_or_default(),
+                r.alert_id
+                    .clone()
+                    .or(r.event_id.clone())
+                    .unwrap_or_default(),
                 r.decision.as_str(),
                 r.reason_code.clone().unwrap_or_default(),
             )
@@ -363,7 +418,11 @@ async fn sample_file_gate_cases() {
         ("P-1007", "rejected", "unsafe_command"),
         ("P-1008", "rejected", "unmapped_account"),
         ("", "rejected", "undecodable"),
-        ("3b2f1a0e-0000-4000-8000-000000000010", "skipped", "no_remediation"),
+        (
+            "3b2f1a0e-0000-4000-8000-000000000010",
+            "skipped",
+            "no_remediation",
+        ),
         ("P-1011", "planned", "planned"),
     ]
     .into_iter()
@@ -375,7 +434,13 @@ async fn sample_file_gate_cases() {
     assert_eq!(records[8].body.as_deref(), Some("this line is not JSON {"));
     // The plan names the profile it would run with.
     assert_eq!(records[0].steps.len(), 2);
-    assert_eq!(records[0].steps[0].context.get("AWS_PROFILE").map(String::as_str), Some("prod"));
+    assert_eq!(
+        records[0].steps[0]
+            .context
+            .get("AWS_PROFILE")
+            .map(String::as_str),
+        Some("prod")
+    );
     assert_eq!(summary.received as usize, lines);
     assert_eq!(summary.planned, 2);
     assert_eq!(summary.rejected, 3);

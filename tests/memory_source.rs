@@ -19,7 +19,11 @@ impl TestQueue for MemQueue {
         self.0.send(body.to_vec()).await.expect("send");
     }
     async fn dead_letter_bodies(&self) -> Vec<Vec<u8>> {
-        self.0.dead_letters().into_iter().map(|d| d.body.to_vec()).collect()
+        self.0
+            .dead_letters()
+            .into_iter()
+            .map(|d| d.body.to_vec())
+            .collect()
     }
     fn lease(&self) -> Duration {
         Duration::from_millis(300)
@@ -54,10 +58,16 @@ async fn max_deliveries_parks_natively() {
         .build();
     q.send(&b"flaky"[..]).await.unwrap();
     for _ in 0..2 {
-        let d = conformance::receive_one(&q, Duration::from_secs(2)).await.unwrap();
+        let d = conformance::receive_one(&q, Duration::from_secs(2))
+            .await
+            .unwrap();
         d.nack(Duration::ZERO).await.unwrap();
     }
-    assert!(conformance::receive_one(&q, Duration::from_millis(300)).await.is_none());
+    assert!(
+        conformance::receive_one(&q, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
     let dead = q.dead_letters();
     assert_eq!(dead.len(), 1);
     assert_eq!(&dead[0].body[..], b"flaky");
@@ -66,11 +76,15 @@ async fn max_deliveries_parks_natively() {
 
 #[tokio::test]
 async fn closed_queue_is_exhausted_only_when_everything_is_settled() {
-    let q = MemorySource::builder().with_wait(Duration::from_millis(20)).build();
+    let q = MemorySource::builder()
+        .with_wait(Duration::from_millis(20))
+        .build();
     q.send(&b"x"[..]).await.unwrap();
     q.close();
     assert!(!q.is_exhausted());
-    let d = conformance::receive_one(&q, Duration::from_secs(1)).await.unwrap();
+    let d = conformance::receive_one(&q, Duration::from_secs(1))
+        .await
+        .unwrap();
     assert!(!q.is_exhausted(), "in flight is not exhausted");
     d.ack().await.unwrap();
     assert!(q.is_exhausted());
@@ -86,7 +100,9 @@ async fn send_waits_while_full() {
     q.send(&b"a"[..]).await.unwrap();
     let blocked = tokio::time::timeout(Duration::from_millis(100), q.send(&b"b"[..])).await;
     assert!(blocked.is_err(), "send on a full queue must wait");
-    let d = conformance::receive_one(&q, Duration::from_secs(1)).await.unwrap();
+    let d = conformance::receive_one(&q, Duration::from_secs(1))
+        .await
+        .unwrap();
     d.ack().await.unwrap();
     tokio::time::timeout(Duration::from_secs(1), q.send(&b"b"[..]))
         .await

@@ -49,7 +49,9 @@ pub async fn receive_one(source: &dyn AlertSource, within: Duration) -> Option<D
 pub async fn ack_is_final(q: &dyn TestQueue) {
     let s = q.source();
     q.send(b"{\"case\":\"ack\"}").await;
-    let d = receive_one(&*s, q.lease() * 4).await.expect("first delivery");
+    let d = receive_one(&*s, q.lease() * 4)
+        .await
+        .expect("first delivery");
     assert_eq!(&d.body()[..], b"{\"case\":\"ack\"}");
     assert_eq!(d.delivery_count(), 1);
     d.ack().await.expect("ack");
@@ -62,11 +64,15 @@ pub async fn ack_is_final(q: &dyn TestQueue) {
 pub async fn nack_redelivers_after_delay(q: &dyn TestQueue) {
     let s = q.source();
     q.send(b"nack").await;
-    let d = receive_one(&*s, q.lease() * 4).await.expect("first delivery");
+    let d = receive_one(&*s, q.lease() * 4)
+        .await
+        .expect("first delivery");
     let delay = q.lease() / 2 + Duration::from_millis(100);
     let t0 = Instant::now();
     d.nack(delay).await.expect("nack");
-    let again = receive_one(&*s, q.lease() * 4 + delay).await.expect("redelivery");
+    let again = receive_one(&*s, q.lease() * 4 + delay)
+        .await
+        .expect("redelivery");
     assert!(
         t0.elapsed() >= delay,
         "redelivered after {:?}, before the nack delay {delay:?}",
@@ -80,7 +86,9 @@ pub async fn nack_redelivers_after_delay(q: &dyn TestQueue) {
 pub async fn extend_keeps_the_lease(q: &dyn TestQueue) {
     let s = q.source();
     q.send(b"extend").await;
-    let d = receive_one(&*s, q.lease() * 4).await.expect("first delivery");
+    let d = receive_one(&*s, q.lease() * 4)
+        .await
+        .expect("first delivery");
     let hold = q.lease() * 3;
     let t0 = Instant::now();
     while t0.elapsed() < hold {
@@ -115,7 +123,10 @@ pub async fn dead_letter_parks_the_body(q: &dyn TestQueue) {
     let d = receive_one(&*s, q.lease() * 4).await.expect("delivery");
     let how = d.dead_letter("poison: test").await.expect("dead-letter");
     assert!(
-        matches!(how, DeadLetterOutcome::Parked | DeadLetterOutcome::LeftToRedrive),
+        matches!(
+            how,
+            DeadLetterOutcome::Parked | DeadLetterOutcome::LeftToRedrive
+        ),
         "{how:?}"
     );
     // Either parked now, or parked by redrive; wait for it to show up.
@@ -124,7 +135,10 @@ pub async fn dead_letter_parks_the_body(q: &dyn TestQueue) {
         if q.dead_letter_bodies().await.iter().any(|b| b == body) {
             break;
         }
-        assert!(Instant::now() < until, "dead-lettered body never reached the DLQ");
+        assert!(
+            Instant::now() < until,
+            "dead-lettered body never reached the DLQ"
+        );
         // Drive redrive-based sources: receiving lets the queue count the delivery.
         if let Some(d) = receive_one(&*s, q.lease()).await {
             d.nack(Duration::ZERO).await.expect("nack");
