@@ -62,7 +62,10 @@ impl CommandPolicy {
         if self.programs.iter().any(|p| p == command.program()) {
             Ok(())
         } else {
-            Err(Error::unsafe_command(format!("program {} is not allowed", command.program())))
+            Err(Error::unsafe_command(format!(
+                "program {} is not allowed",
+                command.program()
+            )))
         }
     }
 }

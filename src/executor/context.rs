@@ -19,7 +19,11 @@ impl ContextMap {
         Self::default()
     }
     /// Runs commands for AWS `account` with `profile`.
-    pub fn with_aws_profile(mut self, account: impl Into<String>, profile: impl Into<String>) -> Self {
+    pub fn with_aws_profile(
+        mut self,
+        account: impl Into<String>,
+        profile: impl Into<String>,
+    ) -> Self {
         self.aws_profiles.insert(account.into(), profile.into());
         self
     }
@@ -37,10 +41,19 @@ impl ContextMap {
                     .aws_profiles
                     .get(&account)
                     .or(self.default_aws_profile.as_ref())
-                    .ok_or_else(|| Error::UnmappedAccount { cloud: "aws".into(), account: account.clone() })?;
-                Ok(BTreeMap::from([("AWS_PROFILE".to_owned(), profile.clone())]))
+                    .ok_or_else(|| Error::UnmappedAccount {
+                        cloud: "aws".into(),
+                        account: account.clone(),
+                    })?;
+                Ok(BTreeMap::from([(
+                    "AWS_PROFILE".to_owned(),
+                    profile.clone(),
+                )]))
             }
-            _ => Err(Error::UnmappedAccount { cloud: target.cloud.to_string(), account }),
+            _ => Err(Error::UnmappedAccount {
+                cloud: target.cloud.to_string(),
+                account,
+            }),
         }
     }
 }

@@ -18,7 +18,11 @@ pub struct ProcessExecutor {
 impl ProcessExecutor {
     /// An executor enforcing `policy` and resolving accounts through `contexts`.
     pub fn new(policy: CommandPolicy, contexts: ContextMap) -> Self {
-        ProcessExecutor { policy, contexts, timeout: Duration::from_secs(300) }
+        ProcessExecutor {
+            policy,
+            contexts,
+            timeout: Duration::from_secs(300),
+        }
     }
     /// Sets the per-step timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -44,9 +48,16 @@ impl CommandExecutor for ProcessExecutor {
             .output();
         let out = tokio::time::timeout(self.timeout, out)
             .await
-            .map_err(|_| Error::Timeout { what: "step".into(), after: self.timeout })?
+            .map_err(|_| Error::Timeout {
+                what: "step".into(),
+                after: self.timeout,
+            })?
             .map_err(|e| Error::io(format!("spawning {}", step.command.program()), e))?;
-        let mut o = StepOutcome::new(if out.status.success() { StepStatus::Ok } else { StepStatus::Failed });
+        let mut o = StepOutcome::new(if out.status.success() {
+            StepStatus::Ok
+        } else {
+            StepStatus::Failed
+        });
         o.exit_code = out.status.code();
         o.duration = start.elapsed();
         o.context = env;
