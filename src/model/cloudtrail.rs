@@ -772,9 +772,13 @@ impl<R: BufRead> RecordSplitter<R> {
                 State::Done => return Ok(None),
                 State::Start => {
                     // Tolerate a UTF-8 byte order mark.
-                    let buf = self.fill()?;
-                    if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
-                        self.consume(3);
+                    if self.fill()?.first() == Some(&0xEF) {
+                        for expected in [0xEF, 0xBB, 0xBF] {
+                            if self.fill()?.first() != Some(&expected) {
+                                return Err(self.err("invalid byte order mark"));
+                            }
+                            self.consume(1);
+                        }
                     }
                     match self.peek_non_ws()? {
                         Some(b'{') => {
