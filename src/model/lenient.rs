@@ -65,10 +65,24 @@ macro_rules! wire_struct {
                     where
                         E: ::serde::de::Error,
                     {
-                        Ok(match s {
-                            $($wire => __Field::$field,)*
-                            _ => __Field::__Other(s.to_owned()),
-                        })
+                        self.visit_bytes(s.as_bytes())
+                    }
+
+                    // Keys arrive as bytes (serde_json skips UTF-8 validation for
+                    // them); only unknown keys are validated, when kept.
+                    fn visit_bytes<E>(self, b: &[u8]) -> ::std::result::Result<__Field, E>
+                    where
+                        E: ::serde::de::Error,
+                    {
+                        $(
+                            if b == $wire.as_bytes() {
+                                return Ok(__Field::$field);
+                            }
+                        )*
+                        match ::std::str::from_utf8(b) {
+                            Ok(s) => Ok(__Field::__Other(s.to_owned())),
+                            Err(_) => Err(E::invalid_value(::serde::de::Unexpected::Bytes(b), &self)),
+                        }
                     }
                 }
 
@@ -77,7 +91,7 @@ macro_rules! wire_struct {
                     where
                         D: ::serde::Deserializer<'de>,
                     {
-                        deserializer.deserialize_identifier(__FieldVisitor)
+                        deserializer.deserialize_bytes(__FieldVisitor)
                     }
                 }
 
@@ -94,19 +108,25 @@ macro_rules! wire_struct {
                     where
                         A: ::serde::de::MapAccess<'de>,
                     {
-                        $(let mut $field: ::std::option::Option<$ty> = None;)*
-                        let mut __other = ::std::collections::BTreeMap::new();
+                        // One struct written in place: separate locals per field make
+                        // the compiler shuffle all of them on every loop iteration.
+                        let mut out = $name {
+                            $($field: None,)*
+                            other: ::std::collections::BTreeMap::new(),
+                        };
                         while let Some(__key) = __map.next_key::<__Field>()? {
                             match __key {
                                 $(
                                     __Field::$field => {
-                                        if $field.is_some() || __other.contains_key($wire) {
+                                        if out.$field.is_some()
+                                            || (!out.other.is_empty() && out.other.contains_key($wire))
+                                        {
                                             return Err(<A::Error as ::serde::de::Error>::duplicate_field($wire));
                                         }
                                         match __map.next_value::<::std::option::Option<$ty>>()? {
-                                            Some(v) => $field = Some(v),
+                                            Some(v) => out.$field = Some(v),
                                             None => {
-                                                __other.insert(
+                                                out.other.insert(
                                                     ::std::string::String::from($wire),
                                                     ::serde_json::Value::Null,
                                                 );
@@ -116,11 +136,10 @@ macro_rules! wire_struct {
                                 )*
                                 __Field::__Other(k) => {
                                     let v: ::serde_json::Value = __map.next_value()?;
-                                    __other.insert(k, v);
+                                    out.other.insert(k, v);
                                 }
                             }
                         }
-                        let out = $name { $($field,)* other: __other };
                         $(
                             $check(&out).map_err(<A::Error as ::serde::de::Error>::custom)?;
                         )?
@@ -154,6 +173,111 @@ macro_rules! wire_struct {
 }
 
 pub(crate) use wire_struct;
+
+/// Defines a private, partial view of a JSON object: only the named fields
+/// are read (into `Option`s), every other value is skipped without being
+/// built. Used for the cheap index next to a raw body.
+macro_rules! index_struct {
+    (
+        $(#[$meta:meta])*
+        struct $name:ident {
+            $($wire:literal => $field:ident : $ty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        struct $name {
+            $($field: ::std::option::Option<$ty>,)*
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+            where
+                D: ::serde::Deserializer<'de>,
+            {
+                #[allow(non_camel_case_types)]
+                enum __Field {
+                    $($field,)*
+                    __Skip,
+                }
+
+                struct __FieldVisitor;
+
+                impl<'de> ::serde::de::Visitor<'de> for __FieldVisitor {
+                    type Value = __Field;
+
+                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                        f.write_str("a field name")
+                    }
+
+                    fn visit_str<E>(self, s: &str) -> ::std::result::Result<__Field, E>
+                    where
+                        E: ::serde::de::Error,
+                    {
+                        self.visit_bytes(s.as_bytes())
+                    }
+
+                    fn visit_bytes<E>(self, b: &[u8]) -> ::std::result::Result<__Field, E>
+                    where
+                        E: ::serde::de::Error,
+                    {
+                        $(
+                            if b == $wire.as_bytes() {
+                                return Ok(__Field::$field);
+                            }
+                        )*
+                        Ok(__Field::__Skip)
+                    }
+                }
+
+                impl<'de> ::serde::Deserialize<'de> for __Field {
+                    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+                    where
+                        D: ::serde::Deserializer<'de>,
+                    {
+                        deserializer.deserialize_bytes(__FieldVisitor)
+                    }
+                }
+
+                struct __Visitor;
+
+                impl<'de> ::serde::de::Visitor<'de> for __Visitor {
+                    type Value = $name;
+
+                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+
+                    fn visit_map<A>(self, mut __map: A) -> ::std::result::Result<$name, A::Error>
+                    where
+                        A: ::serde::de::MapAccess<'de>,
+                    {
+                        let mut out = $name { $($field: None,)* };
+                        while let Some(__key) = __map.next_key::<__Field>()? {
+                            match __key {
+                                $(
+                                    __Field::$field => {
+                                        if out.$field.is_some() {
+                                            return Err(<A::Error as ::serde::de::Error>::duplicate_field($wire));
+                                        }
+                                        out.$field = __map.next_value::<::std::option::Option<$ty>>()?;
+                                    }
+                                )*
+                                __Field::__Skip => {
+                                    __map.next_value::<::serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+
+                deserializer.deserialize_map(__Visitor)
+            }
+        }
+    };
+}
+
+pub(crate) use index_struct;
 
 /// A JSON subtree kept as its original text until someone asks for it.
 ///

@@ -2,10 +2,15 @@
 //! as the SQS/webhook integration documents it, and flat, as alert rules
 //! send it) and the alert object of the Prisma Cloud API.
 //!
-//! One model covers all three; the accessors look in each place a value can
-//! be, so callers do not need to know which shape arrived.
+//! [`PrismaAlert`] keeps the alert's JSON text next to a small index of the
+//! fields the engine reads (id, status, account, region, script...), so
+//! parsing one costs little more than validating it; [`PrismaAlert::details`]
+//! gives the full typed view ([`AlertDetails`]) on demand. The accessors look
+//! in each place a value can be, so callers need not know which shape arrived.
 
-use super::lenient::{LenientBool, RawJson, StringList, Timestamp, string_or_map, wire_struct};
+use super::lenient::{
+    LenientBool, RawJson, StringList, Timestamp, index_struct, string_or_map, wire_struct,
+};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -16,7 +21,7 @@ pub const TEST_ALERT_ID: &str = "T-0";
 /// The `sender` of Prisma Cloud's test notification.
 pub const TEST_SENDER: &str = "Test Notification";
 
-fn check_alert(alert: &PrismaAlert) -> std::result::Result<(), String> {
+fn check_alert(alert: &AlertDetails) -> std::result::Result<(), String> {
     let has = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.trim().is_empty());
     if has(&alert.alert_id) || has(&alert.id) {
         Ok(())
@@ -26,14 +31,14 @@ fn check_alert(alert: &PrismaAlert) -> std::result::Result<(), String> {
 }
 
 wire_struct! {
-    /// A Prisma Cloud alert: a notification (nested or flat shape) or an
-    /// alert object from the API (`GET /v2/alert`).
+    /// The full typed view of a Prisma Cloud alert: a notification (nested or
+    /// flat shape) or an alert object from the API (`GET /v2/alert`).
     ///
     /// Deserializing fails for an alert with no `alertId` and no `id`.
     /// Parse from bytes or text (fields such as `resource.data` are kept raw
     /// and cannot be rebuilt from a [`serde_json::Value`]).
     #[derive(Clone, Debug, PartialEq)]
-    pub struct PrismaAlert {
+    pub struct AlertDetails {
         /// `alertId` (notifications), e.g. `P-45208`, or `T-0` for the test notification.
         "alertId" => alert_id: String,
         /// `id` (API shape).
@@ -334,11 +339,156 @@ fn non_empty(s: Option<&String>) -> Option<&str> {
     s.map(String::as_str).filter(|s| !s.is_empty())
 }
 
+index_struct! {
+    /// What the accessors need from an alert; everything else is skipped.
+    #[derive(Clone, Debug, PartialEq)]
+    struct AlertIndex {
+        "alertId" => alert_id: String,
+        "id" => id: String,
+        "alertStatus" => alert_status: String,
+        "status" => status: String,
+        "metadata" => metadata: MetadataIndex,
+        "sender" => sender: String,
+        "account" => account: AccountIndex,
+        "accountId" => account_id: String,
+        "accountName" => account_name: String,
+        "cloudType" => cloud_type: String,
+        "resourceRegionId" => resource_region_id: String,
+        "region" => region: String,
+        "policy" => policy: PolicyIndex,
+        "policyId" => policy_id: String,
+        "policyName" => policy_name: String,
+        "policyLabels" => policy_labels: StringList,
+        "severity" => severity: String,
+        "resource" => resource: ResourceSlot,
+        "resourceId" => resource_id: String,
+        "resourceName" => resource_name: String,
+        "alertRemediationCli" => cli: CliSlot,
+        "alertTs" => alert_ts: Timestamp,
+        "alertTime" => alert_time: Timestamp,
+    }
+}
+
+index_struct! {
+    #[derive(Clone, Debug, PartialEq)]
+    struct MetadataIndex {
+        "remediable" => remediable: LenientBool,
+    }
+}
+
+index_struct! {
+    #[derive(Clone, Debug, PartialEq)]
+    struct AccountIndex {
+        "id" => id: String,
+        "name" => name: String,
+        "cloudType" => cloud_type: String,
+    }
+}
+
+index_struct! {
+    #[derive(Clone, Debug, PartialEq)]
+    struct PolicyIndex {
+        "id" => id: String,
+        "policyId" => policy_id: String,
+        "name" => name: String,
+        "severity" => severity: String,
+        "labels" => labels: StringList,
+        "remediable" => remediable: LenientBool,
+    }
+}
+
+index_struct! {
+    #[derive(Clone, Debug, PartialEq)]
+    struct ResourceIndex {
+        "id" => id: String,
+        "resourceId" => resource_id: String,
+        "name" => name: String,
+        "resourceName" => resource_name: String,
+        "account" => account: String,
+        "accountId" => account_id: String,
+        "cloudType" => cloud_type: String,
+        "regionId" => region_id: String,
+    }
+}
+
+index_struct! {
+    #[derive(Clone, Debug, PartialEq)]
+    struct CliIndex {
+        "cliScript" => cli_script: String,
+    }
+}
+
+/// `resource`: an object, or a string (ignored) in the test notification.
+#[derive(Clone, Debug, PartialEq)]
+struct ResourceSlot(Option<ResourceIndex>);
+
+impl<'de> Deserialize<'de> for ResourceSlot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        string_or_map(
+            d,
+            "a resource object or a string",
+            |_| ResourceSlot(None),
+            |r| ResourceSlot(Some(r)),
+        )
+    }
+}
+
+/// `alertRemediationCli`: the script, from a string or an object's `cliScript`.
+#[derive(Clone, Debug, PartialEq)]
+struct CliSlot(Option<String>);
+
+impl<'de> Deserialize<'de> for CliSlot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        string_or_map(
+            d,
+            "a CLI script string or an object with cliScript",
+            |s| CliSlot(Some(s)),
+            |c: CliIndex| CliSlot(c.cli_script),
+        )
+    }
+}
+
+/// A Prisma Cloud alert: a notification (nested or flat shape) or an alert
+/// object from the API.
+///
+/// It holds the alert's JSON text and an index of the fields the accessors
+/// read; [`PrismaAlert::details`] parses the full typed view. It serializes
+/// as the JSON text it was parsed from, so nothing is ever lost. Two alerts
+/// are equal when their text is equal.
+///
+/// Parsing fails for an alert with no (non-empty) `alertId` and no `id`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrismaAlert {
+    raw: Box<str>,
+    index: AlertIndex,
+}
+
+fn trim_json_ws(s: &str) -> &str {
+    s.trim_matches(|c| matches!(c, ' ' | '\n' | '\r' | '\t'))
+}
+
 impl PrismaAlert {
     /// Parses one alert from JSON bytes; an alert without an id is an error.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::decode(format!("invalid Prisma Cloud alert: {e}")))
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| Error::decode(format!("invalid Prisma Cloud alert: not UTF-8: {e}")))?;
+        Self::from_text(text)
+    }
+
+    /// Parses one alert from JSON text; an alert without an id is an error.
+    pub fn from_text(text: &str) -> Result<Self> {
+        let index: AlertIndex = serde_json::from_str(text)
+            .map_err(|e| Error::decode(format!("invalid Prisma Cloud alert: {e}")))?;
+        let alert = PrismaAlert {
+            raw: trim_json_ws(text).into(),
+            index,
+        };
+        if alert.id().is_empty() {
+            return Err(Error::decode(
+                "invalid Prisma Cloud alert: Prisma Cloud alert without an id (no alertId, no id)",
+            ));
+        }
+        Ok(alert)
     }
 
     /// Parses a JSON array of alerts (the API's alert list).
@@ -347,24 +497,35 @@ impl PrismaAlert {
             .map_err(|e| Error::decode(format!("invalid Prisma Cloud alert list: {e}")))
     }
 
-    fn resource_details(&self) -> Option<&Resource> {
-        self.resource.as_ref().and_then(ResourceValue::details)
+    /// The alert's JSON text, as received (without surrounding whitespace).
+    pub fn raw(&self) -> &str {
+        &self.raw
     }
 
-    /// The alert id: `alertId`, or `id` in the API shape.
-    ///
-    /// Always non-empty for a deserialized alert (an alert without an id is
-    /// rejected); empty only for one built by hand without either field.
+    /// The full typed view of the alert, every field included.
+    pub fn details(&self) -> Result<AlertDetails> {
+        serde_json::from_str(&self.raw)
+            .map_err(|e| Error::decode(format!("invalid Prisma Cloud alert: {e}")))
+    }
+
+    fn resource(&self) -> Option<&ResourceIndex> {
+        self.index.resource.as_ref().and_then(|r| r.0.as_ref())
+    }
+
+    /// The alert id: `alertId`, or `id` in the API shape. Never empty.
     pub fn id(&self) -> &str {
-        non_empty(self.alert_id.as_ref())
-            .or(non_empty(self.id.as_ref()))
+        non_empty(self.index.alert_id.as_ref())
+            .or(non_empty(self.index.id.as_ref()))
             .unwrap_or("")
     }
 
     /// The alert status (`open`, `resolved`, `dismissed`, `snoozed`), if sent
     /// (`alertStatus`, or `status` in the API shape).
     pub fn status(&self) -> Option<&str> {
-        self.alert_status.as_deref().or(self.status.as_deref())
+        self.index
+            .alert_status
+            .as_deref()
+            .or(self.index.status.as_deref())
     }
 
     /// Whether the alert is open; an alert that does not say is treated as
@@ -377,58 +538,63 @@ impl PrismaAlert {
     /// Whether Prisma Cloud says the alert is remediable
     /// (`metadata.remediable`, or `policy.remediable` in the API shape).
     pub fn remediable(&self) -> Option<bool> {
-        self.metadata
+        let i = &self.index;
+        i.metadata
             .as_ref()
             .and_then(|m| m.remediable.as_ref())
-            .or_else(|| self.policy.as_ref().and_then(|p| p.remediable.as_ref()))
+            .or_else(|| i.policy.as_ref().and_then(|p| p.remediable.as_ref()))
             .and_then(LenientBool::as_bool)
     }
 
     /// Whether this is Prisma Cloud's test notification (`alertId` `T-0`, or
     /// `sender` `Test Notification`).
     pub fn is_test_notification(&self) -> bool {
-        self.id() == TEST_ALERT_ID || self.sender.as_deref() == Some(TEST_SENDER)
+        self.id() == TEST_ALERT_ID || self.index.sender.as_deref() == Some(TEST_SENDER)
     }
 
     /// The cloud account id: `accountId`, `account.id` or `resource.accountId`.
     pub fn account_id(&self) -> Option<&str> {
-        non_empty(self.account_id.as_ref())
-            .or_else(|| self.account.as_ref().and_then(|a| non_empty(a.id.as_ref())))
+        let i = &self.index;
+        non_empty(i.account_id.as_ref())
+            .or_else(|| i.account.as_ref().and_then(|a| non_empty(a.id.as_ref())))
             .or_else(|| {
-                self.resource_details()
+                self.resource()
                     .and_then(|r| non_empty(r.account_id.as_ref()))
             })
     }
 
     /// The account name: `accountName`, `account.name` or `resource.account`.
     pub fn account_name(&self) -> Option<&str> {
-        self.account_name
+        let i = &self.index;
+        i.account_name
             .as_deref()
-            .or_else(|| self.account.as_ref().and_then(|a| a.name.as_deref()))
-            .or_else(|| self.resource_details().and_then(|r| r.account.as_deref()))
+            .or_else(|| i.account.as_ref().and_then(|a| a.name.as_deref()))
+            .or_else(|| self.resource().and_then(|r| r.account.as_deref()))
     }
 
     /// The cloud type (`aws`, `azure`, `gcp`...): `cloudType`,
     /// `account.cloudType` or `resource.cloudType`.
     pub fn cloud_type(&self) -> Option<&str> {
-        non_empty(self.cloud_type.as_ref())
+        let i = &self.index;
+        non_empty(i.cloud_type.as_ref())
             .or_else(|| {
-                self.account
+                i.account
                     .as_ref()
                     .and_then(|a| non_empty(a.cloud_type.as_ref()))
             })
             .or_else(|| {
-                self.resource_details()
+                self.resource()
                     .and_then(|r| non_empty(r.cloud_type.as_ref()))
             })
     }
 
     /// The region id: `resourceRegionId`, `region` or `resource.regionId`.
     pub fn region(&self) -> Option<&str> {
-        non_empty(self.resource_region_id.as_ref())
-            .or(non_empty(self.region.as_ref()))
+        let i = &self.index;
+        non_empty(i.resource_region_id.as_ref())
+            .or(non_empty(i.region.as_ref()))
             .or_else(|| {
-                self.resource_details()
+                self.resource()
                     .and_then(|r| non_empty(r.region_id.as_ref()))
             })
     }
@@ -436,22 +602,28 @@ impl PrismaAlert {
     /// The CLI script carried in the alert (`alertRemediationCli`, as a string
     /// or its `cliScript`); `None` when null, empty, `BLANK` or missing.
     pub fn remediation_cli(&self) -> Option<&str> {
-        self.alert_remediation_cli
-            .as_ref()
-            .and_then(RemediationCli::script)
+        let s = self.index.cli.as_ref()?.0.as_deref()?;
+        let t = s.trim();
+        if t.is_empty() || t == "BLANK" {
+            None
+        } else {
+            Some(s)
+        }
     }
 
     /// The policy name: `policyName` or `policy.name`.
     pub fn policy_name(&self) -> Option<&str> {
-        self.policy_name
+        let i = &self.index;
+        i.policy_name
             .as_deref()
-            .or_else(|| self.policy.as_ref().and_then(|p| p.name.as_deref()))
+            .or_else(|| i.policy.as_ref().and_then(|p| p.name.as_deref()))
     }
 
     /// The policy id: `policyId`, `policy.id` or `policy.policyId`.
     pub fn policy_id(&self) -> Option<&str> {
-        self.policy_id.as_deref().or_else(|| {
-            self.policy
+        let i = &self.index;
+        i.policy_id.as_deref().or_else(|| {
+            i.policy
                 .as_ref()
                 .and_then(|p| p.id.as_deref().or(p.policy_id.as_deref()))
         })
@@ -459,49 +631,78 @@ impl PrismaAlert {
 
     /// The severity: `severity` or `policy.severity`.
     pub fn severity(&self) -> Option<&str> {
-        self.severity
+        let i = &self.index;
+        i.severity
             .as_deref()
-            .or_else(|| self.policy.as_ref().and_then(|p| p.severity.as_deref()))
+            .or_else(|| i.policy.as_ref().and_then(|p| p.severity.as_deref()))
     }
 
     /// The policy labels: `policyLabels` or `policy.labels` (decoded when sent
     /// as JSON in a string); empty when absent.
     pub fn labels(&self) -> Vec<String> {
-        self.policy_labels
+        let i = &self.index;
+        i.policy_labels
             .as_ref()
-            .or_else(|| self.policy.as_ref().and_then(|p| p.labels.as_ref()))
+            .or_else(|| i.policy.as_ref().and_then(|p| p.labels.as_ref()))
             .map(StringList::to_vec)
             .unwrap_or_default()
     }
 
     /// The resource id: `resourceId`, `resource.resourceId` or `resource.id`.
     pub fn resource_id(&self) -> Option<&str> {
-        non_empty(self.resource_id.as_ref()).or_else(|| {
-            self.resource_details()
+        non_empty(self.index.resource_id.as_ref()).or_else(|| {
+            self.resource()
                 .and_then(|r| non_empty(r.resource_id.as_ref()).or(non_empty(r.id.as_ref())))
         })
     }
 
     /// The resource name: `resourceName`, `resource.resourceName` or `resource.name`.
     pub fn resource_name(&self) -> Option<&str> {
-        self.resource_name.as_deref().or_else(|| {
-            self.resource_details()
+        self.index.resource_name.as_deref().or_else(|| {
+            self.resource()
                 .and_then(|r| r.resource_name.as_deref().or(r.name.as_deref()))
         })
     }
 
     /// `resource.data` (the resource configuration, or the CloudTrail record
-    /// of an audit-event alert), raw.
-    pub fn resource_data(&self) -> Option<&RawJson> {
-        self.resource_details().and_then(|r| r.data.as_ref())
+    /// of an audit-event alert), raw; `None` when absent or unreadable.
+    pub fn resource_data(&self) -> Option<RawJson> {
+        #[derive(Deserialize)]
+        struct R {
+            resource: Option<Res>,
+        }
+        #[derive(Deserialize)]
+        struct Res {
+            data: Option<RawJson>,
+        }
+        let r: R = serde_json::from_str(&self.raw).ok()?;
+        r.resource?.data
     }
 
     /// When the alert was raised, in epoch milliseconds (`alertTs` or `alertTime`).
     pub fn alert_time_millis(&self) -> Option<i64> {
-        self.alert_ts
+        self.index
+            .alert_ts
             .as_ref()
-            .or(self.alert_time.as_ref())
+            .or(self.index.alert_time.as_ref())
             .and_then(Timestamp::as_millis)
+    }
+}
+
+impl Serialize for PrismaAlert {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(self.raw.to_string())
+            .map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PrismaAlert {
+    /// Reads the alert as raw JSON (so it needs a JSON deserializer reading
+    /// bytes or text, not a [`serde_json::Value`]) and indexes it.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        PrismaAlert::from_text(raw.get()).map_err(serde::de::Error::custom)
     }
 }
 
@@ -512,6 +713,7 @@ mod tests {
     #[test]
     fn id_is_required() {
         let err = PrismaAlert::from_slice(br#"{"alertStatus":"open"}"#).unwrap_err();
+        assert!(serde_json::from_str::<AlertDetails>(r#"{"alertStatus":"open"}"#).is_err());
         assert!(err.to_string().contains("without an id"), "{err}");
         assert!(PrismaAlert::from_slice(br#"{"alertId":""}"#).is_err());
     }
