@@ -1,51 +1,620 @@
-//! Envelope detection: tells what a message body is and unwraps it into events.
+//! Envelope detection: tells what a message body is (a Prisma Cloud alert, a
+//! CloudTrail record, or one of the wrappers they travel in) and unwraps it
+//! into [`Event`]s, or fails with a [`Error::Decode`] that says what was seen.
 //!
-//! STUB: the models helper replaces this file.
+//! Recognised, outermost first: SNS notifications (`Type: Notification`),
+//! Lambda SQS and SNS events, gzip bytes, CloudWatch Logs subscriptions
+//! (`awslogs.data` or decoded), EventBridge events, CloudTrail log files,
+//! alert lists, single alerts and bare records. Wrappers nest at most
+//! [`MAX_NESTING`] levels; decompressed data is capped at
+//! [`MAX_DECOMPRESSED_BYTES`].
 
+use super::cloudtrail::{EventBridgeEvent, LogsSubscription, is_gzip, read_limited};
 use super::{CloudTrailRecord, Event, PrismaAlert};
 use crate::error::{Error, Result};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::fmt;
 
-/// What shape a message body had.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How many wrappers (SNS, SQS, gzip, CloudWatch Logs) may nest around a payload.
+pub const MAX_NESTING: usize = 3;
+
+/// The most bytes a compressed body may expand to.
+pub const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
+/// What shape a message body had (the innermost payload when wrappers nest,
+/// except for Lambda SQS events, which are reported as [`BodyFormat::SqsEvent`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum BodyFormat {
-    /// A single Prisma Cloud alert notification.
+    /// A single Prisma Cloud alert (notification in either shape, or an API alert).
     PrismaAlert,
+    /// A JSON array of Prisma Cloud alerts (the API's alert list).
+    PrismaAlertList,
     /// A bare CloudTrail record.
     CloudTrailRecord,
+    /// An EventBridge event whose `detail` is a CloudTrail record.
+    EventBridge,
+    /// A CloudTrail log file (`{"Records":[...]}`), plain or gzip-compressed.
+    CloudTrailLog,
+    /// A CloudWatch Logs subscription message whose log events are CloudTrail
+    /// records (decoded, or as `{"awslogs":{"data":...}}`).
+    CloudWatchLogs,
+    /// A Lambda SQS event (`Records[].body`, each decoded in turn).
+    SqsEvent,
+}
+
+impl BodyFormat {
+    /// A short name for logs and audit records, e.g. `prisma_alert`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyFormat::PrismaAlert => "prisma_alert",
+            BodyFormat::PrismaAlertList => "prisma_alert_list",
+            BodyFormat::CloudTrailRecord => "cloudtrail_record",
+            BodyFormat::EventBridge => "eventbridge",
+            BodyFormat::CloudTrailLog => "cloudtrail_log",
+            BodyFormat::CloudWatchLogs => "cloudwatch_logs",
+            BodyFormat::SqsEvent => "sqs_event",
+        }
+    }
+}
+
+impl fmt::Display for BodyFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A decoded message body.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Decoded {
-    /// The shape of the innermost payload.
+    /// The shape of the payload.
     pub format: BodyFormat,
-    /// Whether the body was wrapped in an SNS notification.
+    /// Whether the payload was wrapped in an SNS notification (for a Lambda
+    /// SQS event: whether any of its bodies was).
     pub sns: bool,
-    /// The events the body carried (one for most shapes, many for log files).
+    /// The events the body carried (one for most shapes, any number for log
+    /// files, alert lists and batches).
     pub events: Vec<Event>,
 }
 
-/// Decodes a message body into events, or fails with a clear error.
+impl Decoded {
+    /// A decoded body (for sources and tests that build one directly).
+    pub fn new(format: BodyFormat, sns: bool, events: Vec<Event>) -> Self {
+        Decoded {
+            format,
+            sns,
+            events,
+        }
+    }
+
+    fn one(format: BodyFormat, event: Event) -> Self {
+        Decoded::new(format, false, vec![event])
+    }
+}
+
+/// Decodes a message body into events, or fails with a clear [`Error::Decode`].
+///
+/// Never panics, whatever the input.
+///
+/// ```
+/// use remediation::model::{BodyFormat, decode};
+/// let d = decode(br#"{"alertId":"P-1","accountId":"123456789012"}"#)?;
+/// assert_eq!(d.format, BodyFormat::PrismaAlert);
+/// assert_eq!(d.events[0].alert_id(), Some("P-1"));
+/// # Ok::<(), remediation::Error>(())
+/// ```
 pub fn decode(body: &[u8]) -> Result<Decoded> {
-    let v: serde_json::Value =
+    decode_at(body, 0)
+}
+
+fn in_context(e: Error, ctx: &str) -> Error {
+    match e {
+        Error::Decode { message } => Error::decode(format!("{ctx}: {message}")),
+        other => other,
+    }
+}
+
+fn first_non_ws(body: &[u8]) -> Option<u8> {
+    body.iter()
+        .copied()
+        .find(|b| !matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+}
+
+fn nest(depth: usize, what: &str) -> Result<usize> {
+    let next = depth + 1;
+    if next > MAX_NESTING {
+        Err(Error::decode(format!(
+            "{what} nested more than {MAX_NESTING} wrappers deep"
+        )))
+    } else {
+        Ok(next)
+    }
+}
+
+fn decode_at(body: &[u8], depth: usize) -> Result<Decoded> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if is_gzip(body) {
+        let next = nest(depth, "gzip data")?;
+        let bytes = read_limited(
+            flate2::read::MultiGzDecoder::new(body),
+            MAX_DECOMPRESSED_BYTES,
+            "gzip body",
+        )?;
+        return decode_at(&bytes, next).map_err(|e| in_context(e, "gzip body"));
+    }
+    match first_non_ws(body) {
+        None => Err(Error::decode("empty body")),
+        Some(b'{') => decode_object(body, depth),
+        Some(b'[') => decode_alert_list(body),
+        Some(_) => Err(describe_non_object(body)),
+    }
+}
+
+fn describe_non_object(body: &[u8]) -> Error {
+    match serde_json::from_slice::<IgnoredAny>(body) {
+        Err(e) => Error::decode(format!("not JSON: {e}")),
+        Ok(_) => {
+            let kind = match first_non_ws(body) {
+                Some(b'"') => "string",
+                Some(b'n') => "null",
+                Some(b't' | b'f') => "boolean",
+                _ => "number",
+            };
+            Error::decode(format!(
+                "a JSON {kind} is not a message body (expected an object, or an array of alerts)"
+            ))
+        }
+    }
+}
+
+fn decode_alert_list(body: &[u8]) -> Result<Decoded> {
+    let raw: Vec<&RawValue> = serde_json::from_slice(body)
+        .map_err(|e| Error::decode(format!("not a JSON array of alerts: {e}")))?;
+    if raw.is_empty() {
+        return Err(Error::decode(
+            "empty JSON array: expected a list of Prisma Cloud alerts",
+        ));
+    }
+    let events = raw
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            PrismaAlert::from_slice(r.get().as_bytes())
+                .map(|a| Event::PrismaAlert(Box::new(a)))
+                .map_err(|e| in_context(e, &format!("alert list element {i}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Decoded::new(BodyFormat::PrismaAlertList, false, events))
+}
+
+/// The top-level keys that tell shapes apart, with their raw values.
+#[derive(Default)]
+struct Probe<'a> {
+    alert_id: bool,
+    id: bool,
+    prisma_hint: bool,
+    event_id: bool,
+    event_version: bool,
+    sns_type: Option<&'a RawValue>,
+    sns_message: Option<&'a RawValue>,
+    records: Option<&'a RawValue>,
+    detail_type: bool,
+    awslogs: Option<&'a RawValue>,
+    logs_hint: bool,
+    gcp_log: bool,
+    gcp_scc: bool,
+    pubsub_message: bool,
+    pubsub_subscription: bool,
+    azure: bool,
+    azure_authorization: bool,
+    azure_caller: bool,
+    keys: Vec<String>,
+}
+
+enum ProbeKey {
+    AlertId,
+    Id,
+    PrismaHint,
+    EventId,
+    EventVersion,
+    Type,
+    Message,
+    Records,
+    DetailType,
+    Awslogs,
+    LogsHint,
+    GcpLog,
+    GcpScc,
+    PubsubMessage,
+    PubsubSubscription,
+    Azure,
+    AzureAuthorization,
+    AzureCaller,
+    Other(String),
+}
+
+/// How many unknown key names an error message lists, and how long each may be.
+const KEYS_SHOWN: usize = 8;
+const KEY_CHARS: usize = 40;
+
+impl<'de> Deserialize<'de> for ProbeKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ProbeKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<ProbeKey, E> {
+                Ok(match s {
+                    "alertId" => ProbeKey::AlertId,
+                    "id" => ProbeKey::Id,
+                    "alertStatus"
+                    | "alertRuleName"
+                    | "alertRuleId"
+                    | "alertRemediationCli"
+                    | "policyName"
+                    | "callbackUrl"
+                    | "alertTs"
+                    | "alertTime" => ProbeKey::PrismaHint,
+                    "eventID" => ProbeKey::EventId,
+                    "eventVersion" => ProbeKey::EventVersion,
+                    "Type" => ProbeKey::Type,
+                    "Message" => ProbeKey::Message,
+                    "Records" => ProbeKey::Records,
+                    "detail-type" => ProbeKey::DetailType,
+                    "awslogs" => ProbeKey::Awslogs,
+                    "logEvents" | "messageType" => ProbeKey::LogsHint,
+                    "protoPayload" | "jsonPayload" | "textPayload" | "logName" => ProbeKey::GcpLog,
+                    "finding" | "notificationConfigName" => ProbeKey::GcpScc,
+                    "message" => ProbeKey::PubsubMessage,
+                    "subscription" => ProbeKey::PubsubSubscription,
+                    "records" | "eventDataId" | "value" => ProbeKey::Azure,
+                    "authorization" => ProbeKey::AzureAuthorization,
+                    "caller" => ProbeKey::AzureCaller,
+                    other => ProbeKey::Other(other.chars().take(KEY_CHARS).collect()),
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Probe<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Probe<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Probe<'de>, A::Error> {
+                let mut p = Probe::default();
+                while let Some(key) = map.next_key::<ProbeKey>()? {
+                    let mut ignore = true;
+                    match key {
+                        ProbeKey::AlertId => p.alert_id = true,
+                        ProbeKey::Id => p.id = true,
+                        ProbeKey::PrismaHint => p.prisma_hint = true,
+                        ProbeKey::EventId => p.event_id = true,
+                        ProbeKey::EventVersion => p.event_version = true,
+                        ProbeKey::Type => {
+                            p.sns_type = Some(map.next_value()?);
+                            ignore = false;
+                        }
+                        ProbeKey::Message => {
+                            p.sns_message = Some(map.next_value()?);
+                            ignore = false;
+                        }
+                        ProbeKey::Records => {
+                            p.records = Some(map.next_value()?);
+                            ignore = false;
+                        }
+                        ProbeKey::DetailType => p.detail_type = true,
+                        ProbeKey::Awslogs => {
+                            p.awslogs = Some(map.next_value()?);
+                            ignore = false;
+                        }
+                        ProbeKey::LogsHint => p.logs_hint = true,
+                        ProbeKey::GcpLog => p.gcp_log = true,
+                        ProbeKey::GcpScc => p.gcp_scc = true,
+                        ProbeKey::PubsubMessage => p.pubsub_message = true,
+                        ProbeKey::PubsubSubscription => p.pubsub_subscription = true,
+                        ProbeKey::Azure => p.azure = true,
+                        ProbeKey::AzureAuthorization => p.azure_authorization = true,
+                        ProbeKey::AzureCaller => p.azure_caller = true,
+                        ProbeKey::Other(k) => {
+                            if p.keys.len() < KEYS_SHOWN {
+                                p.keys.push(k);
+                            }
+                        }
+                    }
+                    if ignore {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn raw_str(raw: &RawValue) -> Option<String> {
+    serde_json::from_str::<String>(raw.get()).ok()
+}
+
+fn decode_object(body: &[u8], depth: usize) -> Result<Decoded> {
+    let p: Probe<'_> =
         serde_json::from_slice(body).map_err(|e| Error::decode(format!("not JSON: {e}")))?;
-    if v.get("alertId").is_some() {
-        return Ok(Decoded {
-            format: BodyFormat::PrismaAlert,
-            sns: false,
-            events: vec![Event::PrismaAlert(Box::new(PrismaAlert::from_slice(body)?))],
-        });
+
+    if let (Some(t), Some(m)) = (p.sns_type, p.sns_message) {
+        return decode_sns(t, m, depth);
     }
-    if v.get("eventID").is_some() {
-        return Ok(Decoded {
-            format: BodyFormat::CloudTrailRecord,
-            sns: false,
-            events: vec![Event::CloudTrail(Box::new(CloudTrailRecord::from_slice(
-                body,
-            )?))],
-        });
+    if let Some(records) = p.records {
+        return decode_records(records, depth);
     }
-    Err(Error::decode("unrecognised body"))
+    if let Some(awslogs) = p.awslogs {
+        return decode_awslogs(awslogs, depth);
+    }
+    if p.logs_hint {
+        return decode_logs_subscription(body);
+    }
+    if p.detail_type {
+        return decode_eventbridge(body);
+    }
+    if p.alert_id {
+        return alert(body);
+    }
+    if p.gcp_log {
+        return Err(Error::decode("GCP audit log entries are not supported yet"));
+    }
+    if p.gcp_scc {
+        return Err(Error::decode(
+            "GCP Security Command Center notifications are not supported yet",
+        ));
+    }
+    if p.pubsub_message && p.pubsub_subscription {
+        return Err(Error::decode(
+            "GCP Pub/Sub push messages (GCP log entries or findings) are not supported yet",
+        ));
+    }
+    if p.azure || (p.azure_authorization && p.azure_caller) {
+        return Err(Error::decode(
+            "Azure Activity Log events are not supported yet",
+        ));
+    }
+    if p.event_id || p.event_version {
+        let record = CloudTrailRecord::from_slice(body)?;
+        return Ok(Decoded::one(
+            BodyFormat::CloudTrailRecord,
+            Event::CloudTrail(Box::new(record)),
+        ));
+    }
+    if p.id || p.prisma_hint {
+        // The API alert shape, or a notification that lost its id (which
+        // `PrismaAlert` rejects with a message naming the missing id).
+        return alert(body);
+    }
+    let mut message = "JSON object with neither alertId nor eventID: not a Prisma Cloud alert \
+                       or a CloudTrail record"
+        .to_owned();
+    if p.keys.is_empty() {
+        message.push_str(" (no recognised keys)");
+    } else {
+        message.push_str(&format!(" (keys: {})", p.keys.join(", ")));
+    }
+    Err(Error::decode(message))
+}
+
+fn alert(body: &[u8]) -> Result<Decoded> {
+    let alert = PrismaAlert::from_slice(body)?;
+    Ok(Decoded::one(
+        BodyFormat::PrismaAlert,
+        Event::PrismaAlert(Box::new(alert)),
+    ))
+}
+
+fn decode_sns(t: &RawValue, m: &RawValue, depth: usize) -> Result<Decoded> {
+    let kind = raw_str(t).unwrap_or_default();
+    if kind != "Notification" {
+        return Err(Error::decode(format!(
+            "SNS message of Type {:?} carries no finding (only Notification does)",
+            kind.chars().take(KEY_CHARS).collect::<String>()
+        )));
+    }
+    let message = raw_str(m)
+        .ok_or_else(|| Error::decode("SNS notification whose Message is not a string"))?;
+    let next = nest(depth, "SNS notification")?;
+    let mut inner =
+        decode_at(message.as_bytes(), next).map_err(|e| in_context(e, "SNS Message"))?;
+    inner.sns = true;
+    Ok(inner)
+}
+
+#[derive(Deserialize)]
+struct LambdaRecordProbe {
+    #[serde(rename = "eventSource", default)]
+    event_source: Option<String>,
+    #[serde(rename = "EventSource", default)]
+    event_source_sns: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SqsRecord {
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct SnsRecord {
+    #[serde(rename = "Sns")]
+    sns: SnsMessage,
+}
+
+#[derive(Deserialize)]
+struct SnsMessage {
+    #[serde(rename = "Message")]
+    message: String,
+}
+
+fn decode_records(records: &RawValue, depth: usize) -> Result<Decoded> {
+    let items: Vec<&RawValue> = serde_json::from_str(records.get())
+        .map_err(|e| Error::decode(format!("\"Records\" is not an array of objects: {e}")))?;
+    let Some(first) = items.first() else {
+        return Ok(Decoded::new(BodyFormat::CloudTrailLog, false, Vec::new()));
+    };
+    let probe: LambdaRecordProbe = serde_json::from_str(first.get())
+        .map_err(|e| Error::decode(format!("Records[0] is not an object: {e}")))?;
+    let source = probe
+        .event_source
+        .as_deref()
+        .or(probe.event_source_sns.as_deref())
+        .unwrap_or("");
+    match source {
+        "aws:sqs" => {
+            let next = nest(depth, "SQS event")?;
+            let mut events = Vec::new();
+            let mut sns = false;
+            for (i, item) in items.iter().enumerate() {
+                let ctx = format!("SQS record {i}");
+                let rec: SqsRecord = serde_json::from_str(item.get())
+                    .map_err(|e| Error::decode(format!("{ctx}: no string body: {e}")))?;
+                let inner =
+                    decode_at(rec.body.as_bytes(), next).map_err(|e| in_context(e, &ctx))?;
+                sns |= inner.sns;
+                events.extend(inner.events);
+            }
+            Ok(Decoded::new(BodyFormat::SqsEvent, sns, events))
+        }
+        "aws:sns" => {
+            let next = nest(depth, "SNS event")?;
+            let mut events = Vec::new();
+            let mut format = None;
+            for (i, item) in items.iter().enumerate() {
+                let ctx = format!("SNS record {i}");
+                let rec: SnsRecord = serde_json::from_str(item.get())
+                    .map_err(|e| Error::decode(format!("{ctx}: no Sns.Message string: {e}")))?;
+                let inner =
+                    decode_at(rec.sns.message.as_bytes(), next).map_err(|e| in_context(e, &ctx))?;
+                format.get_or_insert(inner.format);
+                events.extend(inner.events);
+            }
+            let format = format.unwrap_or(BodyFormat::CloudTrailLog);
+            Ok(Decoded::new(format, true, events))
+        }
+        "aws:s3" => Err(Error::decode(
+            "S3 event notification: it names a CloudTrail log object but carries no finding; \
+             fetch the object and read it with RecordSplitter",
+        )),
+        other if other.starts_with("aws:") => Err(Error::decode(format!(
+            "Lambda event from {} is not supported",
+            other.chars().take(KEY_CHARS).collect::<String>()
+        ))),
+        _ => {
+            let events = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    CloudTrailRecord::from_slice(item.get().as_bytes())
+                        .map(|r| Event::CloudTrail(Box::new(r)))
+                        .map_err(|e| in_context(e, &format!("Records[{i}]")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Decoded::new(BodyFormat::CloudTrailLog, false, events))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AwsLogs {
+    data: String,
+}
+
+fn decode_awslogs(raw: &RawValue, depth: usize) -> Result<Decoded> {
+    use base64::Engine as _;
+    let logs: AwsLogs = serde_json::from_str(raw.get())
+        .map_err(|e| Error::decode(format!("awslogs without a data string: {e}")))?;
+    nest(depth, "CloudWatch Logs data")?;
+    let compressed = base64::engine::general_purpose::STANDARD
+        .decode(logs.data.trim())
+        .map_err(|e| Error::decode(format!("awslogs.data is not base64: {e}")))?;
+    if !is_gzip(&compressed) {
+        return Err(Error::decode("awslogs.data is not gzip-compressed"));
+    }
+    let bytes = read_limited(
+        flate2::read::MultiGzDecoder::new(&compressed[..]),
+        MAX_DECOMPRESSED_BYTES,
+        "awslogs.data",
+    )?;
+    decode_logs_subscription(&bytes).map_err(|e| in_context(e, "awslogs.data"))
+}
+
+fn decode_logs_subscription(body: &[u8]) -> Result<Decoded> {
+    let sub: LogsSubscription = serde_json::from_slice(body)
+        .map_err(|e| Error::decode(format!("invalid CloudWatch Logs subscription message: {e}")))?;
+    let events = sub
+        .log_events
+        .iter()
+        .enumerate()
+        .map(|(i, ev)| {
+            CloudTrailRecord::from_slice(ev.message.as_bytes())
+                .map(|r| Event::CloudTrail(Box::new(r)))
+                .map_err(|e| {
+                    in_context(
+                        e,
+                        &format!("CloudWatch Logs event {i} is not a CloudTrail record"),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Decoded::new(BodyFormat::CloudWatchLogs, false, events))
+}
+
+fn decode_eventbridge(body: &[u8]) -> Result<Decoded> {
+    let ev: EventBridgeEvent = serde_json::from_slice(body)
+        .map_err(|e| Error::decode(format!("invalid EventBridge event: {e}")))?;
+    if !ev.is_cloudtrail() {
+        return Err(Error::decode(format!(
+            "EventBridge event with detail-type {:?} is not a CloudTrail event",
+            ev.detail_type.chars().take(80).collect::<String>()
+        )));
+    }
+    let record = ev
+        .record()
+        .map_err(|e| in_context(e, "EventBridge detail"))?;
+    Ok(Decoded::one(
+        BodyFormat::EventBridge,
+        Event::CloudTrail(Box::new(record)),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut body = r#"{"alertId":"P-1"}"#.to_owned();
+        for _ in 0..MAX_NESTING {
+            body = serde_json::json!({"Type":"Notification","Message": body}).to_string();
+        }
+        assert!(decode(body.as_bytes()).is_ok());
+        body = serde_json::json!({"Type":"Notification","Message": body}).to_string();
+        let err = decode(body.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("wrappers deep"), "{err}");
+    }
+
+    #[test]
+    fn unknown_object_names_its_keys() {
+        let err = decode(br#"{"foo":1,"bar":2}"#).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("neither alertId nor eventID"), "{msg}");
+        assert!(msg.contains("foo, bar"), "{msg}");
+    }
 }

@@ -16,6 +16,7 @@ use std::fmt;
 
 pub use cloudtrail::CloudTrailRecord;
 pub use envelope::{BodyFormat, Decoded, decode};
+pub use lenient::{LenientBool, RawJson, StringList, Timestamp};
 pub use prisma::PrismaAlert;
 
 /// One decoded finding, ready to be gated and planned.

@@ -1,76 +1,750 @@
-//! Prisma Cloud alert notifications, in both published shapes (nested and flat).
+//! Prisma Cloud alerts: the notification in both published shapes (nested,
+//! as the SQS/webhook integration documents it, and flat, as alert rules
+//! send it) and the alert object of the Prisma Cloud API.
 //!
-//! STUB: the models helper replaces this file; the accessor signatures below are the
-//! contract the engine relies on.
+//! [`PrismaAlert`] keeps the alert's JSON text next to a small index of the
+//! fields the engine reads (id, status, account, region, script...), so
+//! parsing one costs little more than validating it; [`PrismaAlert::details`]
+//! gives the full typed view ([`AlertDetails`]) on demand. The accessors look
+//! in each place a value can be, so callers need not know which shape arrived.
 
+use super::lenient::{
+    LenientBool, RawJson, StringList, Timestamp, index_struct, string_or_map, wire_struct,
+};
 use crate::error::{Error, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-/// A Prisma Cloud alert notification.
+/// The alert id Prisma Cloud uses for its test notification.
+pub const TEST_ALERT_ID: &str = "T-0";
+
+/// The `sender` of Prisma Cloud's test notification.
+pub const TEST_SENDER: &str = "Test Notification";
+
+fn check_alert(alert: &AlertDetails) -> std::result::Result<(), String> {
+    let has = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.trim().is_empty());
+    if has(&alert.alert_id) || has(&alert.id) {
+        Ok(())
+    } else {
+        Err("Prisma Cloud alert without an id (no alertId, no id)".to_owned())
+    }
+}
+
+wire_struct! {
+    /// The full typed view of a Prisma Cloud alert: a notification (nested or
+    /// flat shape) or an alert object from the API (`GET /v2/alert`).
+    ///
+    /// Deserializing fails for an alert with no `alertId` and no `id`.
+    /// Parse from bytes or text (fields such as `resource.data` are kept raw
+    /// and cannot be rebuilt from a [`serde_json::Value`]).
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct AlertDetails {
+        /// `alertId` (notifications), e.g. `P-45208`, or `T-0` for the test notification.
+        "alertId" => alert_id: String,
+        /// `id` (API shape).
+        "id" => id: String,
+        /// `alertStatus` (nested notification): `open`, `resolved`, `dismissed`, `snoozed`.
+        "alertStatus" => alert_status: String,
+        /// `status` (API shape).
+        "status" => status: String,
+        /// `reason` (nested), e.g. `SCHEDULED`, `NEW_ALERT`, `RESOURCE_DELETED`.
+        "reason" => reason: String,
+        /// `metadata` (nested): `remediable`.
+        "metadata" => metadata: AlertMetadata,
+        /// `alertRuleId`.
+        "alertRuleId" => alert_rule_id: String,
+        /// `alertRuleName`.
+        "alertRuleName" => alert_rule_name: String,
+        /// `account` (nested): `id`, `name`, `cloudType`.
+        "account" => account: Account,
+        /// `accountId` (flat).
+        "accountId" => account_id: String,
+        /// `accountName` (flat).
+        "accountName" => account_name: String,
+        /// `cloudType` (flat).
+        "cloudType" => cloud_type: String,
+        /// `policy` (nested and API shapes).
+        "policy" => policy: Policy,
+        /// `policyId` (flat).
+        "policyId" => policy_id: String,
+        /// `policyName` (flat).
+        "policyName" => policy_name: String,
+        /// `policyDescription` (flat).
+        "policyDescription" => policy_description: String,
+        /// `policyRecommendation` (flat).
+        "policyRecommendation" => policy_recommendation: String,
+        /// `policyLabels` (flat).
+        "policyLabels" => policy_labels: StringList,
+        /// `severity` (flat).
+        "severity" => severity: String,
+        /// `resource`: an object, or a plain string in the test notification.
+        "resource" => resource: ResourceValue,
+        /// `resourceId` (flat).
+        "resourceId" => resource_id: String,
+        /// `resourceName` (flat).
+        "resourceName" => resource_name: String,
+        /// `resourceType` (flat).
+        "resourceType" => resource_type: String,
+        /// `resourceRegion` (flat): display name, e.g. `AWS Virginia`.
+        "resourceRegion" => resource_region: String,
+        /// `resourceRegionId` (flat), e.g. `us-east-1`.
+        "resourceRegionId" => resource_region_id: String,
+        /// `resourceCloudService` (flat).
+        "resourceCloudService" => resource_cloud_service: String,
+        /// `resourceConfig` (flat), raw.
+        "resourceConfig" => resource_config: RawJson,
+        /// `region` (nested), e.g. `global`.
+        "region" => region: String,
+        /// `alertRemediationCli` (flat): a script, an object with `cliScript`, or `BLANK`.
+        "alertRemediationCli" => alert_remediation_cli: RemediationCli,
+        /// `hasFinding` (flat).
+        "hasFinding" => has_finding: LenientBool,
+        /// `findingSummary` (flat).
+        "findingSummary" => finding_summary: Value,
+        /// `complianceMetadata` (flat).
+        "complianceMetadata" => compliance_metadata: Value,
+        /// `alertAttribution` (flat).
+        "alertAttribution" => alert_attribution: Value,
+        /// `riskRating` (flat).
+        "riskRating" => risk_rating: String,
+        /// `riskDetail` (API shape).
+        "riskDetail" => risk_detail: Value,
+        /// `callbackUrl` (flat).
+        "callbackUrl" => callback_url: String,
+        /// `source` (flat), e.g. `Prisma Cloud`.
+        "source" => source: String,
+        /// `service` (nested), e.g. `Prisma Cloud`.
+        "service" => service: String,
+        /// `sender` (test notification): `Test Notification`.
+        "sender" => sender: String,
+        /// `sentTs` (test notification).
+        "sentTs" => sent_ts: Timestamp,
+        /// `alertTs`: when the alert was raised (number or string).
+        "alertTs" => alert_ts: Timestamp,
+        /// `alertTime` (API shape).
+        "alertTime" => alert_time: Timestamp,
+        /// `firstSeen`.
+        "firstSeen" => first_seen: Timestamp,
+        /// `lastSeen`.
+        "lastSeen" => last_seen: Timestamp,
+        /// `eventOccurred` (API shape).
+        "eventOccurred" => event_occurred: Timestamp,
+        /// `triggeredBy` (API shape).
+        "triggeredBy" => triggered_by: String,
+        /// `investigateOptions` (API shape).
+        "investigateOptions" => investigate_options: Value,
+    }
+    check = check_alert;
+}
+
+wire_struct! {
+    /// `metadata` of a nested notification.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct AlertMetadata {
+        /// `remediable`: whether Prisma Cloud can remediate the alert.
+        "remediable" => remediable: LenientBool,
+    }
+}
+
+wire_struct! {
+    /// `account` of a nested notification.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct Account {
+        /// `id`: the cloud account id.
+        "id" => id: String,
+        /// `name`.
+        "name" => name: String,
+        /// `cloudType`: `aws`, `azure`, `gcp`, `alibaba_cloud`, `oci`.
+        "cloudType" => cloud_type: String,
+    }
+}
+
+wire_struct! {
+    /// `policy` of a nested notification or an API alert.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct Policy {
+        /// `id` (nested).
+        "id" => id: String,
+        /// `policyId` (API shape).
+        "policyId" => policy_id: String,
+        /// `name`.
+        "name" => name: String,
+        /// `policyType`: `config`, `network`, `audit_event`, `iam`, `anomaly`...
+        "policyType" => policy_type: String,
+        /// `severity`.
+        "severity" => severity: String,
+        /// `description`.
+        "description" => description: String,
+        /// `recommendation`.
+        "recommendation" => recommendation: String,
+        /// `labels`: an array, or a JSON array in a string (`"[]"`).
+        "labels" => labels: StringList,
+        /// `policyTs`.
+        "policyTs" => policy_ts: Timestamp,
+        /// `systemDefault` (API shape).
+        "systemDefault" => system_default: LenientBool,
+        /// `remediable` (API shape).
+        "remediable" => remediable: LenientBool,
+    }
+}
+
+wire_struct! {
+    /// `resource`: the cloud resource an alert is about.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct Resource {
+        /// `id` (flat and API shapes).
+        "id" => id: String,
+        /// `resourceId` (nested).
+        "resourceId" => resource_id: String,
+        /// `name` (flat and API shapes).
+        "name" => name: String,
+        /// `resourceName` (nested).
+        "resourceName" => resource_name: String,
+        /// `resourceTs` (nested).
+        "resourceTs" => resource_ts: Timestamp,
+        /// `resourceType`, e.g. `INSTANCE`.
+        "resourceType" => resource_type: String,
+        /// `resourceApiName`, e.g. `aws-ec2-describe-vpcs`.
+        "resourceApiName" => resource_api_name: String,
+        /// `rrn`.
+        "rrn" => rrn: String,
+        /// `url`.
+        "url" => url: String,
+        /// `account`: the account name.
+        "account" => account: String,
+        /// `accountId`.
+        "accountId" => account_id: String,
+        /// `cloudType`.
+        "cloudType" => cloud_type: String,
+        /// `region`: display name, e.g. `AWS Ohio`.
+        "region" => region: String,
+        /// `regionId`, e.g. `us-east-2`.
+        "regionId" => region_id: String,
+        /// `cloudAccountGroups`.
+        "cloudAccountGroups" => cloud_account_groups: Value,
+        /// `resourceTags`.
+        "resourceTags" => resource_tags: Value,
+        /// `additionalInfo`.
+        "additionalInfo" => additional_info: Value,
+        /// `data`: the resource configuration (or the audit event), raw.
+        "data" => data: RawJson,
+    }
+}
+
+/// `resource` as sent: an object, or (in the test notification) a message string.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResourceValue {
+    /// The resource object.
+    Details(Box<Resource>),
+    /// A plain string (`"This is a test message."`).
+    Text(String),
+}
+
+impl ResourceValue {
+    /// The resource object, if it is one.
+    pub fn details(&self) -> Option<&Resource> {
+        match self {
+            ResourceValue::Details(r) => Some(r),
+            ResourceValue::Text(_) => None,
+        }
+    }
+}
+
+impl Serialize for ResourceValue {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            ResourceValue::Details(r) => r.serialize(s),
+            ResourceValue::Text(t) => s.serialize_str(t),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        string_or_map(
+            d,
+            "a resource object or a string",
+            ResourceValue::Text,
+            |r: Resource| ResourceValue::Details(Box::new(r)),
+        )
+    }
+}
+
+wire_struct! {
+    /// `alertRemediationCli` in its object form.
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct CliScript {
+        /// `cliScript`: the commands.
+        "cliScript" => cli_script: String,
+        /// `description`.
+        "description" => description: String,
+    }
+}
+
+/// `alertRemediationCli` as sent: a script string (possibly `BLANK`) or an
+/// object with `cliScript`. (`null` is an absent field.)
+#[derive(Clone, Debug, PartialEq)]
+pub enum RemediationCli {
+    /// The script as a string.
+    Script(String),
+    /// The object form.
+    Detailed(CliScript),
+}
+
+impl RemediationCli {
+    /// The script text; `None` when empty, blank or Prisma's placeholder `BLANK`.
+    pub fn script(&self) -> Option<&str> {
+        let s = match self {
+            RemediationCli::Script(s) => s.as_str(),
+            RemediationCli::Detailed(d) => d.cli_script.as_deref()?,
+        };
+        let t = s.trim();
+        if t.is_empty() || t == "BLANK" {
+            None
+        } else {
+            Some(s)
+        }
+    }
+
+    /// The description of the object form.
+    pub fn description(&self) -> Option<&str> {
+        match self {
+            RemediationCli::Script(_) => None,
+            RemediationCli::Detailed(d) => d.description.as_deref(),
+        }
+    }
+}
+
+impl Serialize for RemediationCli {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            RemediationCli::Script(t) => s.serialize_str(t),
+            RemediationCli::Detailed(d) => d.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RemediationCli {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        string_or_map(
+            d,
+            "a CLI script string or an object with cliScript",
+            RemediationCli::Script,
+            RemediationCli::Detailed,
+        )
+    }
+}
+
+fn non_empty(s: Option<&String>) -> Option<&str> {
+    s.map(String::as_str).filter(|s| !s.is_empty())
+}
+
+index_struct! {
+    /// What the accessors need from an alert; everything else is skipped.
+    #[derive(Clone, Debug, PartialEq)]
+    struct AlertIndex {
+        "alertId" => alert_id: String,
+        "id" => id: String,
+        "alertStatus" => alert_status: String,
+        "status" => status: String,
+        "metadata" => metadata: MetadataIndex,
+        "sender" => sender: String,
+        "account" => account: AccountIndex,
+        "accountId" => account_id: String,
+        "accountName" => account_name: String,
+        "cloudType" => cloud_type: String,
+        "resourceRegionId" => resource_region_id: String,
+        "region" => region: String,
+        "policy" => policy: PolicyIndex,
+        "policyId" => policy_id: String,
+        "policyName" => policy_name: String,
+        "policyLabels" => policy_labels: StringList,
+        "severity" => severity: String,
+        "resource" => resource: ResourceSlot,
+        "resourceId" => resource_id: String,
+        "resourceName" => resource_name: String,
+        "alertRemediationCli" => cli: CliSlot,
+        "alertTs" => alert_ts: Timestamp,
+        "alertTime" => alert_time: Timestamp,
+    }
+}
+
+index_struct! {
+    #[derive(Clone, Debug, PartialEq)]
+    struct MetadataIndex {
+        "remediable" => remediable: LenientBool,
+    }
+}
+
+index_struct! {
+    #[derive(Clone, Debug, PartialEq)]
+    struct AccountIndex {
+        "id" => id: String,
+        "name" => name: String,
+        "cloudType" => cloud_type: String,
+    }
+}
+
+index_struct! {
+    #[derive(Clone, Debug, PartialEq)]
+    struct PolicyIndex {
+        "id" => id: String,
+        "policyId" => policy_id: String,
+        "name" => name: String,
+        "severity" => severity: String,
+        "labels" => labels: StringList,
+        "remediable" => remediable: LenientBool,
+    }
+}
+
+index_struct! {
+    #[derive(Clone, Debug, PartialEq)]
+    struct ResourceIndex {
+        "id" => id: String,
+        "resourceId" => resource_id: String,
+        "name" => name: String,
+        "resourceName" => resource_name: String,
+        "account" => account: String,
+        "accountId" => account_id: String,
+        "cloudType" => cloud_type: String,
+        "regionId" => region_id: String,
+    }
+}
+
+index_struct! {
+    #[derive(Clone, Debug, PartialEq)]
+    struct CliIndex {
+        "cliScript" => cli_script: String,
+    }
+}
+
+/// `resource`: an object, or a string (ignored) in the test notification.
+#[derive(Clone, Debug, PartialEq)]
+struct ResourceSlot(Option<ResourceIndex>);
+
+impl<'de> Deserialize<'de> for ResourceSlot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        string_or_map(
+            d,
+            "a resource object or a string",
+            |_| ResourceSlot(None),
+            |r| ResourceSlot(Some(r)),
+        )
+    }
+}
+
+/// `alertRemediationCli`: the script, from a string or an object's `cliScript`.
+#[derive(Clone, Debug, PartialEq)]
+struct CliSlot(Option<String>);
+
+impl<'de> Deserialize<'de> for CliSlot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        string_or_map(
+            d,
+            "a CLI script string or an object with cliScript",
+            |s| CliSlot(Some(s)),
+            |c: CliIndex| CliSlot(c.cli_script),
+        )
+    }
+}
+
+/// A Prisma Cloud alert: a notification (nested or flat shape) or an alert
+/// object from the API.
+///
+/// It holds the alert's JSON text and an index of the fields the accessors
+/// read; [`PrismaAlert::details`] parses the full typed view. It serializes
+/// as the JSON text it was parsed from, so nothing is ever lost. Two alerts
+/// are equal when their text is equal.
+///
+/// Parsing fails for an alert with no (non-empty) `alertId` and no `id`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrismaAlert {
-    raw: Value,
-    id: String,
+    raw: Box<str>,
+    index: AlertIndex,
+}
+
+fn trim_json_ws(s: &str) -> &str {
+    s.trim_matches(|c| matches!(c, ' ' | '\n' | '\r' | '\t'))
 }
 
 impl PrismaAlert {
     /// Parses one alert from JSON bytes; an alert without an id is an error.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        let raw: Value = serde_json::from_slice(bytes).map_err(|e| Error::decode(e.to_string()))?;
-        let id = raw
-            .get("alertId")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::decode("alert without alertId"))?
-            .to_owned();
-        Ok(PrismaAlert { raw, id })
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| Error::decode(format!("invalid Prisma Cloud alert: not UTF-8: {e}")))?;
+        Self::from_text(text)
     }
-    fn s(&self, k: &str) -> Option<&str> {
-        self.raw.get(k).and_then(Value::as_str)
+
+    /// Parses one alert from JSON text; an alert without an id is an error.
+    pub fn from_text(text: &str) -> Result<Self> {
+        let index: AlertIndex = serde_json::from_str(text)
+            .map_err(|e| Error::decode(format!("invalid Prisma Cloud alert: {e}")))?;
+        let alert = PrismaAlert {
+            raw: trim_json_ws(text).into(),
+            index,
+        };
+        if alert.id().is_empty() {
+            return Err(Error::decode(
+                "invalid Prisma Cloud alert: Prisma Cloud alert without an id (no alertId, no id)",
+            ));
+        }
+        Ok(alert)
     }
-    /// The alert id (`alertId`).
+
+    /// Parses a JSON array of alerts (the API's alert list).
+    pub fn list_from_slice(bytes: &[u8]) -> Result<Vec<Self>> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::decode(format!("invalid Prisma Cloud alert list: {e}")))
+    }
+
+    /// The alert's JSON text, as received (without surrounding whitespace).
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// The full typed view of the alert, every field included.
+    pub fn details(&self) -> Result<AlertDetails> {
+        serde_json::from_str(&self.raw)
+            .map_err(|e| Error::decode(format!("invalid Prisma Cloud alert: {e}")))
+    }
+
+    fn resource(&self) -> Option<&ResourceIndex> {
+        self.index.resource.as_ref().and_then(|r| r.0.as_ref())
+    }
+
+    /// The alert id: `alertId`, or `id` in the API shape. Never empty.
     pub fn id(&self) -> &str {
-        &self.id
+        non_empty(self.index.alert_id.as_ref())
+            .or(non_empty(self.index.id.as_ref()))
+            .unwrap_or("")
     }
-    /// The alert status (`open`, `resolved`, `dismissed`, `snoozed`), if sent.
+
+    /// The alert status (`open`, `resolved`, `dismissed`, `snoozed`), if sent
+    /// (`alertStatus`, or `status` in the API shape).
     pub fn status(&self) -> Option<&str> {
-        self.s("alertStatus")
+        self.index
+            .alert_status
+            .as_deref()
+            .or(self.index.status.as_deref())
     }
-    /// Whether the alert is open; an alert that does not say is treated as open.
+
+    /// Whether the alert is open; an alert that does not say is treated as
+    /// open (flat notifications are only sent for open alerts).
     pub fn is_open(&self) -> bool {
-        self.status().is_none_or(|s| s.eq_ignore_ascii_case("open"))
+        self.status()
+            .is_none_or(|s| s.trim().eq_ignore_ascii_case("open"))
     }
-    /// `metadata.remediable`, if sent.
+
+    /// Whether Prisma Cloud says the alert is remediable
+    /// (`metadata.remediable`, or `policy.remediable` in the API shape).
     pub fn remediable(&self) -> Option<bool> {
-        self.raw
-            .pointer("/metadata/remediable")
-            .and_then(Value::as_bool)
+        let i = &self.index;
+        i.metadata
+            .as_ref()
+            .and_then(|m| m.remediable.as_ref())
+            .or_else(|| i.policy.as_ref().and_then(|p| p.remediable.as_ref()))
+            .and_then(LenientBool::as_bool)
     }
-    /// Whether this is Prisma Cloud's test notification (`T-0`).
+
+    /// Whether this is Prisma Cloud's test notification (`alertId` `T-0`, or
+    /// `sender` `Test Notification`).
     pub fn is_test_notification(&self) -> bool {
-        self.id == "T-0"
+        self.id() == TEST_ALERT_ID || self.index.sender.as_deref() == Some(TEST_SENDER)
     }
-    /// The cloud account id.
+
+    /// The cloud account id: `accountId`, `account.id` or `resource.accountId`.
     pub fn account_id(&self) -> Option<&str> {
-        self.s("accountId")
+        let i = &self.index;
+        non_empty(i.account_id.as_ref())
+            .or_else(|| i.account.as_ref().and_then(|a| non_empty(a.id.as_ref())))
+            .or_else(|| {
+                self.resource()
+                    .and_then(|r| non_empty(r.account_id.as_ref()))
+            })
     }
-    /// The cloud type (`aws`, `azure`, `gcp`...).
+
+    /// The account name: `accountName`, `account.name` or `resource.account`.
+    pub fn account_name(&self) -> Option<&str> {
+        let i = &self.index;
+        i.account_name
+            .as_deref()
+            .or_else(|| i.account.as_ref().and_then(|a| a.name.as_deref()))
+            .or_else(|| self.resource().and_then(|r| r.account.as_deref()))
+    }
+
+    /// The cloud type (`aws`, `azure`, `gcp`...): `cloudType`,
+    /// `account.cloudType` or `resource.cloudType`.
     pub fn cloud_type(&self) -> Option<&str> {
-        self.s("cloudType")
+        let i = &self.index;
+        non_empty(i.cloud_type.as_ref())
+            .or_else(|| {
+                i.account
+                    .as_ref()
+                    .and_then(|a| non_empty(a.cloud_type.as_ref()))
+            })
+            .or_else(|| {
+                self.resource()
+                    .and_then(|r| non_empty(r.cloud_type.as_ref()))
+            })
     }
-    /// The region id.
+
+    /// The region id: `resourceRegionId`, `region` or `resource.regionId`.
     pub fn region(&self) -> Option<&str> {
-        self.s("resourceRegionId")
+        let i = &self.index;
+        non_empty(i.resource_region_id.as_ref())
+            .or(non_empty(i.region.as_ref()))
+            .or_else(|| {
+                self.resource()
+                    .and_then(|r| non_empty(r.region_id.as_ref()))
+            })
     }
-    /// The CLI script carried in the alert, if any (null, empty and `BLANK` are none).
+
+    /// The CLI script carried in the alert (`alertRemediationCli`, as a string
+    /// or its `cliScript`); `None` when null, empty, `BLANK` or missing.
     pub fn remediation_cli(&self) -> Option<&str> {
-        self.s("alertRemediationCli")
+        let s = self.index.cli.as_ref()?.0.as_deref()?;
+        let t = s.trim();
+        if t.is_empty() || t == "BLANK" {
+            None
+        } else {
+            Some(s)
+        }
     }
-    /// The policy name.
+
+    /// The policy name: `policyName` or `policy.name`.
     pub fn policy_name(&self) -> Option<&str> {
-        self.s("policyName")
+        let i = &self.index;
+        i.policy_name
+            .as_deref()
+            .or_else(|| i.policy.as_ref().and_then(|p| p.name.as_deref()))
     }
-    /// The resource id.
+
+    /// The policy id: `policyId`, `policy.id` or `policy.policyId`.
+    pub fn policy_id(&self) -> Option<&str> {
+        let i = &self.index;
+        i.policy_id.as_deref().or_else(|| {
+            i.policy
+                .as_ref()
+                .and_then(|p| p.id.as_deref().or(p.policy_id.as_deref()))
+        })
+    }
+
+    /// The severity: `severity` or `policy.severity`.
+    pub fn severity(&self) -> Option<&str> {
+        let i = &self.index;
+        i.severity
+            .as_deref()
+            .or_else(|| i.policy.as_ref().and_then(|p| p.severity.as_deref()))
+    }
+
+    /// The policy labels: `policyLabels` or `policy.labels` (decoded when sent
+    /// as JSON in a string); empty when absent.
+    pub fn labels(&self) -> Vec<String> {
+        let i = &self.index;
+        i.policy_labels
+            .as_ref()
+            .or_else(|| i.policy.as_ref().and_then(|p| p.labels.as_ref()))
+            .map(StringList::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// The resource id: `resourceId`, `resource.resourceId` or `resource.id`.
     pub fn resource_id(&self) -> Option<&str> {
-        self.s("resourceId")
+        non_empty(self.index.resource_id.as_ref()).or_else(|| {
+            self.resource()
+                .and_then(|r| non_empty(r.resource_id.as_ref()).or(non_empty(r.id.as_ref())))
+        })
+    }
+
+    /// The resource name: `resourceName`, `resource.resourceName` or `resource.name`.
+    pub fn resource_name(&self) -> Option<&str> {
+        self.index.resource_name.as_deref().or_else(|| {
+            self.resource()
+                .and_then(|r| r.resource_name.as_deref().or(r.name.as_deref()))
+        })
+    }
+
+    /// `resource.data` (the resource configuration, or the CloudTrail record
+    /// of an audit-event alert), raw; `None` when absent or unreadable.
+    pub fn resource_data(&self) -> Option<RawJson> {
+        #[derive(Deserialize)]
+        struct R {
+            resource: Option<Res>,
+        }
+        #[derive(Deserialize)]
+        struct Res {
+            data: Option<RawJson>,
+        }
+        let r: R = serde_json::from_str(&self.raw).ok()?;
+        r.resource?.data
+    }
+
+    /// When the alert was raised, in epoch milliseconds (`alertTs` or `alertTime`).
+    pub fn alert_time_millis(&self) -> Option<i64> {
+        self.index
+            .alert_ts
+            .as_ref()
+            .or(self.index.alert_time.as_ref())
+            .and_then(Timestamp::as_millis)
+    }
+}
+
+impl Serialize for PrismaAlert {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(self.raw.to_string())
+            .map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PrismaAlert {
+    /// Reads the alert as raw JSON (so it needs a JSON deserializer reading
+    /// bytes or text, not a [`serde_json::Value`]) and indexes it.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        PrismaAlert::from_text(raw.get()).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_is_required() {
+        let err = PrismaAlert::from_slice(br#"{"alertStatus":"open"}"#).unwrap_err();
+        assert!(serde_json::from_str::<AlertDetails>(r#"{"alertStatus":"open"}"#).is_err());
+        assert!(err.to_string().contains("without an id"), "{err}");
+        assert!(PrismaAlert::from_slice(br#"{"alertId":""}"#).is_err());
+    }
+
+    #[test]
+    fn accessors_cover_the_shapes() {
+        let nested = PrismaAlert::from_slice(
+            br#"{"alertId":"I-1","alertStatus":"Resolved","metadata":{"remediable":true},
+                "account":{"id":"42","cloudType":"aws"},"region":"global",
+                "policy":{"name":"p","labels":"[\"a\"]"}}"#,
+        )
+        .unwrap();
+        assert_eq!(nested.id(), "I-1");
+        assert!(!nested.is_open());
+        assert_eq!(nested.remediable(), Some(true));
+        assert_eq!(nested.account_id(), Some("42"));
+        assert_eq!(nested.region(), Some("global"));
+        assert_eq!(nested.labels(), vec!["a".to_owned()]);
+        assert_eq!(nested.policy_name(), Some("p"));
+
+        let api = PrismaAlert::from_slice(
+            br#"{"id":"P-1","status":"open","policy":{"remediable":false},
+                "resource":{"id":"r","accountId":"7","regionId":"us-east-2","cloudType":"aws"}}"#,
+        )
+        .unwrap();
+        assert_eq!(api.id(), "P-1");
+        assert!(api.is_open());
+        assert_eq!(api.remediable(), Some(false));
+        assert_eq!(api.account_id(), Some("7"));
+        assert_eq!(api.region(), Some("us-east-2"));
+        assert_eq!(api.cloud_type(), Some("aws"));
+        assert_eq!(api.resource_id(), Some("r"));
     }
 }
