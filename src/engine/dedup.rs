@@ -41,8 +41,13 @@ enum Entry {
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<String, Entry>,
-    order: VecDeque<String>,
+    /// Key → (state, generation of the insertion that created it).
+    entries: HashMap<String, (Entry, u64)>,
+    /// Insertion order for eviction, oldest first. An item whose generation no
+    /// longer matches its key's entry is stale (the key was released or
+    /// re-inserted) and is skipped.
+    order: VecDeque<(String, u64)>,
+    generation: u64,
 }
 
 /// An in-process [`DedupStore`] with TTLs and a bound on the number of keys
@@ -73,17 +78,42 @@ impl MemoryDedup {
     }
 
     fn insert(&self, inner: &mut Inner, key: &str, entry: Entry) {
-        if inner.entries.insert(key.to_owned(), entry).is_none() {
-            inner.order.push_back(key.to_owned());
+        if let Some((e, _)) = inner.entries.get_mut(key) {
+            *e = entry;
+            return;
         }
+        inner.generation += 1;
+        let generation = inner.generation;
+        inner.entries.insert(key.to_owned(), (entry, generation));
+        inner.order.push_back((key.to_owned(), generation));
         while inner.entries.len() > self.capacity {
-            match inner.order.pop_front() {
-                Some(old) => {
-                    inner.entries.remove(&old);
-                }
-                None => break,
+            let Some((old, g)) = inner.order.pop_front() else {
+                break;
+            };
+            if inner.entries.get(&old).is_some_and(|(_, eg)| *eg == g) {
+                inner.entries.remove(&old);
             }
         }
+        // Released keys leave stale items behind: compact before they pile up.
+        if inner.order.len() > 2 * self.capacity.max(inner.entries.len()) {
+            let Inner { entries, order, .. } = inner;
+            order.retain(|(k, g)| entries.get(k).is_some_and(|(_, eg)| eg == g));
+        }
+    }
+
+    /// How many keys are remembered (claimed or done).
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[cfg(test)]
+    fn order_len(&self) -> usize {
+        self.lock().order.len()
     }
 }
 
@@ -92,9 +122,9 @@ impl DedupStore for MemoryDedup {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim> {
         let now = Instant::now();
         let mut inner = self.lock();
-        match inner.entries.get(key) {
-            Some(Entry::Done(until)) if *until > now => Ok(Claim::AlreadyDone),
-            Some(Entry::Claimed(until)) if *until > now => Ok(Claim::InProgress),
+        match inner.entries.get(key).map(|(e, _)| *e) {
+            Some(Entry::Done(until)) if until > now => Ok(Claim::AlreadyDone),
+            Some(Entry::Claimed(until)) if until > now => Ok(Claim::InProgress),
             _ => {
                 self.insert(&mut inner, key, Entry::Claimed(now + lease));
                 Ok(Claim::Claimed)
@@ -110,7 +140,7 @@ impl DedupStore for MemoryDedup {
 
     async fn release(&self, key: &str) -> Result<()> {
         let mut inner = self.lock();
-        if let Some(Entry::Claimed(_)) = inner.entries.get(key) {
+        if let Some((Entry::Claimed(_), _)) = inner.entries.get(key) {
             inner.entries.remove(key);
         }
         Ok(())
@@ -152,12 +182,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn released_keys_do_not_accumulate() {
+        let d = MemoryDedup::new(10);
+        for i in 0..10_000 {
+            let k = format!("k{i}");
+            assert_eq!(d.claim(&k, Duration::from_secs(60)).await.unwrap(), Claim::Claimed);
+            d.release(&k).await.unwrap();
+        }
+        assert!(d.is_empty());
+        assert!(d.order_len() <= 20, "eviction queue grew to {}", d.order_len());
+    }
+
+    #[tokio::test]
+    async fn reinserted_key_is_not_evicted_by_its_stale_twin() {
+        let d = MemoryDedup::new(2);
+        let lease = Duration::from_secs(60);
+        d.claim("a", lease).await.unwrap();
+        d.release("a").await.unwrap();
+        d.complete("b", lease).await.unwrap();
+        d.complete("a", lease).await.unwrap();
+        // "a" is newer than "b" now: adding "c" must evict "b", not "a".
+        d.complete("c", lease).await.unwrap();
+        assert_eq!(d.claim("a", lease).await.unwrap(), Claim::AlreadyDone);
+        assert_eq!(d.claim("b", lease).await.unwrap(), Claim::Claimed);
+    }
+
+    #[tokio::test]
     async fn capacity_bounds_memory() {
         let d = MemoryDedup::new(3);
         for k in ["a", "b", "c", "d"] {
             d.complete(k, Duration::from_secs(60)).await.unwrap();
         }
-        assert_eq!(d.lock().entries.len(), 3);
+        assert_eq!(d.len(), 3);
         assert_eq!(
             d.claim("a", Duration::from_secs(1)).await.unwrap(),
             Claim::Claimed
