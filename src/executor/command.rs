@@ -437,7 +437,7 @@ impl<'a> Scanner<'a> {
 
     fn push(&mut self, c: char, quoted: bool) {
         let word = self.word.get_or_insert_with(|| RawWord {
-            text: String::new(),
+            text: String::with_capacity(32),
             quoted: false,
         });
         word.text.push(c);
