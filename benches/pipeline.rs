@@ -69,10 +69,7 @@ fn pipeline(c: &mut Criterion) {
         b.worker_threads(2);
         b
     };
-    let rt = rt
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = rt.enable_all().build().expect("runtime");
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Bytes(bytes as u64));
     group.sample_size(20);
@@ -81,37 +78,38 @@ fn pipeline(c: &mut Criterion) {
         &alerts,
         |b, alerts| {
             b.to_async(&rt).iter_batched(
-            || {
-                // Filling the queue is setup, not pipeline.
-                let queue = MemorySource::builder()
-                    .with_capacity(alerts.len())
-                    .with_wait(Duration::from_millis(1))
+                || {
+                    // Filling the queue is setup, not pipeline.
+                    let queue = MemorySource::builder()
+                        .with_capacity(alerts.len())
+                        .with_wait(Duration::from_millis(1))
+                        .build();
+                    for a in alerts {
+                        queue.try_send(Bytes::copy_from_slice(a)).expect("send");
+                    }
+                    queue.close();
+                    queue
+                },
+                |queue| async move {
+                    let engine = Engine::builder(
+                        Arc::new(queue.clone()),
+                        Arc::new(AlertCliPlanner::default()),
+                        Arc::new(DryRunExecutor::new(CommandPolicy::default(), contexts())),
+                    )
+                    .config(
+                        EngineConfig::default()
+                            .with_concurrency(64)
+                            .with_settle_in_dry_run(true),
+                    )
                     .build();
-                for a in alerts {
-                    queue.try_send(Bytes::copy_from_slice(a)).expect("send");
-                }
-                queue.close();
-                queue
-            },
-            |queue| async move {
-                let engine = Engine::builder(
-                    Arc::new(queue.clone()),
-                    Arc::new(AlertCliPlanner::default()),
-                    Arc::new(DryRunExecutor::new(CommandPolicy::default(), contexts())),
-                )
-                .config(
-                    EngineConfig::default()
-                        .with_concurrency(64)
-                        .with_settle_in_dry_run(true),
-                )
-                .build();
-                let summary = engine.run(CancellationToken::new()).await.expect("run");
-                assert_eq!(summary.planned as usize, alerts.len());
-                assert_eq!(queue.acked() as usize, alerts.len());
-            },
-            BatchSize::PerIteration,
-        );
-    });
+                    let summary = engine.run(CancellationToken::new()).await.expect("run");
+                    assert_eq!(summary.planned as usize, alerts.len());
+                    assert_eq!(queue.acked() as usize, alerts.len());
+                },
+                BatchSize::PerIteration,
+            );
+        },
+    );
     group.finish();
 }
 

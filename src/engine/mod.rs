@@ -454,7 +454,12 @@ impl Inner {
         // out for the call and back afterwards, never copied.
         let mut held: Vec<Vec<Option<Event>>> = works
             .iter_mut()
-            .map(|w| std::mem::take(&mut w.events).into_iter().map(Some).collect())
+            .map(|w| {
+                std::mem::take(&mut w.events)
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            })
             .collect();
         let mut slots = Vec::new();
         let mut to_plan = Vec::new();
@@ -504,7 +509,8 @@ impl Inner {
                 event_id = first.and_then(Event::event_id),
                 account = first.and_then(Event::account_id),
             );
-            self.finish(work, decisions, cancel.clone()).instrument(span)
+            self.finish(work, decisions, cancel.clone())
+                .instrument(span)
         });
         futures_util::future::join_all(finishing).await;
     }
@@ -646,7 +652,11 @@ impl Inner {
         } else {
             // Unreachable by construction (decode never yields zero events
             // here), but a delivery must be settled whatever happens.
-            EventResult::new(AuditDecision::Rejected, "undecodable", "body carries no event")
+            EventResult::new(
+                AuditDecision::Rejected,
+                "undecodable",
+                "body carries no event",
+            )
         };
         self.settle(delivery, record, result).await;
     }
@@ -744,24 +754,28 @@ impl Inner {
                 lease::keep_leased(run, delivery, &self.caps, &self.config.lease, &self.stats)
                     .await;
             match outcome {
+                Ok(o) if o.status == StepStatus::Failed => {
+                    self.stats.incr(Counter::StepsFailed);
+                    let tail = o.stderr_tail.lines().last().unwrap_or("").trim().to_owned();
+                    let exit = o
+                        .exit_code
+                        .map_or_else(|| "was killed".to_owned(), |c| format!("exited {c}"));
+                    let detail = if tail.is_empty() {
+                        format!("step {} {exit}", i + 1)
+                    } else {
+                        format!("step {} {exit}: {}", i + 1, redact(&tail))
+                    };
+                    steps[i] = audit_step(std::mem::take(&mut steps[i].argv), o);
+                    return with(
+                        EventResult::new(AuditDecision::Failed, "step_failed", detail),
+                        steps,
+                    );
+                }
                 Ok(o) => {
-                    let failed = o.status == StepStatus::Failed;
-                    steps[i] = audit_step(&steps[i].argv, &o);
-                    if failed {
-                        self.stats.incr(Counter::StepsFailed);
-                        let tail = o.stderr_tail.lines().last().unwrap_or("").trim().to_owned();
-                        let exit = o
-                            .exit_code
-                            .map_or_else(|| "was killed".to_owned(), |c| format!("exited {c}"));
-                        let detail = if tail.is_empty() {
-                            format!("step {} {exit}", i + 1)
-                        } else {
-                            format!("step {} {exit}: {}", i + 1, redact(&tail))
-                        };
-                        return with(
-                            EventResult::new(AuditDecision::Failed, "step_failed", detail),
-                            steps,
-                        );
+                    if self.audit.enabled() {
+                        steps[i] = audit_step(std::mem::take(&mut steps[i].argv), o);
+                    } else {
+                        steps[i].status = o.status;
                     }
                 }
                 Err(e) => {
@@ -894,13 +908,13 @@ impl Inner {
 }
 
 /// Converts an executor outcome into its audit form.
-fn audit_step(argv: &[String], o: &StepOutcome) -> AuditStep {
+fn audit_step(argv: Vec<String>, o: StepOutcome) -> AuditStep {
     AuditStep {
-        argv: argv.to_vec(),
+        argv,
         status: o.status,
         exit_code: o.exit_code,
         duration_ms: u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
-        context: o.context.clone(),
+        context: o.context,
         stderr: (!o.stderr_tail.is_empty()).then(|| redact(&o.stderr_tail)),
     }
 }

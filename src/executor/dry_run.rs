@@ -87,7 +87,7 @@ impl DryRunExecutor {
 impl CommandExecutor for DryRunExecutor {
     fn check(&self, step: &Step, target: &Target) -> Result<()> {
         self.policy.check(&step.command)?;
-        self.contexts.resolve(step, target).map(|_| ())
+        self.contexts.check(target)
     }
 
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {

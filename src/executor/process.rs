@@ -181,7 +181,7 @@ impl ProcessExecutor {
 impl CommandExecutor for ProcessExecutor {
     fn check(&self, step: &Step, target: &Target) -> Result<()> {
         self.policy.check(&step.command)?;
-        self.contexts.resolve(step, target).map(|_| ())
+        self.contexts.check(target)
     }
 
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {

@@ -198,7 +198,12 @@ impl MemorySource {
         if s.closed || depth >= self.shared.capacity {
             return Err(Error::Backend {
                 backend: "memory",
-                message: if s.closed { "queue is closed" } else { "queue is full" }.into(),
+                message: if s.closed {
+                    "queue is closed"
+                } else {
+                    "queue is full"
+                }
+                .into(),
                 temporary: !s.closed,
                 source: None,
             });
