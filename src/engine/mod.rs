@@ -708,11 +708,17 @@ impl Inner {
         delivery: &Delivery,
         cancel: &CancellationToken,
     ) -> EventResult {
+        // Step detail is only built when someone records it.
+        let detailed = self.audit.enabled();
         let mut steps: Vec<AuditStep> = plan
             .steps
             .iter()
             .map(|s| AuditStep {
-                argv: s.command.argv().to_vec(),
+                argv: if detailed {
+                    s.command.argv().to_vec()
+                } else {
+                    Vec::new()
+                },
                 status: StepStatus::NotRun,
                 exit_code: None,
                 duration_ms: 0,
@@ -772,7 +778,7 @@ impl Inner {
                     );
                 }
                 Ok(o) => {
-                    if self.audit.enabled() {
+                    if detailed {
                         steps[i] = audit_step(std::mem::take(&mut steps[i].argv), o);
                     } else {
                         steps[i].status = o.status;
