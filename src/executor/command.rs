@@ -502,6 +502,42 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Consumes a run of ASCII characters that need no decision in the current
+    /// quoting state — nothing a shell would treat specially, nothing this
+    /// scanner rejects — and appends it in one step. Everything else (and
+    /// every non-ASCII character) takes the character-by-character path.
+    fn plain_run(&mut self, quote: Quote) -> bool {
+        let rest = self
+            .chars
+            .script
+            .as_bytes()
+            .get(self.chars.pos..)
+            .unwrap_or_default();
+        let plain: fn(u8) -> bool = match quote {
+            Quote::None => |b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(
+                        b,
+                        b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b',' | b'@' | b'+' | b'%'
+                    )
+            },
+            Quote::Single => |b| {
+                b != b'\'' && (b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            },
+            Quote::Double => |b| {
+                !matches!(b, b'"' | b'$' | b'`' | b'\\')
+                    && (b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            },
+        };
+        let n = rest.iter().take_while(|&&b| plain(b)).count();
+        if n == 0 {
+            return false;
+        }
+        self.chars.pos += n;
+        self.push_read(n, quote != Quote::None);
+        true
+    }
+
     /// Appends the character just read.
     fn push(&mut self, c: char, quoted: bool) {
         self.push_read(c.len_utf8(), quoted);
@@ -539,7 +575,11 @@ impl<'a> Scanner<'a> {
 
     fn scan(mut self) -> Result<Vec<Vec<RawWord<'a>>>> {
         let mut quote = Quote::None;
-        while let Some(c) = self.chars.next() {
+        loop {
+            if self.plain_run(quote) {
+                continue;
+            }
+            let Some(c) = self.chars.next() else { break };
             if c == '\0' {
                 return Err(self.reject("NUL byte"));
             }
