@@ -835,6 +835,7 @@ impl Inner {
             )),
             AuditDecision::Failed => Action::Nack(cfg.retry.delay(count, delivery.message_id())),
         };
+        record.time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         record.decision = result.decision;
         record.reason_code = Some(result.code.to_owned());
         record.reason = Some(if result.detail.is_empty() {
