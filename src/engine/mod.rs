@@ -116,49 +116,35 @@ impl EngineConfig {
 /// Builds an [`Engine`].
 #[derive(Debug)]
 pub struct EngineBuilder {
-    source: Arc<dyn AlertSource>,
-    planner: Arc<dyn RemediationPlanner>,
-    executor: Arc<dyn CommandExecutor>,
-    dedup: Arc<dyn DedupStore>,
-    audit: Arc<dyn AuditSink>,
-    stats: Arc<Stats>,
-    config: EngineConfig,
+    inner: Inner,
 }
 
 impl EngineBuilder {
     /// Sets the configuration.
     pub fn config(mut self, config: EngineConfig) -> Self {
-        self.config = config;
+        self.inner.config = config;
         self
     }
     /// Sets the dedup store (default: in-memory).
     pub fn dedup(mut self, dedup: Arc<dyn DedupStore>) -> Self {
-        self.dedup = dedup;
+        self.inner.dedup = dedup;
         self
     }
     /// Sets the audit sink (default: none).
     pub fn audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
-        self.audit = audit;
+        self.inner.audit = audit;
         self
     }
     /// Shares a stats handle (e.g. with backends counting API calls).
     pub fn stats(mut self, stats: Arc<Stats>) -> Self {
-        self.stats = stats;
+        self.inner.stats = stats;
         self
     }
     /// Builds the engine.
-    pub fn build(self) -> Engine {
+    pub fn build(mut self) -> Engine {
+        self.inner.caps = self.inner.source.capabilities();
         Engine {
-            inner: Arc::new(Inner {
-                caps: self.source.capabilities(),
-                source: self.source,
-                planner: self.planner,
-                executor: self.executor,
-                dedup: self.dedup,
-                audit: self.audit,
-                stats: self.stats,
-                config: self.config,
-            }),
+            inner: Arc::new(self.inner),
         }
     }
 }
@@ -200,13 +186,16 @@ impl Engine {
         executor: Arc<dyn CommandExecutor>,
     ) -> EngineBuilder {
         EngineBuilder {
-            source,
-            planner,
-            executor,
-            dedup: Arc::new(MemoryDedup::default()),
-            audit: Arc::new(NoAudit),
-            stats: Arc::new(Stats::new()),
-            config: EngineConfig::default(),
+            inner: Inner {
+                source,
+                planner,
+                executor,
+                dedup: Arc::new(MemoryDedup::default()),
+                audit: Arc::new(NoAudit),
+                stats: Arc::new(Stats::new()),
+                config: EngineConfig::default(),
+                caps: Capabilities::default(),
+            },
         }
     }
 

@@ -93,28 +93,22 @@ pub trait CommandExecutor: Send + Sync + fmt::Debug {
     }
 }
 
-#[async_trait]
-impl<T: CommandExecutor + ?Sized> CommandExecutor for Arc<T> {
-    fn check(&self, step: &Step, target: &Target) -> Result<()> {
-        (**self).check(step, target)
-    }
-    async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
-        (**self).execute(step, target).await
-    }
-    fn is_dry_run(&self) -> bool {
-        (**self).is_dry_run()
-    }
+/// Forwards the trait through smart pointers.
+macro_rules! forward_executor {
+    ($($ptr:ident),*) => {$(
+        #[async_trait]
+        impl<T: CommandExecutor + ?Sized> CommandExecutor for $ptr<T> {
+            fn check(&self, step: &Step, target: &Target) -> Result<()> {
+                (**self).check(step, target)
+            }
+            async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
+                (**self).execute(step, target).await
+            }
+            fn is_dry_run(&self) -> bool {
+                (**self).is_dry_run()
+            }
+        }
+    )*};
 }
 
-#[async_trait]
-impl<T: CommandExecutor + ?Sized> CommandExecutor for Box<T> {
-    fn check(&self, step: &Step, target: &Target) -> Result<()> {
-        (**self).check(step, target)
-    }
-    async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
-        (**self).execute(step, target).await
-    }
-    fn is_dry_run(&self) -> bool {
-        (**self).is_dry_run()
-    }
-}
+forward_executor!(Arc, Box);

@@ -157,25 +157,22 @@ pub trait RemediationPlanner: Send + Sync + fmt::Debug {
     async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>>;
 }
 
-#[async_trait]
-impl<T: RemediationPlanner + ?Sized> RemediationPlanner for Arc<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>> {
-        (**self).plan(events).await
-    }
+/// Forwards the trait through smart pointers.
+macro_rules! forward_planner {
+    ($($ptr:ident),*) => {$(
+        #[async_trait]
+        impl<T: RemediationPlanner + ?Sized> RemediationPlanner for $ptr<T> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>> {
+                (**self).plan(events).await
+            }
+        }
+    )*};
 }
 
-#[async_trait]
-impl<T: RemediationPlanner + ?Sized> RemediationPlanner for Box<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>> {
-        (**self).plan(events).await
-    }
-}
+forward_planner!(Arc, Box);
 
 /// Asks several planners in order: for each event, the first planner that
 /// returns a plan (or an error, or a skip other than

@@ -259,34 +259,26 @@ pub trait AlertSource: Send + Sync + fmt::Debug {
     }
 }
 
-#[async_trait]
-impl<T: AlertSource + ?Sized> AlertSource for Arc<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
-        (**self).receive(max).await
-    }
-    fn capabilities(&self) -> Capabilities {
-        (**self).capabilities()
-    }
-    fn is_exhausted(&self) -> bool {
-        (**self).is_exhausted()
-    }
+/// Forwards the trait through smart pointers, so `Arc<dyn AlertSource>` and
+/// `Box<dyn AlertSource>` are sources too.
+macro_rules! forward_alert_source {
+    ($($ptr:ident),*) => {$(
+        #[async_trait]
+        impl<T: AlertSource + ?Sized> AlertSource for $ptr<T> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
+                (**self).receive(max).await
+            }
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+            fn is_exhausted(&self) -> bool {
+                (**self).is_exhausted()
+            }
+        }
+    )*};
 }
 
-#[async_trait]
-impl<T: AlertSource + ?Sized> AlertSource for Box<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
-        (**self).receive(max).await
-    }
-    fn capabilities(&self) -> Capabilities {
-        (**self).capabilities()
-    }
-    fn is_exhausted(&self) -> bool {
-        (**self).is_exhausted()
-    }
-}
+forward_alert_source!(Arc, Box);
