@@ -61,37 +61,44 @@ macro_rules! wire_struct {
                         f.write_str("a field name")
                     }
 
+                    #[inline]
                     fn visit_str<E>(self, s: &str) -> ::std::result::Result<__Field, E>
                     where
                         E: ::serde::de::Error,
                     {
-                        self.visit_bytes(s.as_bytes())
+                        #[allow(non_upper_case_globals)]
+                        mod __len {
+                            $(pub(super) const $field: usize = $wire.len();)*
+                        }
+                        // A switch on the length, then a fixed-size compare.
+                        let b = s.as_bytes();
+                        Ok(match b.len() {
+                            $(__len::$field if b == $wire.as_bytes() => __Field::$field,)*
+                            _ => __Field::__Other(s.to_owned()),
+                        })
                     }
 
-                    // Keys arrive as bytes (serde_json skips UTF-8 validation for
-                    // them); only unknown keys are validated, when kept.
                     fn visit_bytes<E>(self, b: &[u8]) -> ::std::result::Result<__Field, E>
                     where
                         E: ::serde::de::Error,
                     {
-                        $(
-                            if b == $wire.as_bytes() {
-                                return Ok(__Field::$field);
-                            }
-                        )*
                         match ::std::str::from_utf8(b) {
-                            Ok(s) => Ok(__Field::__Other(s.to_owned())),
+                            Ok(s) => self.visit_str(s),
                             Err(_) => Err(E::invalid_value(::serde::de::Unexpected::Bytes(b), &self)),
                         }
                     }
                 }
 
                 impl<'de> ::serde::Deserialize<'de> for __Field {
+                    #[inline]
                     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
                     where
                         D: ::serde::Deserializer<'de>,
                     {
-                        deserializer.deserialize_bytes(__FieldVisitor)
+                        // As a string: from text serde_json neither copies nor
+                        // revalidates keys, and its short-string scan is faster
+                        // than the one behind `deserialize_bytes`.
+                        deserializer.deserialize_str(__FieldVisitor)
                     }
                 }
 
