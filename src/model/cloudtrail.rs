@@ -4,6 +4,7 @@
 
 use super::lenient::{LenientBool, RawJson, wire_struct};
 use crate::error::{Error, Result};
+use compact_str::CompactString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, ErrorKind as IoErrorKind, Read};
@@ -17,29 +18,31 @@ wire_struct! {
     /// Every field is optional because CloudTrail omits what does not apply.
     /// The free-form payloads (`requestParameters`, `responseElements`,
     /// `additionalEventData`, `serviceEventDetails`, `insightDetails`,
-    /// `edgeDeviceDetails`) stay raw until an accessor parses them.
+    /// `edgeDeviceDetails`) stay raw until an accessor parses them. Strings are
+    /// [`CompactString`]s, which keep short values (up to 24 bytes) inline
+    /// instead of allocating.
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct CloudTrailRecord {
         /// `eventVersion`, e.g. `1.08`.
-        "eventVersion" => event_version: String,
+        "eventVersion" => event_version: CompactString,
         /// `userIdentity`: who made the request.
         "userIdentity" => user_identity: UserIdentity,
         /// `eventTime` (RFC 3339, UTC).
-        "eventTime" => event_time: String,
+        "eventTime" => event_time: CompactString,
         /// `eventSource`, e.g. `iam.amazonaws.com`.
-        "eventSource" => event_source: String,
+        "eventSource" => event_source: CompactString,
         /// `eventName`, the API action, e.g. `CreateUser`.
-        "eventName" => event_name: String,
+        "eventName" => event_name: CompactString,
         /// `awsRegion`.
-        "awsRegion" => aws_region: String,
+        "awsRegion" => aws_region: CompactString,
         /// `sourceIPAddress` (an IP address, or a service name such as `AWS Internal`).
-        "sourceIPAddress" => source_ip_address: String,
+        "sourceIPAddress" => source_ip_address: CompactString,
         /// `userAgent`.
-        "userAgent" => user_agent: String,
+        "userAgent" => user_agent: CompactString,
         /// `errorCode`, when the request failed.
-        "errorCode" => error_code: String,
+        "errorCode" => error_code: CompactString,
         /// `errorMessage`, when the request failed.
-        "errorMessage" => error_message: String,
+        "errorMessage" => error_message: CompactString,
         /// `requestParameters`, raw; see [`CloudTrailRecord::request_parameters`].
         "requestParameters" => request_parameters: RawJson,
         /// `responseElements`, raw; see [`CloudTrailRecord::response_elements`].
@@ -47,14 +50,14 @@ wire_struct! {
         /// `additionalEventData`, raw; see [`CloudTrailRecord::additional_event_data`].
         "additionalEventData" => additional_event_data: RawJson,
         /// `requestID`.
-        "requestID" => request_id: String,
+        "requestID" => request_id: CompactString,
         /// `eventID`: unique per event, the deduplication key.
-        "eventID" => event_id: String,
+        "eventID" => event_id: CompactString,
         /// `eventType`: `AwsApiCall`, `AwsServiceEvent`, `AwsConsoleAction`,
         /// `AwsConsoleSignIn`, `AwsCloudTrailInsight`...
-        "eventType" => event_type: String,
+        "eventType" => event_type: CompactString,
         /// `apiVersion`.
-        "apiVersion" => api_version: String,
+        "apiVersion" => api_version: CompactString,
         /// `managementEvent`.
         "managementEvent" => management_event: LenientBool,
         /// `readOnly`.
@@ -62,17 +65,17 @@ wire_struct! {
         /// `resources`: the resources the event touched.
         "resources" => resources: Vec<Resource>,
         /// `recipientAccountId`: the account that received the event.
-        "recipientAccountId" => recipient_account_id: String,
+        "recipientAccountId" => recipient_account_id: CompactString,
         /// `serviceEventDetails`, raw; see [`CloudTrailRecord::service_event_details`].
         "serviceEventDetails" => service_event_details: RawJson,
         /// `sharedEventID`: shared by the copies of a cross-account event.
-        "sharedEventID" => shared_event_id: String,
+        "sharedEventID" => shared_event_id: CompactString,
         /// `vpcEndpointId`.
-        "vpcEndpointId" => vpc_endpoint_id: String,
+        "vpcEndpointId" => vpc_endpoint_id: CompactString,
         /// `vpcEndpointAccountId`.
-        "vpcEndpointAccountId" => vpc_endpoint_account_id: String,
+        "vpcEndpointAccountId" => vpc_endpoint_account_id: CompactString,
         /// `eventCategory`: `Management`, `Data`, `NetworkActivity` or `Insight`.
-        "eventCategory" => event_category: String,
+        "eventCategory" => event_category: CompactString,
         /// `tlsDetails`.
         "tlsDetails" => tls_details: TlsDetails,
         /// `sessionCredentialFromConsole` (sent as the string `"true"`).
@@ -84,7 +87,7 @@ wire_struct! {
         /// `edgeDeviceDetails`, raw.
         "edgeDeviceDetails" => edge_device_details: RawJson,
         /// `errorDetails`.
-        "errorDetails" => error_details: String,
+        "errorDetails" => error_details: CompactString,
     }
 }
 
@@ -95,25 +98,25 @@ wire_struct! {
         /// `type`: `Root`, `IAMUser`, `AssumedRole`, `Role`, `FederatedUser`,
         /// `Directory`, `AWSAccount`, `AWSService`, `IdentityCenterUser`, `Unknown`...
         /// (absent on some service events).
-        "type" => r#type: String,
+        "type" => r#type: CompactString,
         /// `principalId`.
-        "principalId" => principal_id: String,
+        "principalId" => principal_id: CompactString,
         /// `arn`.
-        "arn" => arn: String,
+        "arn" => arn: CompactString,
         /// `accountId`.
-        "accountId" => account_id: String,
+        "accountId" => account_id: CompactString,
         /// `accessKeyId`.
-        "accessKeyId" => access_key_id: String,
+        "accessKeyId" => access_key_id: CompactString,
         /// `userName`.
-        "userName" => user_name: String,
+        "userName" => user_name: CompactString,
         /// `sessionContext`, for temporary credentials.
         "sessionContext" => session_context: SessionContext,
         /// `invokedBy`: the service that made the request on the principal's behalf.
-        "invokedBy" => invoked_by: String,
+        "invokedBy" => invoked_by: CompactString,
         /// `identityProvider` (federated and Identity Center users).
-        "identityProvider" => identity_provider: String,
+        "identityProvider" => identity_provider: CompactString,
         /// `credentialId`.
-        "credentialId" => credential_id: String,
+        "credentialId" => credential_id: CompactString,
         /// `onBehalfOf` (Identity Center users): `userId`, `identityStoreArn`.
         "onBehalfOf" => on_behalf_of: OnBehalfOf,
         /// `inScopeOf`.
@@ -126,9 +129,9 @@ wire_struct! {
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct OnBehalfOf {
         /// `userId`.
-        "userId" => user_id: String,
+        "userId" => user_id: CompactString,
         /// `identityStoreArn`.
-        "identityStoreArn" => identity_store_arn: String,
+        "identityStoreArn" => identity_store_arn: CompactString,
     }
 }
 
@@ -143,9 +146,9 @@ wire_struct! {
         /// `webIdFederationData`, for web identity federation.
         "webIdFederationData" => web_id_federation_data: WebIdFederationData,
         /// `sourceIdentity`.
-        "sourceIdentity" => source_identity: String,
+        "sourceIdentity" => source_identity: CompactString,
         /// `ec2RoleDelivery`: `1.0` (IMDSv1) or `2.0` (IMDSv2).
-        "ec2RoleDelivery" => ec2_role_delivery: String,
+        "ec2RoleDelivery" => ec2_role_delivery: CompactString,
         /// `assumedRoot`.
         "assumedRoot" => assumed_root: LenientBool,
     }
@@ -159,7 +162,7 @@ wire_struct! {
         /// see [`SessionAttributes::mfa`].
         "mfaAuthenticated" => mfa_authenticated: LenientBool,
         /// `creationDate` (RFC 3339).
-        "creationDate" => creation_date: String,
+        "creationDate" => creation_date: CompactString,
     }
 }
 
@@ -177,15 +180,15 @@ wire_struct! {
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct SessionIssuer {
         /// `type`: `Root`, `IAMUser` or `Role`.
-        "type" => r#type: String,
+        "type" => r#type: CompactString,
         /// `principalId`.
-        "principalId" => principal_id: String,
+        "principalId" => principal_id: CompactString,
         /// `arn`.
-        "arn" => arn: String,
+        "arn" => arn: CompactString,
         /// `accountId`.
-        "accountId" => account_id: String,
+        "accountId" => account_id: CompactString,
         /// `userName`.
-        "userName" => user_name: String,
+        "userName" => user_name: CompactString,
     }
 }
 
@@ -194,7 +197,7 @@ wire_struct! {
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct WebIdFederationData {
         /// `federatedProvider`.
-        "federatedProvider" => federated_provider: String,
+        "federatedProvider" => federated_provider: CompactString,
         /// `attributes`.
         "attributes" => attributes: serde_json::Value,
     }
@@ -205,11 +208,11 @@ wire_struct! {
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct Resource {
         /// `ARN`.
-        "ARN" => arn: String,
+        "ARN" => arn: CompactString,
         /// `accountId`.
-        "accountId" => account_id: String,
+        "accountId" => account_id: CompactString,
         /// `type`, e.g. `AWS::IAM::Role`.
-        "type" => r#type: String,
+        "type" => r#type: CompactString,
     }
 }
 
@@ -218,11 +221,11 @@ wire_struct! {
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct TlsDetails {
         /// `tlsVersion`.
-        "tlsVersion" => tls_version: String,
+        "tlsVersion" => tls_version: CompactString,
         /// `cipherSuite`.
-        "cipherSuite" => cipher_suite: String,
+        "cipherSuite" => cipher_suite: CompactString,
         /// `clientProvidedHostHeader`.
-        "clientProvidedHostHeader" => client_provided_host_header: String,
+        "clientProvidedHostHeader" => client_provided_host_header: CompactString,
     }
 }
 
