@@ -18,9 +18,10 @@ wire_struct! {
     /// Every field is optional because CloudTrail omits what does not apply.
     /// The free-form payloads (`requestParameters`, `responseElements`,
     /// `additionalEventData`, `serviceEventDetails`, `insightDetails`,
-    /// `edgeDeviceDetails`) stay raw until an accessor parses them. Strings are
-    /// [`CompactString`]s, which keep short values (up to 24 bytes) inline
-    /// instead of allocating.
+    /// `edgeDeviceDetails`, `addendum`) and the subtrees the engine rarely
+    /// reads (`resources`, `tlsDetails`) stay raw until an accessor parses
+    /// them; strings are [`CompactString`]s, which keep short values (up to
+    /// 24 bytes) inline instead of allocating.
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct CloudTrailRecord {
         /// `eventVersion`, e.g. `1.08`.
@@ -62,8 +63,9 @@ wire_struct! {
         "managementEvent" => management_event: LenientBool,
         /// `readOnly`.
         "readOnly" => read_only: LenientBool,
-        /// `resources`: the resources the event touched.
-        "resources" => resources: Vec<Resource>,
+        /// `resources`: the resources the event touched, raw; see
+        /// [`CloudTrailRecord::resources`].
+        "resources" => resources: RawJson,
         /// `recipientAccountId`: the account that received the event.
         "recipientAccountId" => recipient_account_id: CompactString,
         /// `serviceEventDetails`, raw; see [`CloudTrailRecord::service_event_details`].
@@ -76,14 +78,15 @@ wire_struct! {
         "vpcEndpointAccountId" => vpc_endpoint_account_id: CompactString,
         /// `eventCategory`: `Management`, `Data`, `NetworkActivity` or `Insight`.
         "eventCategory" => event_category: CompactString,
-        /// `tlsDetails`.
-        "tlsDetails" => tls_details: TlsDetails,
+        /// `tlsDetails`, raw; see [`CloudTrailRecord::tls_details`].
+        "tlsDetails" => tls_details: RawJson,
         /// `sessionCredentialFromConsole` (sent as the string `"true"`).
         "sessionCredentialFromConsole" => session_credential_from_console: LenientBool,
         /// `insightDetails`, raw (Insights events only).
         "insightDetails" => insight_details: RawJson,
-        /// `addendum`: why and what was updated for a late-delivered event.
-        "addendum" => addendum: serde_json::Value,
+        /// `addendum`: why and what was updated for a late-delivered event,
+        /// raw; see [`CloudTrailRecord::addendum`].
+        "addendum" => addendum: RawJson,
         /// `edgeDeviceDetails`, raw.
         "edgeDeviceDetails" => edge_device_details: RawJson,
         /// `errorDetails`.
@@ -109,18 +112,20 @@ wire_struct! {
         "accessKeyId" => access_key_id: CompactString,
         /// `userName`.
         "userName" => user_name: CompactString,
-        /// `sessionContext`, for temporary credentials.
-        "sessionContext" => session_context: SessionContext,
+        /// `sessionContext`, for temporary credentials, raw; see
+        /// [`UserIdentity::session_context`].
+        "sessionContext" => session_context: RawJson,
         /// `invokedBy`: the service that made the request on the principal's behalf.
         "invokedBy" => invoked_by: CompactString,
         /// `identityProvider` (federated and Identity Center users).
         "identityProvider" => identity_provider: CompactString,
         /// `credentialId`.
         "credentialId" => credential_id: CompactString,
-        /// `onBehalfOf` (Identity Center users): `userId`, `identityStoreArn`.
-        "onBehalfOf" => on_behalf_of: OnBehalfOf,
-        /// `inScopeOf`.
-        "inScopeOf" => in_scope_of: serde_json::Value,
+        /// `onBehalfOf` (Identity Center users): `userId`, `identityStoreArn`;
+        /// raw, see [`UserIdentity::on_behalf_of`].
+        "onBehalfOf" => on_behalf_of: RawJson,
+        /// `inScopeOf`, raw; see [`UserIdentity::in_scope_of`].
+        "inScopeOf" => in_scope_of: RawJson,
     }
 }
 
@@ -229,6 +234,23 @@ wire_struct! {
     }
 }
 
+impl UserIdentity {
+    /// `sessionContext` parsed; `None` when absent or `null`.
+    pub fn session_context(&self) -> Result<Option<SessionContext>> {
+        parse_raw(self.session_context.as_ref())
+    }
+
+    /// `onBehalfOf` parsed; `None` when absent or `null`.
+    pub fn on_behalf_of(&self) -> Result<Option<OnBehalfOf>> {
+        parse_raw(self.on_behalf_of.as_ref())
+    }
+
+    /// `inScopeOf` parsed into `T`; `None` when absent or `null`.
+    pub fn in_scope_of<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        parse_raw(self.in_scope_of.as_ref())
+    }
+}
+
 fn parse_raw<T: DeserializeOwned>(raw: Option<&RawJson>) -> Result<Option<T>> {
     match raw {
         Some(r) => r.parse_opt(),
@@ -284,15 +306,30 @@ impl CloudTrailRecord {
     }
 
     /// Whether the session was MFA-authenticated
-    /// (`userIdentity.sessionContext.attributes.mfaAuthenticated`).
+    /// (`userIdentity.sessionContext.attributes.mfaAuthenticated`); `None`
+    /// when not sent (or when `sessionContext` is not a valid session context).
     pub fn mfa_authenticated(&self) -> Option<bool> {
         self.user_identity
             .as_ref()?
-            .session_context
-            .as_ref()?
-            .attributes
-            .as_ref()?
+            .session_context()
+            .ok()??
+            .attributes?
             .mfa()
+    }
+
+    /// `resources` parsed; `None` when absent or `null`.
+    pub fn resources(&self) -> Result<Option<Vec<Resource>>> {
+        parse_raw(self.resources.as_ref())
+    }
+
+    /// `tlsDetails` parsed; `None` when absent or `null`.
+    pub fn tls_details(&self) -> Result<Option<TlsDetails>> {
+        parse_raw(self.tls_details.as_ref())
+    }
+
+    /// `addendum` parsed into `T`; `None` when absent or `null`.
+    pub fn addendum<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        parse_raw(self.addendum.as_ref())
     }
 
     /// `requestParameters` parsed into `T`; `None` when absent or `null`.
@@ -971,6 +1008,47 @@ mod tests {
         let p: serde_json::Value = r.request_parameters().unwrap().unwrap();
         assert_eq!(p["userName"], "bob");
         assert_eq!(r.response_elements::<serde_json::Value>().unwrap(), None);
+    }
+
+    #[test]
+    fn raw_subtrees_parse_on_demand() {
+        let r = CloudTrailRecord::from_slice(
+            br#"{"eventID":"e","userIdentity":{"type":"AssumedRole","sessionContext":
+                {"attributes":{"creationDate":"2024-01-01T00:00:00Z"},
+                 "sessionIssuer":{"type":"Role","userName":"Admin"}},
+                "onBehalfOf":{"userId":"u"},"inScopeOf":{"x":1}},
+                "resources":[{"ARN":"arn:aws:iam::1:role/r","type":"AWS::IAM::Role"}],
+                "tlsDetails":{"tlsVersion":"TLSv1.3"},"addendum":{"reason":"DELIVERY_DELAY"},
+                "even\u0074Name":"CreateRole","aVeryLongUnknownFieldNameIndeed":null}"#,
+        )
+        .unwrap();
+        assert_eq!(r.event_name(), Some("CreateRole"));
+        assert_eq!(r.mfa_authenticated(), None);
+        let u = r.user_identity.as_ref().unwrap();
+        assert_eq!(u.r#type.as_deref(), Some("AssumedRole"));
+        let sc = u.session_context().unwrap().unwrap();
+        assert_eq!(
+            sc.session_issuer.unwrap().user_name.as_deref(),
+            Some("Admin")
+        );
+        assert_eq!(
+            u.on_behalf_of().unwrap().unwrap().user_id.as_deref(),
+            Some("u")
+        );
+        assert_eq!(
+            u.in_scope_of::<serde_json::Value>().unwrap().unwrap()["x"],
+            1
+        );
+        let res = r.resources().unwrap().unwrap();
+        assert_eq!(res[0].r#type.as_deref(), Some("AWS::IAM::Role"));
+        assert_eq!(
+            r.tls_details().unwrap().unwrap().tls_version.as_deref(),
+            Some("TLSv1.3")
+        );
+        let add: serde_json::Value = r.addendum().unwrap().unwrap();
+        assert_eq!(add["reason"], "DELIVERY_DELAY");
+        assert!(r.other.contains_key("aVeryLongUnknownFieldNameIndeed"));
+        assert!(CloudTrailRecord::from_slice(b"{\"eventID\":\"\xff\"}").is_err());
     }
 
     #[test]
