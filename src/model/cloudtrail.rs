@@ -2,28 +2,31 @@
 //! `{"Records":[...]}` log files (streamed in bounded memory by
 //! [`RecordSplitter`]) and CloudWatch Logs subscription messages.
 
+use super::index::{Ctx, Flag, RawSpan, Span, Texts, index_struct};
 use super::lenient::{LenientBool, RawJson, wire_struct};
 use crate::error::{Error, Result};
 use compact_str::CompactString;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
 use std::io::{BufRead, BufReader, ErrorKind as IoErrorKind, Read};
 use std::path::Path;
 
 wire_struct! {
-    /// One CloudTrail record (an API call, a console sign-in, a service event or
-    /// an Insights event), as found in log files, EventBridge `detail` and
-    /// CloudWatch Logs messages.
+    /// The full typed view of a CloudTrail record ([`CloudTrailRecord::details`]).
     ///
     /// Every field is optional because CloudTrail omits what does not apply.
     /// The free-form payloads (`requestParameters`, `responseElements`,
     /// `additionalEventData`, `serviceEventDetails`, `insightDetails`,
-    /// `edgeDeviceDetails`, `addendum`) and the subtrees the engine rarely
-    /// reads (`resources`, `tlsDetails`) stay raw until an accessor parses
-    /// them; strings are [`CompactString`]s, which keep short values (up to
-    /// 24 bytes) inline instead of allocating.
+    /// `edgeDeviceDetails`, `addendum`) and the subtrees rarely needed
+    /// (`resources`, `tlsDetails`, parts of `userIdentity`) stay raw until an
+    /// accessor parses them; strings are [`CompactString`]s, which keep short
+    /// values (up to 24 bytes) inline instead of allocating.
+    ///
+    /// Parse from bytes or text (raw fields cannot be rebuilt from a
+    /// [`serde_json::Value`]).
     #[derive(Clone, Debug, Default, PartialEq)]
-    pub struct CloudTrailRecord {
+    pub struct RecordDetails {
         /// `eventVersion`, e.g. `1.08`.
         "eventVersion" => event_version: CompactString,
         /// `userIdentity`: who made the request.
@@ -44,11 +47,11 @@ wire_struct! {
         "errorCode" => error_code: CompactString,
         /// `errorMessage`, when the request failed.
         "errorMessage" => error_message: CompactString,
-        /// `requestParameters`, raw; see [`CloudTrailRecord::request_parameters`].
+        /// `requestParameters`, raw; see [`RecordDetails::request_parameters`].
         "requestParameters" => request_parameters: RawJson,
-        /// `responseElements`, raw; see [`CloudTrailRecord::response_elements`].
+        /// `responseElements`, raw; see [`RecordDetails::response_elements`].
         "responseElements" => response_elements: RawJson,
-        /// `additionalEventData`, raw; see [`CloudTrailRecord::additional_event_data`].
+        /// `additionalEventData`, raw; see [`RecordDetails::additional_event_data`].
         "additionalEventData" => additional_event_data: RawJson,
         /// `requestID`.
         "requestID" => request_id: CompactString,
@@ -64,11 +67,11 @@ wire_struct! {
         /// `readOnly`.
         "readOnly" => read_only: LenientBool,
         /// `resources`: the resources the event touched, raw; see
-        /// [`CloudTrailRecord::resources`].
+        /// [`RecordDetails::resources`].
         "resources" => resources: RawJson,
         /// `recipientAccountId`: the account that received the event.
         "recipientAccountId" => recipient_account_id: CompactString,
-        /// `serviceEventDetails`, raw; see [`CloudTrailRecord::service_event_details`].
+        /// `serviceEventDetails`, raw; see [`RecordDetails::service_event_details`].
         "serviceEventDetails" => service_event_details: RawJson,
         /// `sharedEventID`: shared by the copies of a cross-account event.
         "sharedEventID" => shared_event_id: CompactString,
@@ -78,14 +81,14 @@ wire_struct! {
         "vpcEndpointAccountId" => vpc_endpoint_account_id: CompactString,
         /// `eventCategory`: `Management`, `Data`, `NetworkActivity` or `Insight`.
         "eventCategory" => event_category: CompactString,
-        /// `tlsDetails`, raw; see [`CloudTrailRecord::tls_details`].
+        /// `tlsDetails`, raw; see [`RecordDetails::tls_details`].
         "tlsDetails" => tls_details: RawJson,
         /// `sessionCredentialFromConsole` (sent as the string `"true"`).
         "sessionCredentialFromConsole" => session_credential_from_console: LenientBool,
         /// `insightDetails`, raw (Insights events only).
         "insightDetails" => insight_details: RawJson,
         /// `addendum`: why and what was updated for a late-delivered event,
-        /// raw; see [`CloudTrailRecord::addendum`].
+        /// raw; see [`RecordDetails::addendum`].
         "addendum" => addendum: RawJson,
         /// `edgeDeviceDetails`, raw.
         "edgeDeviceDetails" => edge_device_details: RawJson,
@@ -258,17 +261,208 @@ fn parse_raw<T: DeserializeOwned>(raw: Option<&RawJson>) -> Result<Option<T>> {
     }
 }
 
+index_struct! {
+    /// What the accessors of [`CloudTrailRecord`] need; everything else is skipped.
+    struct RecordIndex {
+        "eventID" => event_id: Span,
+        "eventName" => event_name: Span,
+        "eventSource" => event_source: Span,
+        "awsRegion" => aws_region: Span,
+        "recipientAccountId" => recipient_account_id: Span,
+        "userIdentity" => user_identity: IdentityIndex,
+        "requestParameters" => request_parameters: RawSpan,
+        "responseElements" => response_elements: RawSpan,
+        "additionalEventData" => additional_event_data: RawSpan,
+        "serviceEventDetails" => service_event_details: RawSpan,
+    }
+}
+
+index_struct! {
+    struct IdentityIndex {
+        "type" => r#type: Span,
+        "accountId" => account_id: Span,
+        "sessionContext" => session_context: SessionIndex,
+    }
+}
+
+index_struct! {
+    struct SessionIndex {
+        "attributes" => attributes: AttributesIndex,
+    }
+}
+
+index_struct! {
+    struct AttributesIndex {
+        "mfaAuthenticated" => mfa_authenticated: Flag,
+    }
+}
+
+/// One CloudTrail record (an API call, a console sign-in, a service event or
+/// an Insights event), as found in log files, EventBridge `detail` and
+/// CloudWatch Logs messages.
+///
+/// It holds the record's JSON text and an index of the fields the accessors
+/// read (as positions in the text, so parsing copies nothing but the text);
+/// [`CloudTrailRecord::details`] parses the full typed view
+/// ([`RecordDetails`]), unknown fields included. It serializes as the JSON
+/// text it was parsed from, so nothing is ever lost. Two records are equal
+/// when their text is equal.
+///
+/// Parsing checks that the text is one JSON object and that the fields the
+/// accessors read have the right types; the other fields are checked by
+/// [`CloudTrailRecord::details`].
+#[derive(Clone, Debug)]
+pub struct CloudTrailRecord {
+    raw: Box<str>,
+    /// Strings of the index that had escapes, unescaped (usually empty).
+    extra: Box<str>,
+    index: RecordIndex,
+}
+
+impl PartialEq for CloudTrailRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
 impl CloudTrailRecord {
     /// Parses one record from JSON bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        // One UTF-8 check of the whole text, then a parse from `&str`, is
-        // cheaper than serde_json checking every string of a byte slice.
         let text = std::str::from_utf8(bytes)
             .map_err(|e| Error::decode(format!("invalid CloudTrail record: not UTF-8: {e}")))?;
-        serde_json::from_str(text)
+        Self::from_text(text)
+    }
+
+    /// Parses one record from JSON text.
+    pub fn from_text(text: &str) -> Result<Self> {
+        let invalid =
+            |e: &dyn fmt::Display| Error::decode(format!("invalid CloudTrail record: {e}"));
+        let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\n' | '\r' | '\t'));
+        let mut cx = Ctx::new(trimmed).map_err(|e| invalid(&e))?;
+        // Parsed from `&str`, so strings are not validated again; the spans
+        // are offsets into `trimmed`, which becomes `raw`.
+        let mut de = serde_json::Deserializer::from_str(text);
+        let index = RecordIndex::read_top(&mut de, &mut cx)
+            .and_then(|i| de.end().map(|()| i))
+            .map_err(|e| invalid(&e))?;
+        Ok(CloudTrailRecord {
+            raw: trimmed.into(),
+            extra: cx.into_extra(),
+            index,
+        })
+    }
+
+    /// The record's JSON text, as received (without surrounding whitespace).
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// The full typed view of the record, every field included.
+    pub fn details(&self) -> Result<RecordDetails> {
+        serde_json::from_str(&self.raw)
             .map_err(|e| Error::decode(format!("invalid CloudTrail record: {e}")))
     }
 
+    /// The string an index span points at.
+    fn s(&self, span: Span) -> Option<&str> {
+        Texts {
+            text: &self.raw,
+            extra: &self.extra,
+        }
+        .get(span)
+    }
+
+    /// The raw value at `span` parsed into `T`; `None` when absent or `null`.
+    fn parse_span<T: DeserializeOwned>(&self, span: RawSpan) -> Result<Option<T>> {
+        match self.s(span.0) {
+            Some(text) => serde_json::from_str(text)
+                .map(Some)
+                .map_err(|e| Error::decode(format!("invalid embedded JSON: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// `eventID`.
+    pub fn event_id(&self) -> Option<&str> {
+        self.s(self.index.event_id)
+    }
+
+    /// `eventName`.
+    pub fn event_name(&self) -> Option<&str> {
+        self.s(self.index.event_name)
+    }
+
+    /// `eventSource`.
+    pub fn event_source(&self) -> Option<&str> {
+        self.s(self.index.event_source)
+    }
+
+    /// `awsRegion`.
+    pub fn aws_region(&self) -> Option<&str> {
+        self.s(self.index.aws_region)
+    }
+
+    /// The account the event happened in: `recipientAccountId`, else `userIdentity.accountId`.
+    pub fn account_id(&self) -> Option<&str> {
+        self.s(self.index.recipient_account_id)
+            .or_else(|| self.s(self.index.user_identity.account_id))
+    }
+
+    /// `userIdentity.type`.
+    pub fn identity_type(&self) -> Option<&str> {
+        self.s(self.index.user_identity.r#type)
+    }
+
+    /// Whether the session was MFA-authenticated
+    /// (`userIdentity.sessionContext.attributes.mfaAuthenticated`).
+    pub fn mfa_authenticated(&self) -> Option<bool> {
+        self.index
+            .user_identity
+            .session_context
+            .attributes
+            .mfa_authenticated
+            .as_bool()
+    }
+
+    /// `requestParameters` parsed into `T`; `None` when absent or `null`.
+    pub fn request_parameters<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.parse_span(self.index.request_parameters)
+    }
+
+    /// `responseElements` parsed into `T`; `None` when absent or `null`.
+    pub fn response_elements<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.parse_span(self.index.response_elements)
+    }
+
+    /// `additionalEventData` parsed into `T`; `None` when absent or `null`.
+    pub fn additional_event_data<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.parse_span(self.index.additional_event_data)
+    }
+
+    /// `serviceEventDetails` parsed into `T`; `None` when absent or `null`.
+    pub fn service_event_details<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.parse_span(self.index.service_event_details)
+    }
+}
+
+impl Serialize for CloudTrailRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(self.raw.to_string())
+            .map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CloudTrailRecord {
+    /// Reads the record as raw JSON (so it needs a JSON deserializer reading
+    /// bytes or text, not a [`serde_json::Value`]) and indexes it.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        CloudTrailRecord::from_text(raw.get()).map_err(serde::de::Error::custom)
+    }
+}
+
+impl RecordDetails {
     /// `eventID`.
     pub fn event_id(&self) -> Option<&str> {
         self.event_id.as_deref()
@@ -1023,7 +1217,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.event_name(), Some("CreateRole"));
+        assert_eq!(r.identity_type(), Some("AssumedRole"));
         assert_eq!(r.mfa_authenticated(), None);
+        let r = r.details().unwrap();
+        assert_eq!(r.event_name.as_deref(), Some("CreateRole"));
         let u = r.user_identity.as_ref().unwrap();
         assert_eq!(u.r#type.as_deref(), Some("AssumedRole"));
         let sc = u.session_context().unwrap().unwrap();
@@ -1049,6 +1246,37 @@ mod tests {
         assert_eq!(add["reason"], "DELIVERY_DELAY");
         assert!(r.other.contains_key("aVeryLongUnknownFieldNameIndeed"));
         assert!(CloudTrailRecord::from_slice(b"{\"eventID\":\"\xff\"}").is_err());
+
+        // The index: escapes, duplicates, wrong types of indexed fields.
+        let r = CloudTrailRecord::from_slice(
+            br#" {"eventID":"a\"b","awsRegion":"us-east-1","eventName":null,"eventName":"X",
+                 "userIdentity":{"accountId":"9","sessionContext":{"attributes":
+                 {"mfaAuthenticated":"TRUE"}}},"requestParameters":null} "#,
+        )
+        .unwrap();
+        assert_eq!(r.event_id(), Some("a\"b"));
+        assert_eq!(r.event_name(), Some("X"));
+        assert_eq!(r.account_id(), Some("9"));
+        assert_eq!(r.mfa_authenticated(), Some(true));
+        assert_eq!(r.request_parameters::<serde_json::Value>().unwrap(), None);
+        assert!(r.raw().starts_with('{') && r.raw().ends_with('}'));
+        assert_eq!(
+            serde_json::from_str::<CloudTrailRecord>(r.raw()).unwrap(),
+            r
+        );
+        for bad in [
+            r#"{"eventID":"a","eventID":"b"}"#,
+            r#"{"eventID":1}"#,
+            r#"{"userIdentity":"x"}"#,
+            r#"{"userIdentity":{"sessionContext":{"attributes":{"mfaAuthenticated":2}}}}"#,
+            r#"{"eventID":"a"} x"#,
+            "[]",
+        ] {
+            assert!(
+                CloudTrailRecord::from_slice(bad.as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -306,6 +306,19 @@ impl<'de> Indexed<'de> for ListSpan {
     }
 }
 
+/// The text of any JSON value (not `null`), parsed when asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RawSpan(pub(crate) Span);
+
+impl<'de> Indexed<'de> for RawSpan {
+    fn read<D: Deserializer<'de>>(d: D, cx: &mut Ctx) -> Result<Option<Self>, D::Error> {
+        match Option::<&'de RawValue>::deserialize(d)? {
+            Some(raw) => cx.span(raw.get()).map(|s| Some(RawSpan(s))),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Accepts what [`super::StringList`] accepts, without building it.
 struct ListCheck;
 
