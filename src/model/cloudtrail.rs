@@ -342,14 +342,16 @@ impl CloudTrailRecord {
         // Parsed from `&str`, so strings are not validated again; the spans
         // are offsets into `trimmed`, which becomes `raw`.
         let mut de = serde_json::Deserializer::from_str(text);
-        let index = RecordIndex::read_top(&mut de, &mut cx)
-            .and_then(|i| de.end().map(|()| i))
-            .map_err(|e| invalid(&e))?;
-        Ok(CloudTrailRecord {
+        let mut out = CloudTrailRecord {
             raw: trimmed.into(),
-            extra: cx.into_extra(),
-            index,
-        })
+            extra: Box::default(),
+            index: RecordIndex::default(),
+        };
+        RecordIndex::read_top(&mut de, &mut cx, &mut out.index)
+            .and_then(|()| de.end())
+            .map_err(|e| invalid(&e))?;
+        out.extra = cx.into_extra();
+        Ok(out)
     }
 
     /// The record's JSON text, as received (without surrounding whitespace).

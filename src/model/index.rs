@@ -383,9 +383,24 @@ macro_rules! index_struct {
         impl $name {
             /// Reads the fields from a map.
             fn read_map<'de, A>(
-                mut map: A,
+                map: A,
                 cx: &mut $crate::model::index::Ctx,
             ) -> ::std::result::Result<Self, A::Error>
+            where
+                A: ::serde::de::MapAccess<'de>,
+            {
+                let mut out = Self::default();
+                Self::read_map_into(map, cx, &mut out)?;
+                Ok(out)
+            }
+
+            /// Reads the fields from a map into `out` (a default value), in
+            /// place: the index is not moved around on its way back.
+            fn read_map_into<'de, A>(
+                mut map: A,
+                cx: &mut $crate::model::index::Ctx,
+                out: &mut Self,
+            ) -> ::std::result::Result<(), A::Error>
             where
                 A: ::serde::de::MapAccess<'de>,
             {
@@ -449,7 +464,6 @@ macro_rules! index_struct {
                     }
                 }
 
-                let mut out = Self::default();
                 let mut seen: u64 = 0;
                 while let Some(__Key(key)) = map.next_key()? {
                     match key {
@@ -472,25 +486,41 @@ macro_rules! index_struct {
                         }
                     }
                 }
-                Ok(out)
+                Ok(())
             }
 
-            /// Reads the object at the top of `d` (not `null`).
+            /// Reads the object at the top of `d` (not `null`) into `out`
+            /// (a default value), in place.
             #[allow(dead_code)]
             fn read_top<'de, D>(
                 d: D,
                 cx: &mut $crate::model::index::Ctx,
-            ) -> ::std::result::Result<Self, D::Error>
+                out: &mut Self,
+            ) -> ::std::result::Result<(), D::Error>
             where
                 D: ::serde::Deserializer<'de>,
             {
-                match d.deserialize_map(__ObjectVisitor { cx })? {
-                    Some(v) => Ok(v),
-                    None => Err(<D::Error as ::serde::de::Error>::invalid_type(
-                        ::serde::de::Unexpected::Unit,
-                        &"a JSON object",
-                    )),
+                struct __TopVisitor<'c> {
+                    cx: &'c mut $crate::model::index::Ctx,
+                    out: &'c mut $name,
                 }
+
+                impl<'de> ::serde::de::Visitor<'de> for __TopVisitor<'_> {
+                    type Value = ();
+
+                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+
+                    fn visit_map<A>(self, map: A) -> ::std::result::Result<(), A::Error>
+                    where
+                        A: ::serde::de::MapAccess<'de>,
+                    {
+                        $name::read_map_into(map, self.cx, self.out)
+                    }
+                }
+
+                d.deserialize_map(__TopVisitor { cx, out })
             }
         }
 

@@ -524,14 +524,15 @@ impl PrismaAlert {
         // Parsed from `&str`, so strings are not validated again; the spans
         // are offsets into `trimmed`, which becomes `raw`.
         let mut de = serde_json::Deserializer::from_str(text);
-        let index = AlertIndex::read_top(&mut de, &mut cx)
-            .and_then(|i| de.end().map(|()| i))
-            .map_err(|e| invalid(&e))?;
-        let alert = PrismaAlert {
+        let mut alert = PrismaAlert {
             raw: trimmed.into(),
-            extra: cx.into_extra(),
-            index,
+            extra: Box::default(),
+            index: AlertIndex::default(),
         };
+        AlertIndex::read_top(&mut de, &mut cx, &mut alert.index)
+            .and_then(|()| de.end())
+            .map_err(|e| invalid(&e))?;
+        alert.extra = cx.into_extra();
         if alert.id().is_empty() {
             return Err(Error::decode(
                 "invalid Prisma Cloud alert: Prisma Cloud alert without an id (no alertId, no id)",
