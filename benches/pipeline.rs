@@ -4,7 +4,8 @@
 //! Throughput is reported in bytes of alert bodies; the corpus is generated
 //! deterministically, so alerts/s = bytes/s ÷ mean body size.
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use bytes::Bytes;
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use remediation::engine::{Engine, EngineConfig};
 use remediation::executor::{CommandPolicy, ContextMap, DryRunExecutor};
 use remediation::planner::AlertCliPlanner;
@@ -61,11 +62,14 @@ fn contexts() -> ContextMap {
 fn pipeline(c: &mut Criterion) {
     let alerts = corpus(2_000);
     let bytes: usize = alerts.iter().map(Vec::len).sum();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let mut rt = if std::env::var_os("PIPELINE_CURRENT_THREAD").is_some() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    };
+    let rt = rt.enable_all().build().expect("runtime");
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Bytes(bytes as u64));
     group.sample_size(20);
@@ -73,30 +77,37 @@ fn pipeline(c: &mut Criterion) {
         BenchmarkId::from_parameter("dry_run"),
         &alerts,
         |b, alerts| {
-            b.to_async(&rt).iter(|| async {
-                let queue = MemorySource::builder()
-                    .with_capacity(alerts.len())
-                    .with_wait(Duration::from_millis(1))
+            b.to_async(&rt).iter_batched(
+                || {
+                    // Filling the queue is setup, not pipeline.
+                    let queue = MemorySource::builder()
+                        .with_capacity(alerts.len())
+                        .with_wait(Duration::from_millis(1))
+                        .build();
+                    for a in alerts {
+                        queue.try_send(Bytes::copy_from_slice(a)).expect("send");
+                    }
+                    queue.close();
+                    queue
+                },
+                |queue| async move {
+                    let engine = Engine::builder(
+                        Arc::new(queue.clone()),
+                        Arc::new(AlertCliPlanner::default()),
+                        Arc::new(DryRunExecutor::new(CommandPolicy::default(), contexts())),
+                    )
+                    .config(
+                        EngineConfig::default()
+                            .with_concurrency(64)
+                            .with_settle_in_dry_run(true),
+                    )
                     .build();
-                for a in alerts {
-                    queue.send(a.clone()).await.expect("send");
-                }
-                queue.close();
-                let engine = Engine::builder(
-                    Arc::new(queue.clone()),
-                    Arc::new(AlertCliPlanner::default()),
-                    Arc::new(DryRunExecutor::new(CommandPolicy::default(), contexts())),
-                )
-                .config(
-                    EngineConfig::default()
-                        .with_concurrency(64)
-                        .with_settle_in_dry_run(true),
-                )
-                .build();
-                let summary = engine.run(CancellationToken::new()).await.expect("run");
-                assert_eq!(summary.planned as usize, alerts.len());
-                assert_eq!(queue.acked() as usize, alerts.len());
-            });
+                    let summary = engine.run(CancellationToken::new()).await.expect("run");
+                    assert_eq!(summary.planned as usize, alerts.len());
+                    assert_eq!(queue.acked() as usize, alerts.len());
+                },
+                BatchSize::PerIteration,
+            );
         },
     );
     group.finish();

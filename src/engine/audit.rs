@@ -176,6 +176,11 @@ impl AuditRecord {
 pub trait AuditSink: Send + Sync + fmt::Debug {
     /// Writes one record.
     fn record(&self, record: &AuditRecord) -> Result<()>;
+    /// Whether records are kept at all; when `false` the engine does not
+    /// build the per-step detail of records nobody reads.
+    fn enabled(&self) -> bool {
+        true
+    }
     /// Flushes buffered records.
     fn flush(&self) -> Result<()> {
         Ok(())
@@ -189,6 +194,9 @@ pub struct NoAudit;
 impl AuditSink for NoAudit {
     fn record(&self, _record: &AuditRecord) -> Result<()> {
         Ok(())
+    }
+    fn enabled(&self) -> bool {
+        false
     }
 }
 
@@ -294,6 +302,10 @@ impl TeeAudit {
 }
 
 impl AuditSink for TeeAudit {
+    fn enabled(&self) -> bool {
+        self.sinks.iter().any(|s| s.enabled())
+    }
+
     fn record(&self, record: &AuditRecord) -> Result<()> {
         let mut first_err = None;
         for s in &self.sinks {

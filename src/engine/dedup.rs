@@ -186,11 +186,18 @@ mod tests {
         let d = MemoryDedup::new(10);
         for i in 0..10_000 {
             let k = format!("k{i}");
-            assert_eq!(d.claim(&k, Duration::from_secs(60)).await.unwrap(), Claim::Claimed);
+            assert_eq!(
+                d.claim(&k, Duration::from_secs(60)).await.unwrap(),
+                Claim::Claimed
+            );
             d.release(&k).await.unwrap();
         }
         assert!(d.is_empty());
-        assert!(d.order_len() <= 20, "eviction queue grew to {}", d.order_len());
+        assert!(
+            d.order_len() <= 20,
+            "eviction queue grew to {}",
+            d.order_len()
+        );
     }
 
     #[tokio::test]

@@ -225,7 +225,9 @@ impl Engine {
         let inner = &self.inner;
         let cfg = &inner.config;
         let batch_max = cfg.receive_batch.min(inner.caps.max_batch.max(1)).max(1);
-        let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+        let concurrency = cfg.concurrency.max(1);
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let refill = u32::try_from(batch_max.min(concurrency.div_ceil(4)).max(1)).unwrap_or(1);
         let mut tasks = JoinSet::new();
         let mut receive_failures = 0u32;
         let mut fatal = None;
@@ -236,15 +238,26 @@ impl Engine {
             if cancel.is_cancelled() {
                 break;
             }
+            // Wait until a few permits are free rather than one: each wake-up
+            // of this loop costs a cross-thread hand-off, and receiving in
+            // small batches costs API calls.
             let first = tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
-                p = Arc::clone(&permits).acquire_owned() => match p {
+                p = Arc::clone(&permits).acquire_many_owned(refill) => match p {
                     Ok(p) => p,
                     Err(_) => break,
                 },
             };
-            let mut held = vec![first];
+            let mut held = Vec::with_capacity(batch_max);
+            let mut first = first;
+            while first.num_permits() > 1 {
+                match first.split(1) {
+                    Some(p) => held.push(p),
+                    None => break,
+                }
+            }
+            held.push(first);
             while held.len() < batch_max {
                 match Arc::clone(&permits).try_acquire_owned() {
                     Ok(p) => held.push(p),
@@ -437,24 +450,38 @@ impl Inner {
         for (delivery, permit) in batch {
             works.push(self.decode_and_gate(delivery, permit).await);
         }
-        // Plan everything that passed the gate in one call.
-        let mut to_plan = Vec::new();
+        // Plan everything that passed the gate in one call. Events are moved
+        // out for the call and back afterwards, never copied.
+        let mut held: Vec<Vec<Option<Event>>> = works
+            .iter_mut()
+            .map(|w| {
+                std::mem::take(&mut w.events)
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            })
+            .collect();
         let mut slots = Vec::new();
+        let mut to_plan = Vec::new();
         for (wi, w) in works.iter().enumerate() {
             for (ei, g) in w.gated.iter().enumerate() {
-                if g.is_none() {
-                    to_plan.push(w.events[ei].clone());
+                if g.is_some() {
+                    continue;
+                }
+                if let Some(event) = held[wi][ei].take() {
                     slots.push((wi, ei));
+                    to_plan.push(event);
                 }
             }
         }
         let mut plans: Vec<Vec<Option<Result<Decision>>>> = works
             .iter()
-            .map(|w| (0..w.events.len()).map(|_| None).collect())
+            .map(|w| (0..w.gated.len()).map(|_| None).collect())
             .collect();
         if !to_plan.is_empty() {
             let mut answers = self.planner.plan(&to_plan).await.into_iter();
-            for &(wi, ei) in &slots {
+            for (&(wi, ei), event) in slots.iter().zip(to_plan) {
+                held[wi][ei] = Some(event);
                 plans[wi][ei] = Some(answers.next().unwrap_or_else(|| {
                     Err(Error::Backend {
                         backend: "planner",
@@ -468,28 +495,24 @@ impl Inner {
                 }));
             }
         }
-        // Execute each delivery concurrently; each holds its permit until settled.
-        let mut running = JoinSet::new();
-        for (work, decisions) in works.into_iter().zip(plans) {
-            let inner = Arc::clone(&self);
-            let cancel = cancel.clone();
+        for (w, events) in works.iter_mut().zip(held) {
+            w.events = events.into_iter().flatten().collect();
+        }
+        // Execute the batch's deliveries concurrently within this task (no
+        // spawn per delivery); each holds its permit until settled.
+        let finishing = works.into_iter().zip(plans).map(|(work, decisions)| {
+            let first = work.events.first();
             let span = tracing::info_span!(
                 "delivery",
                 message_id = work.delivery.message_id(),
-                alert_id = work.events.first().and_then(Event::alert_id),
-                event_id = work.events.first().and_then(Event::event_id),
-                account = work
-                    .events
-                    .first()
-                    .and_then(|e| e.target().account_id)
-                    .as_deref(),
+                alert_id = first.and_then(Event::alert_id),
+                event_id = first.and_then(Event::event_id),
+                account = first.and_then(Event::account_id),
             );
-            running
-                .spawn(async move { inner.finish(work, decisions, cancel).await }.instrument(span));
-        }
-        while let Some(done) = running.join_next().await {
-            log_join(done);
-        }
+            self.finish(work, decisions, cancel.clone())
+                .instrument(span)
+        });
+        futures_util::future::join_all(finishing).await;
     }
 
     async fn decode_and_gate(&self, delivery: Delivery, permit: OwnedSemaphorePermit) -> Work {
@@ -624,7 +647,17 @@ impl Inner {
             steps.append(&mut r.steps);
         }
         record.steps = steps;
-        let result = results.swap_remove(worst.min(results.len().saturating_sub(1)));
+        let result = if worst < results.len() {
+            results.swap_remove(worst)
+        } else {
+            // Unreachable by construction (decode never yields zero events
+            // here), but a delivery must be settled whatever happens.
+            EventResult::new(
+                AuditDecision::Rejected,
+                "undecodable",
+                "body carries no event",
+            )
+        };
         self.settle(delivery, record, result).await;
     }
 
@@ -675,11 +708,17 @@ impl Inner {
         delivery: &Delivery,
         cancel: &CancellationToken,
     ) -> EventResult {
+        // Step detail is only built when someone records it.
+        let detailed = self.audit.enabled();
         let mut steps: Vec<AuditStep> = plan
             .steps
             .iter()
             .map(|s| AuditStep {
-                argv: s.command.argv().to_vec(),
+                argv: if detailed {
+                    s.command.argv().to_vec()
+                } else {
+                    Vec::new()
+                },
                 status: StepStatus::NotRun,
                 exit_code: None,
                 duration_ms: 0,
@@ -721,24 +760,28 @@ impl Inner {
                 lease::keep_leased(run, delivery, &self.caps, &self.config.lease, &self.stats)
                     .await;
             match outcome {
+                Ok(o) if o.status == StepStatus::Failed => {
+                    self.stats.incr(Counter::StepsFailed);
+                    let tail = o.stderr_tail.lines().last().unwrap_or("").trim().to_owned();
+                    let exit = o
+                        .exit_code
+                        .map_or_else(|| "was killed".to_owned(), |c| format!("exited {c}"));
+                    let detail = if tail.is_empty() {
+                        format!("step {} {exit}", i + 1)
+                    } else {
+                        format!("step {} {exit}: {}", i + 1, redact(&tail))
+                    };
+                    steps[i] = audit_step(std::mem::take(&mut steps[i].argv), o);
+                    return with(
+                        EventResult::new(AuditDecision::Failed, "step_failed", detail),
+                        steps,
+                    );
+                }
                 Ok(o) => {
-                    let failed = o.status == StepStatus::Failed;
-                    steps[i] = audit_step(&steps[i].argv, &o);
-                    if failed {
-                        self.stats.incr(Counter::StepsFailed);
-                        let tail = o.stderr_tail.lines().last().unwrap_or("").trim().to_owned();
-                        let exit = o
-                            .exit_code
-                            .map_or_else(|| "was killed".to_owned(), |c| format!("exited {c}"));
-                        let detail = if tail.is_empty() {
-                            format!("step {} {exit}", i + 1)
-                        } else {
-                            format!("step {} {exit}: {}", i + 1, redact(&tail))
-                        };
-                        return with(
-                            EventResult::new(AuditDecision::Failed, "step_failed", detail),
-                            steps,
-                        );
+                    if detailed {
+                        steps[i] = audit_step(std::mem::take(&mut steps[i].argv), o);
+                    } else {
+                        steps[i].status = o.status;
                     }
                 }
                 Err(e) => {
@@ -792,6 +835,7 @@ impl Inner {
             )),
             AuditDecision::Failed => Action::Nack(cfg.retry.delay(count, delivery.message_id())),
         };
+        record.time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         record.decision = result.decision;
         record.reason_code = Some(result.code.to_owned());
         record.reason = Some(if result.detail.is_empty() {
@@ -871,13 +915,13 @@ impl Inner {
 }
 
 /// Converts an executor outcome into its audit form.
-fn audit_step(argv: &[String], o: &StepOutcome) -> AuditStep {
+fn audit_step(argv: Vec<String>, o: StepOutcome) -> AuditStep {
     AuditStep {
-        argv: argv.to_vec(),
+        argv,
         status: o.status,
         exit_code: o.exit_code,
         duration_ms: u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
-        context: o.context.clone(),
+        context: o.context,
         stderr: (!o.stderr_tail.is_empty()).then(|| redact(&o.stderr_tail)),
     }
 }

@@ -43,6 +43,7 @@
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -54,7 +55,10 @@ use std::fmt;
 #[serde(into = "Vec<String>", try_from = "Vec<String>")]
 pub struct Command {
     /// Never empty: element 0 is the program.
-    argv: Vec<String>,
+    ///
+    /// Shared, so cloning a command (into a plan, a dry-run record, an audit
+    /// line) never copies its arguments.
+    argv: std::sync::Arc<[String]>,
 }
 
 impl Command {
@@ -66,7 +70,7 @@ impl Command {
     {
         let mut argv = vec![program.into()];
         argv.extend(args.into_iter().map(Into::into));
-        Command { argv }
+        Command { argv: argv.into() }
     }
 
     /// A command from a whole argv, or `None` if `argv` is empty.
@@ -74,7 +78,7 @@ impl Command {
         if argv.is_empty() {
             None
         } else {
-            Some(Command { argv })
+            Some(Command { argv: argv.into() })
         }
     }
 
@@ -111,7 +115,7 @@ impl Command {
 
 impl From<Command> for Vec<String> {
     fn from(command: Command) -> Self {
-        command.argv
+        command.argv.to_vec()
     }
 }
 
@@ -375,14 +379,19 @@ pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>
 }
 
 /// One word as written (quotes kept, line continuations removed), for shlex to unquote.
+///
+/// The text borrows from the script unless a line continuation inside the
+/// word forced a copy, so scanning allocates nothing per character.
 #[derive(Debug)]
-struct RawWord {
-    text: String,
+struct RawWord<'a> {
+    text: Cow<'a, str>,
+    /// Byte offset in the script just after the word's last character.
+    end: usize,
     /// Whether any part of the word was quoted or escaped.
     quoted: bool,
 }
 
-impl RawWord {
+impl RawWord<'_> {
     fn is_bare(&self, word: &str) -> bool {
         !self.quoted && self.text == word
     }
@@ -404,13 +413,40 @@ enum Quote {
     Double,
 }
 
+/// Reads a script character by character, knowing its byte position.
+struct Cursor<'a> {
+    script: &'a str,
+    /// Byte offset just after the last character read.
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<char> {
+        self.script
+            .get(self.pos..)
+            .and_then(|rest| rest.chars().next())
+    }
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
+        Some(c)
+    }
+
+    fn next_if(&mut self, accept: impl Fn(&char) -> bool) -> Option<char> {
+        let c = self.peek().filter(|c| accept(c))?;
+        self.pos += c.len_utf8();
+        Some(c)
+    }
+}
+
 /// The quote-aware scan: finds statement boundaries and word boundaries and
 /// rejects shell syntax. It never unquotes; shlex does that afterwards.
 struct Scanner<'a> {
-    chars: std::iter::Peekable<std::str::Chars<'a>>,
-    statements: Vec<Vec<RawWord>>,
-    words: Vec<RawWord>,
-    word: Option<RawWord>,
+    chars: Cursor<'a>,
+    statements: Vec<Vec<RawWord<'a>>>,
+    words: Vec<RawWord<'a>>,
+    word: Option<RawWord<'a>>,
     /// The previous separator was `&&`, so the next statement must not be empty.
     after_and_and: bool,
 }
@@ -418,7 +454,7 @@ struct Scanner<'a> {
 impl<'a> Scanner<'a> {
     fn new(script: &'a str) -> Self {
         Scanner {
-            chars: script.chars().peekable(),
+            chars: Cursor { script, pos: 0 },
             statements: Vec::new(),
             words: Vec::new(),
             word: None,
@@ -435,13 +471,82 @@ impl<'a> Scanner<'a> {
         Error::unsafe_command(format!("{what} in statement {}", self.number()))
     }
 
+    /// Appends the text the cursor just read — the last `len` bytes before
+    /// it — to the current word, starting one if needed.
+    fn push_read(&mut self, len: usize, quoted: bool) {
+        let end = self.chars.pos;
+        let start = end.saturating_sub(len);
+        let script = self.chars.script;
+        let piece = script.get(start..end).unwrap_or_default();
+        match &mut self.word {
+            None => {
+                self.word = Some(RawWord {
+                    text: Cow::Borrowed(piece),
+                    end,
+                    quoted,
+                });
+            }
+            Some(word) => {
+                match &mut word.text {
+                    // Contiguous with what came before: widen the borrowed slice.
+                    Cow::Borrowed(text) if word.end == start => {
+                        let begin = start - text.len();
+                        *text = script.get(begin..end).unwrap_or_default();
+                    }
+                    // A line continuation was removed in between: copy.
+                    text => text.to_mut().push_str(piece),
+                }
+                word.end = end;
+                word.quoted |= quoted;
+            }
+        }
+    }
+
+    /// Consumes a run of ASCII characters that need no decision in the current
+    /// quoting state — nothing a shell would treat specially, nothing this
+    /// scanner rejects — and appends it in one step. Everything else (and
+    /// every non-ASCII character) takes the character-by-character path.
+    fn plain_run(&mut self, quote: Quote) -> bool {
+        let rest = self
+            .chars
+            .script
+            .as_bytes()
+            .get(self.chars.pos..)
+            .unwrap_or_default();
+        let plain: fn(u8) -> bool = match quote {
+            Quote::None => |b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(
+                        b,
+                        b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b',' | b'@' | b'+' | b'%'
+                    )
+            },
+            Quote::Single => |b| {
+                b != b'\'' && (b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            },
+            Quote::Double => |b| {
+                !matches!(b, b'"' | b'$' | b'`' | b'\\')
+                    && (b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            },
+        };
+        let n = rest.iter().take_while(|&&b| plain(b)).count();
+        if n == 0 {
+            return false;
+        }
+        self.chars.pos += n;
+        self.push_read(n, quote != Quote::None);
+        true
+    }
+
+    /// Appends the character just read.
     fn push(&mut self, c: char, quoted: bool) {
-        let word = self.word.get_or_insert_with(|| RawWord {
-            text: String::new(),
-            quoted: false,
-        });
-        word.text.push(c);
-        word.quoted |= quoted;
+        self.push_read(c.len_utf8(), quoted);
+    }
+
+    /// Appends a backslash and the character just read after it (both kept
+    /// for shlex to unquote).
+    fn push_escaped(&mut self, escaped: char) {
+        self.push_read(1 + escaped.len_utf8(), true);
     }
 
     fn end_word(&mut self) {
@@ -468,9 +573,13 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
-    fn scan(mut self) -> Result<Vec<Vec<RawWord>>> {
+    fn scan(mut self) -> Result<Vec<Vec<RawWord<'a>>>> {
         let mut quote = Quote::None;
-        while let Some(c) = self.chars.next() {
+        loop {
+            if self.plain_run(quote) {
+                continue;
+            }
+            let Some(c) = self.chars.next() else { break };
             if c == '\0' {
                 return Err(self.reject("NUL byte"));
             }
@@ -490,7 +599,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn unquoted(&mut self, c: char) -> Result<Quote> {
-        let next = self.chars.peek().copied();
+        let next = self.chars.peek();
         match c {
             ' ' | '\t' => self.end_word(),
             '\n' => self.end_statement(Separator::Newline)?,
@@ -509,8 +618,7 @@ impl<'a> Scanner<'a> {
                 Some('\n') => {}
                 Some(escaped) => {
                     self.check_unquoted_char(escaped)?;
-                    self.push('\\', true);
-                    self.push(escaped, true);
+                    self.push_escaped(escaped);
                 }
             },
             '#' if self.word.is_none() => {
@@ -565,7 +673,7 @@ impl<'a> Scanner<'a> {
             .word
             .as_ref()
             .filter(|w| !w.quoted && w.text.chars().all(|d| d.is_ascii_digit()))
-            .map(|w| w.text.as_str())
+            .map(|w| &*w.text)
             .unwrap_or_default();
         let what = match (c, next) {
             ('<', Some('<')) => "heredoc `<<`".to_owned(),
@@ -633,15 +741,14 @@ impl<'a> Scanner<'a> {
             }
             '$' => return Err(self.reject("`$` inside double quotes (expanded by a shell)")),
             '`' => return Err(self.reject("backtick inside double quotes (expanded by a shell)")),
-            '\\' => match self.chars.peek().copied() {
+            '\\' => match self.chars.peek() {
                 None => return Err(self.reject("unterminated double quote")),
                 Some('\n') => {
                     self.chars.next();
                 }
                 Some(escaped @ ('$' | '`' | '"' | '\\')) => {
                     self.chars.next();
-                    self.push('\\', true);
-                    self.push(escaped, true);
+                    self.push_escaped(escaped);
                 }
                 // Any other backslash is literal; the next character is read normally.
                 Some(_) => self.push('\\', true),
@@ -656,11 +763,11 @@ impl<'a> Scanner<'a> {
 }
 
 /// Splits one statement's words at bare `and` words that join two commands.
-fn split_on_and<'w>(
-    words: &'w [RawWord],
+fn split_on_and<'w, 'a>(
+    words: &'w [RawWord<'a>],
     policy: &CommandPolicy,
     done: usize,
-) -> Result<Vec<&'w [RawWord]>> {
+) -> Result<Vec<&'w [RawWord<'a>]>> {
     let mut groups = Vec::new();
     let mut start = 0;
     for i in 1..words.len() {
@@ -685,22 +792,28 @@ fn split_on_and<'w>(
     Ok(groups)
 }
 
-/// Unquotes one command's words with shlex, cross-checking the word count so
-/// the scanner and shlex can never disagree silently.
-fn tokenize(words: &[RawWord], number: usize) -> Result<Command> {
-    let text = words
-        .iter()
-        .map(|w| w.text.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let argv = shlex::split(&text)
-        .filter(|argv| argv.len() == words.len())
-        .ok_or_else(|| {
-            Error::unsafe_command(format!("statement {number} could not be tokenized"))
-        })?;
+/// Unquotes one command's words. A word with no quote or backslash is its own
+/// argument; a quoted word goes through shlex, which must read it as exactly
+/// one argument, so the scanner and shlex can never disagree silently.
+fn tokenize(words: &[RawWord<'_>], number: usize) -> Result<Command> {
+    let mut argv = Vec::with_capacity(words.len());
+    for word in words {
+        if word.quoted {
+            match shlex::split(&word.text).as_deref() {
+                Some([arg]) => argv.push(arg.clone()),
+                _ => {
+                    return Err(Error::unsafe_command(format!(
+                        "statement {number} could not be tokenized"
+                    )));
+                }
+            }
+        } else {
+            argv.push(word.text.clone().into_owned());
+        }
+    }
     let command = Command::from_argv(argv)
         .ok_or_else(|| Error::unsafe_command(format!("statement {number} is empty")))?;
-    let program_word = words.first().map(|w| w.text.as_str()).unwrap_or_default();
+    let program_word = words.first().map(|w| &*w.text).unwrap_or_default();
     if is_assignment(program_word) {
         return Err(Error::unsafe_command(format!(
             "environment assignment {} before the program in statement {number}",
@@ -796,6 +909,16 @@ mod tests {
         );
         assert!(reason("aws s3 ls # hidden").contains("comment"));
         assert_eq!(argvs("aws a#b"), vec![vec!["aws", "a#b"]]);
+        // A continuation inside a word joins its halves, quoted or not.
+        assert_eq!(argvs("aws s\\\n3 ls"), vec![vec!["aws", "s3", "ls"]]);
+        assert_eq!(
+            argvs("aws x --doc \"{\\\n\\\"a\\\": 1}\" y"),
+            vec![vec!["aws", "x", "--doc", "{\"a\": 1}", "y"]]
+        );
+        assert_eq!(
+            argvs("aws a\\ b 'c d'\\\n'e' f\\;g"),
+            vec![vec!["aws", "a b", "c de", "f;g"]]
+        );
     }
 
     #[test]

@@ -127,6 +127,15 @@ impl ContextMap {
             .map(String::as_str)
     }
 
+    /// Checks that `target` has a mapped context, without building the
+    /// environment (what [`resolve`](Self::resolve) would refuse, this refuses).
+    pub fn check(&self, target: &Target) -> Result<()> {
+        match target.cloud {
+            Cloud::Aws if self.aws_profile(target.account_id.as_deref()).is_some() => Ok(()),
+            _ => Err(unmapped(target)),
+        }
+    }
+
     /// The environment a step must run with for `target`, or
     /// [`Error::UnmappedAccount`] when no context is mapped.
     ///
@@ -134,6 +143,7 @@ impl ContextMap {
     /// the target's region (`global` means `us-east-1`) unless the command
     /// names its own `--region`, which then wins and no region is set.
     pub fn resolve(&self, step: &Step, target: &Target) -> Result<BTreeMap<String, String>> {
+        self.check(target)?;
         let account = target.account_id.as_deref();
         match target.cloud {
             Cloud::Aws => {

@@ -9,8 +9,10 @@ use async_trait::async_trait;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
-/// Default number of recorded steps kept; older ones are dropped first.
-pub const DEFAULT_RECORD_LIMIT: usize = 10_000;
+/// Default number of recorded steps kept: none. The engine's audit trail is
+/// the record of a dry run; keeping steps in memory too is opt-in
+/// ([`DryRunExecutor::with_record_limit`]) for tests and embedding.
+pub const DEFAULT_RECORD_LIMIT: usize = 0;
 
 /// One step the dry-run executor was asked to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +32,8 @@ pub struct RecordedStep {
 ///
 /// [`check`](CommandExecutor::check) is the process executor's check (same
 /// policy, same context resolution), so a dry run refuses exactly what a real
-/// run would. The record is bounded ([`with_record_limit`](Self::with_record_limit)).
+/// run would. Keeping the steps in memory is opt-in and bounded
+/// ([`with_record_limit`](Self::with_record_limit)).
 #[derive(Debug)]
 pub struct DryRunExecutor {
     policy: CommandPolicy,
@@ -56,7 +59,7 @@ impl DryRunExecutor {
         }
     }
 
-    /// Keeps at most `limit` recorded steps (default 10 000), dropping the oldest.
+    /// Keeps at most `limit` recorded steps (default 0: none), dropping the oldest.
     pub fn with_record_limit(mut self, limit: usize) -> Self {
         self.limit = limit;
         self
@@ -87,7 +90,7 @@ impl DryRunExecutor {
 impl CommandExecutor for DryRunExecutor {
     fn check(&self, step: &Step, target: &Target) -> Result<()> {
         self.policy.check(&step.command)?;
-        self.contexts.resolve(step, target).map(|_| ())
+        self.contexts.check(target)
     }
 
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {

@@ -56,13 +56,25 @@ const PIPE_GRACE: Duration = Duration::from_secs(1);
 ///   the end of its stderr tail, like any other failed command: the engine
 ///   stops the plan and retries the delivery later. `Err` is reserved for
 ///   steps that could not run at all (refused, or the program was not found).
-#[derive(Debug)]
 pub struct ProcessExecutor {
     policy: CommandPolicy,
     contexts: ContextMap,
     timeout: Duration,
     output_limit: usize,
     env: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ProcessExecutor {
+    // Extra environment values may be secrets: show their names only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessExecutor")
+            .field("policy", &self.policy)
+            .field("contexts", &self.contexts)
+            .field("timeout", &self.timeout)
+            .field("output_limit", &self.output_limit)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl ProcessExecutor {
@@ -181,7 +193,7 @@ impl ProcessExecutor {
 impl CommandExecutor for ProcessExecutor {
     fn check(&self, step: &Step, target: &Target) -> Result<()> {
         self.policy.check(&step.command)?;
-        self.contexts.resolve(step, target).map(|_| ())
+        self.contexts.check(target)
     }
 
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
@@ -282,6 +294,15 @@ mod tests {
         let tail = read_tail(&data[..], 10).await;
         assert_eq!(tail.bytes, &data[data.len() - 10..]);
         assert_eq!(tail.dropped, 99_990);
+    }
+
+    #[test]
+    fn debug_shows_env_names_not_values() {
+        let e = ProcessExecutor::new(CommandPolicy::default(), ContextMap::new())
+            .with_env_var("API_TOKEN", "s3cr3t-value");
+        let shown = format!("{e:?}");
+        assert!(shown.contains("API_TOKEN"));
+        assert!(!shown.contains("s3cr3t-value"));
     }
 
     #[test]

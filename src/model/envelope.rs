@@ -350,7 +350,30 @@ fn raw_str(raw: &RawValue) -> Option<String> {
     serde_json::from_str::<String>(raw.get()).ok()
 }
 
+/// Keys of the wrappers and other shapes that may carry an `"alertId"` deeper
+/// inside; when none is present, an object naming `alertId` is parsed as an
+/// alert directly, without a separate probing pass.
+const NOT_A_BARE_ALERT: &[&[u8]] = &[
+    b"\"detail-type\"",
+    b"\"Records\"",
+    b"\"Message\"",
+    b"\"awslogs\"",
+    b"\"logEvents\"",
+];
+
 fn decode_object(body: &[u8], depth: usize) -> Result<Decoded> {
+    // Fast path for the common case, a bare alert: one parse instead of two.
+    // Anything it does not accept goes through the probe below, so the
+    // answer (and the error message) is the same either way.
+    if memchr::memmem::find(body, b"\"alertId\"").is_some()
+        && !NOT_A_BARE_ALERT
+            .iter()
+            .any(|k| memchr::memmem::find(body, k).is_some())
+    {
+        if let Ok(decoded) = alert(body) {
+            return Ok(decoded);
+        }
+    }
     let p: Probe<'_> =
         serde_json::from_slice(body).map_err(|e| Error::decode(format!("not JSON: {e}")))?;
 

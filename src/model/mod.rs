@@ -85,6 +85,14 @@ impl Event {
         }
     }
 
+    /// The account the event belongs to (without building a whole [`Target`]).
+    pub fn account_id(&self) -> Option<&str> {
+        match self {
+            Event::PrismaAlert(a) => a.account_id(),
+            Event::CloudTrail(r) => r.account_id(),
+        }
+    }
+
     /// The key under which a completed remediation is remembered, so the same
     /// finding delivered twice is not remediated twice: alert id + status for
     /// alerts, `eventID` for CloudTrail records.

@@ -191,6 +191,36 @@ impl MemorySource {
         }
     }
 
+    /// Enqueues `body` without waiting; fails if the queue is full or closed.
+    pub fn try_send(&self, body: impl Into<Bytes>) -> Result<String> {
+        let mut s = self.shared.lock();
+        let depth = s.ready.len() + s.delayed.len() + s.in_flight.len();
+        if s.closed || depth >= self.shared.capacity {
+            return Err(Error::Backend {
+                backend: "memory",
+                message: if s.closed {
+                    "queue is closed"
+                } else {
+                    "queue is full"
+                }
+                .into(),
+                temporary: !s.closed,
+                source: None,
+            });
+        }
+        s.next_id += 1;
+        let id = format!("mem-{}", s.next_id);
+        s.ready.push_back(Message {
+            id: id.clone(),
+            body: body.into(),
+            count: 0,
+            first_seen: SystemTime::now(),
+        });
+        drop(s);
+        self.shared.ready.notify_one();
+        Ok(id)
+    }
+
     /// Closes the queue to new messages; it is exhausted once everything in it is settled.
     pub fn close(&self) {
         self.shared.lock().closed = true;
@@ -376,7 +406,6 @@ impl Settle for MemorySettle {
         s.acked += 1;
         drop(s);
         self.shared.space.notify_one();
-        self.shared.ready.notify_waiters();
         Ok(())
     }
 
