@@ -204,6 +204,11 @@ fn check_fixture(path: &Path, dir: &str) {
                     v,
                     "{name}[{i}] round trip"
                 );
+                assert_eq!(
+                    &serde_json::to_value(typed.details().unwrap()).unwrap(),
+                    v,
+                    "{name}[{i}] details"
+                );
                 let Event::CloudTrail(got) = event else {
                     panic!("{name}[{i}]: not a record")
                 };

@@ -2,89 +2,98 @@
 //! `{"Records":[...]}` log files (streamed in bounded memory by
 //! [`RecordSplitter`]) and CloudWatch Logs subscription messages.
 
+use super::index::{Ctx, Flag, RawSpan, Span, Texts, index_struct};
 use super::lenient::{LenientBool, RawJson, wire_struct};
 use crate::error::{Error, Result};
+use compact_str::CompactString;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
 use std::io::{BufRead, BufReader, ErrorKind as IoErrorKind, Read};
 use std::path::Path;
 
 wire_struct! {
-    /// One CloudTrail record (an API call, a console sign-in, a service event or
-    /// an Insights event), as found in log files, EventBridge `detail` and
-    /// CloudWatch Logs messages.
+    /// The full typed view of a CloudTrail record ([`CloudTrailRecord::details`]).
     ///
     /// Every field is optional because CloudTrail omits what does not apply.
     /// The free-form payloads (`requestParameters`, `responseElements`,
     /// `additionalEventData`, `serviceEventDetails`, `insightDetails`,
-    /// `edgeDeviceDetails`) stay raw until an accessor parses them.
+    /// `edgeDeviceDetails`, `addendum`) and the subtrees rarely needed
+    /// (`resources`, `tlsDetails`, parts of `userIdentity`) stay raw until an
+    /// accessor parses them; strings are [`CompactString`]s, which keep short
+    /// values (up to 24 bytes) inline instead of allocating.
+    ///
+    /// Parse from bytes or text (raw fields cannot be rebuilt from a
+    /// [`serde_json::Value`]).
     #[derive(Clone, Debug, Default, PartialEq)]
-    pub struct CloudTrailRecord {
+    pub struct RecordDetails {
         /// `eventVersion`, e.g. `1.08`.
-        "eventVersion" => event_version: String,
+        "eventVersion" => event_version: CompactString,
         /// `userIdentity`: who made the request.
         "userIdentity" => user_identity: UserIdentity,
         /// `eventTime` (RFC 3339, UTC).
-        "eventTime" => event_time: String,
+        "eventTime" => event_time: CompactString,
         /// `eventSource`, e.g. `iam.amazonaws.com`.
-        "eventSource" => event_source: String,
+        "eventSource" => event_source: CompactString,
         /// `eventName`, the API action, e.g. `CreateUser`.
-        "eventName" => event_name: String,
+        "eventName" => event_name: CompactString,
         /// `awsRegion`.
-        "awsRegion" => aws_region: String,
+        "awsRegion" => aws_region: CompactString,
         /// `sourceIPAddress` (an IP address, or a service name such as `AWS Internal`).
-        "sourceIPAddress" => source_ip_address: String,
+        "sourceIPAddress" => source_ip_address: CompactString,
         /// `userAgent`.
-        "userAgent" => user_agent: String,
+        "userAgent" => user_agent: CompactString,
         /// `errorCode`, when the request failed.
-        "errorCode" => error_code: String,
+        "errorCode" => error_code: CompactString,
         /// `errorMessage`, when the request failed.
-        "errorMessage" => error_message: String,
-        /// `requestParameters`, raw; see [`CloudTrailRecord::request_parameters`].
+        "errorMessage" => error_message: CompactString,
+        /// `requestParameters`, raw; see [`RecordDetails::request_parameters`].
         "requestParameters" => request_parameters: RawJson,
-        /// `responseElements`, raw; see [`CloudTrailRecord::response_elements`].
+        /// `responseElements`, raw; see [`RecordDetails::response_elements`].
         "responseElements" => response_elements: RawJson,
-        /// `additionalEventData`, raw; see [`CloudTrailRecord::additional_event_data`].
+        /// `additionalEventData`, raw; see [`RecordDetails::additional_event_data`].
         "additionalEventData" => additional_event_data: RawJson,
         /// `requestID`.
-        "requestID" => request_id: String,
+        "requestID" => request_id: CompactString,
         /// `eventID`: unique per event, the deduplication key.
-        "eventID" => event_id: String,
+        "eventID" => event_id: CompactString,
         /// `eventType`: `AwsApiCall`, `AwsServiceEvent`, `AwsConsoleAction`,
         /// `AwsConsoleSignIn`, `AwsCloudTrailInsight`...
-        "eventType" => event_type: String,
+        "eventType" => event_type: CompactString,
         /// `apiVersion`.
-        "apiVersion" => api_version: String,
+        "apiVersion" => api_version: CompactString,
         /// `managementEvent`.
         "managementEvent" => management_event: LenientBool,
         /// `readOnly`.
         "readOnly" => read_only: LenientBool,
-        /// `resources`: the resources the event touched.
-        "resources" => resources: Vec<Resource>,
+        /// `resources`: the resources the event touched, raw; see
+        /// [`RecordDetails::resources`].
+        "resources" => resources: RawJson,
         /// `recipientAccountId`: the account that received the event.
-        "recipientAccountId" => recipient_account_id: String,
-        /// `serviceEventDetails`, raw; see [`CloudTrailRecord::service_event_details`].
+        "recipientAccountId" => recipient_account_id: CompactString,
+        /// `serviceEventDetails`, raw; see [`RecordDetails::service_event_details`].
         "serviceEventDetails" => service_event_details: RawJson,
         /// `sharedEventID`: shared by the copies of a cross-account event.
-        "sharedEventID" => shared_event_id: String,
+        "sharedEventID" => shared_event_id: CompactString,
         /// `vpcEndpointId`.
-        "vpcEndpointId" => vpc_endpoint_id: String,
+        "vpcEndpointId" => vpc_endpoint_id: CompactString,
         /// `vpcEndpointAccountId`.
-        "vpcEndpointAccountId" => vpc_endpoint_account_id: String,
+        "vpcEndpointAccountId" => vpc_endpoint_account_id: CompactString,
         /// `eventCategory`: `Management`, `Data`, `NetworkActivity` or `Insight`.
-        "eventCategory" => event_category: String,
-        /// `tlsDetails`.
-        "tlsDetails" => tls_details: TlsDetails,
+        "eventCategory" => event_category: CompactString,
+        /// `tlsDetails`, raw; see [`RecordDetails::tls_details`].
+        "tlsDetails" => tls_details: RawJson,
         /// `sessionCredentialFromConsole` (sent as the string `"true"`).
         "sessionCredentialFromConsole" => session_credential_from_console: LenientBool,
         /// `insightDetails`, raw (Insights events only).
         "insightDetails" => insight_details: RawJson,
-        /// `addendum`: why and what was updated for a late-delivered event.
-        "addendum" => addendum: serde_json::Value,
+        /// `addendum`: why and what was updated for a late-delivered event,
+        /// raw; see [`RecordDetails::addendum`].
+        "addendum" => addendum: RawJson,
         /// `edgeDeviceDetails`, raw.
         "edgeDeviceDetails" => edge_device_details: RawJson,
         /// `errorDetails`.
-        "errorDetails" => error_details: String,
+        "errorDetails" => error_details: CompactString,
     }
 }
 
@@ -95,29 +104,31 @@ wire_struct! {
         /// `type`: `Root`, `IAMUser`, `AssumedRole`, `Role`, `FederatedUser`,
         /// `Directory`, `AWSAccount`, `AWSService`, `IdentityCenterUser`, `Unknown`...
         /// (absent on some service events).
-        "type" => r#type: String,
+        "type" => r#type: CompactString,
         /// `principalId`.
-        "principalId" => principal_id: String,
+        "principalId" => principal_id: CompactString,
         /// `arn`.
-        "arn" => arn: String,
+        "arn" => arn: CompactString,
         /// `accountId`.
-        "accountId" => account_id: String,
+        "accountId" => account_id: CompactString,
         /// `accessKeyId`.
-        "accessKeyId" => access_key_id: String,
+        "accessKeyId" => access_key_id: CompactString,
         /// `userName`.
-        "userName" => user_name: String,
-        /// `sessionContext`, for temporary credentials.
-        "sessionContext" => session_context: SessionContext,
+        "userName" => user_name: CompactString,
+        /// `sessionContext`, for temporary credentials, raw; see
+        /// [`UserIdentity::session_context`].
+        "sessionContext" => session_context: RawJson,
         /// `invokedBy`: the service that made the request on the principal's behalf.
-        "invokedBy" => invoked_by: String,
+        "invokedBy" => invoked_by: CompactString,
         /// `identityProvider` (federated and Identity Center users).
-        "identityProvider" => identity_provider: String,
+        "identityProvider" => identity_provider: CompactString,
         /// `credentialId`.
-        "credentialId" => credential_id: String,
-        /// `onBehalfOf` (Identity Center users): `userId`, `identityStoreArn`.
-        "onBehalfOf" => on_behalf_of: OnBehalfOf,
-        /// `inScopeOf`.
-        "inScopeOf" => in_scope_of: serde_json::Value,
+        "credentialId" => credential_id: CompactString,
+        /// `onBehalfOf` (Identity Center users): `userId`, `identityStoreArn`;
+        /// raw, see [`UserIdentity::on_behalf_of`].
+        "onBehalfOf" => on_behalf_of: RawJson,
+        /// `inScopeOf`, raw; see [`UserIdentity::in_scope_of`].
+        "inScopeOf" => in_scope_of: RawJson,
     }
 }
 
@@ -126,9 +137,9 @@ wire_struct! {
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct OnBehalfOf {
         /// `userId`.
-        "userId" => user_id: String,
+        "userId" => user_id: CompactString,
         /// `identityStoreArn`.
-        "identityStoreArn" => identity_store_arn: String,
+        "identityStoreArn" => identity_store_arn: CompactString,
     }
 }
 
@@ -143,9 +154,9 @@ wire_struct! {
         /// `webIdFederationData`, for web identity federation.
         "webIdFederationData" => web_id_federation_data: WebIdFederationData,
         /// `sourceIdentity`.
-        "sourceIdentity" => source_identity: String,
+        "sourceIdentity" => source_identity: CompactString,
         /// `ec2RoleDelivery`: `1.0` (IMDSv1) or `2.0` (IMDSv2).
-        "ec2RoleDelivery" => ec2_role_delivery: String,
+        "ec2RoleDelivery" => ec2_role_delivery: CompactString,
         /// `assumedRoot`.
         "assumedRoot" => assumed_root: LenientBool,
     }
@@ -159,7 +170,7 @@ wire_struct! {
         /// see [`SessionAttributes::mfa`].
         "mfaAuthenticated" => mfa_authenticated: LenientBool,
         /// `creationDate` (RFC 3339).
-        "creationDate" => creation_date: String,
+        "creationDate" => creation_date: CompactString,
     }
 }
 
@@ -177,15 +188,15 @@ wire_struct! {
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct SessionIssuer {
         /// `type`: `Root`, `IAMUser` or `Role`.
-        "type" => r#type: String,
+        "type" => r#type: CompactString,
         /// `principalId`.
-        "principalId" => principal_id: String,
+        "principalId" => principal_id: CompactString,
         /// `arn`.
-        "arn" => arn: String,
+        "arn" => arn: CompactString,
         /// `accountId`.
-        "accountId" => account_id: String,
+        "accountId" => account_id: CompactString,
         /// `userName`.
-        "userName" => user_name: String,
+        "userName" => user_name: CompactString,
     }
 }
 
@@ -194,7 +205,7 @@ wire_struct! {
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct WebIdFederationData {
         /// `federatedProvider`.
-        "federatedProvider" => federated_provider: String,
+        "federatedProvider" => federated_provider: CompactString,
         /// `attributes`.
         "attributes" => attributes: serde_json::Value,
     }
@@ -205,11 +216,11 @@ wire_struct! {
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct Resource {
         /// `ARN`.
-        "ARN" => arn: String,
+        "ARN" => arn: CompactString,
         /// `accountId`.
-        "accountId" => account_id: String,
+        "accountId" => account_id: CompactString,
         /// `type`, e.g. `AWS::IAM::Role`.
-        "type" => r#type: String,
+        "type" => r#type: CompactString,
     }
 }
 
@@ -218,11 +229,28 @@ wire_struct! {
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct TlsDetails {
         /// `tlsVersion`.
-        "tlsVersion" => tls_version: String,
+        "tlsVersion" => tls_version: CompactString,
         /// `cipherSuite`.
-        "cipherSuite" => cipher_suite: String,
+        "cipherSuite" => cipher_suite: CompactString,
         /// `clientProvidedHostHeader`.
-        "clientProvidedHostHeader" => client_provided_host_header: String,
+        "clientProvidedHostHeader" => client_provided_host_header: CompactString,
+    }
+}
+
+impl UserIdentity {
+    /// `sessionContext` parsed; `None` when absent or `null`.
+    pub fn session_context(&self) -> Result<Option<SessionContext>> {
+        parse_raw(self.session_context.as_ref())
+    }
+
+    /// `onBehalfOf` parsed; `None` when absent or `null`.
+    pub fn on_behalf_of(&self) -> Result<Option<OnBehalfOf>> {
+        parse_raw(self.on_behalf_of.as_ref())
+    }
+
+    /// `inScopeOf` parsed into `T`; `None` when absent or `null`.
+    pub fn in_scope_of<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        parse_raw(self.in_scope_of.as_ref())
     }
 }
 
@@ -233,13 +261,210 @@ fn parse_raw<T: DeserializeOwned>(raw: Option<&RawJson>) -> Result<Option<T>> {
     }
 }
 
+index_struct! {
+    /// What the accessors of [`CloudTrailRecord`] need; everything else is skipped.
+    struct RecordIndex {
+        "eventID" => event_id: Span,
+        "eventName" => event_name: Span,
+        "eventSource" => event_source: Span,
+        "awsRegion" => aws_region: Span,
+        "recipientAccountId" => recipient_account_id: Span,
+        "userIdentity" => user_identity: IdentityIndex,
+        "requestParameters" => request_parameters: RawSpan,
+        "responseElements" => response_elements: RawSpan,
+        "additionalEventData" => additional_event_data: RawSpan,
+        "serviceEventDetails" => service_event_details: RawSpan,
+    }
+}
+
+index_struct! {
+    struct IdentityIndex {
+        "type" => r#type: Span,
+        "accountId" => account_id: Span,
+        "sessionContext" => session_context: SessionIndex,
+    }
+}
+
+index_struct! {
+    struct SessionIndex {
+        "attributes" => attributes: AttributesIndex,
+    }
+}
+
+index_struct! {
+    struct AttributesIndex {
+        "mfaAuthenticated" => mfa_authenticated: Flag,
+    }
+}
+
+/// One CloudTrail record (an API call, a console sign-in, a service event or
+/// an Insights event), as found in log files, EventBridge `detail` and
+/// CloudWatch Logs messages.
+///
+/// It holds the record's JSON text and an index of the fields the accessors
+/// read (as positions in the text, so parsing copies nothing but the text);
+/// [`CloudTrailRecord::details`] parses the full typed view
+/// ([`RecordDetails`]), unknown fields included. It serializes as the JSON
+/// text it was parsed from, so nothing is ever lost. Two records are equal
+/// when their text is equal.
+///
+/// Parsing checks that the text is one JSON object and that the fields the
+/// accessors read have the right types; the other fields are checked by
+/// [`CloudTrailRecord::details`].
+#[derive(Clone, Debug)]
+pub struct CloudTrailRecord {
+    raw: Box<str>,
+    /// Strings of the index that had escapes, unescaped (usually empty).
+    extra: Box<str>,
+    index: RecordIndex,
+}
+
+impl PartialEq for CloudTrailRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
 impl CloudTrailRecord {
     /// Parses one record from JSON bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes)
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| Error::decode(format!("invalid CloudTrail record: not UTF-8: {e}")))?;
+        Self::from_text(text)
+    }
+
+    /// Parses one record from JSON text.
+    pub fn from_text(text: &str) -> Result<Self> {
+        let invalid =
+            |e: &dyn fmt::Display| Error::decode(format!("invalid CloudTrail record: {e}"));
+        let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\n' | '\r' | '\t'));
+        let mut cx = Ctx::new(trimmed).map_err(|e| invalid(&e))?;
+        // Parsed from `&str`, so strings are not validated again; the spans
+        // are offsets into `trimmed`, which becomes `raw`.
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mut out = CloudTrailRecord {
+            raw: trimmed.into(),
+            extra: Box::default(),
+            index: RecordIndex::default(),
+        };
+        RecordIndex::read_top(&mut de, &mut cx, &mut out.index)
+            .and_then(|()| de.end())
+            .map_err(|e| invalid(&e))?;
+        out.extra = cx.into_extra();
+        Ok(out)
+    }
+
+    /// The record's JSON text, as received (without surrounding whitespace).
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// The full typed view of the record, every field included.
+    pub fn details(&self) -> Result<RecordDetails> {
+        serde_json::from_str(&self.raw)
             .map_err(|e| Error::decode(format!("invalid CloudTrail record: {e}")))
     }
 
+    /// The string an index span points at.
+    fn s(&self, span: Span) -> Option<&str> {
+        Texts {
+            text: &self.raw,
+            extra: &self.extra,
+        }
+        .get(span)
+    }
+
+    /// The raw value at `span` parsed into `T`; `None` when absent or `null`.
+    fn parse_span<T: DeserializeOwned>(&self, span: RawSpan) -> Result<Option<T>> {
+        match self.s(span.0) {
+            Some(text) => serde_json::from_str(text)
+                .map(Some)
+                .map_err(|e| Error::decode(format!("invalid embedded JSON: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// `eventID`.
+    pub fn event_id(&self) -> Option<&str> {
+        self.s(self.index.event_id)
+    }
+
+    /// `eventName`.
+    pub fn event_name(&self) -> Option<&str> {
+        self.s(self.index.event_name)
+    }
+
+    /// `eventSource`.
+    pub fn event_source(&self) -> Option<&str> {
+        self.s(self.index.event_source)
+    }
+
+    /// `awsRegion`.
+    pub fn aws_region(&self) -> Option<&str> {
+        self.s(self.index.aws_region)
+    }
+
+    /// The account the event happened in: `recipientAccountId`, else `userIdentity.accountId`.
+    pub fn account_id(&self) -> Option<&str> {
+        self.s(self.index.recipient_account_id)
+            .or_else(|| self.s(self.index.user_identity.account_id))
+    }
+
+    /// `userIdentity.type`.
+    pub fn identity_type(&self) -> Option<&str> {
+        self.s(self.index.user_identity.r#type)
+    }
+
+    /// Whether the session was MFA-authenticated
+    /// (`userIdentity.sessionContext.attributes.mfaAuthenticated`).
+    pub fn mfa_authenticated(&self) -> Option<bool> {
+        self.index
+            .user_identity
+            .session_context
+            .attributes
+            .mfa_authenticated
+            .as_bool()
+    }
+
+    /// `requestParameters` parsed into `T`; `None` when absent or `null`.
+    pub fn request_parameters<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.parse_span(self.index.request_parameters)
+    }
+
+    /// `responseElements` parsed into `T`; `None` when absent or `null`.
+    pub fn response_elements<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.parse_span(self.index.response_elements)
+    }
+
+    /// `additionalEventData` parsed into `T`; `None` when absent or `null`.
+    pub fn additional_event_data<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.parse_span(self.index.additional_event_data)
+    }
+
+    /// `serviceEventDetails` parsed into `T`; `None` when absent or `null`.
+    pub fn service_event_details<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.parse_span(self.index.service_event_details)
+    }
+}
+
+impl Serialize for CloudTrailRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(self.raw.to_string())
+            .map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CloudTrailRecord {
+    /// Reads the record as raw JSON (so it needs a JSON deserializer reading
+    /// bytes or text, not a [`serde_json::Value`]) and indexes it.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        CloudTrailRecord::from_text(raw.get()).map_err(serde::de::Error::custom)
+    }
+}
+
+impl RecordDetails {
     /// `eventID`.
     pub fn event_id(&self) -> Option<&str> {
         self.event_id.as_deref()
@@ -277,15 +502,30 @@ impl CloudTrailRecord {
     }
 
     /// Whether the session was MFA-authenticated
-    /// (`userIdentity.sessionContext.attributes.mfaAuthenticated`).
+    /// (`userIdentity.sessionContext.attributes.mfaAuthenticated`); `None`
+    /// when not sent (or when `sessionContext` is not a valid session context).
     pub fn mfa_authenticated(&self) -> Option<bool> {
         self.user_identity
             .as_ref()?
-            .session_context
-            .as_ref()?
-            .attributes
-            .as_ref()?
+            .session_context()
+            .ok()??
+            .attributes?
             .mfa()
+    }
+
+    /// `resources` parsed; `None` when absent or `null`.
+    pub fn resources(&self) -> Result<Option<Vec<Resource>>> {
+        parse_raw(self.resources.as_ref())
+    }
+
+    /// `tlsDetails` parsed; `None` when absent or `null`.
+    pub fn tls_details(&self) -> Result<Option<TlsDetails>> {
+        parse_raw(self.tls_details.as_ref())
+    }
+
+    /// `addendum` parsed into `T`; `None` when absent or `null`.
+    pub fn addendum<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        parse_raw(self.addendum.as_ref())
     }
 
     /// `requestParameters` parsed into `T`; `None` when absent or `null`.
@@ -964,6 +1204,81 @@ mod tests {
         let p: serde_json::Value = r.request_parameters().unwrap().unwrap();
         assert_eq!(p["userName"], "bob");
         assert_eq!(r.response_elements::<serde_json::Value>().unwrap(), None);
+    }
+
+    #[test]
+    fn raw_subtrees_parse_on_demand() {
+        let r = CloudTrailRecord::from_slice(
+            br#"{"eventID":"e","userIdentity":{"type":"AssumedRole","sessionContext":
+                {"attributes":{"creationDate":"2024-01-01T00:00:00Z"},
+                 "sessionIssuer":{"type":"Role","userName":"Admin"}},
+                "onBehalfOf":{"userId":"u"},"inScopeOf":{"x":1}},
+                "resources":[{"ARN":"arn:aws:iam::1:role/r","type":"AWS::IAM::Role"}],
+                "tlsDetails":{"tlsVersion":"TLSv1.3"},"addendum":{"reason":"DELIVERY_DELAY"},
+                "even\u0074Name":"CreateRole","aVeryLongUnknownFieldNameIndeed":null}"#,
+        )
+        .unwrap();
+        assert_eq!(r.event_name(), Some("CreateRole"));
+        assert_eq!(r.identity_type(), Some("AssumedRole"));
+        assert_eq!(r.mfa_authenticated(), None);
+        let r = r.details().unwrap();
+        assert_eq!(r.event_name.as_deref(), Some("CreateRole"));
+        let u = r.user_identity.as_ref().unwrap();
+        assert_eq!(u.r#type.as_deref(), Some("AssumedRole"));
+        let sc = u.session_context().unwrap().unwrap();
+        assert_eq!(
+            sc.session_issuer.unwrap().user_name.as_deref(),
+            Some("Admin")
+        );
+        assert_eq!(
+            u.on_behalf_of().unwrap().unwrap().user_id.as_deref(),
+            Some("u")
+        );
+        assert_eq!(
+            u.in_scope_of::<serde_json::Value>().unwrap().unwrap()["x"],
+            1
+        );
+        let res = r.resources().unwrap().unwrap();
+        assert_eq!(res[0].r#type.as_deref(), Some("AWS::IAM::Role"));
+        assert_eq!(
+            r.tls_details().unwrap().unwrap().tls_version.as_deref(),
+            Some("TLSv1.3")
+        );
+        let add: serde_json::Value = r.addendum().unwrap().unwrap();
+        assert_eq!(add["reason"], "DELIVERY_DELAY");
+        assert!(r.other.contains_key("aVeryLongUnknownFieldNameIndeed"));
+        assert!(CloudTrailRecord::from_slice(b"{\"eventID\":\"\xff\"}").is_err());
+
+        // The index: escapes, duplicates, wrong types of indexed fields.
+        let r = CloudTrailRecord::from_slice(
+            br#" {"eventID":"a\"b","awsRegion":"us-east-1","eventName":null,"eventName":"X",
+                 "userIdentity":{"accountId":"9","sessionContext":{"attributes":
+                 {"mfaAuthenticated":"TRUE"}}},"requestParameters":null} "#,
+        )
+        .unwrap();
+        assert_eq!(r.event_id(), Some("a\"b"));
+        assert_eq!(r.event_name(), Some("X"));
+        assert_eq!(r.account_id(), Some("9"));
+        assert_eq!(r.mfa_authenticated(), Some(true));
+        assert_eq!(r.request_parameters::<serde_json::Value>().unwrap(), None);
+        assert!(r.raw().starts_with('{') && r.raw().ends_with('}'));
+        assert_eq!(
+            serde_json::from_str::<CloudTrailRecord>(r.raw()).unwrap(),
+            r
+        );
+        for bad in [
+            r#"{"eventID":"a","eventID":"b"}"#,
+            r#"{"eventID":1}"#,
+            r#"{"userIdentity":"x"}"#,
+            r#"{"userIdentity":{"sessionContext":{"attributes":{"mfaAuthenticated":2}}}}"#,
+            r#"{"eventID":"a"} x"#,
+            "[]",
+        ] {
+            assert!(
+                CloudTrailRecord::from_slice(bad.as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -61,37 +61,44 @@ macro_rules! wire_struct {
                         f.write_str("a field name")
                     }
 
+                    #[inline]
                     fn visit_str<E>(self, s: &str) -> ::std::result::Result<__Field, E>
                     where
                         E: ::serde::de::Error,
                     {
-                        self.visit_bytes(s.as_bytes())
+                        #[allow(non_upper_case_globals)]
+                        mod __len {
+                            $(pub(super) const $field: usize = $wire.len();)*
+                        }
+                        // A switch on the length, then a fixed-size compare.
+                        let b = s.as_bytes();
+                        Ok(match b.len() {
+                            $(__len::$field if b == $wire.as_bytes() => __Field::$field,)*
+                            _ => __Field::__Other(s.to_owned()),
+                        })
                     }
 
-                    // Keys arrive as bytes (serde_json skips UTF-8 validation for
-                    // them); only unknown keys are validated, when kept.
                     fn visit_bytes<E>(self, b: &[u8]) -> ::std::result::Result<__Field, E>
                     where
                         E: ::serde::de::Error,
                     {
-                        $(
-                            if b == $wire.as_bytes() {
-                                return Ok(__Field::$field);
-                            }
-                        )*
                         match ::std::str::from_utf8(b) {
-                            Ok(s) => Ok(__Field::__Other(s.to_owned())),
+                            Ok(s) => self.visit_str(s),
                             Err(_) => Err(E::invalid_value(::serde::de::Unexpected::Bytes(b), &self)),
                         }
                     }
                 }
 
                 impl<'de> ::serde::Deserialize<'de> for __Field {
+                    #[inline]
                     fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
                     where
                         D: ::serde::Deserializer<'de>,
                     {
-                        deserializer.deserialize_bytes(__FieldVisitor)
+                        // As a string: from text serde_json neither copies nor
+                        // revalidates keys, and its short-string scan is faster
+                        // than the one behind `deserialize_bytes`.
+                        deserializer.deserialize_str(__FieldVisitor)
                     }
                 }
 
@@ -174,111 +181,6 @@ macro_rules! wire_struct {
 
 pub(crate) use wire_struct;
 
-/// Defines a private, partial view of a JSON object: only the named fields
-/// are read (into `Option`s), every other value is skipped without being
-/// built. Used for the cheap index next to a raw body.
-macro_rules! index_struct {
-    (
-        $(#[$meta:meta])*
-        struct $name:ident {
-            $($wire:literal => $field:ident : $ty:ty,)*
-        }
-    ) => {
-        $(#[$meta])*
-        struct $name {
-            $($field: ::std::option::Option<$ty>,)*
-        }
-
-        impl<'de> ::serde::Deserialize<'de> for $name {
-            fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-            where
-                D: ::serde::Deserializer<'de>,
-            {
-                #[allow(non_camel_case_types)]
-                enum __Field {
-                    $($field,)*
-                    __Skip,
-                }
-
-                struct __FieldVisitor;
-
-                impl<'de> ::serde::de::Visitor<'de> for __FieldVisitor {
-                    type Value = __Field;
-
-                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                        f.write_str("a field name")
-                    }
-
-                    fn visit_str<E>(self, s: &str) -> ::std::result::Result<__Field, E>
-                    where
-                        E: ::serde::de::Error,
-                    {
-                        self.visit_bytes(s.as_bytes())
-                    }
-
-                    fn visit_bytes<E>(self, b: &[u8]) -> ::std::result::Result<__Field, E>
-                    where
-                        E: ::serde::de::Error,
-                    {
-                        $(
-                            if b == $wire.as_bytes() {
-                                return Ok(__Field::$field);
-                            }
-                        )*
-                        Ok(__Field::__Skip)
-                    }
-                }
-
-                impl<'de> ::serde::Deserialize<'de> for __Field {
-                    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-                    where
-                        D: ::serde::Deserializer<'de>,
-                    {
-                        deserializer.deserialize_bytes(__FieldVisitor)
-                    }
-                }
-
-                struct __Visitor;
-
-                impl<'de> ::serde::de::Visitor<'de> for __Visitor {
-                    type Value = $name;
-
-                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                        f.write_str("a JSON object")
-                    }
-
-                    fn visit_map<A>(self, mut __map: A) -> ::std::result::Result<$name, A::Error>
-                    where
-                        A: ::serde::de::MapAccess<'de>,
-                    {
-                        let mut out = $name { $($field: None,)* };
-                        while let Some(__key) = __map.next_key::<__Field>()? {
-                            match __key {
-                                $(
-                                    __Field::$field => {
-                                        if out.$field.is_some() {
-                                            return Err(<A::Error as ::serde::de::Error>::duplicate_field($wire));
-                                        }
-                                        out.$field = __map.next_value::<::std::option::Option<$ty>>()?;
-                                    }
-                                )*
-                                __Field::__Skip => {
-                                    __map.next_value::<::serde::de::IgnoredAny>()?;
-                                }
-                            }
-                        }
-                        Ok(out)
-                    }
-                }
-
-                deserializer.deserialize_map(__Visitor)
-            }
-        }
-    };
-}
-
-pub(crate) use index_struct;
-
 /// A JSON subtree kept as its original text until someone asks for it.
 ///
 /// Parsing is deferred (and skipped entirely when nobody looks), which keeps
@@ -359,17 +261,20 @@ impl LenientBool {
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             LenientBool::Bool(b) => Some(*b),
-            LenientBool::Text(s) => {
-                let s = s.trim();
-                if s.eq_ignore_ascii_case("true") {
-                    Some(true)
-                } else if s.eq_ignore_ascii_case("false") {
-                    Some(false)
-                } else {
-                    None
-                }
-            }
+            LenientBool::Text(s) => bool_from_text(s),
         }
+    }
+}
+
+/// What [`LenientBool::as_bool`] says of a string.
+pub(crate) fn bool_from_text(s: &str) -> Option<bool> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -429,17 +334,21 @@ impl Timestamp {
             Timestamp::Number(n) => n
                 .as_i64()
                 .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
-            Timestamp::Text(s) => {
-                let s = s.trim();
-                if let Ok(ms) = s.parse::<i64>() {
-                    return Some(ms);
-                }
-                let t = humantime::parse_rfc3339_weak(s).ok()?;
-                let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
-                i64::try_from(d.as_millis()).ok()
-            }
+            Timestamp::Text(s) => millis_from_text(s),
         }
     }
+}
+
+/// What [`Timestamp::as_millis`] says of a string: digits are milliseconds,
+/// anything else is parsed as RFC 3339.
+pub(crate) fn millis_from_text(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<i64>() {
+        return Some(ms);
+    }
+    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_millis()).ok()
 }
 
 impl From<i64> for Timestamp {

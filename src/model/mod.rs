@@ -8,6 +8,7 @@
 
 pub mod cloudtrail;
 pub mod envelope;
+mod index;
 mod lenient;
 pub mod prisma;
 

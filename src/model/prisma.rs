@@ -8,12 +8,13 @@
 //! gives the full typed view ([`AlertDetails`]) on demand. The accessors look
 //! in each place a value can be, so callers need not know which shape arrived.
 
-use super::lenient::{
-    LenientBool, RawJson, StringList, Timestamp, index_struct, string_or_map, wire_struct,
-};
+use super::index::{Ctx, Flag, Indexed, ListSpan, Millis, Span, SpanVisitor, Texts, index_struct};
+use super::lenient::{LenientBool, RawJson, StringList, Timestamp, string_or_map, wire_struct};
 use crate::error::{Error, Result};
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use std::fmt;
 
 /// The alert id Prisma Cloud uses for its test notification.
 pub const TEST_ALERT_ID: &str = "T-0";
@@ -335,116 +336,146 @@ impl<'de> Deserialize<'de> for RemediationCli {
     }
 }
 
-fn non_empty(s: Option<&String>) -> Option<&str> {
-    s.map(String::as_str).filter(|s| !s.is_empty())
+fn non_empty(s: Option<&str>) -> Option<&str> {
+    s.filter(|s| !s.is_empty())
 }
 
 index_struct! {
     /// What the accessors need from an alert; everything else is skipped.
-    #[derive(Clone, Debug, PartialEq)]
     struct AlertIndex {
-        "alertId" => alert_id: String,
-        "id" => id: String,
-        "alertStatus" => alert_status: String,
-        "status" => status: String,
+        "alertId" => alert_id: Span,
+        "id" => id: Span,
+        "alertStatus" => alert_status: Span,
+        "status" => status: Span,
         "metadata" => metadata: MetadataIndex,
-        "sender" => sender: String,
+        "sender" => sender: Span,
         "account" => account: AccountIndex,
-        "accountId" => account_id: String,
-        "accountName" => account_name: String,
-        "cloudType" => cloud_type: String,
-        "resourceRegionId" => resource_region_id: String,
-        "region" => region: String,
+        "accountId" => account_id: Span,
+        "accountName" => account_name: Span,
+        "cloudType" => cloud_type: Span,
+        "resourceRegionId" => resource_region_id: Span,
+        "region" => region: Span,
         "policy" => policy: PolicyIndex,
-        "policyId" => policy_id: String,
-        "policyName" => policy_name: String,
-        "policyLabels" => policy_labels: StringList,
-        "severity" => severity: String,
+        "policyId" => policy_id: Span,
+        "policyName" => policy_name: Span,
+        "policyLabels" => policy_labels: ListSpan,
+        "severity" => severity: Span,
         "resource" => resource: ResourceSlot,
-        "resourceId" => resource_id: String,
-        "resourceName" => resource_name: String,
+        "resourceId" => resource_id: Span,
+        "resourceName" => resource_name: Span,
         "alertRemediationCli" => cli: CliSlot,
-        "alertTs" => alert_ts: Timestamp,
-        "alertTime" => alert_time: Timestamp,
+        "alertTs" => alert_ts: Millis,
+        "alertTime" => alert_time: Millis,
     }
 }
 
 index_struct! {
-    #[derive(Clone, Debug, PartialEq)]
     struct MetadataIndex {
-        "remediable" => remediable: LenientBool,
+        "remediable" => remediable: Flag,
     }
 }
 
 index_struct! {
-    #[derive(Clone, Debug, PartialEq)]
     struct AccountIndex {
-        "id" => id: String,
-        "name" => name: String,
-        "cloudType" => cloud_type: String,
+        "id" => id: Span,
+        "name" => name: Span,
+        "cloudType" => cloud_type: Span,
     }
 }
 
 index_struct! {
-    #[derive(Clone, Debug, PartialEq)]
     struct PolicyIndex {
-        "id" => id: String,
-        "policyId" => policy_id: String,
-        "name" => name: String,
-        "severity" => severity: String,
-        "labels" => labels: StringList,
-        "remediable" => remediable: LenientBool,
+        "id" => id: Span,
+        "policyId" => policy_id: Span,
+        "name" => name: Span,
+        "severity" => severity: Span,
+        "labels" => labels: ListSpan,
+        "remediable" => remediable: Flag,
     }
 }
 
 index_struct! {
-    #[derive(Clone, Debug, PartialEq)]
     struct ResourceIndex {
-        "id" => id: String,
-        "resourceId" => resource_id: String,
-        "name" => name: String,
-        "resourceName" => resource_name: String,
-        "account" => account: String,
-        "accountId" => account_id: String,
-        "cloudType" => cloud_type: String,
-        "regionId" => region_id: String,
+        "id" => id: Span,
+        "resourceId" => resource_id: Span,
+        "name" => name: Span,
+        "resourceName" => resource_name: Span,
+        "account" => account: Span,
+        "accountId" => account_id: Span,
+        "cloudType" => cloud_type: Span,
+        "regionId" => region_id: Span,
     }
 }
 
 index_struct! {
-    #[derive(Clone, Debug, PartialEq)]
     struct CliIndex {
-        "cliScript" => cli_script: String,
+        "cliScript" => cli_script: Span,
     }
 }
 
 /// `resource`: an object, or a string (ignored) in the test notification.
-#[derive(Clone, Debug, PartialEq)]
-struct ResourceSlot(Option<ResourceIndex>);
+#[derive(Clone, Debug, Default, PartialEq)]
+struct ResourceSlot(ResourceIndex);
 
-impl<'de> Deserialize<'de> for ResourceSlot {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        string_or_map(
-            d,
-            "a resource object or a string",
-            |_| ResourceSlot(None),
-            |r| ResourceSlot(Some(r)),
-        )
+impl<'de> Indexed<'de> for ResourceSlot {
+    fn read<D: Deserializer<'de>>(
+        d: D,
+        cx: &mut Ctx,
+    ) -> std::result::Result<Option<Self>, D::Error> {
+        struct V<'c>(&'c mut Ctx);
+        impl<'de> Visitor<'de> for V<'_> {
+            type Value = Option<ResourceSlot>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a resource object or a string")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<Self::Value, E> {
+                Ok(Some(ResourceSlot::default()))
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                ResourceIndex::read_map(map, self.0).map(|r| Some(ResourceSlot(r)))
+            }
+            fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+                Ok(None)
+            }
+        }
+        d.deserialize_any(V(cx))
     }
 }
 
 /// `alertRemediationCli`: the script, from a string or an object's `cliScript`.
-#[derive(Clone, Debug, PartialEq)]
-struct CliSlot(Option<String>);
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct CliSlot(Span);
 
-impl<'de> Deserialize<'de> for CliSlot {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        string_or_map(
-            d,
-            "a CLI script string or an object with cliScript",
-            |s| CliSlot(Some(s)),
-            |c: CliIndex| CliSlot(c.cli_script),
-        )
+impl<'de> Indexed<'de> for CliSlot {
+    fn read<D: Deserializer<'de>>(
+        d: D,
+        cx: &mut Ctx,
+    ) -> std::result::Result<Option<Self>, D::Error> {
+        struct V<'c>(&'c mut Ctx);
+        impl<'de> Visitor<'de> for V<'_> {
+            type Value = Option<CliSlot>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a CLI script string or an object with cliScript")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Self::Value, E> {
+                SpanVisitor { cx: self.0 }
+                    .visit_str(s)
+                    .map(|s| s.map(CliSlot))
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                CliIndex::read_map(map, self.0).map(|c| Some(CliSlot(c.cli_script)))
+            }
+            fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+                Ok(None)
+            }
+        }
+        d.deserialize_any(V(cx))
     }
 }
 
@@ -452,15 +483,24 @@ impl<'de> Deserialize<'de> for CliSlot {
 /// object from the API.
 ///
 /// It holds the alert's JSON text and an index of the fields the accessors
-/// read; [`PrismaAlert::details`] parses the full typed view. It serializes
-/// as the JSON text it was parsed from, so nothing is ever lost. Two alerts
-/// are equal when their text is equal.
+/// read (as positions in the text, so parsing copies nothing but the text);
+/// [`PrismaAlert::details`] parses the full typed view. It serializes as the
+/// JSON text it was parsed from, so nothing is ever lost. Two alerts are
+/// equal when their text is equal.
 ///
 /// Parsing fails for an alert with no (non-empty) `alertId` and no `id`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct PrismaAlert {
     raw: Box<str>,
+    /// Strings of the index that had escapes, unescaped (usually empty).
+    extra: Box<str>,
     index: AlertIndex,
+}
+
+impl PartialEq for PrismaAlert {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
 }
 
 fn trim_json_ws(s: &str) -> &str {
@@ -477,12 +517,22 @@ impl PrismaAlert {
 
     /// Parses one alert from JSON text; an alert without an id is an error.
     pub fn from_text(text: &str) -> Result<Self> {
-        let index: AlertIndex = serde_json::from_str(text)
-            .map_err(|e| Error::decode(format!("invalid Prisma Cloud alert: {e}")))?;
-        let alert = PrismaAlert {
-            raw: trim_json_ws(text).into(),
-            index,
+        let invalid =
+            |e: &dyn fmt::Display| Error::decode(format!("invalid Prisma Cloud alert: {e}"));
+        let trimmed = trim_json_ws(text);
+        let mut cx = Ctx::new(trimmed).map_err(|e| invalid(&e))?;
+        // Parsed from `&str`, so strings are not validated again; the spans
+        // are offsets into `trimmed`, which becomes `raw`.
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mut alert = PrismaAlert {
+            raw: trimmed.into(),
+            extra: Box::default(),
+            index: AlertIndex::default(),
         };
+        AlertIndex::read_top(&mut de, &mut cx, &mut alert.index)
+            .and_then(|()| de.end())
+            .map_err(|e| invalid(&e))?;
+        alert.extra = cx.into_extra();
         if alert.id().is_empty() {
             return Err(Error::decode(
                 "invalid Prisma Cloud alert: Prisma Cloud alert without an id (no alertId, no id)",
@@ -508,24 +558,35 @@ impl PrismaAlert {
             .map_err(|e| Error::decode(format!("invalid Prisma Cloud alert: {e}")))
     }
 
-    fn resource(&self) -> Option<&ResourceIndex> {
-        self.index.resource.as_ref().and_then(|r| r.0.as_ref())
+    /// The string an index span points at.
+    fn s(&self, span: Span) -> Option<&str> {
+        Texts {
+            text: &self.raw,
+            extra: &self.extra,
+        }
+        .get(span)
+    }
+
+    /// The first non-empty string among `spans`.
+    fn first_non_empty(&self, spans: &[Span]) -> Option<&str> {
+        spans.iter().find_map(|&sp| non_empty(self.s(sp)))
+    }
+
+    /// The first string present among `spans`.
+    fn first(&self, spans: &[Span]) -> Option<&str> {
+        spans.iter().find_map(|&sp| self.s(sp))
     }
 
     /// The alert id: `alertId`, or `id` in the API shape. Never empty.
     pub fn id(&self) -> &str {
-        non_empty(self.index.alert_id.as_ref())
-            .or(non_empty(self.index.id.as_ref()))
+        self.first_non_empty(&[self.index.alert_id, self.index.id])
             .unwrap_or("")
     }
 
     /// The alert status (`open`, `resolved`, `dismissed`, `snoozed`), if sent
     /// (`alertStatus`, or `status` in the API shape).
     pub fn status(&self) -> Option<&str> {
-        self.index
-            .alert_status
-            .as_deref()
-            .or(self.index.status.as_deref())
+        self.first(&[self.index.alert_status, self.index.status])
     }
 
     /// Whether the alert is open; an alert that does not say is treated as
@@ -539,70 +600,48 @@ impl PrismaAlert {
     /// (`metadata.remediable`, or `policy.remediable` in the API shape).
     pub fn remediable(&self) -> Option<bool> {
         let i = &self.index;
-        i.metadata
-            .as_ref()
-            .and_then(|m| m.remediable.as_ref())
-            .or_else(|| i.policy.as_ref().and_then(|p| p.remediable.as_ref()))
-            .and_then(LenientBool::as_bool)
+        match i.metadata.remediable {
+            Flag::Absent => i.policy.remediable,
+            sent => sent,
+        }
+        .as_bool()
     }
 
     /// Whether this is Prisma Cloud's test notification (`alertId` `T-0`, or
     /// `sender` `Test Notification`).
     pub fn is_test_notification(&self) -> bool {
-        self.id() == TEST_ALERT_ID || self.index.sender.as_deref() == Some(TEST_SENDER)
+        self.id() == TEST_ALERT_ID || self.s(self.index.sender) == Some(TEST_SENDER)
     }
 
     /// The cloud account id: `accountId`, `account.id` or `resource.accountId`.
     pub fn account_id(&self) -> Option<&str> {
         let i = &self.index;
-        non_empty(i.account_id.as_ref())
-            .or_else(|| i.account.as_ref().and_then(|a| non_empty(a.id.as_ref())))
-            .or_else(|| {
-                self.resource()
-                    .and_then(|r| non_empty(r.account_id.as_ref()))
-            })
+        self.first_non_empty(&[i.account_id, i.account.id, i.resource.0.account_id])
     }
 
     /// The account name: `accountName`, `account.name` or `resource.account`.
     pub fn account_name(&self) -> Option<&str> {
         let i = &self.index;
-        i.account_name
-            .as_deref()
-            .or_else(|| i.account.as_ref().and_then(|a| a.name.as_deref()))
-            .or_else(|| self.resource().and_then(|r| r.account.as_deref()))
+        self.first(&[i.account_name, i.account.name, i.resource.0.account])
     }
 
     /// The cloud type (`aws`, `azure`, `gcp`...): `cloudType`,
     /// `account.cloudType` or `resource.cloudType`.
     pub fn cloud_type(&self) -> Option<&str> {
         let i = &self.index;
-        non_empty(i.cloud_type.as_ref())
-            .or_else(|| {
-                i.account
-                    .as_ref()
-                    .and_then(|a| non_empty(a.cloud_type.as_ref()))
-            })
-            .or_else(|| {
-                self.resource()
-                    .and_then(|r| non_empty(r.cloud_type.as_ref()))
-            })
+        self.first_non_empty(&[i.cloud_type, i.account.cloud_type, i.resource.0.cloud_type])
     }
 
     /// The region id: `resourceRegionId`, `region` or `resource.regionId`.
     pub fn region(&self) -> Option<&str> {
         let i = &self.index;
-        non_empty(i.resource_region_id.as_ref())
-            .or(non_empty(i.region.as_ref()))
-            .or_else(|| {
-                self.resource()
-                    .and_then(|r| non_empty(r.region_id.as_ref()))
-            })
+        self.first_non_empty(&[i.resource_region_id, i.region, i.resource.0.region_id])
     }
 
     /// The CLI script carried in the alert (`alertRemediationCli`, as a string
     /// or its `cliScript`); `None` when null, empty, `BLANK` or missing.
     pub fn remediation_cli(&self) -> Option<&str> {
-        let s = self.index.cli.as_ref()?.0.as_deref()?;
+        let s = self.s(self.index.cli.0)?;
         let t = s.trim();
         if t.is_empty() || t == "BLANK" {
             None
@@ -613,55 +652,44 @@ impl PrismaAlert {
 
     /// The policy name: `policyName` or `policy.name`.
     pub fn policy_name(&self) -> Option<&str> {
-        let i = &self.index;
-        i.policy_name
-            .as_deref()
-            .or_else(|| i.policy.as_ref().and_then(|p| p.name.as_deref()))
+        self.first(&[self.index.policy_name, self.index.policy.name])
     }
 
     /// The policy id: `policyId`, `policy.id` or `policy.policyId`.
     pub fn policy_id(&self) -> Option<&str> {
         let i = &self.index;
-        i.policy_id.as_deref().or_else(|| {
-            i.policy
-                .as_ref()
-                .and_then(|p| p.id.as_deref().or(p.policy_id.as_deref()))
-        })
+        self.first(&[i.policy_id, i.policy.id, i.policy.policy_id])
     }
 
     /// The severity: `severity` or `policy.severity`.
     pub fn severity(&self) -> Option<&str> {
-        let i = &self.index;
-        i.severity
-            .as_deref()
-            .or_else(|| i.policy.as_ref().and_then(|p| p.severity.as_deref()))
+        self.first(&[self.index.severity, self.index.policy.severity])
     }
 
     /// The policy labels: `policyLabels` or `policy.labels` (decoded when sent
     /// as JSON in a string); empty when absent.
     pub fn labels(&self) -> Vec<String> {
         let i = &self.index;
-        i.policy_labels
-            .as_ref()
-            .or_else(|| i.policy.as_ref().and_then(|p| p.labels.as_ref()))
-            .map(StringList::to_vec)
+        self.first(&[i.policy_labels.0, i.policy.labels.0])
+            .and_then(|text| serde_json::from_str::<StringList>(text).ok())
+            .map(|l| l.to_vec())
             .unwrap_or_default()
     }
 
     /// The resource id: `resourceId`, `resource.resourceId` or `resource.id`.
     pub fn resource_id(&self) -> Option<&str> {
-        non_empty(self.index.resource_id.as_ref()).or_else(|| {
-            self.resource()
-                .and_then(|r| non_empty(r.resource_id.as_ref()).or(non_empty(r.id.as_ref())))
-        })
+        let i = &self.index;
+        self.first_non_empty(&[i.resource_id, i.resource.0.resource_id, i.resource.0.id])
     }
 
     /// The resource name: `resourceName`, `resource.resourceName` or `resource.name`.
     pub fn resource_name(&self) -> Option<&str> {
-        self.index.resource_name.as_deref().or_else(|| {
-            self.resource()
-                .and_then(|r| r.resource_name.as_deref().or(r.name.as_deref()))
-        })
+        let i = &self.index;
+        self.first(&[
+            i.resource_name,
+            i.resource.0.resource_name,
+            i.resource.0.name,
+        ])
     }
 
     /// `resource.data` (the resource configuration, or the CloudTrail record
@@ -681,11 +709,11 @@ impl PrismaAlert {
 
     /// When the alert was raised, in epoch milliseconds (`alertTs` or `alertTime`).
     pub fn alert_time_millis(&self) -> Option<i64> {
-        self.index
-            .alert_ts
-            .as_ref()
-            .or(self.index.alert_time.as_ref())
-            .and_then(Timestamp::as_millis)
+        match self.index.alert_ts {
+            Millis::Absent => self.index.alert_time,
+            sent => sent,
+        }
+        .get()
     }
 }
 
@@ -716,6 +744,75 @@ mod tests {
         assert!(serde_json::from_str::<AlertDetails>(r#"{"alertStatus":"open"}"#).is_err());
         assert!(err.to_string().contains("without an id"), "{err}");
         assert!(PrismaAlert::from_slice(br#"{"alertId":""}"#).is_err());
+    }
+
+    #[test]
+    fn index_spans_escapes_and_duplicates() {
+        // Escaped strings are unescaped into the side buffer, others are spans.
+        let a = PrismaAlert::from_slice(
+            b" \n{\"alertId\":\"P-\\u0031\",\"accountName\":\"a\\\"b\",\"region\":\"\\u00e9u\",\
+              \"resource\":{\"resourceName\":\"r\\n\"},\"policyLabels\":[\"x\\\"y\"]} \t",
+        )
+        .unwrap();
+        assert_eq!(a.id(), "P-1");
+        assert_eq!(a.account_name(), Some("a\"b"));
+        assert_eq!(a.region(), Some("\u{e9}u"));
+        assert_eq!(a.resource_name(), Some("r\n"));
+        assert_eq!(a.labels(), vec!["x\"y".to_owned()]);
+        assert!(a.raw().starts_with('{') && a.raw().ends_with('}'));
+        assert_eq!(a, PrismaAlert::from_text(a.raw()).unwrap());
+
+        // A field sent twice is an error, unless the first was null.
+        let dup = PrismaAlert::from_slice(br#"{"alertId":"P-1","alertId":"P-2"}"#).unwrap_err();
+        assert!(
+            dup.to_string().contains("duplicate field `alertId`"),
+            "{dup}"
+        );
+        let nulled = PrismaAlert::from_slice(br#"{"alertId":null,"alertId":"P-2"}"#).unwrap();
+        assert_eq!(nulled.id(), "P-2");
+        assert!(
+            PrismaAlert::from_slice(br#"{"alertId":"P","resource":"t","resource":{}}"#).is_err()
+        );
+
+        // Wrong types are still errors, as in the typed view.
+        for bad in [
+            r#"{"alertId":1}"#,
+            r#"{"alertId":"P","policyLabels":[1]}"#,
+            r#"{"alertId":"P","policy":{"labels":7}}"#,
+            r#"{"alertId":"P","metadata":{"remediable":1}}"#,
+            r#"{"alertId":"P","alertTs":true}"#,
+            r#"{"alertId":"P","account":"x"}"#,
+            r#"{"alertId":"P","alertRemediationCli":3}"#,
+            r#"{"alertId":"P"} x"#,
+            "null",
+        ] {
+            assert!(PrismaAlert::from_slice(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_and_times_keep_their_fallbacks() {
+        // A remediable that is sent but unreadable does not fall back.
+        let a = PrismaAlert::from_slice(
+            br#"{"alertId":"P","metadata":{"remediable":"maybe"},"policy":{"remediable":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.remediable(), None);
+        let a = PrismaAlert::from_slice(
+            br#"{"alertId":"P","metadata":{},"policy":{"remediable":" TRUE "}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.remediable(), Some(true));
+        let t = |ts: &str| {
+            PrismaAlert::from_slice(format!(r#"{{"alertId":"P",{ts}}}"#).as_bytes())
+                .unwrap()
+                .alert_time_millis()
+        };
+        assert_eq!(t(r#""alertTs":"1970-01-01T00:00:01Z""#), Some(1000));
+        assert_eq!(t(r#""alertTs":12.9"#), Some(12));
+        assert_eq!(t(r#""alertTs":-5"#), Some(-5));
+        assert_eq!(t(r#""alertTs":"soon","alertTime":5"#), None);
+        assert_eq!(t(r#""alertTs":null,"alertTime":5"#), Some(5));
     }
 
     #[test]
