@@ -60,7 +60,18 @@ pub(crate) async fn keep_leased<F: Future>(
     if !caps.extend {
         return work.await;
     }
-    tokio::pin!(work);
+    let mut work = std::pin::pin!(work);
+    // Work that is done at once (a dry run, a refusal) needs no timer.
+    let first = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match work.as_mut().poll(cx) {
+            std::task::Poll::Ready(out) => Some(out),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await;
+    if let Some(out) = first {
+        return out;
+    }
     let mut next = policy.first(delivery, caps);
     loop {
         tokio::select! {

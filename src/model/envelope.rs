@@ -12,10 +12,12 @@
 use super::cloudtrail::{EventBridgeEvent, LogsSubscription, is_gzip, read_limited};
 use super::{CloudTrailRecord, Event, PrismaAlert};
 use crate::error::{Error, Result};
+use memchr::memmem;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::fmt;
+use std::sync::LazyLock;
 
 /// How many wrappers (SNS, SQS, gzip, CloudWatch Logs) may nest around a payload.
 pub const MAX_NESTING: usize = 3;
@@ -353,22 +355,24 @@ fn raw_str(raw: &RawValue) -> Option<String> {
 /// Keys of the wrappers and other shapes that may carry an `"alertId"` deeper
 /// inside; when none is present, an object naming `alertId` is parsed as an
 /// alert directly, without a separate probing pass.
-const NOT_A_BARE_ALERT: &[&[u8]] = &[
-    b"\"detail-type\"",
-    b"\"Records\"",
-    b"\"Message\"",
-    b"\"awslogs\"",
-    b"\"logEvents\"",
-];
+static NOT_A_BARE_ALERT: LazyLock<[memmem::Finder<'static>; 5]> = LazyLock::new(|| {
+    [
+        memmem::Finder::new(b"\"detail-type\""),
+        memmem::Finder::new(b"\"Records\""),
+        memmem::Finder::new(b"\"Message\""),
+        memmem::Finder::new(b"\"awslogs\""),
+        memmem::Finder::new(b"\"logEvents\""),
+    ]
+});
+
+static ALERT_ID_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"alertId\""));
 
 fn decode_object(body: &[u8], depth: usize) -> Result<Decoded> {
     // Fast path for the common case, a bare alert: one parse instead of two.
     // Anything it does not accept goes through the probe below, so the
     // answer (and the error message) is the same either way.
-    if memchr::memmem::find(body, b"\"alertId\"").is_some()
-        && !NOT_A_BARE_ALERT
-            .iter()
-            .any(|k| memchr::memmem::find(body, k).is_some())
+    if ALERT_ID_KEY.find(body).is_some() && !NOT_A_BARE_ALERT.iter().any(|k| k.find(body).is_some())
     {
         if let Ok(decoded) = alert(body) {
             return Ok(decoded);
