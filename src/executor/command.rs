@@ -316,9 +316,10 @@ impl CommandPolicy {
         }
         let abbreviates = ABBREVIATING_PROGRAMS.contains(&program);
         for arg in command.args() {
-            let Some(name) = arg.split('=').next().filter(|n| n.starts_with("--")) else {
+            if !arg.starts_with("--") {
                 continue;
-            };
+            }
+            let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
             for denied in self.denied_options.iter().filter(|d| d.program == program) {
                 let abbreviation = abbreviates && name.len() > 2 && denied.option.starts_with(name);
                 if name == denied.option || abbreviation {
@@ -513,23 +514,26 @@ impl<'a> Scanner<'a> {
             .as_bytes()
             .get(self.chars.pos..)
             .unwrap_or_default();
-        let plain: fn(u8) -> bool = match quote {
-            Quote::None => |b| {
-                b.is_ascii_alphanumeric()
-                    || matches!(
-                        b,
-                        b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b',' | b'@' | b'+' | b'%'
-                    )
-            },
-            Quote::Single => |b| {
-                b != b'\'' && (b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-            },
-            Quote::Double => |b| {
-                !matches!(b, b'"' | b'$' | b'`' | b'\\')
-                    && (b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-            },
+        fn quoted_text(b: u8) -> bool {
+            b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+        }
+        let n = match quote {
+            Quote::None => rest
+                .iter()
+                .take_while(|&&b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b',' | b'@' | b'+' | b'%')
+                })
+                .count(),
+            Quote::Single => rest
+                .iter()
+                .take_while(|&&b| b != b'\'' && quoted_text(b))
+                .count(),
+            Quote::Double => rest
+                .iter()
+                .take_while(|&&b| !matches!(b, b'"' | b'$' | b'`' | b'\\') && quoted_text(b))
+                .count(),
         };
-        let n = rest.iter().take_while(|&&b| plain(b)).count();
         if n == 0 {
             return false;
         }
