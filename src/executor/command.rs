@@ -522,7 +522,10 @@ impl<'a> Scanner<'a> {
                 .iter()
                 .take_while(|&&b| {
                     b.is_ascii_alphanumeric()
-                        || matches!(b, b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b',' | b'@' | b'+' | b'%')
+                        || matches!(
+                            b,
+                            b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b',' | b'@' | b'+' | b'%'
+                        )
                 })
                 .count(),
             Quote::Single => rest

@@ -122,12 +122,18 @@ impl FileSourceBuilder {
                 let result = read_all(reader, &label, self.format, self.max_line_bytes, &tx);
                 if let Err(e) = result {
                     // A broken file will not heal by retrying: permanent.
-                    let _ = tx.blocking_send(Err(Error::Backend {
-                        backend: "file",
-                        message: e.to_string(),
-                        temporary: false,
-                        source: Some(Box::new(e)),
-                    }));
+                    let e = match e {
+                        e @ Error::Backend {
+                            temporary: false, ..
+                        } => e,
+                        e => Error::Backend {
+                            backend: "file",
+                            message: e.to_string(),
+                            temporary: false,
+                            source: Some(Box::new(e)),
+                        },
+                    };
+                    let _ = tx.blocking_send(Err(e));
                 }
                 drop(tx);
                 thread_done.store(true, Ordering::Release);
@@ -200,10 +206,16 @@ fn read_all(
     match format {
         FileFormat::Records => {
             for (i, record) in RecordSplitter::new(reader).enumerate() {
-                let delivery = record.map(|bytes| {
-                    Delivery::detached(format!("{label}#{}", i + 1), Bytes::from(bytes))
-                });
-                if tx.blocking_send(delivery).is_err() {
+                // A broken log file (truncated, corrupt gzip) ends the read; the
+                // records before the damage are still delivered.
+                let bytes = record.map_err(|e| Error::Backend {
+                    backend: "file",
+                    message: format!("{label}: record {}: {e}", i + 1),
+                    temporary: false,
+                    source: Some(Box::new(e)),
+                })?;
+                let delivery = Delivery::detached(format!("{label}#{}", i + 1), Bytes::from(bytes));
+                if tx.blocking_send(Ok(delivery)).is_err() {
                     break;
                 }
             }
