@@ -101,8 +101,13 @@ impl AuditSink for HumanAudit {
         );
         for s in &r.steps {
             let ctx: Vec<String> = s.context.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let argv = shlex::try_join(s.argv.iter().map(String::as_str))
-                .unwrap_or_else(|_| s.argv.join(" "));
+            // Escaped when it holds control characters, so what is shown is what runs.
+            let argv = if s.argv.iter().any(|a| a.chars().any(char::is_control)) {
+                format!("{:?}", s.argv)
+            } else {
+                shlex::try_join(s.argv.iter().map(String::as_str))
+                    .unwrap_or_else(|_| format!("{:?}", s.argv))
+            };
             text.push_str(&format!(
                 "\n    [{}] {} {}",
                 serde_json::to_value(s.status)

@@ -47,7 +47,9 @@ impl fmt::Display for Secret {
 
 /// A value after a key: optional closing quote, `:` or `=` (or whitespace
 /// after `--option`), optional opening quote. Group 1 is kept, group 2 masked.
-const SEP: &str = r#"["']?\s*[:=]\s*["']?"#;
+// `b?` before the opening quote: botocore's debug output prints header
+// values as Python bytes literals (`'X-Amz-Security-Token': b'IQo...'`).
+const SEP: &str = r#"["']?\s*[:=]\s*(?:b?["'])?"#;
 /// A secret value: up to the next quote, whitespace or structural delimiter.
 const VALUE: &str = r#"[^\s"',;}&<>]+"#;
 
@@ -118,6 +120,16 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+    #[test]
+    fn botocore_debug_headers_are_masked() {
+        let line = "2026-11-22 DEBUG - Sending http request: <AWSPreparedRequest headers={'X-Amz-Security-Token': b'IQoJb3JpZ2luX2VjEXAMPLETOKENvalue123', 'Authorization': b'AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20261122'}>";
+        let out = redact(line);
+        assert!(!out.contains("IQoJb3JpZ2lu"), "{out}");
+        assert!(!out.contains("AWS4-HMAC-SHA256 Credential"), "{out}");
+        // A value that merely starts with `b` keeps nothing of itself.
+        assert!(!redact("password: bob123").contains("ob123"));
+    }
 
     #[test]
     fn all_patterns_compile() {

@@ -490,3 +490,133 @@ async fn nothing_is_lost_under_concurrency() {
     executed.dedup();
     assert_eq!(executed.len() as u64, total as u64 - always);
 }
+
+/// An executor that panics on commands mentioning `boom`.
+#[derive(Debug, Default)]
+struct PanickyExecutor;
+
+#[async_trait]
+impl CommandExecutor for PanickyExecutor {
+    fn check(&self, step: &Step, _target: &Target) -> remediation::Result<()> {
+        CommandPolicy::default().check(&step.command)
+    }
+    async fn execute(&self, step: &Step, _target: &Target) -> remediation::Result<StepOutcome> {
+        if step.command.argv().iter().any(|a| a.contains("boom")) {
+            panic!("executor bug");
+        }
+        Ok(StepOutcome::new(StepStatus::Ok))
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_executor_fails_only_its_delivery_and_everything_is_settled() {
+    let q = queue();
+    q.send(alert("P-P1", "aws iam boom")).await.unwrap();
+    q.send(alert("P-P2", "aws iam list-users")).await.unwrap();
+    q.close();
+    let (summary, records) = run(&q, Arc::new(PanickyExecutor), fast_config()).await;
+    assert_eq!(summary.executed, 1);
+    assert_eq!(q.pending(), 0);
+    assert_eq!(q.acked(), 1);
+    let dead = q.dead_letters();
+    assert_eq!(dead.len(), 1, "the panicking one is retried, then parked");
+    assert!(dead[0].reason.contains("panicked"), "{}", dead[0].reason);
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r.alert_id.as_deref() == Some("P-P1"))
+            .count(),
+        3
+    );
+}
+
+/// A source that ignores `max` and hands out everything it has.
+#[derive(Debug)]
+struct GreedySource(MemorySource);
+
+#[async_trait]
+impl remediation::source::AlertSource for GreedySource {
+    fn name(&self) -> &str {
+        "greedy"
+    }
+    async fn receive(
+        &self,
+        _max: usize,
+    ) -> remediation::Result<Vec<remediation::source::Delivery>> {
+        self.0.receive(100).await
+    }
+    fn capabilities(&self) -> remediation::source::Capabilities {
+        self.0.capabilities()
+    }
+    fn is_exhausted(&self) -> bool {
+        self.0.is_exhausted()
+    }
+}
+
+#[tokio::test]
+async fn a_source_returning_more_than_asked_cannot_deadlock_the_engine() {
+    let q = MemorySource::builder()
+        .with_wait(Duration::from_millis(20))
+        .build();
+    for i in 0..10 {
+        q.send(alert(&format!("P-G{i}"), "aws iam list-users"))
+            .await
+            .unwrap();
+    }
+    q.close();
+    // MemorySource hands out at most 10 per call; concurrency 2 leaves 8 over.
+    let audit = Arc::new(MemoryAudit::new());
+    let engine = Engine::builder(
+        Arc::new(GreedySource(q.clone())),
+        Arc::new(AlertCliPlanner::default()),
+        Arc::new(ScriptedExecutor::default()),
+    )
+    .config(fast_config().with_concurrency(2))
+    .audit(audit.clone())
+    .build();
+    let summary = tokio::time::timeout(
+        Duration::from_secs(20),
+        engine.run(CancellationToken::new()),
+    )
+    .await
+    .expect("no deadlock")
+    .unwrap();
+    assert_eq!(summary.executed, 10);
+    assert_eq!(q.acked(), 10);
+    assert!(
+        audit
+            .records()
+            .iter()
+            .any(|r| r.reason_code.as_deref() == Some("over_capacity"))
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_does_not_mark_findings_done() {
+    let dedup = Arc::new(remediation::engine::MemoryDedup::default());
+    let q = queue();
+    q.send(alert("P-D1", "aws iam list-users")).await.unwrap();
+    q.close();
+    let engine = Engine::builder(
+        Arc::new(q.clone()),
+        Arc::new(AlertCliPlanner::default()),
+        Arc::new(DryRunExecutor::new(
+            CommandPolicy::default(),
+            ContextMap::new().with_default_aws_profile("p"),
+        )),
+    )
+    .config(fast_config().with_settle_in_dry_run(true))
+    .dedup(dedup.clone())
+    .build();
+    let summary = engine.run(CancellationToken::new()).await.unwrap();
+    assert_eq!(summary.planned, 1);
+    use remediation::engine::{Claim, DedupStore};
+    assert_eq!(
+        dedup
+            .claim("prisma:P-D1:open", Duration::from_secs(1))
+            .await
+            .unwrap(),
+        Claim::Claimed,
+        "a dry run must leave the finding to the real run"
+    );
+}

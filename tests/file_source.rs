@@ -55,7 +55,14 @@ async fn records_files_stream_record_by_record_plain_and_gzip() {
 async fn json_lines_skip_blank_lines_and_keep_line_numbers() {
     let text = "{\"a\":1}\n\n   \n{\"b\":2}\r\n";
     let source = FileSource::reader("lines", std::io::Cursor::new(text.as_bytes().to_vec()));
-    let batch = source.receive(10).await.unwrap();
+    let mut batch = Vec::new();
+    loop {
+        let got = source.receive(10).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        batch.extend(got);
+    }
     let ids: Vec<&str> = batch.iter().map(|d| d.message_id()).collect();
     assert_eq!(ids, vec!["lines:1", "lines:4"]);
     assert_eq!(&batch[1].body()[..], b"{\"b\":2}");
@@ -124,4 +131,40 @@ fn missing_file_is_a_clear_error() {
         err.to_string().contains("/definitely/not/here.jsonl"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_truncated_line_of_leading_blanks_is_still_delivered() {
+    let text = format!(
+        "{}{{\"alertId\":\"P-1\"}}\n{{\"alertId\":\"P-2\"}}\n",
+        " ".repeat(20)
+    );
+    let source = FileSource::builder()
+        .with_max_line_bytes(8)
+        .reader("blanks", std::io::Cursor::new(text.into_bytes()));
+    let bodies = drain(&source).await;
+    assert_eq!(bodies.len(), 2, "the over-long line must not vanish");
+}
+
+/// A reader that yields its data, then fails.
+struct FailingAfter(std::io::Cursor<Vec<u8>>);
+
+impl std::io::Read for FailingAfter {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 => Err(std::io::Error::other("disk on fire")),
+            n => Ok(n),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_read_error_after_a_blank_line_is_reported_not_taken_for_eof() {
+    let data = b"{\"alertId\":\"P-1\"}\n\n".to_vec();
+    let source = FileSource::reader("failing", FailingAfter(std::io::Cursor::new(data)));
+    let first = source.receive(10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let err = source.receive(10).await.unwrap_err();
+    assert!(err.to_string().contains("disk on fire"), "{err}");
+    assert!(!err.is_temporary());
 }

@@ -109,3 +109,45 @@ async fn send_waits_while_full() {
         .expect("room after ack")
         .unwrap();
 }
+
+#[tokio::test]
+async fn room_made_by_native_dead_lettering_wakes_a_waiting_sender() {
+    let q = MemorySource::builder()
+        .with_capacity(1)
+        .with_lease(Duration::from_millis(50))
+        .with_wait(Duration::from_millis(20))
+        .with_max_deliveries(1)
+        .build();
+    q.send(&b"poison"[..]).await.unwrap();
+    let d = conformance::receive_one(&q, Duration::from_secs(1))
+        .await
+        .unwrap();
+    drop(d); // never settled: the lease expires and max deliveries parks it
+    let sender = {
+        let q = q.clone();
+        tokio::spawn(async move { q.send(&b"next"[..]).await })
+    };
+    // The next receive notices the expired lease and parks the message.
+    let got = conformance::receive_one(&q, Duration::from_secs(2)).await;
+    let sent = tokio::time::timeout(Duration::from_secs(2), sender).await;
+    assert!(sent.is_ok(), "the sender was never woken");
+    assert_eq!(q.dead_letters().len(), 1);
+    drop(got);
+}
+
+#[tokio::test]
+async fn closing_wakes_senders_waiting_for_room() {
+    let q = MemorySource::builder().with_capacity(1).build();
+    q.send(&b"a"[..]).await.unwrap();
+    let sender = {
+        let q = q.clone();
+        tokio::spawn(async move { q.send(&b"b"[..]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    q.close();
+    let result = tokio::time::timeout(Duration::from_secs(2), sender)
+        .await
+        .expect("woken by close")
+        .unwrap();
+    assert!(result.is_err(), "a closed queue refuses the message");
+}

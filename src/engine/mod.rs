@@ -21,7 +21,9 @@ use crate::redact::redact;
 use crate::source::{
     AlertSource, Capabilities, DeadLetterOutcome, Delivery, file::TRUNCATED_ATTRIBUTE,
 };
+use futures_util::FutureExt;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -219,6 +221,7 @@ impl Engine {
         let refill = u32::try_from(batch_max.min(concurrency.div_ceil(4)).max(1)).unwrap_or(1);
         let mut tasks = JoinSet::new();
         let mut receive_failures = 0u32;
+        let mut idle_polls = 0u32;
         let mut fatal = None;
         loop {
             while let Some(done) = tasks.try_join_next() {
@@ -253,6 +256,7 @@ impl Engine {
                     Err(_) => break,
                 }
             }
+            let asked = std::time::Instant::now();
             let received = tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
@@ -285,17 +289,36 @@ impl Engine {
                         if inner.source.is_exhausted() {
                             break;
                         }
+                    } else if asked.elapsed() < Duration::from_millis(5) {
+                        // A source that answers "nothing" without waiting must
+                        // not turn this loop into a busy spin.
+                        idle_polls = idle_polls.saturating_add(1);
+                        let pause = Duration::from_millis(10)
+                            .saturating_mul(idle_polls)
+                            .min(Duration::from_millis(500));
+                        tokio::select! {
+                            () = cancel.cancelled() => break,
+                            () = tokio::time::sleep(pause) => {}
+                        }
                     }
                 }
                 Ok(mut batch) => {
                     receive_failures = 0;
+                    idle_polls = 0;
                     inner.stats.add(Counter::Received, batch.len() as u64);
-                    // A source returning more than asked still gets a permit per delivery.
+                    // A source that returned more than asked gets what permits
+                    // are free; the rest is released for redelivery at once
+                    // (waiting here for permits this loop holds would deadlock).
                     while held.len() < batch.len() {
-                        match Arc::clone(&permits).acquire_owned().await {
+                        match Arc::clone(&permits).try_acquire_owned() {
                             Ok(p) => held.push(p),
                             Err(_) => break,
                         }
+                    }
+                    if batch.len() > held.len() {
+                        let surplus = batch.split_off(held.len());
+                        let inner = Arc::clone(inner);
+                        tasks.spawn(async move { inner.release_surplus(surplus).await });
                     }
                     held.truncate(batch.len());
                     let work: Vec<(Delivery, OwnedSemaphorePermit)> =
@@ -316,6 +339,18 @@ impl Engine {
             Some(e) => Err(e),
             None => Ok(inner.stats.snapshot()),
         }
+    }
+}
+
+/// The error standing in for a panic in user-supplied code (planner,
+/// executor, dedup store, audit sink): the delivery it hit is still settled.
+fn panicked(component: &'static str, call: &str) -> Error {
+    tracing::error!(component, call, "panicked; treating as a permanent failure");
+    Error::Backend {
+        backend: component,
+        message: format!("{component} panicked in {call}"),
+        temporary: false,
+        source: None,
     }
 }
 
@@ -429,6 +464,42 @@ impl Inner {
         self.executor.is_dry_run()
     }
 
+    /// Asks the planner, turning a panic into a permanent error per event.
+    async fn plan_guarded(&self, events: &[Event]) -> Vec<Result<Decision>> {
+        match AssertUnwindSafe(self.planner.plan(events))
+            .catch_unwind()
+            .await
+        {
+            Ok(answers) => answers,
+            Err(_) => events
+                .iter()
+                .map(|_| Err(panicked("planner", "plan")))
+                .collect(),
+        }
+    }
+
+    /// Releases deliveries beyond the concurrency limit for redelivery, audited.
+    async fn release_surplus(&self, surplus: Vec<Delivery>) {
+        tracing::warn!(
+            count = surplus.len(),
+            "source returned more deliveries than asked; releasing the surplus"
+        );
+        for delivery in surplus {
+            let record = AuditRecord::new(
+                self.source.name(),
+                delivery.message_id(),
+                delivery.delivery_count(),
+            );
+            let mut result = EventResult::new(
+                AuditDecision::Failed,
+                "over_capacity",
+                "the source returned more deliveries than asked; released for redelivery",
+            );
+            result.retry_now = true;
+            self.settle(delivery, record, result).await;
+        }
+    }
+
     async fn handle_batch(
         self: Arc<Self>,
         batch: Vec<(Delivery, OwnedSemaphorePermit)>,
@@ -468,7 +539,7 @@ impl Inner {
             .map(|w| (0..w.gated.len()).map(|_| None).collect())
             .collect();
         if !to_plan.is_empty() {
-            let mut answers = self.planner.plan(&to_plan).await.into_iter();
+            let mut answers = self.plan_guarded(&to_plan).await.into_iter();
             for (&(wi, ei), event) in slots.iter().zip(to_plan) {
                 held[wi][ei] = Some(event);
                 plans[wi][ei] = Some(answers.next().unwrap_or_else(|| {
@@ -538,7 +609,11 @@ impl Inner {
     /// Takes the event's dedup claim; `Some` if the event must not be planned.
     async fn claim(&self, event: &Event) -> Option<EventResult> {
         let key = event.dedup_key()?;
-        match self.dedup.claim(&key, self.config.dedup_lease).await {
+        let claim = AssertUnwindSafe(self.dedup.claim(&key, self.config.dedup_lease))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(panicked("dedup store", "claim")));
+        match claim {
             Ok(Claim::Claimed) => None,
             Ok(Claim::AlreadyDone) => Some(EventResult::new(
                 AuditDecision::Skipped,
@@ -602,12 +677,21 @@ impl Inner {
         // Complete or release dedup claims.
         for r in &results {
             if let Some(key) = &r.claim {
-                let outcome = match r.decision {
-                    AuditDecision::Executed | AuditDecision::Planned => {
-                        self.dedup.complete(key, self.config.dedup_ttl).await
+                // A dry run remediated nothing: it must not make a shared
+                // store believe the finding was handled.
+                let update = match r.decision {
+                    AuditDecision::Executed => {
+                        AssertUnwindSafe(self.dedup.complete(key, self.config.dedup_ttl))
+                            .catch_unwind()
+                            .await
                     }
-                    _ => self.dedup.release(key).await,
+                    _ => {
+                        AssertUnwindSafe(self.dedup.release(key))
+                            .catch_unwind()
+                            .await
+                    }
                 };
+                let outcome = update.unwrap_or_else(|_| Err(panicked("dedup store", "update")));
                 if let Err(e) = outcome {
                     tracing::warn!(key, error = %e, "dedup store update failed");
                 }
@@ -722,7 +806,11 @@ impl Inner {
         };
         // Refuse the whole plan before anything runs.
         for (i, step) in plan.steps.iter().enumerate() {
-            if let Err(e) = self.executor.check(step, &plan.target) {
+            let checked = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                self.executor.check(step, &plan.target)
+            }))
+            .unwrap_or_else(|_| Err(panicked("executor", "check")));
+            if let Err(e) = checked {
                 let decision = if is_rejection(&e) {
                     AuditDecision::Rejected
                 } else {
@@ -744,7 +832,12 @@ impl Inner {
                 return with(r, steps);
             }
             self.stats.incr(Counter::StepsRun);
-            let run = self.executor.execute(step, &plan.target);
+            let run = async {
+                AssertUnwindSafe(self.executor.execute(step, &plan.target))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(panicked("executor", "execute")))
+            };
             let outcome =
                 lease::keep_leased(run, delivery, &self.caps, &self.config.lease, &self.stats)
                     .await;
@@ -896,7 +989,9 @@ impl Inner {
         if keep_body {
             record.set_body(&body);
         }
-        if let Err(e) = self.audit.record(&record) {
+        let written = std::panic::catch_unwind(AssertUnwindSafe(|| self.audit.record(&record)))
+            .unwrap_or_else(|_| Err(panicked("audit sink", "record")));
+        if let Err(e) = written {
             tracing::error!(error = %e, "writing the audit record failed");
         }
         tracing::debug!(decision = record.decision.as_str(), reason = ?record.reason, "delivery settled");

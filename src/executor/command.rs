@@ -18,7 +18,9 @@
 //! * Single quotes keep everything literal; double quotes keep everything literal
 //!   except `\"`, `\\`, `\$`, `` \` `` and backslash-newline. A `$` or backtick
 //!   inside double quotes is rejected (the shell would expand it). Quoted text may
-//!   hold any Unicode except control characters and bidirectional overrides.
+//!   hold any Unicode except bidirectional overrides and control characters other
+//!   than tab, newline and carriage return (the `Display` of a [`Command`] shows
+//!   arguments holding those escaped, so what is shown is what runs).
 //! * Outside quotes, these are rejected wherever they appear: pipes `|` `||`,
 //!   redirections `>` `>>` `<` `N>` `&>`, heredocs `<<`, `$` in any form
 //!   (`$(...)`, `${...}`, `$VAR`, `$'...'`), backticks, background `&`, `(` `)`
@@ -130,9 +132,14 @@ impl TryFrom<Vec<String>> for Command {
 /// Shell-quoted, for humans only: this text is never executed.
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Control characters (a `\r` inside a quoted argument) would let the
+        // displayed command differ from the one that runs: show those argvs
+        // escaped. Only a NUL byte makes quoting fail; escaped too.
+        if self.argv.iter().any(|a| a.chars().any(char::is_control)) {
+            return write!(f, "{:?}", self.argv);
+        }
         match shlex::try_join(self.argv.iter().map(String::as_str)) {
             Ok(joined) => f.write_str(&joined),
-            // Only a NUL byte makes quoting fail; show the argv unambiguously instead.
             Err(_) => write!(f, "{:?}", self.argv),
         }
     }
@@ -166,12 +173,15 @@ const ABBREVIATING_PROGRAMS: &[&str] = &["aws"];
 ///
 /// * `aws`: `--profile` and `--endpoint-url` (the executor picks the profile per
 ///   account, and an endpoint override can send credentials anywhere),
-///   `--no-verify-ssl` and `--ca-bundle` (TLS trust), including abbreviations
-///   such as `--prof`; and the subcommand `configure`.
+///   `--no-verify-ssl` and `--ca-bundle` (TLS trust), `--debug` (prints
+///   session tokens in request headers), including abbreviations such as
+///   `--prof`; and the subcommand `configure`.
 /// * `gcloud`: `--account`, `--impersonate-service-account`,
-///   `--access-token-file`, `--configuration`; the command groups `auth`,
-///   `config` and `components`.
-/// * `az`: `login`, `logout`, `account set`, `account clear`, `extension`.
+///   `--access-token-file`, `--configuration`, `--flags-file` (it can carry
+///   any denied flag), `--log-http` and `--verbosity` (debug output); the
+///   command groups `auth`, `config` and `components`.
+/// * `az`: `--debug`; `login`, `logout`, `account set`, `account clear`,
+///   `extension`, and `rest` (it sends the ARM bearer token to any URL).
 ///   `--subscription` is deliberately *allowed*: Azure remediation commands name
 ///   the subscription they change, and it is the alert's own subscription.
 ///
@@ -198,6 +208,13 @@ impl Default for CommandPolicy {
             ("aws", "--endpoint-url"),
             ("aws", "--no-verify-ssl"),
             ("aws", "--ca-bundle"),
+            // Debug output prints request headers, session tokens included.
+            ("aws", "--debug"),
+            ("az", "--debug"),
+            ("gcloud", "--log-http"),
+            ("gcloud", "--verbosity"),
+            // A flags file can carry any denied flag past this check.
+            ("gcloud", "--flags-file"),
             ("gcloud", "--account"),
             ("gcloud", "--impersonate-service-account"),
             ("gcloud", "--access-token-file"),
@@ -207,12 +224,14 @@ impl Default for CommandPolicy {
         .fold(policy, |p, (program, option)| {
             p.deny_option(program, option)
         });
-        let subcommands: [(&str, &[&str]); 9] = [
+        let subcommands: [(&str, &[&str]); 10] = [
             ("aws", &["configure"]),
             ("gcloud", &["auth"]),
             ("gcloud", &["config"]),
             ("gcloud", &["components"]),
             ("az", &["login"]),
+            // `az rest --url` sends the ARM bearer token to any URL.
+            ("az", &["rest"]),
             ("az", &["logout"]),
             ("az", &["account", "set"]),
             ("az", &["account", "clear"]),
@@ -324,7 +343,7 @@ impl CommandPolicy {
                 let abbreviation = abbreviates && name.len() > 2 && denied.option.starts_with(name);
                 if name == denied.option || abbreviation {
                     return Some(format!(
-                        "option {} ({} for {program}) is not allowed: the executor chooses credentials and endpoints per account",
+                        "option {} ({} for {program}) is not allowed: it would change the credentials, endpoint, TLS trust or logging the executor controls",
                         quoted(name),
                         denied.option
                     ));
@@ -885,8 +904,8 @@ mod tests {
         let got = argvs(&format!("aws iam put --doc '{doc}'"));
         assert_eq!(got, vec![vec!["aws", "iam", "put", "--doc", doc]]);
         assert_eq!(
-            argvs(r#"aws x --d "a \"b\" \$c \\ \q""#),
-            vec![vec!["aws", "x", "--d", r#"a "b" $c \ \q"#]]
+            argvs(r#"aws x --doc "a \"b\" \$c \\ \q""#),
+            vec![vec!["aws", "x", "--doc", r#"a "b" $c \ \q"#]]
         );
     }
 
@@ -916,6 +935,13 @@ mod tests {
         );
         assert!(reason("aws s3 ls # hidden").contains("comment"));
         assert_eq!(argvs("aws a#b"), vec![vec!["aws", "a#b"]]);
+        // What is displayed is what runs: a carriage return cannot hide text.
+        let spoof = parse_script(
+            "aws iam delete-user --user-name 'admin\r aws s3 ls'",
+            &CommandPolicy::default(),
+        )
+        .unwrap();
+        assert!(spoof[0].to_string().contains("\\r"), "{}", spoof[0]);
         // A continuation inside a word joins its halves, quoted or not.
         assert_eq!(argvs("aws s\\\n3 ls"), vec![vec!["aws", "s3", "ls"]]);
         assert_eq!(
@@ -941,6 +967,10 @@ mod tests {
         assert!(reason("aws --prof x s3 ls").contains("--profile"));
         assert!(reason("aws configure set region x").contains("aws configure"));
         assert!(reason("az account set -s x").contains("az account set"));
+        assert!(reason("aws s3 ls --debug").contains("--debug"));
+        assert!(reason("az rest --url https://example.com").contains("az rest"));
+        assert!(reason("gcloud compute instances list --log-http").contains("--log-http"));
+        assert!(reason("gcloud iam roles list --flags-file=f.yaml").contains("--flags-file"));
     }
 
     #[test]

@@ -284,11 +284,14 @@ fn read_lines(
                 break;
             }
         }
-        let eof = line.is_empty()
-            && !truncated
-            && reader.fill_buf().map(<[u8]>::is_empty).unwrap_or(true);
         let body = trim_ascii(&line);
-        if body.is_empty() {
+        // A blank line is skipped, but a truncated one is never dropped,
+        // whatever its first bytes were.
+        if body.is_empty() && !truncated {
+            let eof = reader
+                .fill_buf()
+                .map_err(|e| Error::io(format!("reading {label}"), e))?
+                .is_empty();
             if eof {
                 return Ok(());
             }

@@ -100,12 +100,16 @@ impl Shared {
     /// Puts a message back, or dead-letters it if it has been delivered too often.
     fn requeue(&self, state: &mut State, message: Message, why: &str) {
         match self.max_deliveries {
-            Some(max) if message.count >= max => state.dead.push(DeadLetter {
-                message_id: message.id,
-                body: message.body,
-                delivery_count: message.count,
-                reason: format!("maximum delivery count {max} reached ({why})"),
-            }),
+            Some(max) if message.count >= max => {
+                state.dead.push(DeadLetter {
+                    message_id: message.id,
+                    body: message.body,
+                    delivery_count: message.count,
+                    reason: format!("maximum delivery count {max} reached ({why})"),
+                });
+                // The queue has room again.
+                self.space.notify_one();
+            }
             _ => state.ready.push_back(message),
         }
     }
@@ -225,6 +229,8 @@ impl MemorySource {
     pub fn close(&self) {
         self.shared.lock().closed = true;
         self.shared.ready.notify_waiters();
+        // Senders waiting for room learn that the queue is closed.
+        self.shared.space.notify_waiters();
     }
 
     /// Messages parked in the dead-letter list.
