@@ -62,7 +62,9 @@ pub struct EngineConfig {
     /// How long a completed finding is remembered. Default 24 h.
     pub dedup_ttl: Duration,
     /// In dry run, settle deliveries as a real run would (default: settle
-    /// nothing, so a dry run leaves the queue as it found it).
+    /// nothing, so a dry run leaves the queue as it found it). On a queue,
+    /// unsettled deliveries come back when their lease ends, so a dry run
+    /// over a queue shows them again until it is stopped.
     pub settle_in_dry_run: bool,
 }
 
