@@ -88,6 +88,52 @@ static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 });
 
 /// The number of patterns [`redact`] applies (for the compile test).
+/// Whether an option's name says its value is a secret
+/// (`--master-user-password`, `--client-secret`, `--sas-token`, `--account-key`...).
+fn secret_option(name: &str) -> bool {
+    let name = name.trim_start_matches('-').to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "account-key",
+        "private-key",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// A copy of `argv` fit for logs and audit records: the values of options
+/// whose names say they are secrets (`--master-user-password X`,
+/// `--client-secret=X`) are masked, and every argument goes through
+/// [`redact`]. What runs is never changed, only what is recorded.
+pub fn redact_argv(argv: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut mask_next = false;
+    for arg in argv {
+        if mask_next && !arg.starts_with("--") {
+            out.push(REDACTED.to_owned());
+            mask_next = false;
+            continue;
+        }
+        mask_next = false;
+        if let Some(name) = arg.strip_prefix("--") {
+            match name.split_once('=') {
+                Some((key, _)) if secret_option(key) => {
+                    out.push(format!("--{key}={REDACTED}"));
+                    continue;
+                }
+                None if secret_option(name) => mask_next = true,
+                _ => {}
+            }
+        }
+        out.push(redact(arg));
+    }
+    out
+}
+
 #[cfg(test)]
 const PATTERN_COUNT: usize = 11;
 
@@ -120,6 +166,30 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+    #[test]
+    fn argv_secrets_are_masked_for_the_record() {
+        let argv: Vec<String> = [
+            "aws",
+            "rds",
+            "modify-db-instance",
+            "--db-instance-identifier",
+            "db1",
+            "--master-user-password",
+            "hunter22",
+            "--client-secret=abc123",
+            "--apply-immediately",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let shown = redact_argv(&argv);
+        assert_eq!(shown[4], "db1");
+        assert_eq!(shown[6], REDACTED);
+        assert_eq!(shown[7], format!("--client-secret={REDACTED}"));
+        assert_eq!(shown[8], "--apply-immediately");
+        assert!(!shown.join(" ").contains("hunter22"));
+    }
 
     #[test]
     fn botocore_debug_headers_are_masked() {

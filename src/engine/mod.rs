@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::executor::{CommandExecutor, StepOutcome, StepStatus};
 use crate::model::{Event, EventKind, decode};
 use crate::planner::{Decision, Plan, RemediationPlanner, Skip, SkipReason};
-use crate::redact::redact;
+use crate::redact::{redact, redact_argv};
 use crate::source::{
     AlertSource, Capabilities, DeadLetterOutcome, Delivery, file::TRUNCATED_ATTRIBUTE,
 };
@@ -790,7 +790,7 @@ impl Inner {
             .iter()
             .map(|s| AuditStep {
                 argv: if detailed {
-                    s.command.argv().to_vec()
+                    redact_argv(s.command.argv())
                 } else {
                     Vec::new()
                 },
