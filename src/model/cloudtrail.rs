@@ -697,6 +697,26 @@ pub struct RecordSplitter<R> {
     last_len: usize,
 }
 
+/// Finds the end of a JSON string in `buf`, scanning from `i` (inside the
+/// string): the index just after its closing quote, or `None` if the buffer
+/// ends first. Sets `escaped` when the buffer ends right after a backslash,
+/// so the next buffer's first byte is skipped.
+fn string_end(buf: &[u8], mut i: usize, escaped: &mut bool) -> Option<usize> {
+    while i < buf.len() {
+        let j = i + memchr::memchr2(b'"', b'\\', &buf[i..])?;
+        if buf[j] == b'"' {
+            return Some(j + 1);
+        }
+        if j + 1 < buf.len() {
+            i = j + 2;
+        } else {
+            *escaped = true;
+            return None;
+        }
+    }
+    None
+}
+
 impl<R: BufRead> RecordSplitter<R> {
     /// Streams records from `reader`.
     pub fn new(reader: R) -> Self {
@@ -884,26 +904,7 @@ impl<R: BufRead> RecordSplitter<R> {
                 i = 1;
                 escaped = false;
             }
-            let mut end = None;
-            while i < buf.len() {
-                match memchr::memchr2(b'"', b'\\', &buf[i..]) {
-                    None => i = buf.len(),
-                    Some(p) => {
-                        let j = i + p;
-                        if buf[j] == b'\\' {
-                            if j + 1 < buf.len() {
-                                i = j + 2;
-                            } else {
-                                escaped = true;
-                                i = buf.len();
-                            }
-                        } else {
-                            end = Some(j + 1);
-                            break;
-                        }
-                    }
-                }
-            }
+            let end = string_end(buf, i, &mut escaped);
             let take = end.unwrap_or(buf.len());
             if let Some(o) = out.as_deref_mut() {
                 o.extend_from_slice(&buf[..take]);
@@ -945,22 +946,12 @@ impl<R: BufRead> RecordSplitter<R> {
             let mut bad = None;
             while i < buf.len() {
                 if in_string {
-                    match memchr::memchr2(b'"', b'\\', &buf[i..]) {
-                        None => i = buf.len(),
-                        Some(p) => {
-                            let j = i + p;
-                            if buf[j] == b'\\' {
-                                if j + 1 < buf.len() {
-                                    i = j + 2;
-                                } else {
-                                    escaped = true;
-                                    i = buf.len();
-                                }
-                            } else {
-                                in_string = false;
-                                i = j + 1;
-                            }
+                    match string_end(buf, i, &mut escaped) {
+                        Some(end) => {
+                            in_string = false;
+                            i = end;
                         }
+                        None => i = buf.len(),
                     }
                 } else {
                     let b = buf[i];
