@@ -26,6 +26,22 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// A dry-run engine over `source`, with its audit records kept in memory.
+fn dry_run_engine(source: FileSource) -> (Engine, Arc<MemoryAudit>) {
+    let audit = Arc::new(MemoryAudit::new());
+    let engine = Engine::builder(
+        Arc::new(source),
+        Arc::new(AlertCliPlanner::default()),
+        Arc::new(DryRunExecutor::new(
+            CommandPolicy::default(),
+            ContextMap::new(),
+        )),
+    )
+    .audit(audit.clone())
+    .build();
+    (engine, audit)
+}
+
 async fn drain(source: &FileSource) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     loop {
@@ -76,17 +92,7 @@ async fn an_over_long_line_is_rejected_with_its_prefix_not_dropped() {
         .with_max_line_bytes(1024)
         .with_format(FileFormat::JsonLines)
         .reader("long", std::io::Cursor::new(text.into_bytes()));
-    let audit = Arc::new(MemoryAudit::new());
-    let engine = Engine::builder(
-        Arc::new(source),
-        Arc::new(AlertCliPlanner::default()),
-        Arc::new(DryRunExecutor::new(
-            CommandPolicy::default(),
-            ContextMap::new(),
-        )),
-    )
-    .audit(audit.clone())
-    .build();
+    let (engine, audit) = dry_run_engine(source);
     let summary = engine.run(CancellationToken::new()).await.unwrap();
     assert_eq!(summary.received, 2);
     let records = audit.records();
@@ -103,17 +109,7 @@ async fn a_broken_gzip_file_fails_the_run_after_what_could_be_read() {
     let full = gzip(&records_file(2000));
     let truncated = full[..full.len() / 2].to_vec();
     let source = FileSource::reader("broken", std::io::Cursor::new(truncated));
-    let audit = Arc::new(MemoryAudit::new());
-    let engine = Engine::builder(
-        Arc::new(source),
-        Arc::new(AlertCliPlanner::default()),
-        Arc::new(DryRunExecutor::new(
-            CommandPolicy::default(),
-            ContextMap::new(),
-        )),
-    )
-    .audit(audit.clone())
-    .build();
+    let (engine, audit) = dry_run_engine(source);
     let err = engine.run(CancellationToken::new()).await.unwrap_err();
     assert!(!err.is_temporary());
     assert!(err.to_string().contains("broken"), "{err}");

@@ -136,8 +136,24 @@ impl AuditRecord {
         message_id: impl Into<String>,
         delivery_count: u32,
     ) -> Self {
+        let mut record = Self::untimed(source, message_id, delivery_count);
+        record.stamp();
+        record
+    }
+
+    /// Sets `time` to now.
+    pub(crate) fn stamp(&mut self) {
+        self.time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    }
+
+    /// A record whose `time` is set when the delivery is settled.
+    pub(crate) fn untimed(
+        source: impl Into<String>,
+        message_id: impl Into<String>,
+        delivery_count: u32,
+    ) -> Self {
         AuditRecord {
-            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            time: String::new(),
             source: source.into(),
             message_id: message_id.into(),
             delivery_count,

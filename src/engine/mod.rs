@@ -487,7 +487,7 @@ impl Inner {
             "source returned more deliveries than asked; releasing the surplus"
         );
         for delivery in surplus {
-            let record = AuditRecord::new(
+            let record = AuditRecord::untimed(
                 self.source.name(),
                 delivery.message_id(),
                 delivery.delivery_count(),
@@ -653,7 +653,7 @@ impl Inner {
             gated,
             undecodable,
         } = work;
-        let mut record = AuditRecord::new(
+        let mut record = AuditRecord::untimed(
             self.source.name(),
             delivery.message_id(),
             delivery.delivery_count(),
@@ -919,7 +919,7 @@ impl Inner {
             )),
             AuditDecision::Failed => Action::Nack(cfg.retry.delay(count, delivery.message_id())),
         };
-        record.time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        record.stamp();
         record.decision = result.decision;
         record.reason_code = Some(result.code.to_owned());
         record.reason = Some(if result.detail.is_empty() {
