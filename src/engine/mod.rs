@@ -713,9 +713,8 @@ impl Inner {
         if let Some(event) = events.get(worst) {
             record.alert_id = event.alert_id().map(str::to_owned);
             record.event_id = event.event_id().map(str::to_owned);
-            let target = event.target();
-            record.account_id = target.account_id;
-            record.cloud = Some(target.cloud.to_string());
+            record.account_id = event.account_id().map(str::to_owned);
+            record.cloud = Some(event.cloud().as_str().to_owned());
         }
         let mut steps = Vec::new();
         for r in &mut results {
