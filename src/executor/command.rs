@@ -382,9 +382,7 @@ impl CommandPolicy {
         if command.argv().iter().any(|a| a.contains('\0')) {
             return Some("NUL byte in an argument".to_owned());
         }
-        let Some(rules) = self.denied.get(program) else {
-            return None;
-        };
+        let rules = self.denied.get(program)?;
         let abbreviates = ABBREVIATING_PROGRAMS.contains(&program);
         for arg in command.args() {
             if !arg.starts_with("--") {
@@ -892,7 +890,7 @@ fn tokenize(words: &[RawWord<'_>], number: usize) -> Result<Command> {
                 argv.push(inner.to_owned());
                 continue;
             }
-            match shlex::split(&word.text).as_mut().map(Vec::as_mut_slice) {
+            match shlex::split(&word.text).as_deref_mut() {
                 Some([arg]) => argv.push(std::mem::take(arg)),
                 _ => {
                     return Err(Error::unsafe_command(format!(
