@@ -311,6 +311,33 @@ async fn logs_in_and_plans_a_batch_with_descriptions_and_skips() {
 }
 
 #[tokio::test]
+async fn alerts_of_different_policies_are_asked_in_separate_requests() {
+    let server = MockServer::start().await;
+    mount_login(&server, &[TOKEN_1]).await;
+    let api = RemediationApiMock::default();
+    mount_remediation(&server, TOKEN_1, api.clone()).await;
+    let planner = builder(&server).build().expect("planner");
+    let mut batch = events(&["A-1"]);
+    batch.extend(
+        decode(alert_body("B-1", "pol-b").as_bytes())
+            .unwrap()
+            .events,
+    );
+    batch.extend(events(&["A-2"]));
+    let decisions = planner.plan(&batch).await;
+    assert!(
+        decisions.iter().all(|d| matches!(d, Ok(Decision::Plan(_)))),
+        "{decisions:?}"
+    );
+    let mut calls = api.calls();
+    calls.sort();
+    assert_eq!(
+        calls,
+        vec![vec!["A-1".to_owned(), "A-2".into()], vec!["B-1".to_owned()]]
+    );
+}
+
+#[tokio::test]
 async fn extends_the_token_before_it_expires() {
     let server = MockServer::start().await;
     mount_login(&server, &[TOKEN_1]).await;
@@ -850,12 +877,9 @@ async fn a_burst_of_500_alerts_is_batched_and_each_alert_runs_once() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("burst.jsonl");
     let ids: Vec<String> = (0..500).map(|n| format!("P-{n:04}")).collect();
-    let policies = ["pol-a", "pol-b", "pol-c"];
-    let lines: Vec<String> = ids
-        .iter()
-        .enumerate()
-        .map(|(n, id)| alert_body(id, policies[n % 3]))
-        .collect();
+    // One policy, as when a newly enabled policy fires on a whole estate
+    // (alerts of k policies cost up to k requests per collection window).
+    let lines: Vec<String> = ids.iter().map(|id| alert_body(id, "pol-burst")).collect();
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let audit_path = dir.path().join("audit.jsonl");
     let standin = StandIn::new();
