@@ -986,6 +986,36 @@ mod tests {
         assert!(!debug.contains("\"t\""), "{debug}");
     }
 
+    #[tokio::test]
+    async fn dropping_the_planner_ends_its_batcher() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let planner = PrismaPlanner::builder()
+            .with_endpoint(format!("http://127.0.0.1:{port}"))
+            .with_allow_http(true)
+            .with_token(Secret::new("t"))
+            .with_retry(RetryPolicy::new(0, Backoff::default()))
+            .build()
+            .expect("planner");
+        let event = crate::model::decode(br#"{"alertId":"P-1","accountId":"1"}"#)
+            .expect("alert")
+            .events;
+        let decisions = planner.plan(&event).await;
+        assert!(decisions[0].as_ref().is_err_and(Error::is_temporary));
+        let shared = Arc::downgrade(&planner.shared);
+        drop(planner);
+        // The batcher holds the only other reference; it must let go.
+        for _ in 0..200 {
+            if shared.upgrade().is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the batcher task outlived its planner");
+    }
+
     #[test]
     fn scripts_and_descriptions_are_read_leniently() {
         assert_eq!(
