@@ -374,6 +374,9 @@ struct EventResult {
     retry_now: bool,
     /// The dedup key held for this event, to complete or release.
     claim: Option<String>,
+    /// The planner's service failed (outage or misconfiguration), not the
+    /// message: nack, never dead-letter, however often it was delivered.
+    planner_outage: bool,
 }
 
 impl EventResult {
@@ -386,6 +389,7 @@ impl EventResult {
             planner: None,
             retry_now: false,
             claim: None,
+            planner_outage: false,
         }
     }
 
@@ -763,7 +767,11 @@ impl Inner {
                 } else {
                     "planner_error"
                 };
-                return EventResult::new(AuditDecision::Failed, code, e.to_string());
+                let mut r = EventResult::new(AuditDecision::Failed, code, e.to_string());
+                // An API outage or refused credentials say nothing about the
+                // message: parking it would lose work that succeeds later.
+                r.planner_outage = e.is_temporary() || e.kind() == ErrorKind::Config;
+                return r;
             }
         };
         if plan.steps.is_empty() {
@@ -912,10 +920,12 @@ impl Inner {
                 Action::DeadLetter(format!("{}: {}", result.code, result.detail))
             }
             AuditDecision::Failed if result.retry_now => Action::Nack(Duration::ZERO),
-            AuditDecision::Failed if count >= cfg.max_deliveries => Action::DeadLetter(format!(
-                "{} after {count} deliveries: {}",
-                result.code, result.detail
-            )),
+            AuditDecision::Failed if count >= cfg.max_deliveries && !result.planner_outage => {
+                Action::DeadLetter(format!(
+                    "{} after {count} deliveries: {}",
+                    result.code, result.detail
+                ))
+            }
             AuditDecision::Failed => Action::Nack(cfg.retry.delay(count, delivery.message_id())),
         };
         record.stamp();
