@@ -180,6 +180,10 @@ struct Inner {
     stats: Arc<Stats>,
     config: EngineConfig,
     caps: Capabilities,
+    /// What this dry run planned: a dry run releases its claims in `dedup`
+    /// (it remediated nothing, and a shared store must not think otherwise),
+    /// so the "already done" answers a real run would give come from here.
+    dry_planned: MemoryDedup,
 }
 
 impl Engine {
@@ -199,6 +203,7 @@ impl Engine {
                 stats: Arc::new(Stats::new()),
                 config: EngineConfig::default(),
                 caps: Capabilities::default(),
+                dry_planned: MemoryDedup::default(),
             },
         }
     }
@@ -619,6 +624,25 @@ impl Inner {
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(panicked("dedup store", "claim")));
+        let claim = match claim {
+            Ok(Claim::Claimed) if self.dry_run() => {
+                // Claimed here too until this dry run's plan is settled.
+                let local = self.dry_planned.claim(&key, self.config.dedup_lease).await;
+                if matches!(local, Ok(Claim::Claimed)) {
+                    Ok(Claim::Claimed)
+                } else {
+                    let released = AssertUnwindSafe(self.dedup.release(&key))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| Err(panicked("dedup store", "release")));
+                    if let Err(e) = released {
+                        tracing::warn!(key, error = %e, "dedup store release failed");
+                    }
+                    local
+                }
+            }
+            other => other,
+        };
         match claim {
             Ok(Claim::Claimed) => None,
             Ok(Claim::AlreadyDone) => Some(EventResult::new(
@@ -697,6 +721,16 @@ impl Inner {
                             .await
                     }
                 };
+                if self.dry_run() {
+                    let local = if r.decision == AuditDecision::Planned {
+                        self.dry_planned.complete(key, self.config.dedup_ttl).await
+                    } else {
+                        self.dry_planned.release(key).await
+                    };
+                    if let Err(e) = local {
+                        tracing::warn!(key, error = %e, "dry-run dedup update failed");
+                    }
+                }
                 let outcome = update.unwrap_or_else(|_| Err(panicked("dedup store", "update")));
                 if let Err(e) = outcome {
                     tracing::warn!(key, error = %e, "dedup store update failed");
@@ -714,7 +748,7 @@ impl Inner {
             .max_by_key(|(i, r)| (r.severity(), std::cmp::Reverse(*i)))
             .map(|(i, _)| i)
             .unwrap_or(0);
-        if let Some(event) = events.get(worst) {
+        if let Some(event) = events.get(worst).filter(|_| self.audit.enabled()) {
             record.alert_id = event.alert_id().map(str::to_owned);
             record.event_id = event.event_id().map(str::to_owned);
             record.account_id = event.account_id().map(str::to_owned);
@@ -928,20 +962,24 @@ impl Inner {
             }
             AuditDecision::Failed => Action::Nack(cfg.retry.delay(count, delivery.message_id())),
         };
-        record.stamp();
+        // Nobody reads the record of a disabled sink: don't build it.
+        let audited = self.audit.enabled();
         record.decision = result.decision;
-        record.reason_code = Some(result.code.to_owned());
-        record.reason = Some(if result.detail.is_empty() {
-            result.code.to_owned()
-        } else {
-            format!("{}: {}", result.code, result.detail)
-        });
-        record.planner = result.planner;
-        record.steps = if record.steps.is_empty() {
-            result.steps
-        } else {
-            record.steps
-        };
+        if audited {
+            record.stamp();
+            record.reason_code = Some(result.code.to_owned());
+            record.reason = Some(if result.detail.is_empty() {
+                result.code.to_owned()
+            } else {
+                format!("{}: {}", result.code, result.detail)
+            });
+            record.planner = result.planner;
+            record.steps = if record.steps.is_empty() {
+                result.steps
+            } else {
+                record.steps
+            };
+        }
         let counter = match result.decision {
             AuditDecision::Executed => Counter::Executed,
             AuditDecision::Planned => Counter::Planned,
@@ -997,6 +1035,15 @@ impl Inner {
                 }
             }
         }
+        tracing::debug!(
+            decision = result.decision.as_str(),
+            reason = result.code,
+            detail = %result.detail,
+            "delivery settled"
+        );
+        if !audited {
+            return;
+        }
         if keep_body {
             record.set_body(&body);
         }
@@ -1005,7 +1052,6 @@ impl Inner {
         if let Err(e) = written {
             tracing::error!(error = %e, "writing the audit record failed");
         }
-        tracing::debug!(decision = record.decision.as_str(), reason = ?record.reason, "delivery settled");
     }
 }
 
