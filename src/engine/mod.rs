@@ -129,7 +129,8 @@ impl EngineBuilder {
         self.inner.config = config;
         self
     }
-    /// Sets the dedup store (default: in-memory).
+    /// Sets the dedup store (default: in-memory). A dry run never writes it:
+    /// it deduplicates within itself in a private in-memory store.
     pub fn dedup(mut self, dedup: Arc<dyn DedupStore>) -> Self {
         self.inner.dedup = dedup;
         self
@@ -180,9 +181,7 @@ struct Inner {
     stats: Arc<Stats>,
     config: EngineConfig,
     caps: Capabilities,
-    /// What this dry run planned: a dry run releases its claims in `dedup`
-    /// (it remediated nothing, and a shared store must not think otherwise),
-    /// so the "already done" answers a real run would give come from here.
+    /// The dry run's own dedup store (see [`Inner::dedup_store`]).
     dry_planned: MemoryDedup,
 }
 
@@ -475,6 +474,19 @@ impl Inner {
         self.executor.is_dry_run()
     }
 
+    /// Where claims go. A dry run remediates nothing, so it never writes the
+    /// configured (possibly shared) store: a real run must not believe a
+    /// finding handled, nor wait for a dry run's claim. It keeps its own
+    /// in-memory store instead, so a finding delivered twice within the dry
+    /// run is reported `duplicate` just as the real run would report it.
+    fn dedup_store(&self) -> &dyn DedupStore {
+        if self.dry_run() {
+            &self.dry_planned
+        } else {
+            &*self.dedup
+        }
+    }
+
     /// Asks the planner, turning a panic into a permanent error per event.
     async fn plan_guarded(&self, events: &[Event]) -> Vec<Result<Decision>> {
         match AssertUnwindSafe(self.planner.plan(events))
@@ -620,29 +632,10 @@ impl Inner {
     /// Takes the event's dedup claim; `Some` if the event must not be planned.
     async fn claim(&self, event: &Event) -> Option<EventResult> {
         let key = event.dedup_key()?;
-        let claim = AssertUnwindSafe(self.dedup.claim(&key, self.config.dedup_lease))
+        let claim = AssertUnwindSafe(self.dedup_store().claim(&key, self.config.dedup_lease))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(panicked("dedup store", "claim")));
-        let claim = match claim {
-            Ok(Claim::Claimed) if self.dry_run() => {
-                // Claimed here too until this dry run's plan is settled.
-                let local = self.dry_planned.claim(&key, self.config.dedup_lease).await;
-                if matches!(local, Ok(Claim::Claimed)) {
-                    Ok(Claim::Claimed)
-                } else {
-                    let released = AssertUnwindSafe(self.dedup.release(&key))
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|_| Err(panicked("dedup store", "release")));
-                    if let Err(e) = released {
-                        tracing::warn!(key, error = %e, "dedup store release failed");
-                    }
-                    local
-                }
-            }
-            other => other,
-        };
         match claim {
             Ok(Claim::Claimed) => None,
             Ok(Claim::AlreadyDone) => Some(EventResult::new(
@@ -707,30 +700,17 @@ impl Inner {
         // Complete or release dedup claims.
         for r in &results {
             if let Some(key) = &r.claim {
-                // A dry run remediated nothing: it must not make a shared
-                // store believe the finding was handled.
+                // Done means remediated, or planned in a dry run (whose
+                // store is its own, see `dedup_store`).
+                let store = self.dedup_store();
                 let update = match r.decision {
-                    AuditDecision::Executed => {
-                        AssertUnwindSafe(self.dedup.complete(key, self.config.dedup_ttl))
+                    AuditDecision::Executed | AuditDecision::Planned => {
+                        AssertUnwindSafe(store.complete(key, self.config.dedup_ttl))
                             .catch_unwind()
                             .await
                     }
-                    _ => {
-                        AssertUnwindSafe(self.dedup.release(key))
-                            .catch_unwind()
-                            .await
-                    }
+                    _ => AssertUnwindSafe(store.release(key)).catch_unwind().await,
                 };
-                if self.dry_run() {
-                    let local = if r.decision == AuditDecision::Planned {
-                        self.dry_planned.complete(key, self.config.dedup_ttl).await
-                    } else {
-                        self.dry_planned.release(key).await
-                    };
-                    if let Err(e) = local {
-                        tracing::warn!(key, error = %e, "dry-run dedup update failed");
-                    }
-                }
                 let outcome = update.unwrap_or_else(|_| Err(panicked("dedup store", "update")));
                 if let Err(e) = outcome {
                     tracing::warn!(key, error = %e, "dedup store update failed");
