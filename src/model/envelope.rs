@@ -620,6 +620,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_envelope_key_at_the_top_wins_over_an_alert_id_beside_it() {
+        let records =
+            br#"{"alertId":"P-1","Records":[{"eventID":"e-1","eventName":"CreateUser"}]}"#;
+        assert_eq!(decode(records).unwrap().format, BodyFormat::CloudTrailLog);
+        let sns = br#"{"alertId":"P-1","Type":"Notification","Message":"{\"alertId\":\"P-2\"}"}"#;
+        let decoded = decode(sns).unwrap();
+        assert!(decoded.sns);
+        assert_eq!(decoded.events[0].alert_id(), Some("P-2"));
+        // The same key deeper down does not matter.
+        let nested = br#"{"alertId":"P-3","resource":{"data":{"Records":[],"Message":"x"}}}"#;
+        assert_eq!(decode(nested).unwrap().format, BodyFormat::PrismaAlert);
+    }
+
+    #[test]
     fn nesting_is_bounded() {
         let mut body = r#"{"alertId":"P-1"}"#.to_owned();
         for _ in 0..MAX_NESTING {
