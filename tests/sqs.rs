@@ -14,7 +14,7 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use conformance::{QueueFactory, TestQueue};
 use remediation::engine::{
-    AuditDecision, Backoff, Engine, EngineConfig, LeasePolicy, MemoryAudit, Stats, Summary,
+    AuditDecision, Backoff, Counter, Engine, EngineConfig, LeasePolicy, MemoryAudit, Stats, Summary,
 };
 use remediation::executor::{
     CommandExecutor, CommandPolicy, ContextMap, ProcessExecutor, StepOutcome, StepStatus,
@@ -60,6 +60,22 @@ impl Moto {
         self.server.endpoint()
     }
 
+    /// A handle that can only send (for producer tasks that outlive a borrow).
+    fn sender(client: Client) -> Sender {
+        Sender { client }
+    }
+
+    async fn send_all(
+        &self,
+        url: &str,
+        bodies: &[String],
+        group: Option<&(dyn Fn(usize) -> String + Sync)>,
+    ) {
+        Moto::sender(self.client.clone())
+            .send_all(url, bodies, group)
+            .await;
+    }
+
     async fn create_queue(&self, name: &str, attrs: &[(QueueAttributeName, String)]) -> String {
         let mut req = self.client.create_queue().queue_name(name);
         for (k, v) in attrs {
@@ -98,8 +114,20 @@ impl Moto {
             .await;
         (queue, dlq)
     }
+}
 
-    async fn send_all(&self, url: &str, bodies: &[String], group: Option<&dyn Fn(usize) -> String>) {
+/// Sends messages in batches of 10.
+struct Sender {
+    client: Client,
+}
+
+impl Sender {
+    async fn send_all(
+        &self,
+        url: &str,
+        bodies: &[String],
+        group: Option<&(dyn Fn(usize) -> String + Sync)>,
+    ) {
         for (chunk_no, chunk) in bodies.chunks(10).enumerate() {
             let entries = chunk
                 .iter()
@@ -128,7 +156,9 @@ impl Moto {
             assert!(out.failed().is_empty(), "send failed: {:?}", out.failed());
         }
     }
+}
 
+impl Moto {
     /// (visible, in flight, delayed) message counts.
     async fn depth(&self, url: &str) -> (u64, u64, u64) {
         let out = self
@@ -613,7 +643,12 @@ async fn a_failed_step_reappears_and_succeeds_later() {
     let moto = Moto::start().await;
     let url = moto.create_queue("flaky", &[]).await;
     let bodies: Vec<String> = (0..5)
-        .map(|i| prisma_alert(&format!("F-{i}"), &format!("aws iam get-user --user-name f{i}")))
+        .map(|i| {
+            prisma_alert(
+                &format!("F-{i}"),
+                &format!("aws iam get-user --user-name f{i}"),
+            )
+        })
         .collect();
     moto.send_all(&url, &bodies, None).await;
     let stats = Arc::new(Stats::new());
@@ -639,8 +674,7 @@ async fn a_failed_step_reappears_and_succeeds_later() {
     .stats(stats)
     .audit(audit.clone())
     .build();
-    let (summary, reached) =
-        run_until(&engine, Duration::from_secs(30), |s| s.executed >= 5).await;
+    let (summary, reached) = run_until(&engine, Duration::from_secs(30), |s| s.executed >= 5).await;
     assert!(reached, "{summary:?}");
     assert_eq!(summary.failed, 5, "each alert failed once first");
     assert_eq!(summary.nacked, 5);
@@ -666,11 +700,13 @@ async fn poison_is_parked_in_the_configured_dead_letter_queue() {
     let url = moto.create_queue("work", &[]).await;
     let dlq = moto.create_queue("work-dlq", &[]).await;
     moto.send_all(&url, &[POISON.to_owned()], None).await;
+    let stats = Arc::new(Stats::new());
     let source = moto
         .source()
         .with_queue_url(&url)
         .with_dead_letter_queue_url(&dlq)
         .with_wait(Duration::from_secs(1))
+        .with_stats(Arc::clone(&stats))
         .build()
         .await
         .unwrap();
@@ -680,6 +716,7 @@ async fn poison_is_parked_in_the_configured_dead_letter_queue() {
         Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
         Arc::new(RecordingExecutor::new(no_delay)),
     )
+    .stats(stats)
     .audit(audit.clone())
     .build();
     let (summary, reached) =
@@ -697,7 +734,11 @@ async fn poison_is_parked_in_the_configured_dead_letter_queue() {
         "{:?}",
         parked[0].1
     );
-    assert_eq!(moto.depth(&url).await, (0, 0, 0), "poison left in the queue");
+    assert_eq!(
+        moto.depth(&url).await,
+        (0, 0, 0),
+        "poison left in the queue"
+    );
     assert_eq!(summary.api_calls[api::SEND_MESSAGE], 1);
 }
 
@@ -728,7 +769,10 @@ async fn poison_reaches_the_dead_letter_queue_by_redrive_policy() {
         if !moto.peek(&dlq).await.is_empty() {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "never redriven: {summary:?}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "never redriven: {summary:?}"
+        );
     }
     let records = audit.records();
     // maxReceiveCount 3: three deliveries, each left to the redrive policy.
@@ -751,7 +795,7 @@ async fn a_step_longer_than_the_visibility_timeout_is_not_delivered_twice() {
         None,
     )
     .await;
-    let visibility = Duration::from_secs(2);
+    let visibility = Duration::from_secs(3);
     let stats = Arc::new(Stats::new());
     let source = moto
         .source()
@@ -771,10 +815,10 @@ async fn a_step_longer_than_the_visibility_timeout_is_not_delivered_twice() {
         .build()
         .await
         .unwrap();
-    let executor = Arc::new(RecordingExecutor::new(|_| 6_000));
+    let executor = Arc::new(RecordingExecutor::new(|_| 8_000));
     let mut lease = LeasePolicy::default();
-    lease.extension = Duration::from_secs(2);
-    lease.margin = Duration::from_millis(800);
+    lease.extension = Duration::from_secs(3);
+    lease.margin = Duration::from_millis(1500);
     let engine = Engine::builder(
         Arc::new(source),
         Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
@@ -789,16 +833,26 @@ async fn a_step_longer_than_the_visibility_timeout_is_not_delivered_twice() {
         let cancel = cancel.clone();
         async move { engine.run(cancel).await }
     });
-    // While the step runs (6 s, three visibility timeouts), the other consumer sees nothing.
+    // While the step runs (8 s, almost three visibility timeouts), the other consumer sees nothing.
     let t0 = Instant::now();
+    while engine.stats().get(Counter::Received) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never received");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut stolen = 0;
-    while engine.stats().get(remediation::engine::Counter::Executed) == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(20), "step never finished");
+    while engine.stats().get(Counter::Executed) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "step never finished"
+        );
         stolen += other.receive(10).await.expect("receive").len();
     }
     cancel.cancel();
     let summary = run.await.unwrap().unwrap();
-    assert_eq!(stolen, 0, "delivered to a second consumer while being worked on");
+    assert_eq!(
+        stolen, 0,
+        "delivered to a second consumer while being worked on"
+    );
     assert_eq!(summary.executed, 1);
     assert_eq!(summary.received, 1);
     assert!(summary.extended >= 2, "{summary:?}");
@@ -843,7 +897,10 @@ async fn a_cancelled_worker_releases_its_in_flight_messages() {
     .await;
     assert!(reached, "{summary:?}");
     assert_eq!(summary.executed, 0, "{summary:?}");
-    assert_eq!(summary.nacked, 6, "every in-flight delivery released: {summary:?}");
+    assert_eq!(
+        summary.nacked, 6,
+        "every in-flight delivery released: {summary:?}"
+    );
     // Released, not waiting out a 60 s visibility timeout: visible again at once.
     let (visible, in_flight, _) = moto.depth(&url).await;
     assert_eq!((visible, in_flight), (6, 0));
@@ -920,10 +977,6 @@ async fn steady_state_needs_at_most_a_quarter_sqs_call_per_alert() {
     let moto = Moto::start().await;
     let url = moto.create_queue("steady", &[]).await;
     let alerts = 1000;
-    let bodies: Vec<String> = (0..alerts)
-        .map(|i| prisma_alert(&format!("B-{i}"), &format!("aws iam get-user --user-name b{i}")))
-        .collect();
-    moto.send_all(&url, &bodies, None).await;
     let stats = Arc::new(Stats::new());
     let source = moto
         .source()
@@ -940,14 +993,40 @@ async fn steady_state_needs_at_most_a_quarter_sqs_call_per_alert() {
         executor.clone(),
     )
     .config(EngineConfig::default().with_concurrency(40))
-    .stats(stats)
+    .stats(Arc::clone(&stats))
     .build();
+    // moto slows down sharply with queue depth (1000 queued messages make each
+    // call take most of a second), so the producer keeps about 100 queued and
+    // tops the queue up as the worker drains it: a steady stream of 1000 alerts.
+    let producer = tokio::spawn({
+        let client = moto.client.clone();
+        let url = url.clone();
+        let stats = Arc::clone(&stats);
+        async move {
+            let sender = Moto::sender(client);
+            for chunk in 0..alerts / 10 {
+                while (chunk * 10) as u64 > stats.get(Counter::Executed) + 100 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let bodies: Vec<String> = (chunk * 10..chunk * 10 + 10)
+                    .map(|i| {
+                        prisma_alert(
+                            &format!("B-{i}"),
+                            &format!("aws iam get-user --user-name b{i}"),
+                        )
+                    })
+                    .collect();
+                sender.send_all(&url, &bodies, None).await;
+            }
+        }
+    });
     let expected = alerts as u64;
     let t0 = Instant::now();
-    let (summary, reached) = run_until(&engine, Duration::from_secs(60), |s| {
+    let (summary, reached) = run_until(&engine, Duration::from_secs(90), |s| {
         s.executed >= expected && s.acked >= expected
     })
     .await;
+    producer.await.expect("producer");
     assert!(reached, "{summary:?}");
     let calls = sqs_calls(&summary);
     let per_alert = calls as f64 / alerts as f64;
@@ -957,6 +1036,7 @@ async fn steady_state_needs_at_most_a_quarter_sqs_call_per_alert() {
         summary.api_calls
     );
     assert_eq!(summary.settle_errors, 0);
+    assert_eq!(executor.done().len(), alerts);
     assert!(
         per_alert <= 0.25,
         "{per_alert:.3} SQS calls per alert: {:?}",
@@ -984,8 +1064,16 @@ async fn an_invalid_receipt_handle_is_reported_and_counted() {
         .await
         .expect("delivery");
     // Someone else deletes it (here: purges the queue); our receipt is now invalid.
-    moto.client.purge_queue().queue_url(&url).send().await.unwrap();
-    let e = d.extend(Duration::from_secs(30)).await.expect_err("extend with a stale receipt");
+    moto.client
+        .purge_queue()
+        .queue_url(&url)
+        .send()
+        .await
+        .unwrap();
+    let e = d
+        .extend(Duration::from_secs(30))
+        .await
+        .expect_err("extend with a stale receipt");
     assert!(!e.is_temporary(), "{e}");
     assert!(e.to_string().contains("ReceiptHandleIsInvalid"), "{e}");
     assert_eq!(source.invalid_receipts(), 1);
@@ -994,5 +1082,8 @@ async fn an_invalid_receipt_handle_is_reported_and_counted() {
     assert!(!e.is_temporary(), "{e}");
     assert!(e.to_string().contains("ReceiptHandleIsInvalid"), "{e}");
     assert_eq!(source.invalid_receipts(), 2);
-    assert_eq!(source.stats().snapshot().api_calls[api::DELETE_MESSAGE_BATCH], 1);
+    assert_eq!(
+        source.stats().snapshot().api_calls[api::DELETE_MESSAGE_BATCH],
+        1
+    );
 }

@@ -30,7 +30,6 @@ use super::{AlertSource, Capabilities, DeadLetterMode, DeadLetterOutcome, Delive
 use crate::engine::Stats;
 use crate::error::{Error, Result};
 use async_trait::async_trait;
-use bytes::Bytes;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
@@ -38,6 +37,7 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
     MessageAttributeValue, MessageSystemAttributeName,
 };
+use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -321,12 +321,14 @@ impl SqsSourceBuilder {
                     .send()
                     .await
                     .map_err(|e| sdk_error("GetQueueUrl", e))?;
-                out.queue_url().map(str::to_owned).ok_or_else(|| Error::Backend {
-                    backend: BACKEND,
-                    message: format!("GetQueueUrl for {name:?} returned no URL"),
-                    temporary: false,
-                    source: None,
-                })?
+                out.queue_url()
+                    .map(str::to_owned)
+                    .ok_or_else(|| Error::Backend {
+                        backend: BACKEND,
+                        message: format!("GetQueueUrl for {name:?} returned no URL"),
+                        temporary: false,
+                        source: None,
+                    })?
             }
         };
         let queue_name = queue_url
@@ -542,7 +544,8 @@ impl Shared {
         let mut d = Delivery::new(message_id, body, Arc::new(settle))
             .with_delivery_count(count)
             .with_lease_deadline(deadline);
-        if let Some(at) = first_seen.filter(|t| *t <= SystemTime::now() + Duration::from_secs(3600)) {
+        if let Some(at) = first_seen.filter(|t| *t <= SystemTime::now() + Duration::from_secs(3600))
+        {
             d = d.with_first_seen(at);
         }
         for (name, value) in &attrs {
@@ -640,7 +643,8 @@ impl Shared {
         if entries.is_empty() {
             return;
         }
-        self.stats.count_api_call(api::CHANGE_MESSAGE_VISIBILITY_BATCH);
+        self.stats
+            .count_api_call(api::CHANGE_MESSAGE_VISIBILITY_BATCH);
         let outcome = self
             .client
             .change_message_visibility_batch()
