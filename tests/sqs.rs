@@ -802,6 +802,42 @@ async fn poison_reaches_the_dead_letter_queue_by_redrive_policy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_on_a_queue_without_any_dead_letter_queue_is_audited_not_looped() {
+    let moto = Moto::start().await;
+    let url = moto.create_queue("no-dlq", &[]).await;
+    moto.send_all(&url, &[POISON.to_owned()], None).await;
+    let stats = Arc::new(Stats::new());
+    let source = moto
+        .source()
+        .with_queue_url(&url)
+        .with_wait(Duration::from_secs(1))
+        .with_stats(Arc::clone(&stats))
+        .build()
+        .await
+        .unwrap();
+    // No DLQ configured and no redrive policy: releasing poison would loop forever.
+    assert_eq!(source.capabilities().dead_letter, DeadLetterMode::AuditOnly);
+    let audit = Arc::new(MemoryAudit::new());
+    let engine = Engine::builder(
+        Arc::new(source),
+        Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+        Arc::new(RecordingExecutor::new(no_delay)),
+    )
+    .stats(stats)
+    .audit(audit.clone())
+    .build();
+    let (summary, reached) =
+        run_until(&engine, Duration::from_secs(20), |s| s.dead_lettered >= 1).await;
+    assert!(reached, "{summary:?}");
+    let records = audit.records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].dead_letter.as_deref(), Some("audit_only"));
+    assert_eq!(records[0].body.as_deref(), Some(POISON));
+    assert_eq!(moto.depth(&url).await, (0, 0, 0));
+    assert_eq!(summary.api_calls[api::GET_QUEUE_ATTRIBUTES], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_longer_than_the_visibility_timeout_is_not_delivered_twice() {
     let moto = Moto::start().await;
     let url = moto.create_queue("slow", &[]).await;

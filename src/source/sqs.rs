@@ -9,7 +9,7 @@
 //! | ack         | `DeleteMessageBatch`, up to 10 acks per call, flushed after a few milliseconds |
 //! | nack(delay) | `ChangeMessageVisibility(delay)` (at most 12 h) |
 //! | extend(by)  | `ChangeMessageVisibility(by)` |
-//! | dead-letter | `SendMessage` to the dead-letter queue + delete, or release for the redrive policy |
+//! | dead-letter | `SendMessage` to the configured dead-letter queue + delete; or, without one, release for the queue's redrive policy; or, without either, delete (the body lives on in the audit record) |
 //!
 //! # FIFO queues
 //!
@@ -24,18 +24,27 @@
 //! (`ChangeMessageVisibilityBatch` to 0) so they queue up behind it again; if a
 //! held-back message's visibility timeout is close to running out it is
 //! dropped and SQS redelivers it, still in order. Held-back messages that
-//! were never handed out return when their visibility timeout ends.
+//! were never handed out return when their visibility timeout ends. While
+//! messages are held back, receives poll for at most 1 s, so a held message is
+//! handed out soon after its predecessor was settled.
+//!
+//! # Cancellation
+//!
+//! Dropping a `receive` future mid-call (the engine does so when it is
+//! cancelled) loses nothing: messages SQS handed to the abandoned call stay
+//! invisible until their visibility timeout ends, then are redelivered.
 
 use super::{AlertSource, Capabilities, DeadLetterMode, DeadLetterOutcome, Delivery, Settle};
 use crate::engine::Stats;
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageAttributeValue, MessageSystemAttributeName,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
 };
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -75,6 +84,9 @@ pub mod api {
     pub const SEND_MESSAGE: &str = "sqs.SendMessage";
     /// `GetQueueUrl` calls (queue given by name).
     pub const GET_QUEUE_URL: &str = "sqs.GetQueueUrl";
+    /// `GetQueueAttributes` calls (once, to find the redrive policy when no
+    /// dead-letter queue is configured).
+    pub const GET_QUEUE_ATTRIBUTES: &str = "sqs.GetQueueAttributes";
 }
 
 /// Where the queue is: its name (resolved with `GetQueueUrl`) or its URL.
@@ -253,8 +265,13 @@ impl SqsSourceBuilder {
 
     /// Parks dead letters in this queue (with the reason as the message
     /// attribute [`REASON_ATTRIBUTE`]) and deletes them from the source queue.
-    /// Without one, dead letters are released for redelivery and the queue's
-    /// redrive policy (`maxReceiveCount`) moves them.
+    ///
+    /// Without one, [`build`](Self::build) reads the queue's redrive policy
+    /// (`GetQueueAttributes`): if it has one, dead letters are released for
+    /// redelivery and the policy moves them after `maxReceiveCount` receives
+    /// ([`DeadLetterMode::Redrive`]); if not, they are deleted and their body
+    /// lives on in the audit record only ([`DeadLetterMode::AuditOnly`]),
+    /// rather than coming back forever.
     pub fn with_dead_letter_queue_url(mut self, url: impl Into<String>) -> Self {
         self.dead_letter_queue_url = Some(url.into());
         self
@@ -331,6 +348,11 @@ impl SqsSourceBuilder {
                     })?
             }
         };
+        let dead_letter_mode = if self.dead_letter_queue_url.is_some() {
+            DeadLetterMode::Native
+        } else {
+            redrive_mode(&client, &queue_url, &stats).await?
+        };
         let queue_name = queue_url
             .trim_end_matches('/')
             .rsplit('/')
@@ -344,6 +366,7 @@ impl SqsSourceBuilder {
                 client,
                 queue_url,
                 dead_letter_queue_url: self.dead_letter_queue_url,
+                dead_letter_mode,
                 wait: self.wait,
                 visibility: self.visibility,
                 flush_after: self.flush_after,
@@ -421,6 +444,7 @@ struct Shared {
     client: Client,
     queue_url: String,
     dead_letter_queue_url: Option<String>,
+    dead_letter_mode: DeadLetterMode,
     wait: Duration,
     visibility: Duration,
     flush_after: Duration,
@@ -683,6 +707,13 @@ impl AlertSource for SqsSource {
                 return Ok(ready);
             }
         }
+        // With messages held back, poll briefly: a held message is handed out
+        // by the first receive after its group's delivery is settled.
+        let wait = if shared.fifo && !shared.groups().held.is_empty() {
+            shared.wait.min(Duration::from_secs(1))
+        } else {
+            shared.wait
+        };
         let asked = Instant::now();
         shared.stats.count_api_call(api::RECEIVE_MESSAGE);
         let out = shared
@@ -690,7 +721,7 @@ impl AlertSource for SqsSource {
             .receive_message()
             .queue_url(&shared.queue_url)
             .max_number_of_messages(i32::try_from(max).unwrap_or(10))
-            .wait_time_seconds(i32::try_from(shared.wait.as_secs()).unwrap_or(20))
+            .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20))
             .visibility_timeout(visibility_secs(shared.visibility.as_secs()))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(
@@ -741,11 +772,7 @@ impl AlertSource for SqsSource {
         Capabilities {
             extend: true,
             redelivery: true,
-            dead_letter: if self.shared.dead_letter_queue_url.is_some() {
-                DeadLetterMode::Native
-            } else {
-                DeadLetterMode::Redrive
-            },
+            dead_letter: self.shared.dead_letter_mode,
             lease: Some(self.shared.visibility),
             max_batch: SQS_BATCH,
         }
@@ -809,16 +836,30 @@ impl Settle for SqsSettle {
     }
 
     async fn dead_letter(&self, reason: &str) -> Result<DeadLetterOutcome> {
-        let Some(dlq) = self.shared.dead_letter_queue_url.clone() else {
-            // Release it now: each receive counts towards the redrive
-            // policy's maxReceiveCount, which moves it to the DLQ.
-            let outcome = self.shared.change_visibility(&self.receipt, 0).await;
-            self.done(true).await;
-            return outcome.map(|()| DeadLetterOutcome::LeftToRedrive);
-        };
-        let outcome = self.park(&dlq, reason).await;
-        self.done(outcome.is_err()).await;
-        outcome.map(|()| DeadLetterOutcome::Parked)
+        match (
+            &self.shared.dead_letter_queue_url,
+            self.shared.dead_letter_mode,
+        ) {
+            (Some(dlq), _) => {
+                let outcome = self.park(dlq, reason).await;
+                self.done(outcome.is_err()).await;
+                outcome.map(|()| DeadLetterOutcome::Parked)
+            }
+            (None, DeadLetterMode::Redrive) => {
+                // Release it now: each receive counts towards the redrive
+                // policy's maxReceiveCount, which moves it to the DLQ.
+                let outcome = self.shared.change_visibility(&self.receipt, 0).await;
+                self.done(true).await;
+                outcome.map(|()| DeadLetterOutcome::LeftToRedrive)
+            }
+            (None, _) => {
+                // Nowhere to park it: released, it would come back forever.
+                // Delete it; the engine keeps the body in the audit record.
+                let outcome = self.shared.delete(&self.receipt).await;
+                self.done(outcome.is_err()).await;
+                outcome.map(|()| DeadLetterOutcome::AuditOnly)
+            }
+        }
     }
 }
 
@@ -856,6 +897,50 @@ impl SqsSettle {
             .await
             .map_err(|e| sdk_error("SendMessage (dead-letter queue)", e))?;
         self.shared.delete(&self.receipt).await
+    }
+}
+
+/// Without a configured dead-letter queue: does the queue have a redrive
+/// policy? Without one, released poison would come back forever, so dead
+/// letters are deleted and live on in the audit record only.
+async fn redrive_mode(client: &Client, queue_url: &str, stats: &Stats) -> Result<DeadLetterMode> {
+    stats.count_api_call(api::GET_QUEUE_ATTRIBUTES);
+    let out = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await;
+    match out {
+        Ok(out) => {
+            let has_policy = out
+                .attributes()
+                .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+                .is_some_and(|p| !p.trim().is_empty());
+            if has_policy {
+                Ok(DeadLetterMode::Redrive)
+            } else {
+                tracing::warn!(
+                    queue = queue_url,
+                    "the queue has no redrive policy and no dead-letter queue is configured: \
+                     poison is deleted and its body kept in the audit record only"
+                );
+                Ok(DeadLetterMode::AuditOnly)
+            }
+        }
+        Err(e) => {
+            let e = sdk_error("GetQueueAttributes", e);
+            if e.to_string().contains("AccessDenied") {
+                tracing::warn!(
+                    queue = queue_url,
+                    error = %e,
+                    "cannot read the queue's redrive policy; assuming it has one"
+                );
+                Ok(DeadLetterMode::Redrive)
+            } else {
+                Err(e)
+            }
+        }
     }
 }
 
@@ -1006,17 +1091,27 @@ fn is_invalid_receipt(e: &Error) -> bool {
 /// Converts an SDK error into the crate's error, classifying it as temporary
 /// (network, throttling, server side) or permanent. Credentials never appear
 /// in SDK error messages.
-fn sdk_error<E, R>(op: &str, err: SdkError<E, R>) -> Error
+fn sdk_error<E>(op: &str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug + Send + Sync + 'static,
 {
     let (message, temporary) = match &err {
         SdkError::ServiceError(s) => {
             let e = s.err();
             let code = e.code().unwrap_or("Unknown");
-            let throttled = code.contains("Throttl") || code == "RequestThrottled";
-            let temporary = throttled || (!is_permanent_code(code) && e.code().is_none());
+            let status = s.raw().status().as_u16();
+            let temporary = !is_permanent_code(code)
+                && (code.contains("Throttl")
+                    || matches!(
+                        code,
+                        "RequestThrottled"
+                            | "InternalError"
+                            | "ServiceUnavailable"
+                            | "KmsThrottled"
+                    )
+                    || status >= 500
+                    || status == 429
+                    || e.code().is_none());
             (
                 format!("{op}: {code}: {}", e.message().unwrap_or("")),
                 temporary,
