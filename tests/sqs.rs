@@ -637,13 +637,13 @@ async fn iam_alerts_are_remediated_end_to_end(case: PlannerCase, alerts: usize) 
 }
 
 /// How many alerts the end-to-end test sends: `REMEDIATION_SQS_E2E_ALERTS`, or
-/// 30. Each alert runs the real `aws` CLI twice (about 0.7 s of CPU per run),
+/// 20. Each alert runs the real `aws` CLI twice (about 0.7 s of CPU per run),
 /// so the acceptance size of 200 takes several minutes on two cores; run it
 /// with `REMEDIATION_SQS_E2E_ALERTS=200 cargo test --features sqs --test sqs prisma_iam`.
 fn e2e_alerts() -> usize {
     match std::env::var("REMEDIATION_SQS_E2E_ALERTS") {
         Ok(v) => v.parse().expect("REMEDIATION_SQS_E2E_ALERTS is a number"),
-        Err(_) => 30,
+        Err(_) => 20,
     }
 }
 
@@ -1022,6 +1022,55 @@ async fn fifo_groups_are_worked_in_order() {
     assert_eq!(moto.depth(&url).await, (0, 0, 0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_order_survives_failed_steps() {
+    let moto = Moto::start().await;
+    let url = moto
+        .create_queue(
+            "retried.fifo",
+            &[(QueueAttributeName::FifoQueue, "true".to_owned())],
+        )
+        .await;
+    let bodies: Vec<String> = (0..4)
+        .map(|seq| {
+            prisma_alert(
+                &format!("R-{seq}"),
+                &format!("aws iam get-user --user-name r-{seq}"),
+            )
+        })
+        .collect();
+    let one_group = |_: usize| "only-group".to_owned();
+    moto.send_all(&url, &bodies, Some(&one_group)).await;
+    let source = moto
+        .source()
+        .with_queue_url(&url)
+        .with_wait(Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap();
+    // Every message fails once: each is nacked while its successors are held
+    // back, and must still be worked before them.
+    let mut executor = RecordingExecutor::new(no_delay);
+    executor.fail_first = true;
+    let executor = Arc::new(executor);
+    let engine = Engine::builder(
+        Arc::new(source),
+        Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+        executor.clone(),
+    )
+    .config(
+        EngineConfig::default()
+            .with_concurrency(10)
+            .with_retry(fast_retry()),
+    )
+    .build();
+    let (summary, reached) = run_until(&engine, Duration::from_secs(40), |s| s.executed >= 4).await;
+    assert!(reached, "{summary:?}");
+    assert_eq!(summary.nacked, 4, "{summary:?}");
+    assert_eq!(executor.done(), ["r-0", "r-1", "r-2", "r-3"]);
+    assert_eq!(moto.depth(&url).await, (0, 0, 0));
+}
+
 // -------------------------------------------------------------- calls per alert
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1048,7 +1097,7 @@ async fn steady_state_needs_at_most_a_quarter_sqs_call_per_alert() {
     .stats(Arc::clone(&stats))
     .build();
     // moto slows down sharply with queue depth (1000 queued messages make each
-    // call take most of a second), so the producer keeps about 100 queued and
+    // call take most of a second), so the producer keeps about 60 queued and
     // tops the queue up as the worker drains it: a steady stream of 1000 alerts.
     let producer = tokio::spawn({
         let client = moto.client.clone();
@@ -1057,7 +1106,7 @@ async fn steady_state_needs_at_most_a_quarter_sqs_call_per_alert() {
         async move {
             let sender = Moto::sender(client);
             for chunk in 0..alerts / 10 {
-                while (chunk * 10) as u64 > stats.get(Counter::Executed) + 100 {
+                while (chunk * 10) as u64 > stats.get(Counter::Executed) + 60 {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 let bodies: Vec<String> = (chunk * 10..chunk * 10 + 10)

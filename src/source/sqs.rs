@@ -49,7 +49,7 @@ use aws_sdk_sqs::types::{
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -564,6 +564,7 @@ impl Shared {
             message_id: message_id.clone(),
             group: group.clone(),
             body: self.dead_letter_queue_url.as_ref().map(|_| body.clone()),
+            settled: AtomicBool::new(false),
         };
         let mut d = Delivery::new(message_id, body, Arc::new(settle))
             .with_delivery_count(count)
@@ -787,6 +788,24 @@ struct SqsSettle {
     group: Option<String>,
     /// The body, kept (shared, not copied) when dead letters are sent to a queue.
     body: Option<Bytes>,
+    /// Set once ack, nack or dead-letter ran (FIFO bookkeeping on drop).
+    settled: AtomicBool,
+}
+
+impl Drop for SqsSettle {
+    fn drop(&mut self) {
+        // A FIFO delivery dropped unsettled comes back when its visibility
+        // timeout ends; its held-back successors must not overtake it, so they
+        // are forgotten too (SQS redelivers them after it, in order).
+        if self.shared.fifo && !self.settled.load(Ordering::Relaxed) {
+            if let Some(group) = &self.group {
+                let mut g = self.shared.groups();
+                g.busy.remove(group);
+                g.held.remove(group);
+                g.order.retain(|o| o != group);
+            }
+        }
+    }
 }
 
 impl fmt::Debug for SqsSettle {
@@ -801,6 +820,7 @@ impl fmt::Debug for SqsSettle {
 
 impl SqsSettle {
     async fn done(&self, returned: bool) {
+        self.settled.store(true, Ordering::Relaxed);
         if self.shared.fifo {
             if let Some(group) = &self.group {
                 self.shared.group_done(group, returned).await;
