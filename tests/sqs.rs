@@ -1188,3 +1188,69 @@ async fn an_invalid_receipt_handle_is_reported_and_counted() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_failed_delete_batch_fails_only_its_entry() {
+    let moto = Moto::start().await;
+    // maxReceiveCount 1: a message received once and let go moves to the DLQ
+    // on its next receive, which invalidates the first receipt handle.
+    let (url, dlq) = moto.create_redrive_pair("partial", 1).await;
+    let stats = Arc::new(Stats::new());
+    let source = moto
+        .source()
+        .with_queue_url(&url)
+        .with_wait(Duration::ZERO)
+        .with_visibility_timeout(Duration::from_secs(2))
+        .with_stats(Arc::clone(&stats))
+        .build()
+        .await
+        .unwrap();
+    moto.send_all(&url, &["a".to_owned()], None).await;
+    let a = conformance::receive_one(&source, Duration::from_secs(5))
+        .await
+        .expect("a");
+    moto.send_all(&url, &["b".to_owned(), "c".to_owned()], None)
+        .await;
+    let mut rest = Vec::new();
+    let t0 = Instant::now();
+    while rest.len() < 2 && t0.elapsed() < Duration::from_secs(5) {
+        rest.extend(source.receive(10).await.expect("receive"));
+    }
+    assert_eq!(rest.len(), 2);
+    for d in &rest {
+        d.extend(Duration::from_secs(60)).await.expect("extend");
+    }
+    // Let a's visibility lapse, then have someone else receive it: redriven.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let t0 = Instant::now();
+    while moto.peek(&dlq).await.is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "a never redriven");
+        let _ = moto
+            .client
+            .receive_message()
+            .queue_url(&url)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+    let deletes_before = stats
+        .snapshot()
+        .api_calls
+        .get(api::DELETE_MESSAGE_BATCH)
+        .copied();
+    let (b, c) = (rest.remove(0), rest.remove(0));
+    let (ra, rb, rc) = tokio::join!(a.ack(), b.ack(), c.ack());
+    let e = ra.expect_err("a's receipt is no longer valid");
+    assert!(e.to_string().contains("ReceiptHandleIsInvalid"), "{e}");
+    rb.expect("b deleted");
+    rc.expect("c deleted");
+    assert_eq!(source.invalid_receipts(), 1);
+    let deletes = stats.snapshot().api_calls[api::DELETE_MESSAGE_BATCH];
+    assert_eq!(
+        deletes - deletes_before.unwrap_or(0),
+        1,
+        "three acks within the flush window share one DeleteMessageBatch"
+    );
+    assert_eq!(moto.depth(&url).await, (0, 0, 0));
+}
