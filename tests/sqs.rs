@@ -1254,3 +1254,81 @@ async fn a_partly_failed_delete_batch_fails_only_its_entry() {
     );
     assert_eq!(moto.depth(&url).await, (0, 0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prisma_eventbridge_and_sns_wrapped_bodies_are_decoded() {
+    let moto = Moto::start().await;
+    let url = moto.create_queue("mixed", &[]).await;
+    let fixture = |path: &str| {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+            .expect("fixture");
+        // One line, as a producer would send it.
+        serde_json::from_str::<serde_json::Value>(&text)
+            .expect("fixture JSON")
+            .to_string()
+    };
+    let sns = |message: &str| {
+        serde_json::json!({
+            "Type": "Notification",
+            "MessageId": "0b5f6b26-8f1c-5a5a-9a4f-0f0e0d0c0b0a",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:prisma",
+            "Message": message,
+            "Timestamp": "2024-01-01T00:00:00.000Z",
+        })
+        .to_string()
+    };
+    let alert = prisma_alert("SNS-1", "aws iam get-user --user-name sns-user");
+    let eventbridge = fixture("tests/fixtures/cloudtrail/miztiik-eventbridge-iam-CreateUser.json");
+    let test_notification =
+        fixture("tests/fixtures/prisma/pan-enhanced-remediation-test-T-0-body.json");
+    let event_id =
+        serde_json::from_str::<serde_json::Value>(&eventbridge).unwrap()["detail"]["eventID"]
+            .as_str()
+            .expect("eventID")
+            .to_owned();
+    let bodies = vec![
+        alert,
+        sns(&prisma_alert(
+            "SNS-2",
+            "aws iam get-user --user-name sns-wrapped",
+        )),
+        eventbridge.clone(),
+        // Another event (the engine deduplicates by CloudTrail eventID).
+        sns(&eventbridge.replace(&event_id, "sns-wrapped-event-id")),
+        test_notification,
+    ];
+    moto.send_all(&url, &bodies, None).await;
+    let source = moto
+        .source()
+        .with_queue_url(&url)
+        .with_wait(Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap();
+    let executor = Arc::new(RecordingExecutor::new(no_delay));
+    let audit = Arc::new(MemoryAudit::new());
+    let engine = Engine::builder(
+        Arc::new(source),
+        Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+        executor.clone(),
+    )
+    .audit(audit.clone())
+    .build();
+    let (summary, reached) = run_until(&engine, Duration::from_secs(20), |s| {
+        s.acked >= bodies.len() as u64
+    })
+    .await;
+    let records: Vec<_> = audit
+        .records()
+        .into_iter()
+        .map(|r| (r.alert_id.or(r.event_id), r.decision, r.reason))
+        .collect();
+    assert!(reached, "{summary:?} {records:?}");
+    assert_eq!(summary.rejected, 0, "{records:?}");
+    assert_eq!(summary.executed, 2, "{records:?}");
+    assert_eq!(summary.skipped, 3, "{records:?}");
+    let mut done = executor.done();
+    done.sort();
+    assert_eq!(done, ["sns-user", "sns-wrapped"]);
+    assert_eq!(moto.depth(&url).await, (0, 0, 0));
+}
