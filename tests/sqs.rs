@@ -637,13 +637,13 @@ async fn iam_alerts_are_remediated_end_to_end(case: PlannerCase, alerts: usize) 
 }
 
 /// How many alerts the end-to-end test sends: `REMEDIATION_SQS_E2E_ALERTS`, or
-/// 20. Each alert runs the real `aws` CLI twice (about 0.7 s of CPU per run),
+/// 12. Each alert runs the real `aws` CLI twice (about 0.7 s of CPU per run),
 /// so the acceptance size of 200 takes several minutes on two cores; run it
 /// with `REMEDIATION_SQS_E2E_ALERTS=200 cargo test --features sqs --test sqs prisma_iam`.
 fn e2e_alerts() -> usize {
     match std::env::var("REMEDIATION_SQS_E2E_ALERTS") {
         Ok(v) => v.parse().expect("REMEDIATION_SQS_E2E_ALERTS is a number"),
-        Err(_) => 20,
+        Err(_) => 12,
     }
 }
 
