@@ -11,6 +11,16 @@
 //!     --planner alert-cli --account-profile 123456789012=prod --audit audit.jsonl --execute
 //! ```
 //!
+//! With the `prisma` feature, `--planner prisma` asks the Prisma Cloud API,
+//! configured from the environment (`API_ENDPOINT`, and `PRISMA_ACCESS_KEY_ID` +
+//! `PRISMA_SECRET_KEY` [+ `PRISMA_CUSTOMER_NAME`], or a static `AUTH_KEY`):
+//!
+//! ```text
+//! API_ENDPOINT=api2.eu PRISMA_ACCESS_KEY_ID=... PRISMA_SECRET_KEY=... \
+//!   cargo run --release --features prisma --example remediate -- \
+//!     --source stdin --planner prisma --account-profile 123456789012=prod --execute
+//! ```
+//!
 //! With the `sqs` feature, `--source sqs:NAME_OR_URL` reads an Amazon SQS queue
 //! (region and credentials from the standard AWS chain, `AWS_ENDPOINT_URL` for a
 //! local server, `SQS_DEAD_LETTER_QUEUE_URL`, `SQS_VISIBILITY_TIMEOUT` and
@@ -55,7 +65,9 @@ struct Args {
     /// bundled sample.
     #[arg(long)]
     source: Option<String>,
-    /// Planner to ask, in order (repeatable): `alert-cli`.
+    /// Planner to ask, in order (repeatable): `alert-cli`, `prisma` (needs the
+    /// `prisma` feature; configured from API_ENDPOINT and PRISMA_ACCESS_KEY_ID +
+    /// PRISMA_SECRET_KEY, or AUTH_KEY).
     #[arg(long = "planner", default_value = "alert-cli")]
     planners: Vec<String>,
     /// Run the commands (default: dry run, nothing runs and nothing is settled).
@@ -85,6 +97,21 @@ struct Args {
     /// In dry run, settle deliveries as a real run would.
     #[arg(long)]
     settle_in_dry_run: bool,
+    /// Prisma: allow a plain http:// API_ENDPOINT on a loopback host (tests against a mock).
+    #[arg(long)]
+    allow_http: bool,
+    /// Prisma: the most alert ids per remediation request.
+    #[arg(long, default_value_t = 50)]
+    prisma_max_batch: usize,
+    /// Prisma: how long to collect ids for one request, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    prisma_batch_window_ms: u64,
+    /// Prisma: `v1` (batched POST, default) or `v2` (one GET per alert).
+    #[arg(long, value_parser = ["v1", "v2"], default_value = "v1")]
+    prisma_api: String,
+    /// Prisma: also trust the CA certificates in this PEM file (verification stays on).
+    #[arg(long)]
+    prisma_ca_bundle: Option<std::path::PathBuf>,
     /// Do not print a line per delivery.
     #[arg(long, short)]
     quiet: bool,
@@ -218,14 +245,31 @@ async fn main() -> ExitCode {
     }
 
     let policy = CommandPolicy::default();
+    #[cfg(feature = "prisma")]
+    let mut prisma_stats = None;
     let mut planners: Vec<Box<dyn RemediationPlanner>> = Vec::new();
     for name in &args.planners {
         match name.as_str() {
             "alert-cli" => planners.push(Box::new(AlertCliPlanner::new(policy.clone()))),
+            #[cfg(feature = "prisma")]
+            "prisma" => match prisma_planner(&args, &policy, &stats) {
+                Ok(p) => {
+                    prisma_stats = Some(Arc::clone(p.stats()));
+                    planners.push(Box::new(p));
+                }
+                Err(e) => return fail(format!("--planner prisma: {e}")),
+            },
+            #[cfg(not(feature = "prisma"))]
+            "prisma" => {
+                return fail(
+                    "the prisma planner needs the `prisma` cargo feature: \
+                     cargo run --features prisma --example remediate -- --planner prisma ...",
+                );
+            }
             other => {
                 return fail(format!(
-                    "unknown planner {other:?}: available: alert-cli \
-                     (prisma and cloudtrail come with their features)"
+                    "unknown planner {other:?}: available: alert-cli, prisma \
+                     (cloudtrail comes with its issue)"
                 ));
             }
         }
@@ -286,6 +330,13 @@ async fn main() -> ExitCode {
             "remediate: dry run: nothing was executed and nothing was settled (use --execute)"
         );
     }
+    #[cfg(feature = "prisma")]
+    if let Some(prisma) = &prisma_stats {
+        match serde_json::to_string(&prisma.snapshot()) {
+            Ok(line) => eprintln!("remediate: prisma api {line}"),
+            Err(e) => return fail(e),
+        }
+    }
     match args.summary.as_str() {
         "json" => match serde_json::to_string(&summary) {
             Ok(line) => println!("{line}"),
@@ -311,4 +362,29 @@ async fn main() -> ExitCode {
         eprintln!("remediate: api calls {}", calls.join(" "));
     }
     ExitCode::SUCCESS
+}
+
+/// The Prisma Cloud planner, configured from the environment and the flags.
+#[cfg(feature = "prisma")]
+fn prisma_planner(
+    args: &Args,
+    policy: &CommandPolicy,
+    stats: &Arc<Stats>,
+) -> remediation::Result<remediation::planner::PrismaPlanner> {
+    use remediation::planner::prisma::{PrismaPlannerBuilder, RemediationApi};
+    let mut builder = PrismaPlannerBuilder::from_env()
+        .with_allow_http(args.allow_http)
+        .with_policy(policy.clone())
+        .with_max_batch(args.prisma_max_batch)
+        .with_batch_window(Duration::from_millis(args.prisma_batch_window_ms))
+        .with_engine_stats(Arc::clone(stats))
+        .with_api(if args.prisma_api == "v2" {
+            RemediationApi::V2PerAlert
+        } else {
+            RemediationApi::V1Batch
+        });
+    if let Some(path) = &args.prisma_ca_bundle {
+        builder = builder.with_ca_bundle(path);
+    }
+    builder.build()
 }

@@ -51,7 +51,7 @@
 //! | feature      | adds |
 //! |--------------|------|
 //! | *(default)*  | models, traits, engine, memory and file sources, process and dry-run executors, `alert-cli` planner |
-//! | `prisma`     | reserved: the Prisma Cloud remediation API planner |
+//! | `prisma`     | [`PrismaPlanner`](planner::PrismaPlanner): the Prisma Cloud remediation API (reqwest, rustls; batching, token refresh, retries) |
 //! | `sqs`        | the Amazon SQS source, `source::SqsSource` (`aws-sdk-sqs`) |
 //! | `servicebus` | reserved: the Azure Service Bus source |
 //! | `pubsub`     | reserved: the GCP Pub/Sub source |

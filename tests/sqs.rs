@@ -470,6 +470,8 @@ async fn conformance_dead_letter_by_redrive_policy() {
 struct PlannerCase {
     planner: Arc<dyn RemediationPlanner>,
     body: AlertBody,
+    /// Whatever must live as long as the test (a mock server).
+    _keep: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Makes the message body for (alert id, user, remediation script).
@@ -480,7 +482,64 @@ fn alert_cli_case() -> PlannerCase {
     PlannerCase {
         planner: Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
         body: Box::new(|id, _user, script| prisma_alert(id, script)),
+        _keep: None,
     }
+}
+
+/// The Prisma Cloud remediation API (a wiremock mock serving the documented
+/// shape) plans each alert: alert `P-n` gets the IAM script of `user-nnn`.
+#[cfg(feature = "prisma")]
+async fn prisma_api_case() -> PlannerCase {
+    use remediation::planner::PrismaPlanner;
+    use remediation::redact::Secret;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+    const TOKEN: &str = "tok-sqs-e2e-3f9a";
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/permission/alert/remediation"))
+        .and(header("x-redlock-auth", TOKEN))
+        .respond_with(|request: &Request| {
+            let body: serde_json::Value = serde_json::from_slice(&request.body).expect("JSON body");
+            let mut scripts = serde_json::Map::new();
+            for id in body["alerts"].as_array().expect("alerts").iter() {
+                let id = id.as_str().expect("id");
+                let n: usize = id.trim_start_matches("P-").parse().expect("P-n id");
+                scripts.insert(id.to_owned(), iam_script(&user_name(n)).into());
+            }
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "alertIdVsCliScript": scripts,
+                "cliDescription": "Denies everything to the risky user.",
+            }))
+        })
+        .mount(&server)
+        .await;
+    let planner = PrismaPlanner::builder()
+        .with_endpoint(server.uri())
+        .with_allow_http(true)
+        .with_token(Secret::new(TOKEN))
+        .build()
+        .expect("prisma planner");
+    PlannerCase {
+        planner: Arc::new(planner),
+        body: Box::new(|id, _user, _script| {
+            serde_json::json!({
+                "alertId": id,
+                "alertStatus": "open",
+                "accountId": ACCOUNT,
+                "cloudType": "aws",
+                "resourceRegionId": "global",
+                "policyName": "AWS IAM user with risky permissions",
+            })
+            .to_string()
+        }),
+        _keep: Some(Box::new(server)),
+    }
+}
+
+fn user_name(n: usize) -> String {
+    format!("user-{n:03}")
 }
 
 /// The documented Prisma Cloud IAM remediation: create a deny policy, attach it.
@@ -560,7 +619,7 @@ fn real_aws_executor(dir: &Path, endpoint: &str) -> ProcessExecutor {
 /// every user has its deny policy, every message is deleted.
 async fn iam_alerts_are_remediated_end_to_end(case: PlannerCase, alerts: usize) {
     let moto = Moto::start().await;
-    let users: Vec<String> = (0..alerts).map(|i| format!("user-{i:03}")).collect();
+    let users: Vec<String> = (0..alerts).map(user_name).collect();
     iam_python(&moto.endpoint(), CREATE_USERS, &users.join(","));
     let url = moto.create_queue("prisma-alerts", &[]).await;
     let bodies: Vec<String> = users
@@ -650,6 +709,12 @@ fn e2e_alerts() -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prisma_iam_alerts_remediated_with_the_real_aws_cli() {
     iam_alerts_are_remediated_end_to_end(alert_cli_case(), e2e_alerts()).await;
+}
+
+#[cfg(feature = "prisma")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prisma_iam_alerts_planned_by_the_prisma_api_remediated_with_the_real_aws_cli() {
+    iam_alerts_are_remediated_end_to_end(prisma_api_case().await, e2e_alerts()).await;
 }
 
 // -------------------------------------------------------------------- failures

@@ -46,14 +46,14 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// A command: a program and its arguments. Never a shell string.
 ///
 /// Serializes as a JSON array of strings (the argv). Deserializing refuses an
 /// empty array, so a command always has a program.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(into = "Vec<String>", try_from = "Vec<String>")]
 pub struct Command {
     /// Never empty: element 0 is the program.
@@ -61,6 +61,31 @@ pub struct Command {
     /// Shared, so cloning a command (into a plan, a dry-run record, an audit
     /// line) never copies its arguments.
     argv: std::sync::Arc<[String]>,
+    /// The fingerprint of the [`CommandPolicy`] this argv passed when
+    /// [`parse_script`] built it, so executors checking the same command
+    /// against an identical policy need not walk it again; 0 when unchecked.
+    /// The argv is immutable, so the verdict cannot go stale.
+    verified_by: u64,
+}
+
+impl PartialEq for Command {
+    fn eq(&self, other: &Self) -> bool {
+        self.argv == other.argv
+    }
+}
+
+impl Eq for Command {}
+
+impl std::hash::Hash for Command {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.argv.hash(state);
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Command").field("argv", &self.argv).finish()
+    }
 }
 
 impl Command {
@@ -72,7 +97,10 @@ impl Command {
     {
         let mut argv = vec![program.into()];
         argv.extend(args.into_iter().map(Into::into));
-        Command { argv: argv.into() }
+        Command {
+            argv: argv.into(),
+            verified_by: 0,
+        }
     }
 
     /// A command from a whole argv, or `None` if `argv` is empty.
@@ -80,7 +108,10 @@ impl Command {
         if argv.is_empty() {
             None
         } else {
-            Some(Command { argv: argv.into() })
+            Some(Command {
+                argv: argv.into(),
+                verified_by: 0,
+            })
         }
     }
 
@@ -145,21 +176,16 @@ impl fmt::Display for Command {
     }
 }
 
-/// An option a program may not be given, because it would choose its own
-/// credentials, endpoint or TLS trust instead of the executor's context.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct DeniedOption {
-    program: String,
-    option: String,
-}
-
-/// A run of positional words a program may not be given (`aws configure`,
-/// `gcloud auth`): they change the CLI's stored credentials or configuration,
-/// and with it the context of every later step.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct DeniedSubcommand {
-    program: String,
-    words: Vec<String>,
+/// What one program may not be given.
+///
+/// Options (`--profile`) would choose the program's own credentials, endpoint or
+/// TLS trust instead of the executor's context; subcommands (`aws configure`,
+/// `gcloud auth`) are runs of positional words that change the CLI's stored
+/// credentials or configuration, and with it the context of every later step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct ProgramRules {
+    options: BTreeSet<String>,
+    subcommands: BTreeSet<Vec<String>>,
 }
 
 /// Programs whose option parser (Python `argparse`) accepts any unambiguous
@@ -191,16 +217,20 @@ const ABBREVIATING_PROGRAMS: &[&str] = &["aws"];
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandPolicy {
     programs: BTreeSet<String>,
-    denied_options: BTreeSet<DeniedOption>,
-    denied_subcommands: BTreeSet<DeniedSubcommand>,
+    /// Denied options and subcommands by program: one lookup per check.
+    denied: BTreeMap<String, ProgramRules>,
+    /// A hash of all the rules above, recomputed whenever they change; never 0.
+    /// Equal rules give equal fingerprints, so a command checked by one policy
+    /// is known to pass an identical one (see [`Command`]'s `verified_by`).
+    fingerprint: u64,
 }
 
 impl Default for CommandPolicy {
     fn default() -> Self {
         let policy = CommandPolicy {
             programs: BTreeSet::new(),
-            denied_options: BTreeSet::new(),
-            denied_subcommands: BTreeSet::new(),
+            denied: BTreeMap::new(),
+            fingerprint: 0,
         }
         .with_programs(["aws", "az", "gcloud"]);
         let policy = [
@@ -256,23 +286,24 @@ impl CommandPolicy {
         S: Into<String>,
     {
         self.programs = programs.into_iter().map(Into::into).collect();
-        self
+        self.refingerprint()
     }
 
     /// Allows one more program, by bare name (a name with a path separator
     /// can never pass [`check`](Self::check)).
     pub fn allow_program(mut self, program: impl Into<String>) -> Self {
         self.programs.insert(program.into());
-        self
+        self.refingerprint()
     }
 
     /// Denies `option` (`--name`, also matched as `--name=value`) for `program`.
     pub fn deny_option(mut self, program: impl Into<String>, option: impl Into<String>) -> Self {
-        self.denied_options.insert(DeniedOption {
-            program: program.into(),
-            option: option.into(),
-        });
-        self
+        self.denied
+            .entry(program.into())
+            .or_default()
+            .options
+            .insert(option.into());
+        self.refingerprint()
     }
 
     /// Denies the run of positional `words` (`["account", "set"]`) for `program`.
@@ -283,11 +314,26 @@ impl CommandPolicy {
     {
         let words: Vec<String> = words.into_iter().map(Into::into).collect();
         if !words.is_empty() {
-            self.denied_subcommands.insert(DeniedSubcommand {
-                program: program.into(),
-                words,
-            });
+            self.denied
+                .entry(program.into())
+                .or_default()
+                .subcommands
+                .insert(words);
         }
+        self.refingerprint()
+    }
+
+    /// Recomputes [`fingerprint`](Self::fingerprint) after a rule changed.
+    fn refingerprint(mut self) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.programs.hash(&mut hasher);
+        for (program, rules) in &self.denied {
+            program.hash(&mut hasher);
+            rules.options.hash(&mut hasher);
+            rules.subcommands.hash(&mut hasher);
+        }
+        self.fingerprint = hasher.finish() | 1;
         self
     }
 
@@ -305,14 +351,19 @@ impl CommandPolicy {
     /// path), no argument may hold a NUL byte, and no denied option or
     /// subcommand may appear.
     pub fn check(&self, command: &Command) -> Result<()> {
-        match self.violation(command) {
+        if command.verified_by == self.fingerprint {
+            return Ok(());
+        }
+        match self.violation(command, true) {
             None => Ok(()),
             Some(reason) => Err(Error::unsafe_command(reason)),
         }
     }
 
     /// Why `command` breaks the policy, if it does.
-    fn violation(&self, command: &Command) -> Option<String> {
+    /// Why `command` may not run, if it may not. `scan_nul` is false only for
+    /// commands [`parse_script`] built, whose scanner already refused NUL bytes.
+    fn violation(&self, command: &Command, scan_nul: bool) -> Option<String> {
         let program = command.program();
         if program.is_empty() {
             return Some("empty program name".to_owned());
@@ -330,39 +381,35 @@ impl CommandPolicy {
                 self.programs().collect::<Vec<_>>().join(", ")
             ));
         }
-        if command.argv().iter().any(|a| a.contains('\0')) {
+        if scan_nul && command.argv().iter().any(|a| a.contains('\0')) {
             return Some("NUL byte in an argument".to_owned());
         }
+        let rules = self.denied.get(program)?;
         let abbreviates = ABBREVIATING_PROGRAMS.contains(&program);
         for arg in command.args() {
             if !arg.starts_with("--") {
                 continue;
             }
             let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
-            for denied in self.denied_options.iter().filter(|d| d.program == program) {
-                let abbreviation = abbreviates && name.len() > 2 && denied.option.starts_with(name);
-                if name == denied.option || abbreviation {
+            for denied in &rules.options {
+                let abbreviation = abbreviates && name.len() > 2 && denied.starts_with(name);
+                if name == denied || abbreviation {
                     return Some(format!(
-                        "option {} ({} for {program}) is not allowed: it would change the credentials, endpoint, TLS trust or logging the executor controls",
+                        "option {} ({denied} for {program}) is not allowed: it would change the credentials, endpoint, TLS trust or logging the executor controls",
                         quoted(name),
-                        denied.option
                     ));
                 }
             }
         }
-        for denied in self
-            .denied_subcommands
-            .iter()
-            .filter(|d| d.program == program)
-        {
+        for words in &rules.subcommands {
             if command
                 .args()
-                .windows(denied.words.len())
-                .any(|w| w == denied.words.as_slice())
+                .windows(words.len())
+                .any(|w| w == words.as_slice())
             {
                 return Some(format!(
                     "`{program} {}` is not allowed: it changes the CLI's stored credentials or configuration",
-                    denied.words.join(" ")
+                    words.join(" ")
                 ));
             }
         }
@@ -382,16 +429,17 @@ fn quoted(text: &str) -> String {
 /// An empty script, or one holding only blank lines and comments, yields no commands.
 pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>> {
     let statements = Scanner::new(script).scan()?;
-    let mut commands = Vec::new();
+    let mut commands = Vec::with_capacity(statements.len());
     for words in statements {
         for group in split_on_and(&words, policy, commands.len())? {
             let number = commands.len() + 1;
-            let command = tokenize(group, number)?;
-            if let Some(reason) = policy.violation(&command) {
+            let mut command = tokenize(group, number)?;
+            if let Some(reason) = policy.violation(&command, false) {
                 return Err(Error::unsafe_command(format!(
                     "{reason} in statement {number}"
                 )));
             }
+            command.verified_by = policy.fingerprint;
             commands.push(command);
         }
     }
@@ -462,6 +510,23 @@ impl Cursor<'_> {
 
 /// The quote-aware scan: finds statement boundaries and word boundaries and
 /// rejects shell syntax. It never unquotes; shlex does that afterwards.
+/// Bytes that are ordinary word characters outside quotes, in a table: the
+/// scanner's fast path tests every byte of a script against it.
+const PLAIN_UNQUOTED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b',' | b'@' | b'+' | b'%'
+            );
+        b += 1;
+    }
+    table
+};
+
 struct Scanner<'a> {
     chars: Cursor<'a>,
     statements: Vec<Vec<RawWord<'a>>>,
@@ -476,7 +541,7 @@ impl<'a> Scanner<'a> {
         Scanner {
             chars: Cursor { script, pos: 0 },
             statements: Vec::new(),
-            words: Vec::new(),
+            words: Vec::with_capacity(16),
             word: None,
             after_and_and: false,
         }
@@ -539,13 +604,7 @@ impl<'a> Scanner<'a> {
         let n = match quote {
             Quote::None => rest
                 .iter()
-                .take_while(|&&b| {
-                    b.is_ascii_alphanumeric()
-                        || matches!(
-                            b,
-                            b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b',' | b'@' | b'+' | b'%'
-                        )
-                })
+                .take_while(|&&b| PLAIN_UNQUOTED[usize::from(b)])
                 .count(),
             Quote::Single => rest
                 .iter()
@@ -594,7 +653,11 @@ impl<'a> Scanner<'a> {
                 _ => Ok(()),
             };
         }
-        self.statements.push(std::mem::take(&mut self.words));
+        let capacity = self.words.len().max(16);
+        self.statements.push(std::mem::replace(
+            &mut self.words,
+            Vec::with_capacity(capacity),
+        ));
         self.after_and_and = separator == Separator::AndAnd;
         Ok(())
     }
@@ -825,8 +888,12 @@ fn tokenize(words: &[RawWord<'_>], number: usize) -> Result<Command> {
     let mut argv = Vec::with_capacity(words.len());
     for word in words {
         if word.quoted {
-            match shlex::split(&word.text).as_deref() {
-                Some([arg]) => argv.push(arg.clone()),
+            if let Some(inner) = single_quoted(&word.text) {
+                argv.push(inner.to_owned());
+                continue;
+            }
+            match shlex::split(&word.text).as_deref_mut() {
+                Some([arg]) => argv.push(std::mem::take(arg)),
                 _ => {
                     return Err(Error::unsafe_command(format!(
                         "statement {number} could not be tokenized"
@@ -849,6 +916,13 @@ fn tokenize(words: &[RawWord<'_>], number: usize) -> Result<Command> {
     Ok(command)
 }
 
+/// The text inside a word that is one single-quoted string and nothing else
+/// (`'...'`): every character in it is literal, so it needs no tokenizer.
+fn single_quoted(word: &str) -> Option<&str> {
+    let inner = word.strip_prefix('\'')?.strip_suffix('\'')?;
+    (!inner.contains('\'')).then_some(inner)
+}
+
 /// Whether a raw word is `NAME=...` with a shell variable name.
 fn is_assignment(word: &str) -> bool {
     word.split_once('=').is_some_and(|(name, _)| {
@@ -866,6 +940,42 @@ mod tests {
 
     fn parse(script: &str) -> Result<Vec<Command>> {
         parse_script(script, &CommandPolicy::default())
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_inside_quotes_too() {
+        for script in ["aws s3 ls 'a\0b'", "aws s3 ls \"a\0b\"", "aws s3 ls a\\\0b"] {
+            let err = parse(script).unwrap_err().to_string();
+            assert!(
+                err.contains("NUL") || err.contains("U+0000"),
+                "{script:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_parse_verdict_carries_only_to_an_identical_policy() {
+        let commands = parse("aws s3 ls --recursive").unwrap();
+        let command = &commands[0];
+        // Same rules, built separately: the memoized verdict applies.
+        assert_eq!(
+            CommandPolicy::default().fingerprint,
+            CommandPolicy::new().fingerprint
+        );
+        assert!(CommandPolicy::default().check(command).is_ok());
+        // Any changed rule changes the fingerprint, so the command is walked again.
+        let stricter = CommandPolicy::default().deny_option("aws", "--recursive");
+        assert_ne!(stricter.fingerprint, CommandPolicy::default().fingerprint);
+        assert!(stricter.check(command).is_err());
+        let fewer_programs = CommandPolicy::default().with_programs(["gcloud"]);
+        assert!(fewer_programs.check(command).is_err());
+        // A command built by hand, or deserialized, was never verified.
+        let by_hand = Command::new("aws", ["configure"]);
+        assert!(CommandPolicy::default().check(&by_hand).is_err());
+        let round_trip: Command =
+            serde_json::from_str(&serde_json::to_string(command).unwrap()).unwrap();
+        assert_eq!(&round_trip, command);
+        assert_eq!(round_trip.verified_by, 0);
     }
 
     fn argvs(script: &str) -> Vec<Vec<String>> {

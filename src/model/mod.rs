@@ -98,12 +98,23 @@ impl Event {
     /// alerts, `eventID` for CloudTrail records.
     pub fn dedup_key(&self) -> Option<String> {
         match self {
-            Event::PrismaAlert(a) => Some(format!(
-                "prisma:{}:{}",
-                a.id(),
-                a.status().unwrap_or("open")
-            )),
-            Event::CloudTrail(r) => r.event_id().map(|id| format!("cloudtrail:{id}")),
+            Event::PrismaAlert(a) => {
+                let (id, status) = (a.id(), a.status().unwrap_or("open"));
+                let mut key = String::with_capacity(8 + id.len() + status.len());
+                for part in ["prisma:", id, ":", status] {
+                    key.push_str(part);
+                }
+                Some(key)
+            }
+            Event::CloudTrail(r) => r.event_id().map(|id| ["cloudtrail:", id].concat()),
+        }
+    }
+
+    /// The cloud the event's account lives in (AWS when an alert names none).
+    pub fn cloud(&self) -> Cloud {
+        match self {
+            Event::PrismaAlert(a) => a.cloud_type().map(Cloud::parse).unwrap_or(Cloud::Aws),
+            Event::CloudTrail(_) => Cloud::Aws,
         }
     }
 
@@ -111,7 +122,7 @@ impl Event {
     pub fn target(&self) -> Target {
         match self {
             Event::PrismaAlert(a) => Target {
-                cloud: a.cloud_type().map(Cloud::parse).unwrap_or(Cloud::Aws),
+                cloud: self.cloud(),
                 account_id: a.account_id().map(str::to_owned),
                 region: a.region().map(str::to_owned),
             },
@@ -143,11 +154,16 @@ pub enum Cloud {
 impl Cloud {
     /// Parses a `cloudType` as Prisma Cloud writes it (`aws`, `azure`, `gcp`, `AWS`...).
     pub fn parse(s: &str) -> Cloud {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "aws" | "amazon" => Cloud::Aws,
-            "azure" | "microsoft" => Cloud::Azure,
-            "gcp" | "gcloud" | "google" => Cloud::Gcp,
-            other => Cloud::Other(other.to_owned()),
+        let s = s.trim();
+        let is = |names: &[&str]| names.iter().any(|n| s.eq_ignore_ascii_case(n));
+        if is(&["aws", "amazon"]) {
+            Cloud::Aws
+        } else if is(&["azure", "microsoft"]) {
+            Cloud::Azure
+        } else if is(&["gcp", "gcloud", "google"]) {
+            Cloud::Gcp
+        } else {
+            Cloud::Other(s.to_ascii_lowercase())
         }
     }
 

@@ -5,6 +5,8 @@
 //! by an API can make one call for many alerts.
 
 pub mod alert_cli;
+#[cfg(feature = "prisma")]
+pub mod prisma;
 
 use crate::error::Result;
 use crate::executor::Command;
@@ -15,6 +17,8 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use alert_cli::AlertCliPlanner;
+#[cfg(feature = "prisma")]
+pub use prisma::PrismaPlanner;
 
 /// One step of a plan: a command and why it runs.
 #[derive(Clone, Debug, PartialEq, Eq)]

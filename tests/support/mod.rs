@@ -13,8 +13,44 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The stand-in's source, shared by all three program names.
-const STANDIN_SOURCE: &str = include_str!("standin.py");
+/// The stand-in's source (plain Rust, no dependencies), shared by all three
+/// program names. A compiled stand-in starts in about a millisecond, so tests
+/// that run hundreds of commands measure the worker, not an interpreter.
+const STANDIN_SOURCE: &str = include_str!("standin.rs");
+
+/// Compiles the stand-in once per test binary (and once per source version
+/// across binaries: the file name holds a hash of the source), returning its path.
+fn standin_binary() -> &'static Path {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        STANDIN_SOURCE.hash(&mut hasher);
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("standin");
+        std::fs::create_dir_all(&dir).expect("stand-in build dir");
+        let binary = dir.join(format!("standin-{:016x}", hasher.finish()));
+        if binary.exists() {
+            return binary;
+        }
+        // Build under a unique name, then rename: test binaries running in
+        // parallel never see a half-written stand-in.
+        let unique = format!("{}.{}", std::process::id(), hasher.finish());
+        let source = dir.join(format!("standin-{unique}.rs"));
+        let partial = dir.join(format!("standin-{unique}.partial"));
+        std::fs::write(&source, STANDIN_SOURCE).expect("write stand-in source");
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let status = std::process::Command::new(rustc)
+            .args(["--edition", "2021", "--crate-name", "standin", "-O", "-o"])
+            .arg(&partial)
+            .arg(&source)
+            .status()
+            .expect("running rustc to build the stand-in");
+        assert!(status.success(), "rustc failed to build the stand-in");
+        std::fs::rename(&partial, &binary).expect("install stand-in");
+        let _ = std::fs::remove_file(&source);
+        binary
+    })
+}
 
 /// The environment variable naming the stand-in's log file.
 pub const LOG_VAR: &str = "REMEDIATION_STANDIN_LOG";
@@ -47,15 +83,13 @@ pub struct StandIn {
 impl StandIn {
     /// Creates the stand-ins in a fresh temp dir.
     pub fn new() -> StandIn {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("temp dir");
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("bin dir");
+        let binary = standin_binary();
         for program in ["aws", "az", "gcloud"] {
-            let path = bin.join(program);
-            std::fs::write(&path, STANDIN_SOURCE).expect("write stand-in");
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .expect("chmod stand-in");
+            // A symlink: the stand-in records the name it was called by.
+            std::os::unix::fs::symlink(binary, bin.join(program)).expect("link stand-in");
         }
         let log = dir.path().join("calls.jsonl");
         StandIn { dir, log }
@@ -71,7 +105,7 @@ impl StandIn {
         &self.log
     }
 
-    /// A PATH with the stand-ins first, then the test process's PATH (for python3).
+    /// A PATH with the stand-ins first, then the test process's PATH.
     pub fn path_env(&self) -> String {
         let inherited = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".to_owned());
         format!("{}:{inherited}", self.bin_dir().display())

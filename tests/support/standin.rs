@@ -1,0 +1,105 @@
+//! Recording stand-in for `aws` / `az` / `gcloud` (a test double, never the executor).
+//!
+//! Compiled by the test support code with `rustc` (no dependencies), once per
+//! test binary; each stand-in directory links `aws`, `az` and `gcloud` to it.
+//!
+//! Appends one JSON line per invocation to the file named by
+//! `REMEDIATION_STANDIN_LOG`: `{"argv": [...], "env": {NAME: value-or-null, ...},
+//! "pid": N}`. Then, if asked through its environment: writes `STANDIN_STDOUT` /
+//! `STANDIN_STDERR` (repeated `STANDIN_REPEAT` times), sleeps `STANDIN_SLEEP`
+//! seconds, and exits with `STANDIN_EXIT_CODE` (default 0).
+
+use std::io::Write;
+
+const WATCHED: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+];
+
+fn json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn main() {
+    let Some(log) = std::env::var_os("REMEDIATION_STANDIN_LOG") else {
+        eprintln!("stand-in: REMEDIATION_STANDIN_LOG is not set");
+        std::process::exit(97);
+    };
+    let mut args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
+    let program = args.next().unwrap_or_default();
+    let program = program.rsplit('/').next().unwrap_or_default().to_owned();
+
+    let mut line = String::from("{\"argv\": [");
+    for (i, arg) in std::iter::once(program).chain(args).enumerate() {
+        if i > 0 {
+            line.push_str(", ");
+        }
+        json_string(&mut line, &arg);
+    }
+    line.push_str("], \"env\": {");
+    for (i, name) in WATCHED.iter().enumerate() {
+        if i > 0 {
+            line.push_str(", ");
+        }
+        json_string(&mut line, name);
+        line.push_str(": ");
+        match std::env::var_os(name) {
+            Some(value) => json_string(&mut line, &value.to_string_lossy()),
+            None => line.push_str("null"),
+        }
+    }
+    line.push_str(&format!("}}, \"pid\": {}}}\n", std::process::id()));
+    // One write on an O_APPEND file: concurrent stand-ins never interleave lines.
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("stand-in: open log");
+    file.write_all(line.as_bytes())
+        .expect("stand-in: write log");
+
+    let repeat: usize = std::env::var("STANDIN_REPEAT")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    if let Ok(text) = std::env::var("STANDIN_STDOUT") {
+        let _ = std::io::stdout().write_all(text.repeat(repeat).as_bytes());
+    }
+    if let Ok(text) = std::env::var("STANDIN_STDERR") {
+        let _ = std::io::stderr().write_all(text.repeat(repeat).as_bytes());
+    }
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    if let Some(secs) = std::env::var("STANDIN_SLEEP")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+    {
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    }
+    let code = std::env::var("STANDIN_EXIT_CODE")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    std::process::exit(code);
+}
