@@ -492,10 +492,45 @@ fn alert_cli_case() -> PlannerCase {
 async fn prisma_api_case() -> PlannerCase {
     use remediation::planner::PrismaPlanner;
     use remediation::redact::Secret;
+
+    let server = prisma_mock().await;
+    let planner = PrismaPlanner::builder()
+        .with_endpoint(server.uri())
+        .with_allow_http(true)
+        .with_token(Secret::new(PRISMA_TOKEN))
+        .build()
+        .expect("prisma planner");
+    PlannerCase {
+        planner: Arc::new(planner),
+        body: Box::new(|id, _user, _script| prisma_alert_without_script(id)),
+        _keep: Some(Box::new(server)),
+    }
+}
+
+#[cfg(feature = "prisma")]
+const PRISMA_TOKEN: &str = "tok-sqs-e2e-3f9a";
+
+/// A Prisma alert for the Prisma planner: no `alertRemediationCli`.
+#[cfg(feature = "prisma")]
+fn prisma_alert_without_script(id: &str) -> String {
+    serde_json::json!({
+        "alertId": id,
+        "alertStatus": "open",
+        "accountId": ACCOUNT,
+        "cloudType": "aws",
+        "resourceRegionId": "global",
+        "policyName": "AWS IAM user with risky permissions",
+    })
+    .to_string()
+}
+
+/// A mock of the Prisma Cloud remediation API (the documented v1 shape):
+/// alert `P-n` gets the IAM script of `user-nnn`.
+#[cfg(feature = "prisma")]
+async fn prisma_mock() -> wiremock::MockServer {
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, Request, ResponseTemplate};
-
-    const TOKEN: &str = "tok-sqs-e2e-3f9a";
+    const TOKEN: &str = PRISMA_TOKEN;
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/api/v1/permission/alert/remediation"))
@@ -515,27 +550,7 @@ async fn prisma_api_case() -> PlannerCase {
         })
         .mount(&server)
         .await;
-    let planner = PrismaPlanner::builder()
-        .with_endpoint(server.uri())
-        .with_allow_http(true)
-        .with_token(Secret::new(TOKEN))
-        .build()
-        .expect("prisma planner");
-    PlannerCase {
-        planner: Arc::new(planner),
-        body: Box::new(|id, _user, _script| {
-            serde_json::json!({
-                "alertId": id,
-                "alertStatus": "open",
-                "accountId": ACCOUNT,
-                "cloudType": "aws",
-                "resourceRegionId": "global",
-                "policyName": "AWS IAM user with risky permissions",
-            })
-            .to_string()
-        }),
-        _keep: Some(Box::new(server)),
-    }
+    server
 }
 
 fn user_name(n: usize) -> String {
@@ -1396,4 +1411,116 @@ async fn prisma_eventbridge_and_sns_wrapped_bodies_are_decoded() {
     done.sort();
     assert_eq!(done, ["sns-user", "sns-wrapped"]);
     assert_eq!(moto.depth(&url).await, (0, 0, 0));
+}
+
+/// The ported script (`examples/sqs_prisma_iam.rs`, built here with the
+/// features this test was built with) drains a queue and exits: alerts
+/// remediated through the Prisma API mock and the real aws CLI, poison
+/// redriven to the DLQ before the exit, the queue empty.
+#[cfg(feature = "prisma")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ported_script_drains_the_queue_and_exits() {
+    let features: Vec<&str> = [
+        ("full", cfg!(feature = "full")),
+        ("prisma", cfg!(feature = "prisma")),
+        ("sqs", cfg!(feature = "sqs")),
+        ("servicebus", cfg!(feature = "servicebus")),
+        ("pubsub", cfg!(feature = "pubsub")),
+    ]
+    .into_iter()
+    .filter_map(|(f, on)| on.then_some(f))
+    .collect();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = tokio::process::Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            "sqs_prisma_iam",
+            "--features",
+        ])
+        .arg(features.join(","))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .await
+        .expect("run cargo build");
+    assert!(built.success(), "building the example failed");
+    let exe = std::env::current_exe().expect("test exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("examples")
+        .join("sqs_prisma_iam");
+
+    let moto = Moto::start().await;
+    let users: Vec<String> = (0..3).map(user_name).collect();
+    iam_python(&moto.endpoint(), CREATE_USERS, &users.join(","));
+    let (url, dlq) = moto.create_redrive_pair("port-alerts", 2).await;
+    let mut bodies: Vec<String> = (0..3)
+        .map(|i| prisma_alert_without_script(&format!("P-{i}")))
+        .collect();
+    bodies.push(POISON.to_owned());
+    moto.send_all(&url, &bodies, None).await;
+    let prisma = prisma_mock().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config"),
+        "[profile remediator]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("credentials"),
+        "[remediator]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        venv().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = tokio::process::Command::new(&bin)
+        .arg("--allow-http")
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", dir.path())
+        .env("SQS_QUEUE_NAME", "port-alerts")
+        .env("API_ENDPOINT", prisma.uri())
+        .env("AUTH_KEY", PRISMA_TOKEN)
+        .env("ACCOUNT_PROFILES", format!("{ACCOUNT}=remediator"))
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", dir.path().join("config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.path().join("credentials"),
+        )
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the script did not exit: it must drain and stop")
+        .expect("run the example");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains(PRISMA_TOKEN),
+        "token in the output: {stderr}"
+    );
+    let attached: HashMap<String, Vec<String>> =
+        serde_json::from_str(&iam_python(&moto.endpoint(), ATTACHED, &users.join(","))).unwrap();
+    for u in &users {
+        assert_eq!(
+            attached[u],
+            [format!("arn:aws:iam::{ACCOUNT}:policy/deny-{u}")],
+            "user {u}: {stderr}"
+        );
+    }
+    assert_eq!(moto.depth(&url).await, (0, 0, 0), "{stderr}");
+    let parked = moto.peek(&dlq).await;
+    assert_eq!(parked.len(), 1, "{stderr}");
+    assert_eq!(parked[0].0, POISON);
 }
