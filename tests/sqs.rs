@@ -1430,16 +1430,27 @@ async fn the_ported_script_drains_the_queue_and_exits() {
     .into_iter()
     .filter_map(|(f, on)| on.then_some(f))
     .collect();
+    // The same feature selection as this test binary, spelled the same way
+    // (`--all-features` is a different build from listing every feature), so
+    // the build is a no-op after `cargo test --all-features`.
+    let selection = if cfg!(feature = "full") {
+        vec!["--all-features".to_owned()]
+    } else {
+        vec!["--features".to_owned(), features.join(",")]
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = tokio::process::Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "sqs_prisma_iam",
-            "--features",
-        ])
-        .arg(features.join(","))
+    let mut build = tokio::process::Command::new(cargo);
+    // Without the variables cargo sets for a test run: crates that read them
+    // at compile time would otherwise be rebuilt for this nested build.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
+            build.env_remove(&*k);
+        }
+    }
+    let built = build
+        .args(["build", "--quiet", "--example", "sqs_prisma_iam"])
+        .args(&selection)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .await
