@@ -688,7 +688,14 @@ async fn iam_alerts_are_remediated_end_to_end(case: PlannerCase, alerts: usize) 
         "not every alert was remediated: {summary:?}; first failures: {failures:?}"
     );
     assert_eq!(summary.executed, expected, "{failures:?}");
-    assert_eq!(summary.acked, expected);
+    // At least once: a message that became visible again before its delete
+    // landed (a loaded machine, moto's slow calls) is delivered once more and
+    // acked as a duplicate; it is never executed twice.
+    assert!(summary.acked >= expected, "{summary:?}");
+    assert!(
+        summary.acked - expected <= summary.skipped,
+        "every extra ack is a duplicate skipped: {summary:?}"
+    );
     assert_eq!(summary.settle_errors, 0);
 
     let attached: HashMap<String, Vec<String>> =
