@@ -81,6 +81,7 @@ pub mod executor;
 pub mod model;
 pub mod planner;
 pub mod redact;
+pub mod rules;
 pub mod source;
 
 pub use error::{Error, ErrorKind, Result};

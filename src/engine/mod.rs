@@ -830,7 +830,21 @@ impl Inner {
             }
         }
         let dry = self.dry_run();
+        // In a dry run, a read-only step after a mutating one would read state
+        // the planned mutation never made: it is only planned too.
+        let mut mutated = false;
         for (i, step) in plan.steps.iter().enumerate() {
+            let demoted;
+            let step = if dry && mutated && step.read_only {
+                let mut planned = step.clone();
+                planned.read_only = false;
+                planned.expect = None;
+                demoted = planned;
+                &demoted
+            } else {
+                step
+            };
+            mutated |= !step.read_only;
             if cancel.is_cancelled() {
                 let mut r = EventResult::new(
                     AuditDecision::Failed,
@@ -842,10 +856,14 @@ impl Inner {
             }
             self.stats.incr(Counter::StepsRun);
             let run = async {
-                AssertUnwindSafe(self.executor.execute(step, &plan.target))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| Err(panicked("executor", "execute")))
+                AssertUnwindSafe(crate::executor::run_step(
+                    &*self.executor,
+                    step,
+                    &plan.target,
+                ))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(panicked("executor", "execute")))
             };
             let outcome =
                 lease::keep_leased(run, delivery, &self.caps, &self.config.lease, &self.stats)

@@ -1,13 +1,17 @@
 //! The dry-run executor: checks and resolves every step exactly as the
-//! process executor would, records what would run, and runs nothing.
+//! process executor would, records what would run, and runs nothing that
+//! changes anything: [read-only](crate::planner::Step::read_only) queries are
+//! executed for real, so plans that depend on them come out as they would.
 
-use super::{Command, CommandExecutor, CommandPolicy, ContextMap, StepOutcome, StepStatus};
+use super::{
+    Command, CommandExecutor, CommandPolicy, ContextMap, ProcessExecutor, StepOutcome, StepStatus,
+};
 use crate::error::Result;
 use crate::model::Target;
 use crate::planner::Step;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Default number of recorded steps kept: none. The engine's audit trail is
 /// the record of a dry run; keeping steps in memory too is opt-in
@@ -26,18 +30,25 @@ pub struct RecordedStep {
     pub target: Target,
     /// The environment it would have run with (profile, region).
     pub context: BTreeMap<String, String>,
+    /// Whether it was a read-only query, which the dry run executed for real.
+    pub read_only: bool,
 }
 
-/// Records what would run, runs nothing.
+/// Records what would run, runs nothing that changes anything.
 ///
 /// [`check`](CommandExecutor::check) is the process executor's check (same
 /// policy, same context resolution), so a dry run refuses exactly what a real
-/// run would. Keeping the steps in memory is opt-in and bounded
+/// run would. Read-only steps (queries) are handed to a query executor — by
+/// default a [`ProcessExecutor`] with the same policy and contexts, replaced
+/// with [`with_query_executor`](Self::with_query_executor) — and their real
+/// outcome is returned; every other step is only recorded, as
+/// [`StepStatus::Planned`]. Keeping the steps in memory is opt-in and bounded
 /// ([`with_record_limit`](Self::with_record_limit)).
 #[derive(Debug)]
 pub struct DryRunExecutor {
     policy: CommandPolicy,
     contexts: ContextMap,
+    queries: Arc<dyn CommandExecutor>,
     limit: usize,
     recorded: Mutex<VecDeque<RecordedStep>>,
 }
@@ -52,6 +63,7 @@ impl DryRunExecutor {
     /// A dry-run executor checking `policy` and resolving `contexts` exactly as the process executor would.
     pub fn new(policy: CommandPolicy, contexts: ContextMap) -> Self {
         DryRunExecutor {
+            queries: Arc::new(ProcessExecutor::new(policy.clone(), contexts.clone())),
             policy,
             contexts,
             limit: DEFAULT_RECORD_LIMIT,
@@ -62,6 +74,14 @@ impl DryRunExecutor {
     /// Keeps at most `limit` recorded steps (default 0: none), dropping the oldest.
     pub fn with_record_limit(mut self, limit: usize) -> Self {
         self.limit = limit;
+        self
+    }
+
+    /// Runs read-only steps with `executor` (default: a [`ProcessExecutor`]
+    /// with this executor's policy and contexts). Give it the environment a
+    /// real run would have (`PATH`, `AWS_CONFIG_FILE`...).
+    pub fn with_query_executor(mut self, executor: Arc<dyn CommandExecutor>) -> Self {
+        self.queries = executor;
         self
     }
 
@@ -96,7 +116,15 @@ impl CommandExecutor for DryRunExecutor {
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
         self.policy.check(&step.command)?;
         let context = self.contexts.resolve(step, target)?;
-        tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: would run");
+        let outcome = if step.read_only {
+            tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: running read-only query");
+            self.queries.execute(step, target).await?
+        } else {
+            tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: would run");
+            let mut outcome = StepOutcome::new(StepStatus::Planned);
+            outcome.context = context.clone();
+            outcome
+        };
         if self.limit > 0 {
             let mut recorded = self.lock();
             while recorded.len() >= self.limit {
@@ -106,11 +134,10 @@ impl CommandExecutor for DryRunExecutor {
                 command: step.command.clone(),
                 description: step.description.clone(),
                 target: target.clone(),
-                context: context.clone(),
+                context,
+                read_only: step.read_only,
             });
         }
-        let mut outcome = StepOutcome::new(StepStatus::Planned);
-        outcome.context = context;
         Ok(outcome)
     }
 
