@@ -225,7 +225,9 @@ async fn main() -> ExitCode {
     } else {
         let queries = ProcessExecutor::new(policy.clone(), contexts.clone())
             .with_timeout(Duration::from_secs(args.step_timeout));
-        Arc::new(DryRunExecutor::new(policy.clone(), contexts).with_query_executor(Arc::new(queries)))
+        Arc::new(
+            DryRunExecutor::new(policy.clone(), contexts).with_query_executor(Arc::new(queries)),
+        )
     };
     let stats = Arc::new(Stats::new());
     #[cfg(feature = "prisma")]
@@ -273,7 +275,6 @@ async fn main() -> ExitCode {
     } else {
         Arc::new(PlannerChain::new(planners))
     };
-
 
     let mut sinks: Vec<Arc<dyn AuditSink>> = Vec::new();
     if !args.quiet {

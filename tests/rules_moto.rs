@@ -234,9 +234,15 @@ print("{}")
         enveloped(assumed),
         enveloped(failed),
         enveloped(iam_call("e-read", "rolf", "GetUser")),
-        enveloped(glue_call("e-insecure", json!({"endpointName": "insecure-ep", "roleArn": "arn:aws:iam::123456789012:role/glue"}))),
-        glue_call("e-secure", json!({"endpointName": "secure-ep", "securityConfiguration": "sc",
-            "securityGroupIds": ["sg-1"], "subnetId": "subnet-1", "publicKeys": ["ssh-rsa AAAA"]})),
+        enveloped(glue_call(
+            "e-insecure",
+            json!({"endpointName": "insecure-ep", "roleArn": "arn:aws:iam::123456789012:role/glue"}),
+        )),
+        glue_call(
+            "e-secure",
+            json!({"endpointName": "secure-ep", "securityConfiguration": "sc",
+            "securityGroupIds": ["sg-1"], "subnetId": "subnet-1", "publicKeys": ["ssh-rsa AAAA"]}),
+        ),
     ];
     let process: Arc<dyn CommandExecutor> = Arc::new(aws.process());
     let records = run(&events, &rules, process, aws.dir.path(), "events.jsonl").await;
@@ -244,7 +250,14 @@ print("{}")
     let alice = by_event(&records, "e-alice");
     assert_eq!(alice.decision, AuditDecision::Executed, "{alice:#?}");
     let argv: Vec<&str> = alice.steps.iter().map(|s| s.argv[2].as_str()).collect();
-    assert_eq!(argv, ["create-policy", "attach-user-policy", "list-attached-user-policies"]);
+    assert_eq!(
+        argv,
+        [
+            "create-policy",
+            "attach-user-policy",
+            "list-attached-user-policies"
+        ]
+    );
     for (id, why) in [
         ("e-bob", "admin group"),
         ("e-self", "remediator's own identity"),
@@ -255,7 +268,10 @@ print("{}")
     ] {
         let r = by_event(&records, id);
         assert_eq!(r.decision, AuditDecision::Skipped, "{id}: {r:#?}");
-        assert!(r.reason.as_deref().unwrap_or("").contains(why), "{id}: {r:#?}");
+        assert!(
+            r.reason.as_deref().unwrap_or("").contains(why),
+            "{id}: {r:#?}"
+        );
     }
     let carol = by_event(&records, "e-carol");
     assert_eq!(carol.decision, AuditDecision::Executed, "{carol:#?}");
@@ -282,14 +298,28 @@ out["endpoints"] = sorted(e["EndpointName"] for e in glue.get_dev_endpoints()["D
 print(json.dumps(out))
 "#,
     );
-    assert_eq!(state["alice"]["attached"], json!(["RemediationQuarantineDeny"]));
+    assert_eq!(
+        state["alice"]["attached"],
+        json!(["RemediationQuarantineDeny"])
+    );
     assert_eq!(state["alice"]["inline"], json!([]));
     for untouched in ["bob", "remediator", "rolf", "dave"] {
-        assert_eq!(state[untouched]["attached"], json!([]), "{untouched}: {state}");
-        assert_eq!(state[untouched]["inline"], json!([]), "{untouched}: {state}");
+        assert_eq!(
+            state[untouched]["attached"],
+            json!([]),
+            "{untouched}: {state}"
+        );
+        assert_eq!(
+            state[untouched]["inline"],
+            json!([]),
+            "{untouched}: {state}"
+        );
     }
     assert_eq!(state["carol"]["attached"].as_array().unwrap().len(), 10);
-    assert_eq!(state["carol"]["inline"], json!(["RemediationQuarantineDenyInline"]));
+    assert_eq!(
+        state["carol"]["inline"],
+        json!(["RemediationQuarantineDenyInline"])
+    );
     assert_eq!(state["endpoints"], json!(["secure-ep"]));
 
     // Dry run: the read-only queries run for real (the plan depends on them:

@@ -120,13 +120,6 @@ pub struct RuleSet {
 /// The file form of a rule set: an object with `rules` (and optionally
 /// `ignore-principals`), or a bare list of rules.
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum RuleFile {
-    Full(RuleFileBody),
-    List(Vec<RuleSpec>),
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RuleFileBody {
     #[serde(default)]
@@ -190,22 +183,27 @@ impl RuleSet {
 
     /// Parses rules from JSON text.
     pub fn from_json(text: &str) -> Result<Self> {
-        let file: RuleFile = serde_json::from_str(text)
+        let value: Value = serde_json::from_str(text)
             .map_err(|e| Error::Config(format!("invalid rule file: {e}")))?;
-        Self::from_file(file)
+        Self::from_value(value)
     }
 
     /// Parses rules from YAML text.
     pub fn from_yaml(text: &str) -> Result<Self> {
-        let file: RuleFile = serde_yaml_ng::from_str(text)
+        let value: Value = serde_yaml_ng::from_str(text)
             .map_err(|e| Error::Config(format!("invalid rule file: {e}")))?;
-        Self::from_file(file)
+        Self::from_value(value)
     }
 
-    fn from_file(file: RuleFile) -> Result<Self> {
-        let (ignore, specs) = match file {
-            RuleFile::Full(body) => (body.ignore_principals, body.rules),
-            RuleFile::List(rules) => (Vec::new(), rules),
+    /// Builds rules from the parsed file (see the [module docs](self) for the format).
+    pub fn from_value(value: Value) -> Result<Self> {
+        let invalid = |e: serde_json::Error| Error::Config(format!("invalid rule file: {e}"));
+        let (ignore, specs) = if value.is_array() {
+            let rules: Vec<RuleSpec> = serde_json::from_value(value).map_err(invalid)?;
+            (Vec::new(), rules)
+        } else {
+            let body: RuleFileBody = serde_json::from_value(value).map_err(invalid)?;
+            (body.ignore_principals, body.rules)
         };
         let mut set = RuleSet::new();
         for p in ignore {
