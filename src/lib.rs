@@ -50,7 +50,7 @@
 //!
 //! | feature      | adds |
 //! |--------------|------|
-//! | *(default)*  | models, traits, engine, memory and file sources, process and dry-run executors, `alert-cli` planner |
+//! | *(default)*  | models, traits, engine, memory and file sources, process and dry-run executors, `alert-cli` planner, CloudTrail [`rules`] (EventBridge event patterns, the [`CloudTrailPlanner`](planner::CloudTrailPlanner), built-in remediations) |
 //! | `prisma`     | [`PrismaPlanner`](planner::PrismaPlanner): the Prisma Cloud remediation API (reqwest, rustls; batching, token refresh, retries) |
 //! | `sqs`        | reserved: the Amazon SQS source |
 //! | `servicebus` | reserved: the Azure Service Bus source |
