@@ -652,6 +652,8 @@ async fn dry_run_executes_read_only_steps_until_the_first_mutating_one() {
         statuses,
         [StepStatus::Ok, StepStatus::Planned, StepStatus::Planned]
     );
+    let read_only: Vec<bool> = records[0].steps.iter().map(|s| s.read_only).collect();
+    assert_eq!(read_only, [true, false, false]);
     // The wait ran for real; the verification after the (unrun) delete did not.
     assert_eq!(queries.operations(), ["get-dev-endpoint"]);
     let recorded: Vec<(String, bool)> = dry

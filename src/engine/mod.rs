@@ -806,6 +806,7 @@ impl Inner {
                 duration_ms: 0,
                 context: Default::default(),
                 stderr: None,
+                read_only: s.read_only,
             })
             .collect();
         let with = |mut r: EventResult, steps: Vec<AuditStep>| {
@@ -880,7 +881,7 @@ impl Inner {
                     } else {
                         format!("step {} {exit}: {}", i + 1, redact(&tail))
                     };
-                    steps[i] = audit_step(std::mem::take(&mut steps[i].argv), o);
+                    steps[i] = audit_step(std::mem::take(&mut steps[i].argv), step.read_only, o);
                     return with(
                         EventResult::new(AuditDecision::Failed, "step_failed", detail),
                         steps,
@@ -888,7 +889,8 @@ impl Inner {
                 }
                 Ok(o) => {
                     if detailed {
-                        steps[i] = audit_step(std::mem::take(&mut steps[i].argv), o);
+                        steps[i] =
+                            audit_step(std::mem::take(&mut steps[i].argv), step.read_only, o);
                     } else {
                         steps[i].status = o.status;
                     }
@@ -1028,8 +1030,9 @@ impl Inner {
 }
 
 /// Converts an executor outcome into its audit form.
-fn audit_step(argv: Vec<String>, o: StepOutcome) -> AuditStep {
+fn audit_step(argv: Vec<String>, read_only: bool, o: StepOutcome) -> AuditStep {
     AuditStep {
+        read_only,
         argv,
         status: o.status,
         exit_code: o.exit_code,
