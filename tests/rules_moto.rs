@@ -361,3 +361,85 @@ print(json.dumps(boto3.client("iam").list_attached_user_policies(UserName="dave"
     );
     assert_eq!(dave_state, json!([]));
 }
+
+/// The worker example next to this test binary (`cargo test` builds examples).
+fn worker_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .join("examples")
+        .join("remediate");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test` (which builds the examples) or \
+         `cargo build --example remediate` first",
+        bin.display()
+    );
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_runs_cloudtrail_rules_from_a_file() {
+    let venv = venv();
+    let moto = MotoServer::start(&venv);
+    let aws = Aws::new(&venv, &moto);
+    boto(
+        &venv,
+        &moto,
+        r#"
+import boto3
+iam = boto3.client("iam")
+for u in ["erin", "remediator"]:
+    iam.create_user(UserName=u)
+iam.create_group(GroupName="Admins")
+print("{}")
+"#,
+    );
+    let rules = aws.dir.path().join("rules.yaml");
+    std::fs::write(&rules, RULES).unwrap();
+    let events = aws.dir.path().join("events.jsonl");
+    let lines = [
+        enveloped(iam_call("w-erin", "erin", "CreateUser")).to_string(),
+        enveloped(iam_call("w-self", "remediator", "CreateUser")).to_string(),
+    ];
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    let output = tokio::process::Command::new(worker_binary())
+        .arg("--source")
+        .arg(format!("file:{}", events.display()))
+        .args(["--planner", "cloudtrail", "--rules"])
+        .arg(&rules)
+        .args(["--execute", "--summary", "json", "--quiet"])
+        .args(["--account-profile", &format!("{ACCOUNT}=remediator")])
+        .env("PATH", &aws.path)
+        .env("AWS_CONFIG_FILE", aws.file("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", aws.file("credentials"))
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .output()
+        .await
+        .expect("run the worker");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["executed"], 1, "{summary}");
+    assert_eq!(summary["skipped"], 1, "{summary}");
+    let state = boto(
+        &venv,
+        &moto,
+        r#"
+import boto3, json
+iam = boto3.client("iam")
+print(json.dumps({u: [p["PolicyName"] for p in iam.list_attached_user_policies(UserName=u)["AttachedPolicies"]]
+                  for u in ["erin", "remediator"]}))
+"#,
+    );
+    assert_eq!(
+        state,
+        json!({"erin": ["RemediationQuarantineDeny"], "remediator": []})
+    );
+}
