@@ -7,6 +7,14 @@
 //!   <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns-content-based-filtering.html>
 //! * OPS = "Comparison operators for use in event patterns",
 //!   <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html>
+//! * ARR = "Arrays in Amazon EventBridge event patterns" ("Matching on multiple field values"),
+//!   <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns-arrays.html>
+//!
+//! Where the guide is silent, the choice made is stated next to its cases:
+//! exact numbers compare numerically; `anything-but` matches leaf values of
+//! other types (a number is not among a list of strings); `exists` sees
+//! through arrays (an empty array has no leaf, like an absent field); `$or`
+//! needs two or more alternatives.
 
 use remediation::rules::EventPattern;
 use serde_json::Value;
@@ -89,8 +97,8 @@ const CASES: &[Case] = &[
     (r#"{"v":[""]}"#, r#"{"w":""}"#, false),
     (r#"{"v":["",null]}"#, r#"{"v":null}"#, true),
     (r#"{"v":["",null]}"#, r#"{"v":""}"#, true),
-    // ---- EP "Matching on arrays": if the event value is an array, the
-    // pattern matches when the two arrays intersect.
+    // ---- ARR: if the event value is an array, the pattern matches when the
+    // two arrays intersect (for operators: when any element matches).
     (
         r#"{"resources":["arn:aws:ec2:us-west-1:123456789012:instance/i-1234567890abcdef0"]}"#,
         EC2,

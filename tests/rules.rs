@@ -417,13 +417,25 @@ async fn glue_guard_waits_for_ready_then_deletes_insecure_endpoints_only() {
         json!({"endpointName": "ep2", "securityConfiguration": "sc", "securityGroupIds": ["sg-1"],
                "subnetId": "subnet-1", "publicKeys": ["ssh-rsa A"]}),
     );
-    let (reason, detail) = skip_of(&decide(rules, aws.clone(), compliant).await);
+    let (reason, detail) = skip_of(&decide(rules.clone(), aws.clone(), compliant).await);
     assert_eq!(reason, SkipReason::NoRemediation);
     assert!(detail.contains("compliant"), "{detail}");
-    assert!(
-        aws.operations().is_empty(),
-        "planning the guard needs no query"
+    // Only the insecure endpoint is looked up (does it still exist?).
+    assert_eq!(aws.operations(), ["get-dev-endpoint"]);
+    let gone = Arc::new(ScriptedAws::default().fail(
+        "get-dev-endpoint",
+        "An error occurred (EntityNotFoundException) when calling the GetDevEndpoint operation",
+    ));
+    let insecure = record(
+        "IAMUser",
+        "dev",
+        "CreateDevEndpoint",
+        "glue.amazonaws.com",
+        json!({"endpointName": "ep1"}),
     );
+    let (reason, detail) = skip_of(&decide(rules, gone, insecure).await);
+    assert_eq!(reason, SkipReason::NoRemediation);
+    assert!(detail.contains("no longer exists"), "{detail}");
 }
 
 #[test]

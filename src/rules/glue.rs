@@ -39,8 +39,8 @@ impl Default for GlueGuardParameters {
 /// Deletes insecure Glue dev endpoints. For a successful `CreateDevEndpoint`
 /// call, `requestParameters` must name a `securityConfiguration`, non-empty
 /// `securityGroupIds`, non-empty `publicKeys` (or a `publicKey`) and a
-/// `subnetId`; otherwise the plan waits (read-only, polled) until the
-/// endpoint's status is `READY` (or `FAILED`) and deletes it.
+/// `subnetId`; otherwise, unless the endpoint no longer exists, the plan waits
+/// (read-only, polled) until its status is `READY` (or `FAILED`) and deletes it.
 #[derive(Clone, Debug, Default)]
 pub struct GlueDevEndpointGuard {
     params: GlueGuardParameters,
@@ -107,6 +107,31 @@ impl Remediation for GlueDevEndpointGuard {
                 format!("dev endpoint {name} is compliant"),
             );
         }
+        // Gone already (deleted by hand, or by an earlier delivery of this
+        // event whose ack was lost): nothing to wait for or delete.
+        let current = cx
+            .probe
+            .query_unless(
+                Command::new(
+                    "aws",
+                    [
+                        "glue",
+                        "get-dev-endpoint",
+                        "--endpoint-name",
+                        name,
+                        "--output",
+                        "json",
+                    ],
+                ),
+                &["EntityNotFoundException"],
+            )
+            .await?;
+        if current.is_none() {
+            return skip(
+                SkipReason::NoRemediation,
+                format!("dev endpoint {name} no longer exists"),
+            );
+        }
         let ready =
             EventPattern::compile(&json!({"DevEndpoint": {"Status": ["READY", "FAILED"]}}))?;
         let wait = Expectation::new(ready).polled(
@@ -135,7 +160,7 @@ impl Remediation for GlueDevEndpointGuard {
         ];
         Ok(Decision::Plan(
             Plan::new(
-                super::super::planner::CloudTrailPlanner::NAME,
+                crate::planner::CloudTrailPlanner::NAME,
                 cx.target.clone(),
                 steps,
             )

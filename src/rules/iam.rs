@@ -268,7 +268,7 @@ impl Remediation for QuarantineIamUser {
         }
         Ok(Decision::Plan(
             Plan::new(
-                super::super::planner::CloudTrailPlanner::NAME,
+                crate::planner::CloudTrailPlanner::NAME,
                 cx.target.clone(),
                 steps,
             )
