@@ -682,3 +682,44 @@ async fn dry_run_executes_read_only_steps_until_the_first_mutating_one() {
         ]
     );
 }
+
+#[tokio::test]
+async fn shutdown_abandons_a_long_read_only_wait() {
+    let aws =
+        Arc::new(ScriptedAws::default().answer("get-dev-endpoint", ready_when("PROVISIONING")));
+    let planner = FixedPlanner(vec![
+        wait_step(50, 600_000),
+        Step::new(Command::new(
+            "aws",
+            ["glue", "delete-dev-endpoint", "--endpoint-name", "ep"],
+        )),
+    ]);
+    let source = MemorySource::new();
+    source
+        .send(bytes::Bytes::from(
+            json!({"eventID": "e1", "eventSource": "glue.amazonaws.com", "recipientAccountId": ACCOUNT})
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+    let audit = Arc::new(MemoryAudit::new());
+    let engine = Engine::builder(Arc::new(source), Arc::new(planner), aws.clone())
+        .audit(audit.clone())
+        .build();
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        stop.cancel();
+    });
+    tokio::time::timeout(Duration::from_secs(10), engine.run(cancel))
+        .await
+        .expect("shutdown waited for the 10-minute wait")
+        .unwrap();
+    let records = audit.records();
+    assert_eq!(records[0].decision, AuditDecision::Failed, "{records:#?}");
+    assert_eq!(records[0].reason_code.as_deref(), Some("cancelled"));
+    let ops = aws.operations();
+    assert!(ops.len() >= 2, "the wait polled: {ops:?}");
+    assert!(!ops.contains(&"delete-dev-endpoint".to_owned()), "{ops:?}");
+}

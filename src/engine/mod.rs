@@ -866,9 +866,27 @@ impl Inner {
                 .await
                 .unwrap_or_else(|_| Err(panicked("executor", "execute")))
             };
-            let outcome =
-                lease::keep_leased(run, delivery, &self.caps, &self.config.lease, &self.stats)
-                    .await;
+            let leased =
+                lease::keep_leased(run, delivery, &self.caps, &self.config.lease, &self.stats);
+            // A read-only step (a query, or a long wait for a resource to be
+            // ready) changes nothing, so shutdown may abandon it: the delivery
+            // is released and the plan starts over elsewhere.
+            let outcome = if step.read_only {
+                tokio::select! {
+                    o = leased => o,
+                    () = cancel.cancelled() => {
+                        let mut r = EventResult::new(
+                            AuditDecision::Failed,
+                            "cancelled",
+                            format!("worker stopping during read-only step {}", i + 1),
+                        );
+                        r.retry_now = true;
+                        return with(r, steps);
+                    }
+                }
+            } else {
+                leased.await
+            };
             match outcome {
                 Ok(o) if o.status == StepStatus::Failed => {
                     self.stats.incr(Counter::StepsFailed);
