@@ -906,3 +906,67 @@ fn one_compiled_pattern_matches_many_events() {
     }
     assert_eq!(matched, 500);
 }
+
+/// The `match_pattern` example next to this test binary (`cargo test` builds examples).
+fn match_pattern_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .join("examples")
+        .join("match_pattern");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test` (which builds the examples)",
+        bin.display()
+    );
+    bin
+}
+
+fn run_match_pattern(pattern: &str, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pattern.json");
+    std::fs::write(&file, pattern).unwrap();
+    let mut child = std::process::Command::new(match_pattern_binary())
+        .arg(&file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn match_pattern_prints_a_verdict_per_line() {
+    let pattern = r#"{"source":["aws.iam"],"detail":{"eventName":[{"prefix":"Create"}]}}"#;
+    let input = concat!(
+        r#"{"source":"aws.iam","detail":{"eventName":"CreateUser"}}"#,
+        "\n",
+        r#"{"source":"aws.iam","detail":{"eventName":"GetUser"}}"#,
+        "\n\n",
+        "{not json\n",
+        r#"{"source":"aws.iam","detail":{"eventName":"CreateRole"}}"#,
+        "\n"
+    );
+    let out = run_match_pattern(pattern, input);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout, "true\nfalse\nerror\ntrue\n", "{stderr}");
+    assert!(stderr.contains("line 4"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = run_match_pattern(r#"{"source":[{"prefix":["a"]}]}"#, "{}\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("source[0].prefix"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
