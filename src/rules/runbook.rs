@@ -26,7 +26,25 @@ pub struct RuleContext<'a> {
     pub probe: Probe<'a>,
 }
 
-impl RuleContext<'_> {
+impl<'a> RuleContext<'a> {
+    /// A context for `rule` matching `record` (parsed as `detail`), planning
+    /// for `target` with `probe` (to unit-test a [`Remediation`]).
+    pub fn new(
+        rule: &'a str,
+        record: &'a CloudTrailRecord,
+        detail: &'a Value,
+        target: &'a Target,
+        probe: Probe<'a>,
+    ) -> Self {
+        RuleContext {
+            rule,
+            record,
+            detail,
+            target,
+            probe,
+        }
+    }
+
     /// The string at `pointer` (a JSON pointer such as `/userIdentity/type`) in the record.
     pub fn text(&self, pointer: &str) -> Option<&str> {
         self.detail.pointer(pointer).and_then(Value::as_str)
