@@ -30,6 +30,16 @@
 //!     --planner cloudtrail --rules rules.yaml --account-profile 123456789012=prod
 //! ```
 //!
+//! With the `sqs` feature, `--source sqs:NAME_OR_URL` reads an Amazon SQS queue
+//! (region and credentials from the standard AWS chain, `AWS_ENDPOINT_URL` for a
+//! local server, `SQS_DEAD_LETTER_QUEUE_URL`, `SQS_VISIBILITY_TIMEOUT` and
+//! `SQS_WAIT_TIME_SECONDS` as documented on `SqsSourceBuilder::from_env`):
+//!
+//! ```text
+//! cargo run --release --features sqs --example remediate -- --source sqs:prisma-alerts \
+//!     --account-profile 123456789012=prod --execute
+//! ```
+//!
 //! Exit status 0 when the run completed, whatever the decisions; 2 on bad
 //! configuration or an unreadable source.
 
@@ -61,7 +71,8 @@ const SAMPLE_ACCOUNT: &str = "123456789012";
 )]
 struct Args {
     /// Where deliveries come from: `file:PATH` (JSON lines or a CloudTrail Records
-    /// file, .gz too) or `stdin`. Default: the bundled sample.
+    /// file, .gz too), `stdin`, or `sqs:NAME_OR_URL` (feature `sqs`). Default: the
+    /// bundled sample.
     #[arg(long)]
     source: Option<String>,
     /// Planner to ask, in order (repeatable): `alert-cli`, `cloudtrail` (needs
@@ -163,6 +174,31 @@ impl AuditSink for HumanAudit {
     }
 }
 
+/// `sqs:NAME_OR_URL`: the queue from the spec, everything else from the environment.
+#[cfg(feature = "sqs")]
+async fn sqs_source(spec: &str, stats: &Arc<Stats>) -> Result<Arc<dyn AlertSource>, String> {
+    let queue = spec.trim_start_matches("sqs:");
+    if queue.is_empty() {
+        return Err("--source sqs: needs a queue name or URL (sqs:NAME_OR_URL)".into());
+    }
+    remediation::source::SqsSourceBuilder::from_env()
+        .with_queue(queue)
+        .with_stats(Arc::clone(stats))
+        .build()
+        .await
+        .map(|s| Arc::new(s) as Arc<dyn AlertSource>)
+        .map_err(|e| e.to_string())
+}
+
+/// Without the feature, say how to get it rather than "unknown source".
+#[cfg(not(feature = "sqs"))]
+async fn sqs_source(spec: &str, _stats: &Arc<Stats>) -> Result<Arc<dyn AlertSource>, String> {
+    Err(format!(
+        "--source {spec} needs the `sqs` cargo feature: \
+         cargo run --release --features sqs --example remediate -- --source {spec} ..."
+    ))
+}
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("remediate: {message}");
     ExitCode::from(2)
@@ -179,6 +215,8 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
+    // Shared by the engine and the backends that count their API calls.
+    let stats = Arc::new(Stats::new());
 
     let source: Arc<dyn AlertSource> = match args.source.as_deref() {
         None => Arc::new(FileSource::reader("sample", std::io::Cursor::new(SAMPLE))),
@@ -189,10 +227,14 @@ async fn main() -> ExitCode {
                 Err(e) => return fail(e),
             }
         }
+        Some(spec) if spec.starts_with("sqs:") => match sqs_source(spec, &stats).await {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        },
         Some(other) => {
             return fail(format!(
-                "unknown source {other:?}: expected file:PATH or stdin \
-                 (sqs:, servicebus: and pubsub: need their cargo features)"
+                "unknown source {other:?}: expected file:PATH, stdin or sqs:NAME_OR_URL \
+                 (servicebus: and pubsub: need their cargo features)"
             ));
         }
     };
@@ -229,7 +271,6 @@ async fn main() -> ExitCode {
             DryRunExecutor::new(policy.clone(), contexts).with_query_executor(Arc::new(queries)),
         )
     };
-    let stats = Arc::new(Stats::new());
     #[cfg(feature = "prisma")]
     let mut prisma_stats = None;
     let mut planners: Vec<Box<dyn RemediationPlanner>> = Vec::new();
@@ -339,6 +380,14 @@ async fn main() -> ExitCode {
             summary.rejected,
             summary.dead_lettered
         ),
+    }
+    if !summary.api_calls.is_empty() && args.summary != "json" {
+        let calls: Vec<String> = summary
+            .api_calls
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        eprintln!("remediate: api calls {}", calls.join(" "));
     }
     ExitCode::SUCCESS
 }

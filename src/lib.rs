@@ -52,19 +52,19 @@
 //! |--------------|------|
 //! | *(default)*  | models, traits, engine, memory and file sources, process and dry-run executors, `alert-cli` planner, CloudTrail [`rules`] (EventBridge event patterns, the [`CloudTrailPlanner`](planner::CloudTrailPlanner), built-in remediations) |
 //! | `prisma`     | [`PrismaPlanner`](planner::PrismaPlanner): the Prisma Cloud remediation API (reqwest, rustls; batching, token refresh, retries) |
-//! | `sqs`        | reserved: the Amazon SQS source |
+//! | `sqs`        | the Amazon SQS source, `source::SqsSource` (`aws-sdk-sqs`) |
 //! | `servicebus` | reserved: the Azure Service Bus source |
 //! | `pubsub`     | reserved: the GCP Pub/Sub source |
 //! | `full`       | all of the above |
 //!
 //! # Settling per backend
 //!
-//! | verb        | memory                    | file / stdin                 |
-//! |-------------|---------------------------|------------------------------|
-//! | ack         | removed for good          | recorded only                |
-//! | nack(delay) | redelivered after `delay` | recorded (body kept in the audit) |
-//! | extend      | lease renewed             | no-op                        |
-//! | dead-letter | parked with its body      | recorded with its body       |
+//! | verb        | memory                    | file / stdin                 | SQS (feature `sqs`) |
+//! |-------------|---------------------------|------------------------------|---------------------|
+//! | ack         | removed for good          | recorded only                | `DeleteMessageBatch`, 10 per call |
+//! | nack(delay) | redelivered after `delay` | recorded (body kept in the audit) | `ChangeMessageVisibility(delay)` |
+//! | extend      | lease renewed             | no-op                        | `ChangeMessageVisibility(by)` |
+//! | dead-letter | parked with its body      | recorded with its body       | `SendMessage` to the DLQ + delete, or left to the redrive policy |
 
 #![forbid(unsafe_code)]
 #![warn(

@@ -595,8 +595,12 @@ async fn a_source_returning_more_than_asked_cannot_deadlock_the_engine() {
 async fn a_dry_run_does_not_mark_findings_done() {
     let dedup = Arc::new(remediation::engine::MemoryDedup::default());
     let q = queue();
+    // The same alert twice, one after the other: the second comes after the
+    // first was settled, as a real run's "already remediated" would.
+    q.send(alert("P-D1", "aws iam list-users")).await.unwrap();
     q.send(alert("P-D1", "aws iam list-users")).await.unwrap();
     q.close();
+    let audit = Arc::new(MemoryAudit::new());
     let engine = Engine::builder(
         Arc::new(q.clone()),
         Arc::new(AlertCliPlanner::default()),
@@ -605,11 +609,23 @@ async fn a_dry_run_does_not_mark_findings_done() {
             ContextMap::new().with_default_aws_profile("p"),
         )),
     )
-    .config(fast_config().with_settle_in_dry_run(true))
+    .config(
+        fast_config()
+            .with_settle_in_dry_run(true)
+            .with_concurrency(1)
+            .with_receive_batch(1),
+    )
     .dedup(dedup.clone())
+    .audit(audit.clone())
     .build();
     let summary = engine.run(CancellationToken::new()).await.unwrap();
-    assert_eq!(summary.planned, 1);
+    assert_eq!((summary.planned, summary.skipped), (1, 1), "{summary:?}");
+    let codes: Vec<_> = audit
+        .records()
+        .iter()
+        .map(|r| r.reason_code.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(codes, ["planned", "duplicate"]);
     use remediation::engine::{Claim, DedupStore};
     assert_eq!(
         dedup

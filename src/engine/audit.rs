@@ -197,7 +197,7 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     /// Writes one record.
     fn record(&self, record: &AuditRecord) -> Result<()>;
     /// Whether records are kept at all; when `false` the engine does not
-    /// build the per-step detail of records nobody reads.
+    /// build (or pass here) records nobody reads.
     fn enabled(&self) -> bool {
         true
     }

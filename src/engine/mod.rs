@@ -129,7 +129,8 @@ impl EngineBuilder {
         self.inner.config = config;
         self
     }
-    /// Sets the dedup store (default: in-memory).
+    /// Sets the dedup store (default: in-memory). A dry run never writes it:
+    /// it deduplicates within itself in a private in-memory store.
     pub fn dedup(mut self, dedup: Arc<dyn DedupStore>) -> Self {
         self.inner.dedup = dedup;
         self
@@ -180,6 +181,8 @@ struct Inner {
     stats: Arc<Stats>,
     config: EngineConfig,
     caps: Capabilities,
+    /// The dry run's own dedup store (see [`Inner::dedup_store`]).
+    dry_planned: MemoryDedup,
 }
 
 impl Engine {
@@ -199,6 +202,7 @@ impl Engine {
                 stats: Arc::new(Stats::new()),
                 config: EngineConfig::default(),
                 caps: Capabilities::default(),
+                dry_planned: MemoryDedup::default(),
             },
         }
     }
@@ -470,6 +474,19 @@ impl Inner {
         self.executor.is_dry_run()
     }
 
+    /// Where claims go. A dry run remediates nothing, so it never writes the
+    /// configured (possibly shared) store: a real run must not believe a
+    /// finding handled, nor wait for a dry run's claim. It keeps its own
+    /// in-memory store instead, so a finding delivered twice within the dry
+    /// run is reported `duplicate` just as the real run would report it.
+    fn dedup_store(&self) -> &dyn DedupStore {
+        if self.dry_run() {
+            &self.dry_planned
+        } else {
+            &*self.dedup
+        }
+    }
+
     /// Asks the planner, turning a panic into a permanent error per event.
     async fn plan_guarded(&self, events: &[Event]) -> Vec<Result<Decision>> {
         match AssertUnwindSafe(self.planner.plan(events))
@@ -615,7 +632,7 @@ impl Inner {
     /// Takes the event's dedup claim; `Some` if the event must not be planned.
     async fn claim(&self, event: &Event) -> Option<EventResult> {
         let key = event.dedup_key()?;
-        let claim = AssertUnwindSafe(self.dedup.claim(&key, self.config.dedup_lease))
+        let claim = AssertUnwindSafe(self.dedup_store().claim(&key, self.config.dedup_lease))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(panicked("dedup store", "claim")));
@@ -683,19 +700,16 @@ impl Inner {
         // Complete or release dedup claims.
         for r in &results {
             if let Some(key) = &r.claim {
-                // A dry run remediated nothing: it must not make a shared
-                // store believe the finding was handled.
+                // Done means remediated, or planned in a dry run (whose
+                // store is its own, see `dedup_store`).
+                let store = self.dedup_store();
                 let update = match r.decision {
-                    AuditDecision::Executed => {
-                        AssertUnwindSafe(self.dedup.complete(key, self.config.dedup_ttl))
+                    AuditDecision::Executed | AuditDecision::Planned => {
+                        AssertUnwindSafe(store.complete(key, self.config.dedup_ttl))
                             .catch_unwind()
                             .await
                     }
-                    _ => {
-                        AssertUnwindSafe(self.dedup.release(key))
-                            .catch_unwind()
-                            .await
-                    }
+                    _ => AssertUnwindSafe(store.release(key)).catch_unwind().await,
                 };
                 let outcome = update.unwrap_or_else(|_| Err(panicked("dedup store", "update")));
                 if let Err(e) = outcome {
@@ -714,7 +728,7 @@ impl Inner {
             .max_by_key(|(i, r)| (r.severity(), std::cmp::Reverse(*i)))
             .map(|(i, _)| i)
             .unwrap_or(0);
-        if let Some(event) = events.get(worst) {
+        if let Some(event) = events.get(worst).filter(|_| self.audit.enabled()) {
             record.alert_id = event.alert_id().map(str::to_owned);
             record.event_id = event.event_id().map(str::to_owned);
             record.account_id = event.account_id().map(str::to_owned);
@@ -966,20 +980,24 @@ impl Inner {
             }
             AuditDecision::Failed => Action::Nack(cfg.retry.delay(count, delivery.message_id())),
         };
-        record.stamp();
+        // Nobody reads the record of a disabled sink: don't build it.
+        let audited = self.audit.enabled();
         record.decision = result.decision;
-        record.reason_code = Some(result.code.to_owned());
-        record.reason = Some(if result.detail.is_empty() {
-            result.code.to_owned()
-        } else {
-            format!("{}: {}", result.code, result.detail)
-        });
-        record.planner = result.planner;
-        record.steps = if record.steps.is_empty() {
-            result.steps
-        } else {
-            record.steps
-        };
+        if audited {
+            record.stamp();
+            record.reason_code = Some(result.code.to_owned());
+            record.reason = Some(if result.detail.is_empty() {
+                result.code.to_owned()
+            } else {
+                format!("{}: {}", result.code, result.detail)
+            });
+            record.planner = result.planner;
+            record.steps = if record.steps.is_empty() {
+                result.steps
+            } else {
+                record.steps
+            };
+        }
         let counter = match result.decision {
             AuditDecision::Executed => Counter::Executed,
             AuditDecision::Planned => Counter::Planned,
@@ -1035,6 +1053,15 @@ impl Inner {
                 }
             }
         }
+        tracing::debug!(
+            decision = result.decision.as_str(),
+            reason = result.code,
+            detail = %result.detail,
+            "delivery settled"
+        );
+        if !audited {
+            return;
+        }
         if keep_body {
             record.set_body(&body);
         }
@@ -1043,7 +1070,6 @@ impl Inner {
         if let Err(e) = written {
             tracing::error!(error = %e, "writing the audit record failed");
         }
-        tracing::debug!(decision = record.decision.as_str(), reason = ?record.reason, "delivery settled");
     }
 }
 

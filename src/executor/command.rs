@@ -354,14 +354,16 @@ impl CommandPolicy {
         if command.verified_by == self.fingerprint {
             return Ok(());
         }
-        match self.violation(command) {
+        match self.violation(command, true) {
             None => Ok(()),
             Some(reason) => Err(Error::unsafe_command(reason)),
         }
     }
 
     /// Why `command` breaks the policy, if it does.
-    fn violation(&self, command: &Command) -> Option<String> {
+    /// Why `command` may not run, if it may not. `scan_nul` is false only for
+    /// commands [`parse_script`] built, whose scanner already refused NUL bytes.
+    fn violation(&self, command: &Command, scan_nul: bool) -> Option<String> {
         let program = command.program();
         if program.is_empty() {
             return Some("empty program name".to_owned());
@@ -379,7 +381,7 @@ impl CommandPolicy {
                 self.programs().collect::<Vec<_>>().join(", ")
             ));
         }
-        if command.argv().iter().any(|a| a.contains('\0')) {
+        if scan_nul && command.argv().iter().any(|a| a.contains('\0')) {
             return Some("NUL byte in an argument".to_owned());
         }
         let rules = self.denied.get(program)?;
@@ -432,7 +434,7 @@ pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>
         for group in split_on_and(&words, policy, commands.len())? {
             let number = commands.len() + 1;
             let mut command = tokenize(group, number)?;
-            if let Some(reason) = policy.violation(&command) {
+            if let Some(reason) = policy.violation(&command, false) {
                 return Err(Error::unsafe_command(format!(
                     "{reason} in statement {number}"
                 )));
@@ -938,6 +940,17 @@ mod tests {
 
     fn parse(script: &str) -> Result<Vec<Command>> {
         parse_script(script, &CommandPolicy::default())
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_inside_quotes_too() {
+        for script in ["aws s3 ls 'a\0b'", "aws s3 ls \"a\0b\"", "aws s3 ls a\\\0b"] {
+            let err = parse(script).unwrap_err().to_string();
+            assert!(
+                err.contains("NUL") || err.contains("U+0000"),
+                "{script:?}: {err}"
+            );
+        }
     }
 
     #[test]

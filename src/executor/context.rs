@@ -143,12 +143,12 @@ impl ContextMap {
     /// the target's region (`global` means `us-east-1`) unless the command
     /// names its own `--region`, which then wins and no region is set.
     pub fn resolve(&self, step: &Step, target: &Target) -> Result<BTreeMap<String, String>> {
-        self.check(target)?;
         let account = target.account_id.as_deref();
         match target.cloud {
             Cloud::Aws => {
                 let profile = self.aws_profile(account).ok_or_else(|| unmapped(target))?;
-                let mut env = BTreeMap::from([(AWS_PROFILE.to_owned(), profile.to_owned())]);
+                let mut env = BTreeMap::new();
+                env.insert(AWS_PROFILE.to_owned(), profile.to_owned());
                 let own_region = step.command.option_value("--region").is_some();
                 if let (Some(region), false) = (target.region.as_deref(), own_region) {
                     let region = if region.eq_ignore_ascii_case("global") {

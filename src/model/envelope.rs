@@ -352,19 +352,6 @@ fn raw_str(raw: &RawValue) -> Option<String> {
     serde_json::from_str::<String>(raw.get()).ok()
 }
 
-/// Keys of the wrappers and other shapes that may carry an `"alertId"` deeper
-/// inside; when none is present, an object naming `alertId` is parsed as an
-/// alert directly, without a separate probing pass.
-static NOT_A_BARE_ALERT: LazyLock<[memmem::Finder<'static>; 5]> = LazyLock::new(|| {
-    [
-        memmem::Finder::new(b"\"detail-type\""),
-        memmem::Finder::new(b"\"Records\""),
-        memmem::Finder::new(b"\"Message\""),
-        memmem::Finder::new(b"\"awslogs\""),
-        memmem::Finder::new(b"\"logEvents\""),
-    ]
-});
-
 static ALERT_ID_KEY: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"alertId\""));
 
@@ -372,10 +359,17 @@ fn decode_object(body: &[u8], depth: usize) -> Result<Decoded> {
     // Fast path for the common case, a bare alert: one parse instead of two.
     // Anything it does not accept goes through the probe below, so the
     // answer (and the error message) is the same either way.
-    if ALERT_ID_KEY.find(body).is_some() && !NOT_A_BARE_ALERT.iter().any(|k| k.find(body).is_some())
-    {
-        if let Ok(decoded) = alert(body) {
-            return Ok(decoded);
+    // An object naming `alertId` is read as an alert at once; if its top also
+    // holds an envelope's key (an EventBridge event or SNS notification whose
+    // detail names an alert id), it goes through the probe instead.
+    if ALERT_ID_KEY.find(body).is_some() {
+        if let Ok(alert) = PrismaAlert::from_slice(body) {
+            if !alert.has_envelope_keys() {
+                return Ok(Decoded::one(
+                    BodyFormat::PrismaAlert,
+                    Event::PrismaAlert(Box::new(alert)),
+                ));
+            }
         }
     }
     let p: Probe<'_> =
@@ -624,6 +618,20 @@ fn decode_eventbridge(body: &[u8]) -> Result<Decoded> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_envelope_key_at_the_top_wins_over_an_alert_id_beside_it() {
+        let records =
+            br#"{"alertId":"P-1","Records":[{"eventID":"e-1","eventName":"CreateUser"}]}"#;
+        assert_eq!(decode(records).unwrap().format, BodyFormat::CloudTrailLog);
+        let sns = br#"{"alertId":"P-1","Type":"Notification","Message":"{\"alertId\":\"P-2\"}"}"#;
+        let decoded = decode(sns).unwrap();
+        assert!(decoded.sns);
+        assert_eq!(decoded.events[0].alert_id(), Some("P-2"));
+        // The same key deeper down does not matter.
+        let nested = br#"{"alertId":"P-3","resource":{"data":{"Records":[],"Message":"x"}}}"#;
+        assert_eq!(decode(nested).unwrap().format, BodyFormat::PrismaAlert);
+    }
 
     #[test]
     fn nesting_is_bounded() {

@@ -231,6 +231,17 @@ impl<'de> Indexed<'de> for Flag {
     }
 }
 
+/// Whether a key was sent at all, whatever its value (which is skipped).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Present(pub(crate) bool);
+
+impl<'de> Indexed<'de> for Present {
+    fn read<D: Deserializer<'de>>(d: D, _: &mut Ctx) -> Result<Option<Self>, D::Error> {
+        de::IgnoredAny::deserialize(d)?;
+        Ok(Some(Present(true)))
+    }
+}
+
 /// A timestamp sent as a number or a string ([`super::Timestamp`]), read
 /// to what [`super::Timestamp::as_millis`] would say.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -8,7 +8,9 @@
 //! gives the full typed view ([`AlertDetails`]) on demand. The accessors look
 //! in each place a value can be, so callers need not know which shape arrived.
 
-use super::index::{Ctx, Flag, Indexed, ListSpan, Millis, Span, SpanVisitor, Texts, index_struct};
+use super::index::{
+    Ctx, Flag, Indexed, ListSpan, Millis, Present, Span, SpanVisitor, Texts, index_struct,
+};
 use super::lenient::{LenientBool, RawJson, StringList, Timestamp, string_or_map, wire_struct};
 use crate::error::{Error, Result};
 use serde::de::{self, MapAccess, Visitor};
@@ -366,6 +368,13 @@ index_struct! {
         "alertRemediationCli" => cli: CliSlot,
         "alertTs" => alert_ts: Millis,
         "alertTime" => alert_time: Millis,
+        // Keys of the envelopes that may carry an alert inside: an object
+        // holding one at its top is decoded as that envelope, not as an alert.
+        "detail-type" => detail_type: Present,
+        "Records" => records: Present,
+        "Message" => message: Present,
+        "awslogs" => awslogs: Present,
+        "logEvents" => log_events: Present,
     }
 }
 
@@ -605,6 +614,16 @@ impl PrismaAlert {
             sent => sent,
         }
         .as_bool()
+    }
+
+    /// Whether the object also holds, at its top, a key of an envelope that
+    /// can carry an alert (`detail-type`, `Records`, `Message`, `awslogs`,
+    /// `logEvents`): envelope detection must look at it as a whole.
+    pub(crate) fn has_envelope_keys(&self) -> bool {
+        let i = &self.index;
+        [i.detail_type, i.records, i.message, i.awslogs, i.log_events]
+            .iter()
+            .any(|p| p.0)
     }
 
     /// Whether this is Prisma Cloud's test notification (`alertId` `T-0`, or

@@ -4,10 +4,12 @@
 //! Core sources are always built: [`MemorySource`] (an in-process queue with
 //! real lease, redelivery and dead-letter semantics) and [`FileSource`] (JSON
 //! lines, CloudTrail `Records` files, gzip, stdin). Cloud queues live behind
-//! features.
+//! features: `SqsSource` (feature `sqs`).
 
 pub mod file;
 pub mod memory;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 
 use crate::error::Result;
 use async_trait::async_trait;
@@ -19,6 +21,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use file::{FileFormat, FileSource};
 pub use memory::{DeadLetter, MemorySource};
+#[cfg(feature = "sqs")]
+pub use sqs::{SqsSource, SqsSourceBuilder};
 
 /// What a source can do natively; the engine falls back where it cannot.
 #[derive(Clone, Debug, PartialEq, Eq)]
