@@ -116,6 +116,12 @@ impl CommandExecutor for DryRunExecutor {
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
         self.policy.check(&step.command)?;
         let context = self.contexts.resolve(step, target)?;
+        if step.read_only && !super::is_query(&step.command) {
+            return Err(crate::Error::unsafe_command(format!(
+                "a read-only step must be a query (get-/list-/describe-...), not `{}`",
+                step.command
+            )));
+        }
         let outcome = if step.read_only {
             tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: running read-only query");
             self.queries.execute(step, target).await?
@@ -143,5 +149,58 @@ impl CommandExecutor for DryRunExecutor {
 
     fn is_dry_run(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Cloud;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts what reaches the query executor.
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl CommandExecutor for Counting {
+        fn check(&self, _: &Step, _: &Target) -> Result<()> {
+            Ok(())
+        }
+        async fn execute(&self, _: &Step, _: &Target) -> Result<StepOutcome> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(StepOutcome::new(StepStatus::Ok))
+        }
+    }
+
+    #[tokio::test]
+    async fn only_queries_marked_read_only_run_for_real() {
+        let queries = Arc::new(Counting::default());
+        let dry = DryRunExecutor::new(
+            CommandPolicy::default(),
+            ContextMap::new().with_default_aws_profile("p"),
+        )
+        .with_query_executor(queries.clone());
+        let target = Target::new(Cloud::Aws, Some("123456789012".to_owned()));
+        let query = Step::read_only(Command::new("aws", ["iam", "get-user", "--user-name", "u"]));
+        assert_eq!(
+            dry.execute(&query, &target).await.unwrap().status,
+            StepStatus::Ok
+        );
+        let mislabelled = Step::read_only(Command::new(
+            "aws",
+            ["iam", "delete-user", "--user-name", "u"],
+        ));
+        let err = dry.execute(&mislabelled, &target).await.unwrap_err();
+        assert!(err.to_string().contains("must be a query"), "{err}");
+        let change = Step::new(Command::new(
+            "aws",
+            ["iam", "delete-user", "--user-name", "u"],
+        ));
+        assert_eq!(
+            dry.execute(&change, &target).await.unwrap().status,
+            StepStatus::Planned
+        );
+        assert_eq!(queries.0.load(Ordering::SeqCst), 1, "only the query ran");
     }
 }

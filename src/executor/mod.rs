@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use command::{Command, CommandPolicy, parse_script};
+pub use command::{Command, CommandPolicy, is_query, parse_script};
 pub use context::{AwsProfileMapping, ContextMap};
 pub use dry_run::{DryRunExecutor, RecordedStep};
 pub use process::ProcessExecutor;
