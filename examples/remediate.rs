@@ -21,6 +21,15 @@
 //!     --source stdin --planner prisma --account-profile 123456789012=prod --execute
 //! ```
 //!
+//! `--planner cloudtrail --rules rules.yaml` evaluates CloudTrail rules
+//! (EventBridge event patterns routed to built-in remediations such as
+//! `quarantine-iam-user` and `glue-dev-endpoint-guard`; see `remediation::rules`):
+//!
+//! ```text
+//! cargo run --release --example remediate -- --source file:cloudtrail.json \
+//!     --planner cloudtrail --rules rules.yaml --account-profile 123456789012=prod
+//! ```
+//!
 //! With the `sqs` feature, `--source sqs:NAME_OR_URL` reads an Amazon SQS queue
 //! (region and credentials from the standard AWS chain, `AWS_ENDPOINT_URL` for a
 //! local server, `SQS_DEAD_LETTER_QUEUE_URL`, `SQS_VISIBILITY_TIMEOUT` and
@@ -41,7 +50,8 @@ use remediation::engine::{
 use remediation::executor::{
     AwsProfileMapping, CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, ProcessExecutor,
 };
-use remediation::planner::{AlertCliPlanner, PlannerChain, RemediationPlanner};
+use remediation::planner::{AlertCliPlanner, CloudTrailPlanner, PlannerChain, RemediationPlanner};
+use remediation::rules::RuleSet;
 use remediation::source::{AlertSource, FileSource};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -65,11 +75,14 @@ struct Args {
     /// bundled sample.
     #[arg(long)]
     source: Option<String>,
-    /// Planner to ask, in order (repeatable): `alert-cli`, `prisma` (needs the
-    /// `prisma` feature; configured from API_ENDPOINT and PRISMA_ACCESS_KEY_ID +
-    /// PRISMA_SECRET_KEY, or AUTH_KEY).
+    /// Planner to ask, in order (repeatable): `alert-cli`, `cloudtrail` (needs
+    /// --rules), `prisma` (needs the `prisma` feature; configured from
+    /// API_ENDPOINT and PRISMA_ACCESS_KEY_ID + PRISMA_SECRET_KEY, or AUTH_KEY).
     #[arg(long = "planner", default_value = "alert-cli")]
     planners: Vec<String>,
+    /// CloudTrail rules for `--planner cloudtrail`: a JSON (`.json`) or YAML file.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<std::path::PathBuf>,
     /// Run the commands (default: dry run, nothing runs and nothing is settled).
     #[arg(long)]
     execute: bool,
@@ -245,12 +258,37 @@ async fn main() -> ExitCode {
     }
 
     let policy = CommandPolicy::default();
+    // Built before the planners: the cloudtrail planner's read-only queries run through it.
+    let executor: Arc<dyn CommandExecutor> = if args.execute {
+        Arc::new(
+            ProcessExecutor::new(policy.clone(), contexts)
+                .with_timeout(Duration::from_secs(args.step_timeout)),
+        )
+    } else {
+        let queries = ProcessExecutor::new(policy.clone(), contexts.clone())
+            .with_timeout(Duration::from_secs(args.step_timeout));
+        Arc::new(
+            DryRunExecutor::new(policy.clone(), contexts).with_query_executor(Arc::new(queries)),
+        )
+    };
     #[cfg(feature = "prisma")]
     let mut prisma_stats = None;
     let mut planners: Vec<Box<dyn RemediationPlanner>> = Vec::new();
     for name in &args.planners {
         match name.as_str() {
             "alert-cli" => planners.push(Box::new(AlertCliPlanner::new(policy.clone()))),
+            "cloudtrail" => {
+                let Some(path) = &args.rules else {
+                    return fail("--planner cloudtrail needs --rules FILE");
+                };
+                match RuleSet::from_path(path) {
+                    Ok(rules) => planners.push(Box::new(CloudTrailPlanner::new(
+                        rules,
+                        Arc::clone(&executor),
+                    ))),
+                    Err(e) => return fail(format!("--rules: {e}")),
+                }
+            }
             #[cfg(feature = "prisma")]
             "prisma" => match prisma_planner(&args, &policy, &stats) {
                 Ok(p) => {
@@ -268,8 +306,7 @@ async fn main() -> ExitCode {
             }
             other => {
                 return fail(format!(
-                    "unknown planner {other:?}: available: alert-cli, prisma \
-                     (cloudtrail comes with its issue)"
+                    "unknown planner {other:?}: available: alert-cli, cloudtrail, prisma"
                 ));
             }
         }
@@ -278,15 +315,6 @@ async fn main() -> ExitCode {
         Arc::from(planners.remove(0))
     } else {
         Arc::new(PlannerChain::new(planners))
-    };
-
-    let executor: Arc<dyn CommandExecutor> = if args.execute {
-        Arc::new(
-            ProcessExecutor::new(policy, contexts)
-                .with_timeout(Duration::from_secs(args.step_timeout)),
-        )
-    } else {
-        Arc::new(DryRunExecutor::new(policy, contexts))
     };
 
     let mut sinks: Vec<Arc<dyn AuditSink>> = Vec::new();

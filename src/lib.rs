@@ -50,7 +50,7 @@
 //!
 //! | feature      | adds |
 //! |--------------|------|
-//! | *(default)*  | models, traits, engine, memory and file sources, process and dry-run executors, `alert-cli` planner |
+//! | *(default)*  | models, traits, engine, memory and file sources, process and dry-run executors, `alert-cli` planner, CloudTrail [`rules`] (EventBridge event patterns, the [`CloudTrailPlanner`](planner::CloudTrailPlanner), built-in remediations) |
 //! | `prisma`     | [`PrismaPlanner`](planner::PrismaPlanner): the Prisma Cloud remediation API (reqwest, rustls; batching, token refresh, retries) |
 //! | `sqs`        | the Amazon SQS source, `source::SqsSource` (`aws-sdk-sqs`) |
 //! | `servicebus` | reserved: the Azure Service Bus source |
@@ -81,6 +81,7 @@ pub mod executor;
 pub mod model;
 pub mod planner;
 pub mod redact;
+pub mod rules;
 pub mod source;
 
 pub use error::{Error, ErrorKind, Result};

@@ -75,6 +75,10 @@ pub struct AuditStep {
     /// The tail of stderr, secrets redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stderr: Option<String>,
+    /// Whether the step was a read-only query (written only when true; a dry
+    /// run executes these for real).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
 }
 
 /// One audit line.

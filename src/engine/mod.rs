@@ -820,6 +820,7 @@ impl Inner {
                 duration_ms: 0,
                 context: Default::default(),
                 stderr: None,
+                read_only: s.read_only,
             })
             .collect();
         let with = |mut r: EventResult, steps: Vec<AuditStep>| {
@@ -844,7 +845,21 @@ impl Inner {
             }
         }
         let dry = self.dry_run();
+        // In a dry run, a read-only step after a mutating one would read state
+        // the planned mutation never made: it is only planned too.
+        let mut mutated = false;
         for (i, step) in plan.steps.iter().enumerate() {
+            let demoted;
+            let step = if dry && mutated && step.read_only {
+                let mut planned = step.clone();
+                planned.read_only = false;
+                planned.expect = None;
+                demoted = planned;
+                &demoted
+            } else {
+                step
+            };
+            mutated |= !step.read_only;
             if cancel.is_cancelled() {
                 let mut r = EventResult::new(
                     AuditDecision::Failed,
@@ -856,14 +871,36 @@ impl Inner {
             }
             self.stats.incr(Counter::StepsRun);
             let run = async {
-                AssertUnwindSafe(self.executor.execute(step, &plan.target))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| Err(panicked("executor", "execute")))
+                AssertUnwindSafe(crate::executor::run_step(
+                    &*self.executor,
+                    step,
+                    &plan.target,
+                ))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(panicked("executor", "execute")))
             };
-            let outcome =
-                lease::keep_leased(run, delivery, &self.caps, &self.config.lease, &self.stats)
-                    .await;
+            let leased =
+                lease::keep_leased(run, delivery, &self.caps, &self.config.lease, &self.stats);
+            // A read-only step (a query, or a long wait for a resource to be
+            // ready) changes nothing, so shutdown may abandon it: the delivery
+            // is released and the plan starts over elsewhere.
+            let outcome = if step.read_only {
+                tokio::select! {
+                    o = leased => o,
+                    () = cancel.cancelled() => {
+                        let mut r = EventResult::new(
+                            AuditDecision::Failed,
+                            "cancelled",
+                            format!("worker stopping during read-only step {}", i + 1),
+                        );
+                        r.retry_now = true;
+                        return with(r, steps);
+                    }
+                }
+            } else {
+                leased.await
+            };
             match outcome {
                 Ok(o) if o.status == StepStatus::Failed => {
                     self.stats.incr(Counter::StepsFailed);
@@ -876,7 +913,7 @@ impl Inner {
                     } else {
                         format!("step {} {exit}: {}", i + 1, redact(&tail))
                     };
-                    steps[i] = audit_step(std::mem::take(&mut steps[i].argv), o);
+                    steps[i] = audit_step(std::mem::take(&mut steps[i].argv), step.read_only, o);
                     return with(
                         EventResult::new(AuditDecision::Failed, "step_failed", detail),
                         steps,
@@ -884,7 +921,8 @@ impl Inner {
                 }
                 Ok(o) => {
                     if detailed {
-                        steps[i] = audit_step(std::mem::take(&mut steps[i].argv), o);
+                        steps[i] =
+                            audit_step(std::mem::take(&mut steps[i].argv), step.read_only, o);
                     } else {
                         steps[i].status = o.status;
                     }
@@ -1036,8 +1074,9 @@ impl Inner {
 }
 
 /// Converts an executor outcome into its audit form.
-fn audit_step(argv: Vec<String>, o: StepOutcome) -> AuditStep {
+fn audit_step(argv: Vec<String>, read_only: bool, o: StepOutcome) -> AuditStep {
     AuditStep {
+        read_only,
         argv,
         status: o.status,
         exit_code: o.exit_code,

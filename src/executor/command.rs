@@ -417,6 +417,31 @@ impl CommandPolicy {
     }
 }
 
+/// Whether `command` reads like a query that changes nothing: `aws SERVICE
+/// get-*|list-*|describe-*|head-*`, `gcloud ... describe|list|get-iam-policy`,
+/// `az ... show|list`. A dry run runs [read-only](crate::planner::Step::read_only)
+/// steps for real only when this holds, so a step wrongly marked read-only
+/// (by a buggy planner) is refused instead of changing anything.
+pub fn is_query(command: &Command) -> bool {
+    let args = command.args();
+    match command.program() {
+        "aws" => args
+            .iter()
+            .filter(|a| !a.starts_with('-'))
+            .nth(1)
+            .is_some_and(|op| {
+                ["get-", "list-", "describe-", "head-"]
+                    .iter()
+                    .any(|p| op.starts_with(p))
+            }),
+        "gcloud" => args
+            .iter()
+            .any(|a| matches!(a.as_str(), "describe" | "list" | "get-iam-policy")),
+        "az" => args.iter().any(|a| matches!(a.as_str(), "show" | "list")),
+        _ => false,
+    }
+}
+
 /// `text` in backticks, with anything unprintable escaped so a reason is
 /// readable and cannot itself carry control characters into logs.
 fn quoted(text: &str) -> String {
@@ -940,6 +965,33 @@ mod tests {
 
     fn parse(script: &str) -> Result<Vec<Command>> {
         parse_script(script, &CommandPolicy::default())
+    }
+
+    #[test]
+    fn queries_are_told_from_changes() {
+        let q =
+            |program: &str, args: &[&str]| is_query(&Command::new(program, args.iter().copied()));
+        assert!(q("aws", &["iam", "get-user", "--user-name", "u"]));
+        assert!(q(
+            "aws",
+            &["iam", "list-attached-user-policies", "--user-name", "u"]
+        ));
+        assert!(q(
+            "aws",
+            &["glue", "get-dev-endpoint", "--endpoint-name", "e"]
+        ));
+        assert!(q("aws", &["ec2", "describe-vpcs"]));
+        assert!(!q("aws", &["iam", "delete-user", "--user-name", "get-x"]));
+        assert!(!q("aws", &["iam", "attach-user-policy"]));
+        assert!(!q("aws", &["--region", "us-east-1", "iam", "get-user"]));
+        assert!(q("gcloud", &["projects", "get-iam-policy", "p"]));
+        assert!(!q(
+            "gcloud",
+            &["projects", "remove-iam-policy-binding", "p"]
+        ));
+        assert!(q("az", &["vm", "show", "-n", "x"]));
+        assert!(!q("az", &["vm", "delete", "-n", "x"]));
+        assert!(!q("sh", &["-c", "list"]));
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! The dry-run executor: checks and resolves every step exactly as the
-//! process executor would, records what would run, and runs nothing.
+//! process executor would, records what would run, and runs nothing that
+//! changes anything: [read-only](crate::planner::Step::read_only) queries are
+//! executed for real, so plans that depend on them come out as they would.
 
-use super::{Command, CommandExecutor, CommandPolicy, ContextMap, StepOutcome, StepStatus};
+use super::{
+    Command, CommandExecutor, CommandPolicy, ContextMap, ProcessExecutor, StepOutcome, StepStatus,
+};
 use crate::error::Result;
 use crate::model::Target;
 use crate::planner::Step;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Default number of recorded steps kept: none. The engine's audit trail is
 /// the record of a dry run; keeping steps in memory too is opt-in
@@ -26,18 +30,25 @@ pub struct RecordedStep {
     pub target: Target,
     /// The environment it would have run with (profile, region).
     pub context: BTreeMap<String, String>,
+    /// Whether it was a read-only query, which the dry run executed for real.
+    pub read_only: bool,
 }
 
-/// Records what would run, runs nothing.
+/// Records what would run, runs nothing that changes anything.
 ///
 /// [`check`](CommandExecutor::check) is the process executor's check (same
 /// policy, same context resolution), so a dry run refuses exactly what a real
-/// run would. Keeping the steps in memory is opt-in and bounded
+/// run would. Read-only steps (queries) are handed to a query executor — by
+/// default a [`ProcessExecutor`] with the same policy and contexts, replaced
+/// with [`with_query_executor`](Self::with_query_executor) — and their real
+/// outcome is returned; every other step is only recorded, as
+/// [`StepStatus::Planned`]. Keeping the steps in memory is opt-in and bounded
 /// ([`with_record_limit`](Self::with_record_limit)).
 #[derive(Debug)]
 pub struct DryRunExecutor {
     policy: CommandPolicy,
     contexts: ContextMap,
+    queries: Arc<dyn CommandExecutor>,
     limit: usize,
     recorded: Mutex<VecDeque<RecordedStep>>,
 }
@@ -52,6 +63,7 @@ impl DryRunExecutor {
     /// A dry-run executor checking `policy` and resolving `contexts` exactly as the process executor would.
     pub fn new(policy: CommandPolicy, contexts: ContextMap) -> Self {
         DryRunExecutor {
+            queries: Arc::new(ProcessExecutor::new(policy.clone(), contexts.clone())),
             policy,
             contexts,
             limit: DEFAULT_RECORD_LIMIT,
@@ -62,6 +74,14 @@ impl DryRunExecutor {
     /// Keeps at most `limit` recorded steps (default 0: none), dropping the oldest.
     pub fn with_record_limit(mut self, limit: usize) -> Self {
         self.limit = limit;
+        self
+    }
+
+    /// Runs read-only steps with `executor` (default: a [`ProcessExecutor`]
+    /// with this executor's policy and contexts). Give it the environment a
+    /// real run would have (`PATH`, `AWS_CONFIG_FILE`...).
+    pub fn with_query_executor(mut self, executor: Arc<dyn CommandExecutor>) -> Self {
+        self.queries = executor;
         self
     }
 
@@ -96,7 +116,21 @@ impl CommandExecutor for DryRunExecutor {
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
         self.policy.check(&step.command)?;
         let context = self.contexts.resolve(step, target)?;
-        tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: would run");
+        if step.read_only && !super::is_query(&step.command) {
+            return Err(crate::Error::unsafe_command(format!(
+                "a read-only step must be a query (get-/list-/describe-...), not `{}`",
+                step.command
+            )));
+        }
+        let outcome = if step.read_only {
+            tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: running read-only query");
+            self.queries.execute(step, target).await?
+        } else {
+            tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: would run");
+            let mut outcome = StepOutcome::new(StepStatus::Planned);
+            outcome.context = context.clone();
+            outcome
+        };
         if self.limit > 0 {
             let mut recorded = self.lock();
             while recorded.len() >= self.limit {
@@ -106,15 +140,67 @@ impl CommandExecutor for DryRunExecutor {
                 command: step.command.clone(),
                 description: step.description.clone(),
                 target: target.clone(),
-                context: context.clone(),
+                context,
+                read_only: step.read_only,
             });
         }
-        let mut outcome = StepOutcome::new(StepStatus::Planned);
-        outcome.context = context;
         Ok(outcome)
     }
 
     fn is_dry_run(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Cloud;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts what reaches the query executor.
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl CommandExecutor for Counting {
+        fn check(&self, _: &Step, _: &Target) -> Result<()> {
+            Ok(())
+        }
+        async fn execute(&self, _: &Step, _: &Target) -> Result<StepOutcome> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(StepOutcome::new(StepStatus::Ok))
+        }
+    }
+
+    #[tokio::test]
+    async fn only_queries_marked_read_only_run_for_real() {
+        let queries = Arc::new(Counting::default());
+        let dry = DryRunExecutor::new(
+            CommandPolicy::default(),
+            ContextMap::new().with_default_aws_profile("p"),
+        )
+        .with_query_executor(queries.clone());
+        let target = Target::new(Cloud::Aws, Some("123456789012".to_owned()));
+        let query = Step::read_only(Command::new("aws", ["iam", "get-user", "--user-name", "u"]));
+        assert_eq!(
+            dry.execute(&query, &target).await.unwrap().status,
+            StepStatus::Ok
+        );
+        let mislabelled = Step::read_only(Command::new(
+            "aws",
+            ["iam", "delete-user", "--user-name", "u"],
+        ));
+        let err = dry.execute(&mislabelled, &target).await.unwrap_err();
+        assert!(err.to_string().contains("must be a query"), "{err}");
+        let change = Step::new(Command::new(
+            "aws",
+            ["iam", "delete-user", "--user-name", "u"],
+        ));
+        assert_eq!(
+            dry.execute(&change, &target).await.unwrap().status,
+            StepStatus::Planned
+        );
+        assert_eq!(queries.0.load(Ordering::SeqCst), 1, "only the query ran");
     }
 }

@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use command::{Command, CommandPolicy, parse_script};
+pub use command::{Command, CommandPolicy, is_query, parse_script};
 pub use context::{AwsProfileMapping, ContextMap};
 pub use dry_run::{DryRunExecutor, RecordedStep};
 pub use process::ProcessExecutor;
@@ -112,3 +112,59 @@ macro_rules! forward_executor {
 }
 
 forward_executor!(Arc, Box);
+
+/// Runs `step` through `executor`, then checks its [`Expectation`] if it has
+/// one: the step's standard output must be JSON matching the expectation's
+/// pattern, or the outcome becomes [`StepStatus::Failed`] with the reason at the
+/// end of its stderr tail. A polled expectation repeats the query until it
+/// holds or its timeout passes.
+///
+/// This is how the engine runs every step. An outcome other than
+/// [`StepStatus::Ok`] (a failed command, or a dry run's
+/// [`Planned`](StepStatus::Planned)) is returned as it is, unchecked.
+///
+/// [`Expectation`]: crate::planner::Expectation
+pub async fn run_step(
+    executor: &dyn CommandExecutor,
+    step: &Step,
+    target: &Target,
+) -> Result<StepOutcome> {
+    let Some(expect) = &step.expect else {
+        return executor.execute(step, target).await;
+    };
+    if !step.read_only {
+        return Err(crate::Error::unsafe_command(format!(
+            "`{}` carries an expectation but is not read-only",
+            step.command
+        )));
+    }
+    let started = tokio::time::Instant::now();
+    let mut attempts = 0u32;
+    loop {
+        let mut outcome = executor.execute(step, target).await?;
+        attempts += 1;
+        if outcome.status != StepStatus::Ok {
+            return Ok(outcome);
+        }
+        let verdict = match serde_json::from_str::<serde_json::Value>(&outcome.stdout_tail) {
+            Ok(json) if expect.pattern.matches(&json) => return Ok(outcome),
+            Ok(_) => format!("output does not match {}", expect.pattern),
+            Err(e) => format!("output is not JSON ({e})"),
+        };
+        if let Some(poll) = expect.poll {
+            if started.elapsed() + poll.interval <= poll.timeout {
+                tracing::debug!(attempts, %verdict, "expectation not met yet; polling");
+                tokio::time::sleep(poll.interval).await;
+                continue;
+            }
+        }
+        outcome.status = StepStatus::Failed;
+        if !outcome.stderr_tail.is_empty() && !outcome.stderr_tail.ends_with('\n') {
+            outcome.stderr_tail.push('\n');
+        }
+        outcome.stderr_tail.push_str(&format!(
+            "[remediation: expectation not met after {attempts} attempt(s): {verdict}]"
+        ));
+        return Ok(outcome);
+    }
+}

@@ -33,6 +33,9 @@ pub const SCRUBBED_ENV: &[&str] = &[
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default size of the kept stdout and stderr tails, in bytes.
 pub const DEFAULT_OUTPUT_LIMIT: usize = 4 * 1024;
+/// Default size of the standard output kept for a read-only step (a query
+/// whose JSON output a remediation reads), in bytes.
+pub const DEFAULT_QUERY_OUTPUT_LIMIT: usize = 1024 * 1024;
 /// Extra bytes captured beyond the limit, so a secret cut by the tail's edge
 /// still has its key name in front of it when [`redact`] runs.
 const REDACTION_MARGIN: usize = 512;
@@ -61,6 +64,7 @@ pub struct ProcessExecutor {
     contexts: ContextMap,
     timeout: Duration,
     output_limit: usize,
+    query_output_limit: usize,
     env: BTreeMap<String, String>,
 }
 
@@ -85,6 +89,7 @@ impl ProcessExecutor {
             contexts,
             timeout: DEFAULT_TIMEOUT,
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            query_output_limit: DEFAULT_QUERY_OUTPUT_LIMIT,
             env: BTreeMap::new(),
         }
     }
@@ -98,6 +103,14 @@ impl ProcessExecutor {
     /// Sets how many trailing bytes of stdout and of stderr are kept (default 4 KiB).
     pub fn with_output_limit(mut self, bytes: usize) -> Self {
         self.output_limit = bytes;
+        self
+    }
+
+    /// Sets how many bytes of a [read-only](Step::read_only) step's standard
+    /// output are kept (default 1 MiB), so its JSON arrives whole; longer
+    /// output is cut and no longer parses.
+    pub fn with_query_output_limit(mut self, bytes: usize) -> Self {
+        self.query_output_limit = bytes;
         self
     }
 
@@ -132,10 +145,15 @@ impl ProcessExecutor {
             .spawn()
             .map_err(|e| Error::io(format!("spawning `{}`", command.program()), e))?;
         let keep = self.output_limit.saturating_add(REDACTION_MARGIN);
+        let stdout_limit = if step.read_only {
+            self.output_limit.max(self.query_output_limit)
+        } else {
+            self.output_limit
+        };
         let stdout = child
             .stdout
             .take()
-            .map(|s| tokio::spawn(read_tail(s, keep)));
+            .map(|s| tokio::spawn(read_tail(s, stdout_limit.saturating_add(REDACTION_MARGIN))));
         let stderr = child
             .stderr
             .take()
@@ -171,7 +189,7 @@ impl ProcessExecutor {
         outcome.exit_code = exit_code;
         outcome.duration = start.elapsed();
         outcome.context = env;
-        outcome.stdout_tail = finish_tail(collect(stdout).await, self.output_limit);
+        outcome.stdout_tail = finish_tail(collect(stdout).await, stdout_limit);
         outcome.stderr_tail = finish_tail(collect(stderr).await, self.output_limit);
         if let Some(note) = note {
             if !outcome.stderr_tail.is_empty() && !outcome.stderr_tail.ends_with('\n') {

@@ -5,22 +5,33 @@
 //! by an API can make one call for many alerts.
 
 pub mod alert_cli;
+pub mod cloudtrail;
 #[cfg(feature = "prisma")]
 pub mod prisma;
 
 use crate::error::Result;
 use crate::executor::Command;
 use crate::model::{Event, Target};
+use crate::rules::EventPattern;
 use async_trait::async_trait;
 use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use alert_cli::AlertCliPlanner;
+pub use cloudtrail::CloudTrailPlanner;
 #[cfg(feature = "prisma")]
 pub use prisma::PrismaPlanner;
 
 /// One step of a plan: a command and why it runs.
+///
+/// A step is *mutating* unless marked [read-only](Step::read_only): a `get` or
+/// `list` query that changes nothing. A dry run executes read-only steps for
+/// real (up to the first mutating step) and only records the mutating ones. A
+/// read-only step may carry an [`Expectation`] its JSON output must meet — a
+/// post-condition checked once, or polled until it holds (waiting for a
+/// resource to become ready while the engine keeps the delivery leased).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Step {
@@ -28,14 +39,29 @@ pub struct Step {
     pub command: Command,
     /// A human description, if the planner had one.
     pub description: Option<String>,
+    /// Whether the command only reads (a query): dry runs execute it.
+    pub read_only: bool,
+    /// For a read-only step: what its JSON output must match.
+    pub expect: Option<Expectation>,
 }
 
 impl Step {
-    /// A step running `command`.
+    /// A (mutating) step running `command`.
     pub fn new(command: Command) -> Self {
         Step {
             command,
             description: None,
+            read_only: false,
+            expect: None,
+        }
+    }
+
+    /// A read-only step running the query `command` (which must change
+    /// nothing: dry runs execute it).
+    pub fn read_only(command: Command) -> Self {
+        Step {
+            read_only: true,
+            ..Step::new(command)
         }
     }
 
@@ -44,6 +70,53 @@ impl Step {
         self.description = Some(description.into());
         self
     }
+
+    /// Sets the condition the step's JSON output must meet (read-only steps only:
+    /// [`Step::new`] steps with an expectation are refused when run).
+    pub fn with_expectation(mut self, expect: Expectation) -> Self {
+        self.expect = Some(expect);
+        self
+    }
+}
+
+/// A condition on a read-only step's standard output, parsed as JSON: an
+/// EventBridge-style [`EventPattern`] it must match, checked once or polled.
+///
+/// A step whose output does not match (or is not JSON) fails like a command
+/// that exited non-zero, so the plan stops there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Expectation {
+    /// What the output must match.
+    pub pattern: EventPattern,
+    /// If set, the query is repeated until the output matches or this gives up.
+    pub poll: Option<Poll>,
+}
+
+impl Expectation {
+    /// The output must match `pattern` (checked once).
+    pub fn new(pattern: EventPattern) -> Self {
+        Expectation {
+            pattern,
+            poll: None,
+        }
+    }
+
+    /// Repeats the query every `interval` until the output matches, for at most `timeout`.
+    pub fn polled(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.poll = Some(Poll { interval, timeout });
+        self
+    }
+}
+
+/// How often and how long to repeat a query until its [`Expectation`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Poll {
+    /// The pause between attempts.
+    pub interval: Duration,
+    /// When to give up (counted from the first attempt).
+    pub timeout: Duration,
 }
 
 /// An ordered list of steps for one event, run in `target`'s context. Execution
