@@ -122,14 +122,18 @@ impl CommandExecutor for DryRunExecutor {
                 step.command
             )));
         }
-        let outcome = if step.read_only {
+        let (outcome, context) = if step.read_only {
             tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: running read-only query");
-            self.queries.execute(step, target).await?
+            (self.queries.execute(step, target).await?, context)
         } else {
             tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: would run");
             let mut outcome = StepOutcome::new(StepStatus::Planned);
-            outcome.context = context.clone();
-            outcome
+            // The context moves into the outcome; the record (opt-in) copies it.
+            let recorded = (self.limit > 0)
+                .then(|| context.clone())
+                .unwrap_or_default();
+            outcome.context = context;
+            (outcome, recorded)
         };
         if self.limit > 0 {
             let mut recorded = self.lock();
