@@ -1,5 +1,7 @@
 //! CloudTrail rules end to end: CloudTrail events (EventBridge envelopes and
-//! bare records, fed through the file source) are planned by the
+//! bare records, fed through the file source; with the `sqs` feature also
+//! put on moto's event bus and routed by an EventBridge rule to an SQS queue
+//! that `SqsSource` reads) are planned by the
 //! `cloudtrail` planner from a YAML rule file and run with the real `aws` CLI
 //! (v1, from the test venv) against a moto server; the effect is checked
 //! through moto's IAM and Glue APIs (boto3).
@@ -442,4 +444,192 @@ print(json.dumps({u: [p["PolicyName"] for p in iam.list_attached_user_policies(U
         state,
         json!({"erin": ["RemediationQuarantineDeny"], "remediator": []})
     );
+}
+
+/// The same rules, but the events reach the engine the way they do in AWS:
+/// CloudTrail-shaped events put on moto's default event bus, routed by an
+/// EventBridge rule to an SQS queue, received by `SqsSource`.
+#[cfg(feature = "sqs")]
+mod eventbridge_sqs {
+    use super::*;
+    use remediation::engine::{SettleAction, Summary};
+    use remediation::model::EventKind;
+    use remediation::source::{AlertSource, SqsSource};
+    use std::time::{Duration, Instant};
+
+    /// Runs `engine` until `done` holds (checked every 50 ms) or `limit`
+    /// passes, then cancels it; returns its summary and whether `done` held.
+    async fn run_until(
+        engine: &Engine,
+        limit: Duration,
+        done: impl Fn(&Summary) -> bool,
+    ) -> (Summary, bool) {
+        let cancel = CancellationToken::new();
+        let run = tokio::spawn({
+            let engine = engine.clone();
+            let cancel = cancel.clone();
+            async move { engine.run(cancel).await }
+        });
+        let t0 = Instant::now();
+        let mut reached = false;
+        while t0.elapsed() < limit {
+            if done(&engine.stats().snapshot()) {
+                reached = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        cancel.cancel();
+        let summary = run.await.expect("engine task").expect("engine run");
+        (summary, reached)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_eventbridge_rule_routes_cloudtrail_events_through_sqs_to_the_quarantine() {
+        let venv = venv();
+        let moto = MotoServer::start(&venv);
+        let aws = Aws::new(&venv, &moto);
+        let rules = aws.dir.path().join("rules.yaml");
+        std::fs::write(&rules, RULES).unwrap();
+
+        // IAM users, then the EventBridge → SQS wiring, then the events:
+        // two IAM calls the rule routes, one Glue call it does not.
+        let entries: Vec<Value> = [
+            iam_call("eb-ivy", "ivy", "CreateUser"),
+            iam_call("eb-bob", "bob", "CreateUser"),
+            glue_call("eb-glue", json!({"endpointName": "ep"})),
+        ]
+        .into_iter()
+        .map(|record| {
+            let e = enveloped(record);
+            json!({"Source": e["source"], "DetailType": e["detail-type"],
+                   "Detail": e["detail"].to_string()})
+        })
+        .collect();
+        let setup = boto(
+            &venv,
+            &moto,
+            &format!(
+                r#"
+import boto3, json
+iam = boto3.client("iam")
+for u in ["ivy", "bob", "remediator"]:
+    iam.create_user(UserName=u)
+iam.create_group(GroupName="Admins")
+iam.add_user_to_group(GroupName="Admins", UserName="bob")
+sqs = boto3.client("sqs")
+events = boto3.client("events")
+url = sqs.create_queue(QueueName="cloudtrail-events")["QueueUrl"]
+arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+events.put_rule(Name="iam-api-calls", EventBusName="default", EventPattern=json.dumps(
+    {{"source": ["aws.iam"], "detail-type": ["AWS API Call via CloudTrail"]}}))
+targets = events.put_targets(Rule="iam-api-calls", EventBusName="default", Targets=[{{"Id": "queue", "Arn": arn}}])
+assert targets["FailedEntryCount"] == 0, targets
+put = events.put_events(Entries=json.loads({entries:?}))
+assert put["FailedEntryCount"] == 0, put
+# What moto delivered, without taking it (visibility 0).
+bodies = [json.loads(m["Body"]) for m in sqs.receive_message(
+    QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=1).get("Messages", [])]
+print(json.dumps({{"url": url, "event_ids": [e["EventId"] for e in put["Entries"]], "bodies": bodies}}))
+"#,
+                entries = Value::from(entries).to_string(),
+            ),
+        );
+        let url = setup["url"].as_str().expect("queue url").to_owned();
+
+        // moto routed the two IAM calls (not the Glue one) as EventBridge
+        // envelopes whose `detail` is the CloudTrail record.
+        let bodies = setup["bodies"].as_array().expect("bodies");
+        let mut routed: Vec<&str> = bodies
+            .iter()
+            .map(|b| b["detail"]["eventID"].as_str().expect("detail.eventID"))
+            .collect();
+        routed.sort_unstable();
+        assert_eq!(routed, ["eb-bob", "eb-ivy"], "{setup}");
+        for b in bodies {
+            assert_eq!(b["source"], "aws.iam", "{b}");
+            assert_eq!(b["detail-type"], "AWS API Call via CloudTrail", "{b}");
+            assert!(
+                setup["event_ids"].as_array().unwrap().contains(&b["id"]),
+                "the envelope id is the put_events EventId: {setup}"
+            );
+        }
+
+        let source = SqsSource::builder()
+            .with_endpoint(moto.endpoint())
+            .with_region("us-east-1")
+            .with_static_credentials("testing", "testing")
+            .with_queue_url(&url)
+            .with_wait(Duration::from_secs(1))
+            .build()
+            .await
+            .expect("sqs source");
+        let source_name = source.name().to_owned();
+        let process: Arc<dyn CommandExecutor> = Arc::new(aws.process());
+        let planner =
+            CloudTrailPlanner::new(RuleSet::from_path(&rules).unwrap(), Arc::clone(&process));
+        let audit = Arc::new(MemoryAudit::new());
+        let engine = Engine::builder(Arc::new(source), Arc::new(planner), process)
+            .audit(audit.clone())
+            .build();
+        let (summary, reached) =
+            run_until(&engine, Duration::from_secs(30), |s| s.acked >= 2).await;
+        let records = audit.records();
+        assert!(reached, "{summary:?} {records:#?}");
+        assert_eq!(summary.received, 2, "{summary:?}");
+        assert_eq!(summary.executed, 1, "{summary:?}");
+        assert_eq!(summary.skipped, 1, "{summary:?}");
+        assert_eq!(summary.failed + summary.rejected, 0, "{summary:?}");
+        assert_eq!(records.len(), 2, "{records:#?}");
+        for r in &records {
+            assert_eq!(r.source, source_name, "{r:#?}");
+            assert_eq!(r.kind, EventKind::Cloudtrail, "{r:#?}");
+            assert_eq!(r.account_id.as_deref(), Some(ACCOUNT), "{r:#?}");
+            assert_eq!(r.settle, SettleAction::Ack, "{r:#?}");
+        }
+
+        let ivy = by_event(&records, "eb-ivy");
+        assert_eq!(ivy.decision, AuditDecision::Executed, "{ivy:#?}");
+        assert_eq!(ivy.reason_code.as_deref(), Some("executed"), "{ivy:#?}");
+        let argv: Vec<&str> = ivy.steps.iter().map(|s| s.argv[2].as_str()).collect();
+        assert_eq!(
+            argv,
+            [
+                "create-policy",
+                "attach-user-policy",
+                "list-attached-user-policies"
+            ]
+        );
+        let bob = by_event(&records, "eb-bob");
+        assert_eq!(bob.decision, AuditDecision::Skipped, "{bob:#?}");
+        assert_eq!(bob.reason_code.as_deref(), Some("ignored"), "{bob:#?}");
+        assert!(
+            bob.reason.as_deref().unwrap_or("").contains("admin group"),
+            "{bob:#?}"
+        );
+        assert!(bob.steps.iter().all(|s| s.argv[2] != "attach-user-policy"));
+
+        // What moto says now: ivy quarantined, bob and the remediator not,
+        // and the queue drained.
+        let state = boto(
+            &venv,
+            &moto,
+            &format!(
+                r#"
+import boto3, json
+iam = boto3.client("iam")
+out = {{u: [p["PolicyName"] for p in iam.list_attached_user_policies(UserName=u)["AttachedPolicies"]]
+        + iam.list_user_policies(UserName=u)["PolicyNames"] for u in ["ivy", "bob", "remediator"]}}
+attrs = boto3.client("sqs").get_queue_attributes(QueueUrl={url:?}, AttributeNames=["All"])["Attributes"]
+out["queue"] = [int(attrs[k]) for k in ["ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]]
+print(json.dumps(out))
+"#
+            ),
+        );
+        assert_eq!(
+            state,
+            json!({"ivy": ["RemediationQuarantineDeny"], "bob": [], "remediator": [], "queue": [0, 0, 0]})
+        );
+    }
 }

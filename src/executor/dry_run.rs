@@ -129,9 +129,11 @@ impl CommandExecutor for DryRunExecutor {
             tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: would run");
             let mut outcome = StepOutcome::new(StepStatus::Planned);
             // The context moves into the outcome; the record (opt-in) copies it.
-            let recorded = (self.limit > 0)
-                .then(|| context.clone())
-                .unwrap_or_default();
+            let recorded = if self.limit > 0 {
+                context.clone()
+            } else {
+                Default::default()
+            };
             outcome.context = context;
             (outcome, recorded)
         };
