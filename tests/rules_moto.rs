@@ -452,38 +452,12 @@ print(json.dumps({u: [p["PolicyName"] for p in iam.list_attached_user_policies(U
 #[cfg(feature = "sqs")]
 mod eventbridge_sqs {
     use super::*;
-    use remediation::engine::{SettleAction, Summary};
+    use remediation::engine::SettleAction;
     use remediation::model::EventKind;
     use remediation::source::{AlertSource, SqsSource};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    /// Runs `engine` until `done` holds (checked every 50 ms) or `limit`
-    /// passes, then cancels it; returns its summary and whether `done` held.
-    async fn run_until(
-        engine: &Engine,
-        limit: Duration,
-        done: impl Fn(&Summary) -> bool,
-    ) -> (Summary, bool) {
-        let cancel = CancellationToken::new();
-        let run = tokio::spawn({
-            let engine = engine.clone();
-            let cancel = cancel.clone();
-            async move { engine.run(cancel).await }
-        });
-        let t0 = Instant::now();
-        let mut reached = false;
-        while t0.elapsed() < limit {
-            if done(&engine.stats().snapshot()) {
-                reached = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        cancel.cancel();
-        let summary = run.await.expect("engine task").expect("engine run");
-        (summary, reached)
-    }
-
+    use super::support::run_until;
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_eventbridge_rule_routes_cloudtrail_events_through_sqs_to_the_quarantine() {
         let venv = venv();

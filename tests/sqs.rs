@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::moto::{MotoServer, venv};
+use support::run_until;
 use tokio_util::sync::CancellationToken;
 
 const ACCOUNT: &str = "123456789012";
@@ -218,33 +219,6 @@ impl Moto {
             .with_region("us-east-1")
             .with_static_credentials("testing", "testing")
     }
-}
-
-/// Runs `engine` until `done` holds (checked every 50 ms) or `limit` passes,
-/// then cancels it and returns its summary.
-async fn run_until(
-    engine: &Engine,
-    limit: Duration,
-    done: impl Fn(&Summary) -> bool,
-) -> (Summary, bool) {
-    let cancel = CancellationToken::new();
-    let run = tokio::spawn({
-        let engine = engine.clone();
-        let cancel = cancel.clone();
-        async move { engine.run(cancel).await }
-    });
-    let t0 = Instant::now();
-    let mut reached = false;
-    while t0.elapsed() < limit {
-        if done(&engine.stats().snapshot()) {
-            reached = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    cancel.cancel();
-    let summary = run.await.expect("engine task").expect("engine run");
-    (summary, reached)
 }
 
 fn fast_retry() -> Backoff {

@@ -8,6 +8,7 @@
 
 pub mod moto;
 
+use remediation::engine::{Engine, Summary};
 use remediation::executor::{CommandPolicy, ContextMap, ProcessExecutor};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -150,4 +151,31 @@ impl StandIn {
             })
             .collect()
     }
+}
+
+/// Runs `engine` until `done` holds (checked every 50 ms) or `limit` passes,
+/// then cancels it; returns its summary and whether `done` held.
+pub async fn run_until(
+    engine: &Engine,
+    limit: std::time::Duration,
+    done: impl Fn(&Summary) -> bool,
+) -> (Summary, bool) {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn({
+        let engine = engine.clone();
+        let cancel = cancel.clone();
+        async move { engine.run(cancel).await }
+    });
+    let t0 = std::time::Instant::now();
+    let mut reached = false;
+    while t0.elapsed() < limit {
+        if done(&engine.stats().snapshot()) {
+            reached = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    let summary = run.await.expect("engine task").expect("engine run");
+    (summary, reached)
 }
