@@ -78,6 +78,8 @@
 pub mod engine;
 mod error;
 pub mod executor;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod model;
 pub mod planner;
 pub mod redact;

@@ -10,6 +10,8 @@
 pub mod audit;
 pub mod backoff;
 pub mod dedup;
+#[cfg(feature = "dynamodb")]
+pub mod dedup_dynamodb;
 pub mod lease;
 pub mod stats;
 
@@ -37,6 +39,8 @@ pub use audit::{
 };
 pub use backoff::Backoff;
 pub use dedup::{Claim, DedupStore, MemoryDedup};
+#[cfg(feature = "dynamodb")]
+pub use dedup_dynamodb::{DynamoDedup, DynamoDedupBuilder};
 pub use lease::LeasePolicy;
 pub use stats::{Counter, Stats, Summary};
 

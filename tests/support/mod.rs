@@ -6,7 +6,9 @@
 //! stand-in's settings reach the child through the executor.
 #![allow(dead_code)]
 
+pub mod lambda_runtime;
 pub mod moto;
+pub mod proxy;
 
 use remediation::engine::{Engine, Summary};
 use remediation::executor::{CommandPolicy, ContextMap, ProcessExecutor};

@@ -1,0 +1,684 @@
+//! AWS Lambda adapter (feature `lambda`): the same engine — planners,
+//! executors, dedup store, audit and stats — run inside SQS- and
+//! EventBridge-triggered functions.
+//!
+//! * [`LambdaHandler::handle_sqs`] turns an SQS event's records into
+//!   deliveries, runs the engine over them and answers with the partial-batch
+//!   response: `batchItemFailures` names every record that was not acked
+//!   (failed, deferred, not reached before the deadline), so only those come
+//!   back. The event source mapping must have `ReportBatchItemFailures`
+//!   enabled.
+//! * [`LambdaHandler::handle_eventbridge`] runs one EventBridge event (a
+//!   CloudTrail event, or a Prisma Cloud alert relayed by EventBridge) and
+//!   fails the invocation when the event was not done with, so Lambda's own
+//!   retries and failure destination apply.
+//!
+//! The remaining invocation time bounds the work: a configurable margin
+//! before the invocation's deadline the engine is cancelled — no new step
+//! starts, a running read-only step is abandoned, and every record not done
+//! by then is reported as failed. A running step that changes something is
+//! never abandoned, so the margin should be at least the executor's step
+//! timeout.
+//!
+//! Poison (undecodable, unsafe, failed `max_deliveries` times) is
+//! dead-lettered as the [SQS source](crate::source) does: by default it is
+//! reported as failed and left to the trigger's redrive policy (SQS:
+//! `maxReceiveCount` → the queue's dead-letter queue; EventBridge: Lambda's
+//! retries → the failure destination); with
+//! [`with_dead_letter_queue`](LambdaHandlerBuilder::with_dead_letter_queue)
+//! (features `lambda` + `sqs`) it is sent to a dead-letter queue and reported
+//! done. Either way the audit record carries the body.
+//!
+//! [`run_sqs`] and [`run_eventbridge`] hand a handler to
+//! `lambda_runtime::run`; see `examples/lambda_sqs.rs` and
+//! `examples/lambda_eventbridge.rs`.
+
+mod invocation;
+
+pub use invocation::RecordOutcome;
+
+use crate::engine::{
+    AuditSink, DedupStore, Engine, EngineConfig, MemoryDedup, NoAudit, Stats,
+};
+use crate::executor::CommandExecutor;
+use crate::model::{BodyFormat, decode};
+use crate::planner::RemediationPlanner;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use bytes::Bytes;
+use invocation::{Capture, DeadLetterPlan, InvocationSource, Record, Verdict};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// The default time left before the invocation's deadline at which no new
+/// step starts.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+/// Runs Lambda functions through the engine. Cheap to clone; build it once
+/// per function instance (outside the handler) so the dedup store, the audit
+/// sink and the stats live across invocations.
+#[derive(Clone)]
+pub struct LambdaHandler {
+    inner: Arc<HandlerInner>,
+}
+
+struct HandlerInner {
+    planner: Arc<dyn RemediationPlanner>,
+    executor: Arc<dyn CommandExecutor>,
+    dedup: Arc<dyn DedupStore>,
+    audit: Arc<dyn AuditSink>,
+    stats: Arc<Stats>,
+    config: EngineConfig,
+    margin: Duration,
+    dead_letter: DeadLetterPlan,
+}
+
+impl fmt::Debug for LambdaHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("LambdaHandler")
+            .field("planner", &i.planner.name())
+            .field("executor", &i.executor)
+            .field("dedup", &i.dedup)
+            .field("config", &i.config)
+            .field("deadline_margin", &i.margin)
+            .field("dead_letter", &i.dead_letter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`LambdaHandler`].
+#[derive(Debug)]
+pub struct LambdaHandlerBuilder {
+    inner: HandlerInner,
+}
+
+impl fmt::Debug for HandlerInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerInner")
+            .field("planner", &self.planner.name())
+            .field("config", &self.config)
+            .field("deadline_margin", &self.margin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LambdaHandlerBuilder {
+    /// Engine settings (concurrency, `max_deliveries`, dedup lease and TTL,
+    /// dry-run settling). Receive and retry delays do not apply: the records
+    /// are in the event, and a failed record comes back after the queue's
+    /// visibility timeout (SQS) or Lambda's retry delay (EventBridge).
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.inner.config = config;
+        self
+    }
+
+    /// The dedup store (default: in-memory, shared by the invocations of
+    /// this function instance only; a DynamoDB table shares it between all
+    /// instances and workers).
+    pub fn dedup(mut self, dedup: Arc<dyn DedupStore>) -> Self {
+        self.inner.dedup = dedup;
+        self
+    }
+
+    /// The audit sink (default: none). `JsonLinesAudit::stdout()` writes one
+    /// JSON line per record to the function's CloudWatch log stream.
+    pub fn audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.inner.audit = audit;
+        self
+    }
+
+    /// Shares a stats handle (counters accumulate across invocations).
+    pub fn stats(mut self, stats: Arc<Stats>) -> Self {
+        self.inner.stats = stats;
+        self
+    }
+
+    /// How long before the invocation's deadline no new step starts
+    /// (default [`DEFAULT_DEADLINE_MARGIN`]). Make it at least the step
+    /// timeout: a step that changes something runs to its end once started.
+    pub fn deadline_margin(mut self, margin: Duration) -> Self {
+        self.inner.margin = margin;
+        self
+    }
+
+    /// Poison is reported as failed and left to the trigger's redrive
+    /// policy or failure destination (the default).
+    pub fn with_dead_letter_redrive(mut self) -> Self {
+        self.inner.dead_letter = DeadLetterPlan::Redrive;
+        self
+    }
+
+    /// Poison is reported done; its body lives on in the audit record only.
+    /// For queues without a redrive policy, where a poison record would
+    /// otherwise come back forever.
+    pub fn with_dead_letter_audit_only(mut self) -> Self {
+        self.inner.dead_letter = DeadLetterPlan::AuditOnly;
+        self
+    }
+
+    /// Poison is sent to the SQS queue at `queue_url` (with the
+    /// `remediation-dead-letter-reason` and `remediation-source-message-id`
+    /// attributes) and then reported done; if sending fails it is reported
+    /// as failed. Features `lambda` + `sqs`.
+    #[cfg(feature = "sqs")]
+    pub fn with_dead_letter_queue(
+        mut self,
+        client: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+    ) -> Self {
+        self.inner.dead_letter = DeadLetterPlan::Forward(Arc::new(dlq::SqsParker {
+            client,
+            queue_url: queue_url.into(),
+            stats: Arc::clone(&self.inner.stats),
+        }));
+        self
+    }
+
+    /// Builds the handler.
+    pub fn build(self) -> LambdaHandler {
+        LambdaHandler {
+            inner: Arc::new(self.inner),
+        }
+    }
+}
+
+/// One record of an SQS invocation and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RecordReport {
+    /// The SQS message id (empty if the record had none).
+    pub message_id: String,
+    /// How it was settled.
+    pub outcome: RecordOutcome,
+    /// The engine's decision (`executed`, `skipped`, `failed`...), if it got that far.
+    pub decision: Option<String>,
+    /// The reason code (`step_failed`, `test_notification`, `cancelled`...).
+    pub reason_code: Option<String>,
+    /// The reason code and detail.
+    pub reason: Option<String>,
+}
+
+impl Serialize for RecordOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The result of one SQS invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct SqsInvocationReport {
+    /// Every record, in the event's order.
+    pub records: Vec<RecordReport>,
+}
+
+impl SqsInvocationReport {
+    /// The message ids of the records to deliver again.
+    pub fn failed_message_ids(&self) -> Vec<&str> {
+        self.records
+            .iter()
+            .filter(|r| !r.outcome.is_done())
+            .map(|r| r.message_id.as_str())
+            .collect()
+    }
+
+    /// The partial-batch response for Lambda: every record not done with.
+    /// A record without a message id is reported with an empty identifier,
+    /// which makes Lambda retry the whole batch (nothing is lost; the dedup
+    /// store keeps what was done from running twice).
+    pub fn batch_response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        response.set_failures(self.failed_message_ids());
+        response
+    }
+}
+
+/// A successful EventBridge invocation's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct EventBridgeReport {
+    /// The EventBridge event id.
+    pub event_id: String,
+    /// `acked` (executed, planned or skipped) or how poison was dead-lettered.
+    pub outcome: RecordOutcome,
+    /// The engine's decision.
+    pub decision: Option<String>,
+    /// The reason code and detail.
+    pub reason: Option<String>,
+}
+
+/// An EventBridge event that was not done with: the invocation fails, so
+/// Lambda retries it and then sends it to the failure destination.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("event {event_id} was not remediated ({}): {}", outcome.as_str(), reason.as_deref().unwrap_or("no decision"))]
+#[non_exhaustive]
+pub struct InvocationFailed {
+    /// The EventBridge event id.
+    pub event_id: String,
+    /// How it was settled.
+    pub outcome: RecordOutcome,
+    /// The reason code (`step_failed`, `cancelled`, `undecodable`...).
+    pub reason_code: Option<String>,
+    /// The reason code and detail.
+    pub reason: Option<String>,
+}
+
+impl From<InvocationFailed> for lambda_runtime::Diagnostic {
+    fn from(e: InvocationFailed) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: format!(
+                "Remediation.{}",
+                e.reason_code.as_deref().unwrap_or(e.outcome.as_str())
+            ),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The envelope fields the EventBridge handler reads.
+#[derive(Deserialize)]
+struct EventBridgeEnvelope<'a> {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(borrow, default)]
+    detail: Option<&'a RawValue>,
+}
+
+impl LambdaHandler {
+    /// A builder running `planner` and `executor` (dry run if the executor is one).
+    pub fn builder(
+        planner: Arc<dyn RemediationPlanner>,
+        executor: Arc<dyn CommandExecutor>,
+    ) -> LambdaHandlerBuilder {
+        LambdaHandlerBuilder {
+            inner: HandlerInner {
+                planner,
+                executor,
+                dedup: Arc::new(MemoryDedup::default()),
+                audit: Arc::new(NoAudit),
+                stats: Arc::new(Stats::new()),
+                config: EngineConfig::default(),
+                margin: DEFAULT_DEADLINE_MARGIN,
+                dead_letter: DeadLetterPlan::Redrive,
+            },
+        }
+    }
+
+    /// The counters, accumulated over every invocation.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.inner.stats
+    }
+
+    /// Handles an SQS-triggered invocation. `deadline` is the invocation's
+    /// deadline (`Context::deadline()`); `None` = no limit.
+    ///
+    /// Never fails as a whole: every record's fate is in the report, and
+    /// [`SqsInvocationReport::batch_response`] is the function's answer.
+    pub async fn handle_sqs(
+        &self,
+        event: SqsEvent,
+        deadline: Option<SystemTime>,
+    ) -> SqsInvocationReport {
+        let ids: Vec<String> = event
+            .records
+            .iter()
+            .map(|m| m.message_id.clone().unwrap_or_default())
+            .collect();
+        let source_name = event
+            .records
+            .first()
+            .and_then(|m| m.event_source_arn.as_deref())
+            .and_then(|arn| arn.rsplit(':').next())
+            .map_or_else(|| "lambda:sqs".to_owned(), |q| format!("lambda:sqs:{q}"));
+        let records = event.records.into_iter().map(sqs_record).collect();
+        let (outcomes, capture) = self.run(source_name, records, deadline).await;
+        let records = ids
+            .into_iter()
+            .zip(outcomes)
+            .map(|(message_id, outcome)| {
+                let verdict = capture.take(&message_id);
+                report(message_id, outcome, verdict)
+            })
+            .collect();
+        SqsInvocationReport { records }
+    }
+
+    /// Handles an EventBridge-triggered invocation; `event` is the event as
+    /// delivered (JSON). A CloudTrail event is decoded as it is; an event
+    /// whose `detail` is a Prisma Cloud alert is handled as that alert.
+    ///
+    /// `Ok` when the event was executed, planned or skipped (or parked as
+    /// poison in a dead-letter queue); `Err` when it failed, was deferred, was
+    /// not reached before the deadline, or is poison left to Lambda's retries
+    /// and failure destination.
+    pub async fn handle_eventbridge(
+        &self,
+        event: &[u8],
+        deadline: Option<SystemTime>,
+    ) -> std::result::Result<EventBridgeReport, InvocationFailed> {
+        let (event_id, body) = eventbridge_body(event);
+        let record = Record {
+            message_id: event_id.clone(),
+            body,
+            delivery_count: 1,
+            first_seen: None,
+            attributes: Vec::new(),
+        };
+        let (outcomes, capture) = self
+            .run("lambda:eventbridge".to_owned(), vec![record], deadline)
+            .await;
+        let outcome = outcomes
+            .first()
+            .copied()
+            .unwrap_or(RecordOutcome::Unsettled);
+        let verdict = capture.take(&event_id);
+        let r = report(event_id, outcome, verdict);
+        if outcome.is_done() {
+            Ok(EventBridgeReport {
+                event_id: r.message_id,
+                outcome,
+                decision: r.decision,
+                reason: r.reason,
+            })
+        } else {
+            Err(InvocationFailed {
+                event_id: r.message_id,
+                outcome,
+                reason_code: r.reason_code.or_else(|| {
+                    (outcome == RecordOutcome::Unsettled).then(|| "deadline".to_owned())
+                }),
+                reason: r.reason.or_else(|| {
+                    (outcome == RecordOutcome::Unsettled).then(|| {
+                        "deadline: the invocation's time ran out before the event was handled"
+                            .to_owned()
+                    })
+                }),
+            })
+        }
+    }
+
+    /// Runs the engine over `records` until they are settled or the deadline
+    /// margin is reached; returns each record's outcome, in order.
+    async fn run(
+        &self,
+        source_name: String,
+        records: Vec<Record>,
+        deadline: Option<SystemTime>,
+    ) -> (Vec<invocation::RecordOutcome>, Arc<Capture>) {
+        let inner = &self.inner;
+        let (source, ledger) = InvocationSource::new(source_name, records, &inner.dead_letter);
+        let capture = Arc::new(Capture::new(Arc::clone(&inner.audit)));
+        let engine = Engine::builder(
+            Arc::new(source),
+            Arc::clone(&inner.planner),
+            Arc::clone(&inner.executor),
+        )
+        .config(inner.config.clone())
+        .dedup(Arc::clone(&inner.dedup))
+        .audit(Arc::clone(&capture) as Arc<dyn AuditSink>)
+        .stats(Arc::clone(&inner.stats))
+        .build();
+        let cancel = CancellationToken::new();
+        let timer = deadline.map(|d| {
+            let stop = stop_at(d, inner.margin);
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(stop.into()).await;
+                tracing::warn!("invocation deadline near: no new step starts");
+                cancel.cancel();
+            })
+        });
+        if let Some(d) = deadline {
+            if stop_at(d, inner.margin) <= Instant::now() {
+                tracing::warn!(
+                    margin = ?inner.margin,
+                    "the invocation has less time left than the deadline margin: nothing runs"
+                );
+                cancel.cancel();
+            }
+        }
+        // The invocation source never fails to receive.
+        if let Err(e) = engine.run(cancel).await {
+            tracing::error!(error = %e, "engine failed");
+        }
+        if let Some(t) = timer {
+            t.abort();
+        }
+        (ledger.outcomes(), capture)
+    }
+}
+
+fn report(message_id: String, outcome: RecordOutcome, verdict: Option<Verdict>) -> RecordReport {
+    let (decision, reason_code, reason) = match verdict {
+        Some(v) => (Some(v.decision.to_owned()), v.reason_code, v.reason),
+        None => (
+            None,
+            Some("deadline".to_owned()),
+            Some("deadline: not handled before the invocation's deadline margin".to_owned()),
+        ),
+    };
+    RecordReport {
+        message_id,
+        outcome,
+        decision,
+        reason_code,
+        reason,
+    }
+}
+
+/// When no new step may start: `margin` before `deadline`, as an `Instant`.
+fn stop_at(deadline: SystemTime, margin: Duration) -> Instant {
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + left.saturating_sub(margin)
+}
+
+/// An SQS record as a delivery: receive count, first receive time, system
+/// and message attributes as the SQS source reports them.
+fn sqs_record(m: SqsMessage) -> Record {
+    let count = m
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse::<u32>().ok())
+        .unwrap_or(1);
+    let first_seen = m
+        .attributes
+        .get("ApproximateFirstReceiveTimestamp")
+        .or_else(|| m.attributes.get("SentTimestamp"))
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+        .filter(|t| *t <= SystemTime::now() + Duration::from_secs(3600));
+    let mut attributes: Vec<(String, String)> = m
+        .attributes
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "ApproximateReceiveCount" | "ApproximateFirstReceiveTimestamp"
+            )
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (name, value) in &m.message_attributes {
+        if let Some(s) = &value.string_value {
+            attributes.push((format!("attribute.{name}"), s.clone()));
+        }
+    }
+    Record {
+        message_id: m.message_id.unwrap_or_default(),
+        body: Bytes::from(m.body.unwrap_or_default()),
+        delivery_count: count,
+        first_seen,
+        attributes,
+    }
+}
+
+/// The event id and the body to decode: the `detail` when it is a Prisma
+/// Cloud alert (relayed by EventBridge), otherwise the whole event (the
+/// engine decodes CloudTrail events in their EventBridge envelope, and
+/// reports anything else as undecodable, with its body).
+fn eventbridge_body(event: &[u8]) -> (String, Bytes) {
+    let Ok(envelope) = serde_json::from_slice::<EventBridgeEnvelope<'_>>(event) else {
+        return ("eventbridge".to_owned(), Bytes::copy_from_slice(event));
+    };
+    let id = envelope.id.unwrap_or_else(|| "eventbridge".to_owned());
+    if let Some(detail) = envelope.detail {
+        let is_alert = decode(detail.get().as_bytes()).is_ok_and(|d| {
+            matches!(
+                d.format,
+                BodyFormat::PrismaAlert | BodyFormat::PrismaAlertList
+            )
+        });
+        if is_alert {
+            return (id, Bytes::copy_from_slice(detail.get().as_bytes()));
+        }
+    }
+    (id, Bytes::copy_from_slice(event))
+}
+
+/// Runs an SQS-triggered function: `lambda_runtime::run` with
+/// [`LambdaHandler::handle_sqs`], answering with the partial-batch response.
+///
+/// Needs the Lambda environment (`AWS_LAMBDA_RUNTIME_API` and the function
+/// variables); returns when the runtime API goes away.
+pub async fn run_sqs(handler: LambdaHandler) -> std::result::Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+            let handler = handler.clone();
+            async move {
+                let deadline = event.context.deadline();
+                let report = handler.handle_sqs(event.payload, Some(deadline)).await;
+                Ok::<_, std::convert::Infallible>(report.batch_response())
+            }
+        },
+    ))
+    .await
+}
+
+/// Runs an EventBridge-triggered function: `lambda_runtime::run` with
+/// [`LambdaHandler::handle_eventbridge`]; a failed event fails the invocation
+/// with error type `Remediation.<reason_code>`.
+pub async fn run_eventbridge(
+    handler: LambdaHandler,
+) -> std::result::Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Box<RawValue>>| {
+            let handler = handler.clone();
+            async move {
+                let deadline = event.context.deadline();
+                handler
+                    .handle_eventbridge(event.payload.get().as_bytes(), Some(deadline))
+                    .await
+            }
+        },
+    ))
+    .await
+}
+
+#[cfg(feature = "sqs")]
+mod dlq {
+    //! Poison forwarded to an SQS dead-letter queue from inside a function.
+
+    use super::invocation::Parker;
+    use crate::engine::Stats;
+    use crate::error::{Error, Result};
+    use crate::source::sqs::{REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE, api};
+    use async_trait::async_trait;
+    use aws_sdk_sqs::types::MessageAttributeValue;
+    use std::fmt;
+    use std::sync::Arc;
+
+    pub(super) struct SqsParker {
+        pub(super) client: aws_sdk_sqs::Client,
+        pub(super) queue_url: String,
+        pub(super) stats: Arc<Stats>,
+    }
+
+    impl fmt::Debug for SqsParker {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("SqsParker")
+                .field("queue_url", &self.queue_url)
+                .finish_non_exhaustive()
+        }
+    }
+
+    #[async_trait]
+    impl Parker for SqsParker {
+        async fn park(&self, message_id: &str, body: &[u8], reason: &str) -> Result<()> {
+            let text = |s: &str| {
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(s)
+                    .build()
+            };
+            let reason: String = reason.chars().take(4096).collect();
+            let mut send = self
+                .client
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(String::from_utf8_lossy(body));
+            if let Ok(v) = text(if reason.is_empty() { "-" } else { &reason }) {
+                send = send.message_attributes(REASON_ATTRIBUTE, v);
+            }
+            if !message_id.is_empty() {
+                if let Ok(v) = text(message_id) {
+                    send = send.message_attributes(SOURCE_MESSAGE_ID_ATTRIBUTE, v);
+                }
+            }
+            if self.queue_url.ends_with(".fifo") {
+                let dedup: String = message_id
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+                    .take(128)
+                    .collect();
+                send = send
+                    .message_group_id("dead-letter")
+                    .message_deduplication_id(if dedup.is_empty() { "-".into() } else { dedup });
+            }
+            self.stats.count_api_call(api::SEND_MESSAGE);
+            send.send().await.map(|_| ()).map_err(|e| Error::Backend {
+                backend: "lambda",
+                message: format!(
+                    "SendMessage (dead-letter queue): {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                ),
+                temporary: true,
+                source: None,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eventbridge_detail_alert_is_unwrapped_cloudtrail_is_not() {
+        let alert = br#"{"id":"ev-1","detail-type":"Prisma Cloud Alert","source":"prismacloud","detail":{"alertId":"P-1","status":"open"}}"#;
+        let (id, body) = eventbridge_body(alert);
+        assert_eq!(id, "ev-1");
+        assert_eq!(&body[..], br#"{"alertId":"P-1","status":"open"}"#);
+        let ct = br#"{"id":"ev-2","detail-type":"AWS API Call via CloudTrail","source":"aws.iam","detail":{"eventID":"e-1","eventName":"CreateUser"}}"#;
+        let (id, body) = eventbridge_body(ct);
+        assert_eq!(id, "ev-2");
+        assert_eq!(&body[..], &ct[..]);
+        let (id, body) = eventbridge_body(b"not json");
+        assert_eq!((id.as_str(), &body[..]), ("eventbridge", &b"not json"[..]));
+    }
+
+    #[test]
+    fn deadline_margin_is_subtracted_and_never_negative() {
+        let now = Instant::now();
+        let soon = stop_at(SystemTime::now() + Duration::from_secs(60), Duration::from_secs(10));
+        let left = soon.saturating_duration_since(now);
+        assert!(left > Duration::from_secs(45) && left <= Duration::from_secs(50), "{left:?}");
+        let past = stop_at(SystemTime::now() - Duration::from_secs(5), Duration::from_secs(1));
+        assert!(past <= Instant::now());
+    }
+}
