@@ -46,8 +46,9 @@ fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
 pub async fn handler_from_env() -> Result<LambdaHandler, String> {
     let stats = Arc::new(Stats::new());
     let mut contexts = match var("ACCOUNT_PROFILES") {
-        Some(list) => ContextMap::parse_aws_profiles(&list)
-            .map_err(|e| format!("ACCOUNT_PROFILES: {e}"))?,
+        Some(list) => {
+            ContextMap::parse_aws_profiles(&list).map_err(|e| format!("ACCOUNT_PROFILES: {e}"))?
+        }
         None => ContextMap::new(),
     };
     if let Some(p) = var("REMEDIATION_DEFAULT_PROFILE") {
@@ -61,7 +62,9 @@ pub async fn handler_from_env() -> Result<LambdaHandler, String> {
     } else {
         let queries =
             ProcessExecutor::new(policy.clone(), contexts.clone()).with_timeout(step_timeout);
-        Arc::new(DryRunExecutor::new(policy.clone(), contexts).with_query_executor(Arc::new(queries)))
+        Arc::new(
+            DryRunExecutor::new(policy.clone(), contexts).with_query_executor(Arc::new(queries)),
+        )
     };
 
     let names = var("REMEDIATION_PLANNERS").unwrap_or_else(|| "alert-cli".into());
@@ -74,7 +77,10 @@ pub async fn handler_from_env() -> Result<LambdaHandler, String> {
                     .ok_or("REMEDIATION_PLANNERS=cloudtrail needs REMEDIATION_RULES")?;
                 let rules =
                     RuleSet::from_path(&path).map_err(|e| format!("REMEDIATION_RULES: {e}"))?;
-                planners.push(Box::new(CloudTrailPlanner::new(rules, Arc::clone(&executor))));
+                planners.push(Box::new(CloudTrailPlanner::new(
+                    rules,
+                    Arc::clone(&executor),
+                )));
             }
             #[cfg(feature = "prisma")]
             "prisma" => {
@@ -138,7 +144,10 @@ pub async fn handler_from_env() -> Result<LambdaHandler, String> {
 }
 
 #[cfg(feature = "dynamodb")]
-async fn dedup(b: LambdaHandlerBuilder, stats: &Arc<Stats>) -> Result<LambdaHandlerBuilder, String> {
+async fn dedup(
+    b: LambdaHandlerBuilder,
+    stats: &Arc<Stats>,
+) -> Result<LambdaHandlerBuilder, String> {
     if var("REMEDIATION_DEDUP_TABLE").is_none() {
         return Ok(b);
     }
@@ -151,7 +160,10 @@ async fn dedup(b: LambdaHandlerBuilder, stats: &Arc<Stats>) -> Result<LambdaHand
 }
 
 #[cfg(not(feature = "dynamodb"))]
-async fn dedup(b: LambdaHandlerBuilder, _stats: &Arc<Stats>) -> Result<LambdaHandlerBuilder, String> {
+async fn dedup(
+    b: LambdaHandlerBuilder,
+    _stats: &Arc<Stats>,
+) -> Result<LambdaHandlerBuilder, String> {
     match var("REMEDIATION_DEDUP_TABLE") {
         Some(_) => Err("REMEDIATION_DEDUP_TABLE needs the `dynamodb` cargo feature".into()),
         None => Ok(b),

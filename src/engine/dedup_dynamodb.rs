@@ -40,8 +40,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 use std::collections::HashMap;
 use std::fmt;
@@ -202,15 +201,12 @@ impl DynamoDedupBuilder {
 
     /// Builds the store. Fails if no table is named; does not call DynamoDB.
     pub async fn build(self) -> Result<DynamoDedup> {
-        let table = self
-            .table
-            .filter(|t| !t.trim().is_empty())
-            .ok_or_else(|| {
-                Error::Config(
-                    "the DynamoDB dedup store needs a table (REMEDIATION_DEDUP_TABLE or with_table)"
-                        .into(),
-                )
-            })?;
+        let table = self.table.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+            Error::Config(
+                "the DynamoDB dedup store needs a table (REMEDIATION_DEDUP_TABLE or with_table)"
+                    .into(),
+            )
+        })?;
         let client = match self.client {
             Some(c) => c,
             None => {
@@ -366,9 +362,10 @@ impl DynamoDedup {
         match ttl {
             Ok(_) => Ok(()),
             // Already enabled.
-            Err(e) if e.as_service_error().and_then(|s| s.message()).is_some_and(|m| {
-                m.contains("already enabled")
-            }) =>
+            Err(e)
+                if e.as_service_error()
+                    .and_then(|s| s.message())
+                    .is_some_and(|m| m.contains("already enabled")) =>
             {
                 Ok(())
             }
@@ -415,7 +412,8 @@ fn verdict(item: &HashMap<String, AttributeValue>, now_ms: u64) -> Claim {
 impl DedupStore for DynamoDedup {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim> {
         let now_ms = epoch_millis();
-        let lease_until = now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
+        let lease_until =
+            now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
         let expires_at = lease_until / 1000 + CLAIM_LINGER_SECS;
         self.stats.count_api_call(api::PUT_ITEM);
         let put = self
@@ -472,10 +470,10 @@ impl DedupStore for DynamoDedup {
             .update_item()
             .table_name(&self.table)
             .key(KEY_ATTRIBUTE, AttributeValue::S(key.to_owned()))
-            .update_expression("SET #state = :done, #owner = :me, #expires = :expires REMOVE #lease")
-            .condition_expression(
-                "attribute_not_exists(#pk) OR #state = :claimed OR #owner = :me",
+            .update_expression(
+                "SET #state = :done, #owner = :me, #expires = :expires REMOVE #lease",
             )
+            .condition_expression("attribute_not_exists(#pk) OR #state = :claimed OR #owner = :me")
             .expression_attribute_names("#pk", KEY_ATTRIBUTE)
             .expression_attribute_names("#state", STATE_ATTRIBUTE)
             .expression_attribute_names("#owner", OWNER_ATTRIBUTE)
@@ -588,7 +586,10 @@ where
         ),
         SdkError::ResponseError(_) => (format!("{op}: unreadable response"), true),
         _ => (
-            format!("{op}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)),
+            format!(
+                "{op}: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&err)
+            ),
             true,
         ),
     };
@@ -616,16 +617,29 @@ mod tests {
                 ),
             ])
         };
-        assert_eq!(verdict(&item(DONE, now_ms / 1000 + 10), now_ms), Claim::AlreadyDone);
-        assert_eq!(verdict(&item(DONE, now_ms / 1000 - 10), now_ms), Claim::InProgress);
-        assert_eq!(verdict(&item(CLAIMED, now_ms / 1000 + 10), now_ms), Claim::InProgress);
+        assert_eq!(
+            verdict(&item(DONE, now_ms / 1000 + 10), now_ms),
+            Claim::AlreadyDone
+        );
+        assert_eq!(
+            verdict(&item(DONE, now_ms / 1000 - 10), now_ms),
+            Claim::InProgress
+        );
+        assert_eq!(
+            verdict(&item(CLAIMED, now_ms / 1000 + 10), now_ms),
+            Claim::InProgress
+        );
     }
 
     #[tokio::test]
     async fn builder_needs_a_table_and_hides_credentials() {
-        let b = DynamoDedupBuilder::new().with_static_credentials("AKIAEXAMPLEKEYID", "s3cr3t-value");
+        let b =
+            DynamoDedupBuilder::new().with_static_credentials("AKIAEXAMPLEKEYID", "s3cr3t-value");
         let shown = format!("{b:?}");
-        assert!(!shown.contains("AKIAEXAMPLEKEYID") && !shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            !shown.contains("AKIAEXAMPLEKEYID") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
         let err = b.build().await.unwrap_err();
         assert!(err.to_string().contains("REMEDIATION_DEDUP_TABLE"), "{err}");
     }

@@ -4,7 +4,9 @@
 
 use crate::engine::{AuditRecord, AuditSink};
 use crate::error::Result;
-use crate::source::{AlertSource, Capabilities, DeadLetterMode, DeadLetterOutcome, Delivery, Settle};
+use crate::source::{
+    AlertSource, Capabilities, DeadLetterMode, DeadLetterOutcome, Delivery, Settle,
+};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

@@ -37,9 +37,7 @@ mod invocation;
 
 pub use invocation::RecordOutcome;
 
-use crate::engine::{
-    AuditSink, DedupStore, Engine, EngineConfig, MemoryDedup, NoAudit, Stats,
-};
+use crate::engine::{AuditSink, DedupStore, Engine, EngineConfig, MemoryDedup, NoAudit, Stats};
 use crate::executor::CommandExecutor;
 use crate::model::{BodyFormat, decode};
 use crate::planner::RemediationPlanner;
@@ -675,10 +673,19 @@ mod tests {
     #[test]
     fn deadline_margin_is_subtracted_and_never_negative() {
         let now = Instant::now();
-        let soon = stop_at(SystemTime::now() + Duration::from_secs(60), Duration::from_secs(10));
+        let soon = stop_at(
+            SystemTime::now() + Duration::from_secs(60),
+            Duration::from_secs(10),
+        );
         let left = soon.saturating_duration_since(now);
-        assert!(left > Duration::from_secs(45) && left <= Duration::from_secs(50), "{left:?}");
-        let past = stop_at(SystemTime::now() - Duration::from_secs(5), Duration::from_secs(1));
+        assert!(
+            left > Duration::from_secs(45) && left <= Duration::from_secs(50),
+            "{left:?}"
+        );
+        let past = stop_at(
+            SystemTime::now() - Duration::from_secs(5),
+            Duration::from_secs(1),
+        );
         assert!(past <= Instant::now());
     }
 }

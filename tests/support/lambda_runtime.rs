@@ -73,7 +73,9 @@ pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:r
 impl RuntimeApi {
     /// Starts the server on a free loopback port.
     pub async fn start() -> RuntimeApi {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind runtime api");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind runtime api");
         let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(Mutex::new(State::default()));
         let queued = Arc::new(Notify::new());
@@ -202,10 +204,7 @@ impl Conn {
                 let posted = match verb {
                     "response" => Posted::Response { body },
                     "error" => Posted::Error {
-                        error_type: r
-                            .headers
-                            .get("lambda-runtime-function-error-type")
-                            .cloned(),
+                        error_type: r.headers.get("lambda-runtime-function-error-type").cloned(),
                         body,
                     },
                     _ => return reply(404, &[], r#"{"errorType":"NotFound"}"#),
