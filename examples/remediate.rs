@@ -40,6 +40,15 @@
 //!     --account-profile 123456789012=prod --execute
 //! ```
 //!
+//! With the `dynamodb` feature, `--dedup-table NAME` shares deduplication with
+//! every other worker (and Lambda function) using the same DynamoDB table, so
+//! each finding is remediated once however many of them receive it:
+//!
+//! ```text
+//! cargo run --release --features sqs,dynamodb --example remediate -- --source sqs:prisma-alerts \
+//!     --dedup-table remediation-dedup --account-profile 123456789012=prod --execute
+//! ```
+//!
 //! Exit status 0 when the run completed, whatever the decisions; 2 on bad
 //! configuration or an unreadable source.
 
@@ -125,6 +134,12 @@ struct Args {
     /// Prisma: also trust the CA certificates in this PEM file (verification stays on).
     #[arg(long)]
     prisma_ca_bundle: Option<std::path::PathBuf>,
+    /// Share deduplication with other workers in this DynamoDB table (feature
+    /// `dynamodb`; region and credentials from the AWS chain,
+    /// `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` for a local server).
+    /// Default: in-memory, this process only.
+    #[arg(long, value_name = "NAME")]
+    dedup_table: Option<String>,
     /// Do not print a line per delivery.
     #[arg(long, short)]
     quiet: bool,
@@ -197,6 +212,31 @@ async fn sqs_source(spec: &str, _stats: &Arc<Stats>) -> Result<Arc<dyn AlertSour
         "--source {spec} needs the `sqs` cargo feature: \
          cargo run --release --features sqs --example remediate -- --source {spec} ..."
     ))
+}
+
+/// `--dedup-table NAME`: the shared DynamoDB store.
+#[cfg(feature = "dynamodb")]
+async fn dedup_store(
+    table: &str,
+    stats: &Arc<Stats>,
+) -> Result<Arc<dyn remediation::engine::DedupStore>, String> {
+    remediation::engine::DynamoDedupBuilder::from_env()
+        .with_table(table)
+        .with_stats(Arc::clone(stats))
+        .build()
+        .await
+        .map(|s| Arc::new(s) as Arc<dyn remediation::engine::DedupStore>)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "dynamodb"))]
+async fn dedup_store(
+    _table: &str,
+    _stats: &Arc<Stats>,
+) -> Result<Arc<dyn remediation::engine::DedupStore>, String> {
+    Err("--dedup-table needs the `dynamodb` cargo feature: \
+         cargo run --release --features dynamodb --example remediate -- --dedup-table NAME ..."
+        .into())
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -334,11 +374,16 @@ async fn main() -> ExitCode {
         .with_concurrency(args.concurrency)
         .with_max_deliveries(args.max_deliveries)
         .with_settle_in_dry_run(args.settle_in_dry_run);
-    let engine = Engine::builder(source, planner, executor)
+    let mut builder = Engine::builder(source, planner, executor)
         .config(config)
-        .stats(stats)
-        .audit(Arc::new(TeeAudit::new(sinks)))
-        .build();
+        .audit(Arc::new(TeeAudit::new(sinks)));
+    if let Some(table) = &args.dedup_table {
+        match dedup_store(table, &stats).await {
+            Ok(d) => builder = builder.dedup(d),
+            Err(e) => return fail(format!("--dedup-table: {e}")),
+        }
+    }
+    let engine = builder.stats(stats).build();
 
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();

@@ -481,3 +481,54 @@ async fn an_unreachable_store_nacks_and_nothing_is_lost_or_run_twice() {
         .count();
     assert_eq!(duplicates, n);
 }
+
+#[tokio::test]
+async fn two_worker_processes_with_dedup_table_run_each_alert_once() {
+    let n: usize = 20;
+    let bin = support::examples::example_binary("remediate").await;
+    let moto = MotoServer::start(&venv());
+    table(&moto, "dedup-worker-flag").await;
+    let standin = StandIn::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alerts.jsonl");
+    let lines: Vec<String> = (0..n).map(alert).collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let worker = || {
+        let mut cmd = tokio::process::Command::new(&bin);
+        cmd.args(["--source", &format!("file:{}", file.display())])
+            .args(["--dedup-table", "dedup-worker-flag", "--execute", "--quiet"])
+            .args(["--account-profile", &format!("{ACCOUNT}=remediator")])
+            .args(["--summary", "json"])
+            .env("PATH", standin.path_env())
+            .env(support::LOG_VAR, standin.log_path())
+            .env("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .kill_on_drop(true);
+        cmd.output()
+    };
+    // Two workers side by side on the same alerts.
+    let (a, b) = tokio::join!(worker(), worker());
+    let mut executed = 0;
+    for out in [a.unwrap(), b.unwrap()] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(summary["received"], n);
+        executed += summary["executed"].as_u64().unwrap();
+    }
+    assert_eq!(executed, n as u64);
+    // A third run later: everything is already done.
+    let out = worker().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["executed"], 0);
+    assert_eq!(summary["skipped"], n);
+    assert_each_ran_once(&standin, n);
+}

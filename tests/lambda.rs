@@ -22,10 +22,11 @@ use remediation::model::Target;
 use remediation::planner::{AlertCliPlanner, Step};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use support::StandIn;
+use support::examples::example_binary;
 use support::lambda_runtime::{Posted, RuntimeApi};
 
 const ACCOUNT: &str = "123456789012";
@@ -465,48 +466,6 @@ async fn eventbridge_handler_fails_the_invocation_when_the_plan_failed() {
 
 // ------------------------------------------------- end to end: Runtime API
 
-/// Builds an example with this test binary's feature selection; returns its path.
-async fn example_binary(name: &str) -> PathBuf {
-    let features: Vec<&str> = [
-        ("prisma", cfg!(feature = "prisma")),
-        ("sqs", cfg!(feature = "sqs")),
-        ("servicebus", cfg!(feature = "servicebus")),
-        ("pubsub", cfg!(feature = "pubsub")),
-        ("lambda", cfg!(feature = "lambda")),
-        ("dynamodb", cfg!(feature = "dynamodb")),
-    ]
-    .into_iter()
-    .filter_map(|(f, on)| on.then_some(f))
-    .collect();
-    let selection = if cfg!(feature = "full") {
-        vec!["--all-features".to_owned()]
-    } else {
-        vec!["--features".to_owned(), features.join(",")]
-    };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = tokio::process::Command::new(cargo);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
-            build.env_remove(&*k);
-        }
-    }
-    let built = build
-        .args(["build", "--quiet", "--example", name])
-        .args(&selection)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .await
-        .expect("run cargo build");
-    assert!(built.success(), "building example {name} failed");
-    let exe = std::env::current_exe().expect("test exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("examples")
-        .join(name)
-}
-
 /// Starts a function binary against `api` with the variables Lambda sets.
 fn start_function(
     bin: &Path,
@@ -718,4 +677,83 @@ async fn bad_configuration_exits_before_polling() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("REMEDIATION_PLANNERS"));
     assert_eq!(api.polls(), 0);
+}
+
+/// Features `lambda` + `sqs`: poison forwarded to a dead-letter queue in a
+/// real moto server is reported done; if the forward fails it comes back.
+#[cfg(feature = "sqs")]
+#[tokio::test]
+async fn poison_forwarded_to_a_dead_letter_queue_is_reported_done() {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    use support::moto::{MotoServer, venv};
+
+    let moto = MotoServer::start(&venv());
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto.endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let dlq = client
+        .create_queue()
+        .queue_name("lambda-dlq")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let s = setup(|b| b.with_dead_letter_queue(client.clone(), dlq.clone()));
+    let event = sqs_event(vec![
+        record("m-poison", "{\"garbage\":true}", 1),
+        record(
+            "m-fail",
+            &alert("P-f", "aws iam delete-login-profile --user-name fail-me"),
+            1,
+        ),
+    ]);
+    let report = s.handler.handle_sqs(event, in_a_minute()).await;
+    assert_eq!(report.failed_message_ids(), ["m-fail"]);
+    let parked = client
+        .receive_message()
+        .queue_url(&dlq)
+        .message_attribute_names("All")
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let messages = parked.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].body(), Some("{\"garbage\":true}"));
+    let attrs = messages[0].message_attributes().unwrap();
+    assert_eq!(
+        attrs["remediation-source-message-id"].string_value(),
+        Some("m-poison")
+    );
+    assert!(
+        attrs["remediation-dead-letter-reason"]
+            .string_value()
+            .unwrap()
+            .starts_with("undecodable")
+    );
+    let audited = s
+        .audit
+        .records()
+        .into_iter()
+        .find(|r| r.message_id == "m-poison")
+        .unwrap();
+    assert_eq!(audited.dead_letter.as_deref(), Some("parked"));
+
+    // A dead-letter queue that does not exist: the poison is not done.
+    let missing = format!("{}/123456789012/no-such-queue", moto.endpoint());
+    let s = setup(|b| b.with_dead_letter_queue(client.clone(), missing));
+    let event = sqs_event(vec![record("m-poison-2", "garbage", 1)]);
+    let report = s.handler.handle_sqs(event, in_a_minute()).await;
+    assert_eq!(report.failed_message_ids(), ["m-poison-2"]);
+    let audited = s.audit.records().into_iter().next().unwrap();
+    assert!(audited.settle_error.is_some(), "{audited:?}");
+    assert_eq!(audited.body.as_deref(), Some("garbage"));
 }

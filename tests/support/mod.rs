@@ -6,6 +6,7 @@
 //! stand-in's settings reach the child through the executor.
 #![allow(dead_code)]
 
+pub mod examples;
 pub mod lambda_runtime;
 pub mod moto;
 pub mod proxy;
