@@ -515,7 +515,21 @@ async fn sqs_function_end_to_end_through_the_runtime_api() {
     let bin = example_binary("lambda_sqs").await;
     let api = RuntimeApi::start().await;
     let standin = StandIn::new();
-    let function = start_function(&bin, &api, &standin, &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_path = tmp.path().display().to_string();
+    let function = start_function(
+        &bin,
+        &api,
+        &standin,
+        &[
+            // The function role's credentials, as Lambda sets them.
+            ("AWS_ACCESS_KEY_ID", "ASIAFUNCTIONROLE0001"),
+            ("AWS_SECRET_ACCESS_KEY", "function-secret-value"),
+            ("AWS_SESSION_TOKEN", "function-session-token"),
+            ("REMEDIATION_FUNCTION_PROFILE", "function-role"),
+            ("TMPDIR", &tmp_path),
+        ],
+    );
 
     let good = alert("P-e2e-1", "aws iam delete-login-profile --user-name carol");
     let event = json!({"Records": [
@@ -560,6 +574,32 @@ async fn sqs_function_end_to_end_through_the_runtime_api() {
         ["iam", "delete-login-profile", "--user-name", "carol"]
     );
     assert_eq!(calls[0].var("AWS_PROFILE"), Some("remediator"));
+    // The role's credentials reach the CLI only as a source profile in a
+    // private file, never as environment variables overriding the profile.
+    assert_eq!(calls[0].var("AWS_ACCESS_KEY_ID"), None);
+    assert_eq!(calls[0].var("AWS_SESSION_TOKEN"), None);
+    let credentials = tmp.path().join("remediation-aws/credentials");
+    assert_eq!(
+        calls[0].var("AWS_SHARED_CREDENTIALS_FILE"),
+        Some(credentials.to_str().unwrap())
+    );
+    let text = std::fs::read_to_string(&credentials).unwrap();
+    assert!(
+        text.starts_with("[function-role]\naws_access_key_id = ASIAFUNCTIONROLE0001\n"),
+        "{text}"
+    );
+    assert!(text.contains("aws_session_token = function-session-token"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&credentials)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    for output in [&stdout, &stderr] {
+        assert!(
+            !output.contains("function-secret-value") && !output.contains("function-session-token")
+        );
+    }
     // The audit went to stdout (CloudWatch Logs), one JSON line per record.
     let audit: Vec<Value> = stdout
         .lines()

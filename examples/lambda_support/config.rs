@@ -17,6 +17,7 @@
 //! | `REMEDIATION_DEDUP_TABLE` | feature `dynamodb`: share dedup in this DynamoDB table (`AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` override the endpoint) |
 //! | `REMEDIATION_DEAD_LETTER` | `redrive` (default: poison reported failed, the redrive policy parks it) or `audit-only` |
 //! | `SQS_DEAD_LETTER_QUEUE_URL` | feature `sqs`: send poison to this queue instead |
+//! | `REMEDIATION_FUNCTION_PROFILE` | a profile name: the function role's credentials (from its environment, which the executor scrubs from every command) are written to `$TMPDIR/remediation-aws/credentials` (mode 0600) under this name and `AWS_SHARED_CREDENTIALS_FILE` points the CLI at it, so profiles in the packaged `AWS_CONFIG_FILE` can use `source_profile = NAME` + `role_arn = ...` |
 
 use remediation::engine::{AuditSink, EngineConfig, JsonLinesAudit, NoAudit, Stats};
 use remediation::executor::{
@@ -54,14 +55,21 @@ pub async fn handler_from_env() -> Result<LambdaHandler, String> {
     if let Some(p) = var("REMEDIATION_DEFAULT_PROFILE") {
         contexts = contexts.with_default_aws_profile(p);
     }
+    let function_credentials = function_profile()?;
     let execute = var("REMEDIATION_EXECUTE").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let step_timeout = Duration::from_secs(number("REMEDIATION_STEP_TIMEOUT_SECS", 60)?);
     let policy = CommandPolicy::default();
+    let process = |contexts: ContextMap| {
+        let p = ProcessExecutor::new(policy.clone(), contexts).with_timeout(step_timeout);
+        match &function_credentials {
+            Some(path) => p.with_env_var("AWS_SHARED_CREDENTIALS_FILE", path.display().to_string()),
+            None => p,
+        }
+    };
     let executor: Arc<dyn CommandExecutor> = if execute {
-        Arc::new(ProcessExecutor::new(policy.clone(), contexts).with_timeout(step_timeout))
+        Arc::new(process(contexts))
     } else {
-        let queries =
-            ProcessExecutor::new(policy.clone(), contexts.clone()).with_timeout(step_timeout);
+        let queries = process(contexts.clone());
         Arc::new(
             DryRunExecutor::new(policy.clone(), contexts).with_query_executor(Arc::new(queries)),
         )
@@ -141,6 +149,49 @@ pub async fn handler_from_env() -> Result<LambdaHandler, String> {
     };
     builder = dead_letter_queue(builder).await?;
     Ok(builder.build())
+}
+
+/// `REMEDIATION_FUNCTION_PROFILE`: the function role's credentials as a named
+/// profile in a private credentials file; returns the file's path.
+fn function_profile() -> Result<Option<std::path::PathBuf>, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(name) = var("REMEDIATION_FUNCTION_PROFILE") else {
+        return Ok(None);
+    };
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "REMEDIATION_FUNCTION_PROFILE={name:?}: letters, digits, - _ . only"
+        ));
+    }
+    let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) else {
+        return Err(
+            "REMEDIATION_FUNCTION_PROFILE needs the function's credentials in \
+                    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (Lambda sets them)"
+                .into(),
+        );
+    };
+    let dir = std::env::temp_dir().join("remediation-aws");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("credentials");
+    let mut text =
+        format!("[{name}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n");
+    if let Some(token) = var("AWS_SESSION_TOKEN") {
+        text.push_str(&format!("aws_session_token = {token}\n"));
+    }
+    // Not the secret itself in any message: only the path.
+    let _ = std::fs::remove_file(&path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(Some(path))
 }
 
 #[cfg(feature = "dynamodb")]

@@ -20,6 +20,7 @@ const WATCHED: &[&str] = &[
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AWS_SECURITY_TOKEN",
+    "AWS_SHARED_CREDENTIALS_FILE",
 ];
 
 fn json_string(out: &mut String, text: &str) {
