@@ -55,6 +55,8 @@
 //! | `sqs`        | the Amazon SQS source, `source::SqsSource` (`aws-sdk-sqs`) |
 //! | `servicebus` | reserved: the Azure Service Bus source |
 //! | `pubsub`     | reserved: the GCP Pub/Sub source |
+//! | `lambda`     | `lambda`: the AWS Lambda adapter — SQS-triggered functions answering with the partial-batch response, EventBridge-triggered functions failing the invocation when the plan failed (`lambda_runtime`, `aws_lambda_events`) |
+//! | `dynamodb`   | `engine::DynamoDedup`: a dedup store shared by every worker and function in a DynamoDB table (`aws-sdk-dynamodb`) |
 //! | `full`       | all of the above |
 //!
 //! # Settling per backend

@@ -32,6 +32,28 @@
 //! [`run_sqs`] and [`run_eventbridge`] hand a handler to
 //! `lambda_runtime::run`; see `examples/lambda_sqs.rs` and
 //! `examples/lambda_eventbridge.rs`.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), lambda_runtime::Error> {
+//! use remediation::engine::JsonLinesAudit;
+//! use remediation::executor::{CommandPolicy, ContextMap, ProcessExecutor};
+//! use remediation::lambda::{LambdaHandler, run_sqs};
+//! use remediation::planner::AlertCliPlanner;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! let contexts = ContextMap::new().with_aws_profile("123456789012", "prod");
+//! let handler = LambdaHandler::builder(
+//!     Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+//!     Arc::new(ProcessExecutor::new(CommandPolicy::default(), contexts)
+//!         .with_timeout(Duration::from_secs(60))),
+//! )
+//! .audit(Arc::new(JsonLinesAudit::stdout())) // one JSON line per record in CloudWatch Logs
+//! .deadline_margin(Duration::from_secs(65))
+//! .build();
+//! run_sqs(handler).await
+//! # }
+//! ```
 
 mod invocation;
 
