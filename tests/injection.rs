@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use remediation::Error;
 use remediation::executor::{
     Command, CommandExecutor, CommandPolicy, ContextMap, ProcessExecutor, parse_script,
+    parse_script_steps,
 };
 use remediation::model::{Cloud, Target};
 use remediation::planner::Step;
@@ -23,11 +24,27 @@ fn executor(standin: &StandIn) -> ProcessExecutor {
 }
 
 /// What the engine does with a script: parse, check every step, then run them in order.
+/// Parses `script` both ways — commands only ([`parse_script`]) and as the
+/// planners do, with file writes understood ([`parse_script_steps`]) — then
+/// checks and runs the steps the way the engine does.
 async fn run_like_engine(script: &str, standin: &StandIn) -> remediation::Result<usize> {
-    let steps: Vec<Step> = parse_script(script, &CommandPolicy::default())?
-        .into_iter()
-        .map(Step::new)
-        .collect();
+    let policy = CommandPolicy::default();
+    let as_steps = parse_script_steps(script, &policy);
+    let steps: Vec<Step> = match parse_script(script, &policy) {
+        Ok(commands) => commands.into_iter().map(Step::new).collect(),
+        Err(e) => {
+            // Whatever the strict parser refuses, the planners' parser
+            // refuses too, for the same kind of reason.
+            let Err(Error::UnsafeCommand { reason }) = &as_steps else {
+                panic!("{script:?}: parse_script_steps accepted it: {as_steps:?}");
+            };
+            if let Error::UnsafeCommand { reason: strict } = &e {
+                let kind = strict.split(" outside quotes").next().unwrap_or(strict);
+                assert!(reason.contains(kind), "{script:?}: {reason} vs {strict}");
+            }
+            return Err(e);
+        }
+    };
     let executor = executor(standin);
     for step in &steps {
         executor.check(step, &target())?;
@@ -147,7 +164,7 @@ async fn the_harness_does_record_what_runs() {
     // Guards the test above: an empty log must mean "nothing ran", not "nothing records".
     let standin = StandIn::new();
     assert_eq!(
-        run_like_engine("aws s3 ls; az group list", &standin)
+        run_like_engine("aws s3 ls; aws iam list-users", &standin)
             .await
             .unwrap(),
         2
@@ -155,7 +172,7 @@ async fn the_harness_does_record_what_runs() {
     let argvs: Vec<_> = standin.calls().into_iter().map(|c| c.argv).collect();
     assert_eq!(
         argvs,
-        vec![vec!["aws", "s3", "ls"], vec!["az", "group", "list"]]
+        vec![vec!["aws", "s3", "ls"], vec!["aws", "iam", "list-users"]]
     );
 }
 
@@ -323,6 +340,47 @@ proptest! {
             matches!(result, Err(Error::UnsafeCommand { .. })),
             "{:?} was accepted: {:?}", script, result
         );
+        // Understanding file writes does not let a command redirect anything.
+        let result = parse_script_steps(&script, &CommandPolicy::default());
+        prop_assert!(
+            matches!(result, Err(Error::UnsafeCommand { .. })),
+            "{:?} was accepted as steps: {:?}", script, result
+        );
+    }
+
+    #[test]
+    fn any_text_is_parsed_or_refused_without_panicking(script in "\\PC{0,80}|[a-z <>'\"$&;|\n]{0,80}") {
+        for prefix in ["", "cat > p.json <<'EOF'\n", "echo "] {
+            let text = format!("{prefix}{script}");
+            let _ = parse_script_steps(&text, &CommandPolicy::default());
+            let _ = parse_script(&text, &CommandPolicy::default());
+        }
+    }
+
+    #[test]
+    fn heredoc_and_echo_contents_arrive_intact(
+        lines in prop::collection::vec(prop::collection::vec(prop::sample::select(ARG_CHARS), 0..20), 0..5),
+        text in prop::collection::vec(prop::sample::select(ARG_CHARS), 1..20),
+    ) {
+        let lines: Vec<String> = lines
+            .into_iter()
+            .map(|l| l.into_iter().filter(|c| *c != '\n').collect())
+            .filter(|l: &String| l != "EOF")
+            .collect();
+        let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let text: String = text.into_iter().filter(|c| *c != '\\').collect();
+        prop_assume!(!text.is_empty() && !text.starts_with('-'));
+        let script = format!(
+            "cat > deny.json <<'EOF'\n{body}EOF\necho {} > note.txt\n\
+             gcloud iam policies create d --policy-file=deny.json && aws s3 cp note.txt s3://b/k",
+            quote(&text)
+        );
+        let steps = parse_script_steps(&script, &CommandPolicy::default())
+            .map_err(|e| TestCaseError::fail(format!("{script:?}: {e}")))?;
+        prop_assert_eq!(steps.len(), 2);
+        prop_assert_eq!(steps[0].files[0].contents(), body.as_str());
+        let echoed = format!("{text}\n");
+        prop_assert_eq!(steps[1].files[0].contents(), echoed.as_str());
     }
 
     #[test]

@@ -4,13 +4,14 @@
 //! executed for real, so plans that depend on them come out as they would.
 
 use super::{
-    Command, CommandExecutor, CommandPolicy, ContextMap, ProcessExecutor, StepOutcome, StepStatus,
+    Command, CommandExecutor, CommandPolicy, ContextMap, ExecContext, ProcessExecutor, StepFile,
+    StepOutcome, StepStatus,
 };
 use crate::error::Result;
 use crate::model::Target;
 use crate::planner::Step;
 use async_trait::async_trait;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Default number of recorded steps kept: none. The engine's audit trail is
@@ -29,9 +30,11 @@ pub struct RecordedStep {
     /// Where it would have run.
     pub target: Target,
     /// The environment it would have run with (profile, region).
-    pub context: BTreeMap<String, String>,
+    pub context: super::Env,
     /// Whether it was a read-only query, which the dry run executed for real.
     pub read_only: bool,
+    /// The files that would have been attached.
+    pub files: Vec<StepFile>,
 }
 
 /// Records what would run, runs nothing that changes anything.
@@ -110,12 +113,17 @@ impl DryRunExecutor {
 impl CommandExecutor for DryRunExecutor {
     fn check(&self, step: &Step, target: &Target) -> Result<()> {
         self.policy.check(&step.command)?;
-        self.contexts.check(target)
+        super::files::check(&step.command, &step.files)?;
+        self.contexts.check(step, target)
     }
 
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
         self.policy.check(&step.command)?;
-        let context = self.contexts.resolve(step, target)?;
+        super::files::check(&step.command, &step.files)?;
+        let ExecContext {
+            env: context,
+            extra_args,
+        } = self.contexts.resolve(step, target)?;
         if step.read_only && !super::is_query(&step.command) {
             return Err(crate::Error::unsafe_command(format!(
                 "a read-only step must be a query (get-/list-/describe-...), not `{}`",
@@ -135,6 +143,7 @@ impl CommandExecutor for DryRunExecutor {
                 Default::default()
             };
             outcome.context = context;
+            outcome.extra_args = extra_args;
             (outcome, recorded)
         };
         if self.limit > 0 {
@@ -148,6 +157,7 @@ impl CommandExecutor for DryRunExecutor {
                 target: target.clone(),
                 context,
                 read_only: step.read_only,
+                files: step.files.clone(),
             });
         }
         Ok(outcome)

@@ -9,6 +9,7 @@
 pub mod command;
 pub mod context;
 pub mod dry_run;
+pub mod files;
 pub mod process;
 
 use crate::error::Result;
@@ -16,14 +17,17 @@ use crate::model::Target;
 use crate::planner::Step;
 use async_trait::async_trait;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use command::{Command, CommandPolicy, is_query, parse_script};
-pub use context::{AwsProfileMapping, ContextMap};
+pub use command::{Command, CommandPolicy, is_query, parse_script, parse_script_steps};
+pub use context::{
+    AwsProfileMapping, AzureContext, AzureSubscriptionMapping, ContextMap, Env, ExecContext,
+    GcpContext, GcpProjectMapping,
+};
 pub use dry_run::{DryRunExecutor, RecordedStep};
+pub use files::StepFile;
 pub use process::ProcessExecutor;
 
 /// How a step ended.
@@ -51,8 +55,12 @@ pub struct StepOutcome {
     pub exit_code: Option<i32>,
     /// Wall time.
     pub duration: Duration,
-    /// The environment the executor set for the step (profile, region), secrets excluded.
-    pub context: BTreeMap<String, String>,
+    /// The environment the executor set for the step (profile, region,
+    /// project...), secrets excluded.
+    pub context: context::Env,
+    /// Options the executor added to the command for its target
+    /// (`--subscription <id>`, `--project <id>`).
+    pub extra_args: Vec<String>,
     /// The tail of standard output.
     pub stdout_tail: String,
     /// The tail of standard error, with secrets redacted.
@@ -66,7 +74,8 @@ impl StepOutcome {
             status,
             exit_code: None,
             duration: Duration::ZERO,
-            context: BTreeMap::new(),
+            context: Default::default(),
+            extra_args: Vec::new(),
             stdout_tail: String::new(),
             stderr_tail: String::new(),
         }
