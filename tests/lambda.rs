@@ -32,7 +32,7 @@ use support::lambda_runtime::{Posted, RuntimeApi};
 const ACCOUNT: &str = "123456789012";
 
 /// Runs steps through the stand-in; a step naming `fail-me` exits 1, one
-/// naming `slow-step` takes a second first.
+/// naming `slow-step` takes two seconds first.
 #[derive(Debug)]
 struct Wrapped {
     inner: ProcessExecutor,
@@ -46,7 +46,7 @@ impl CommandExecutor for Wrapped {
     async fn execute(&self, step: &Step, target: &Target) -> remediation::Result<StepOutcome> {
         let argv = step.command.argv();
         if argv.iter().any(|a| a == "slow-step") {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
         if argv.iter().any(|a| a == "fail-me") {
             let mut o = StepOutcome::new(StepStatus::Failed);
@@ -337,8 +337,11 @@ async fn dry_run_reports_everything_failed_so_the_queue_keeps_it() {
 
 #[tokio::test]
 async fn the_deadline_stops_new_steps_and_reports_the_rest() {
-    // One record at a time; the first record's step takes a second.
-    let s = setup(|b| b.config(EngineConfig::default().with_concurrency(1)));
+    // One record at a time; the first record's step takes two seconds.
+    let s = setup(|b| {
+        b.config(EngineConfig::default().with_concurrency(1))
+            .deadline_margin(Duration::from_secs(2))
+    });
     let event = sqs_event(vec![
         record(
             "m-1",
@@ -351,9 +354,9 @@ async fn the_deadline_stops_new_steps_and_reports_the_rest() {
         record("m-2", &alert("P-2", "aws iam list-users"), 1),
         record("m-3", &alert("P-3", "aws iam list-users"), 1),
     ]);
-    // 1.5 s left, 1 s margin: no step starts after 0.5 s.
+    // 3 s left, 2 s margin: no step starts after 1 s.
     let t0 = Instant::now();
-    let deadline = SystemTime::now() + Duration::from_millis(1500);
+    let deadline = SystemTime::now() + Duration::from_secs(3);
     let report = s.handler.handle_sqs(event, Some(deadline)).await;
     let took = t0.elapsed();
     // The step that had started runs to its end (it changes something).
@@ -366,7 +369,7 @@ async fn the_deadline_stops_new_steps_and_reports_the_rest() {
     assert_eq!(report.records[1].reason_code.as_deref(), Some("deadline"));
     assert_eq!(s.standin.calls().len(), 1);
     assert!(
-        took < Duration::from_millis(1500),
+        took < Duration::from_secs(3),
         "returned before the deadline: {took:?}"
     );
 
