@@ -691,3 +691,508 @@ async fn poison_left_to_max_delivery_count_is_audited_with_its_body() {
     }
     assert!(emu.messages("alerts").is_empty());
 }
+
+// ------------------------------------------------------------------ end to end
+
+/// Azure Prisma alerts on a Service Bus queue → the Prisma planner (a wiremock
+/// mock of the remediation API) → `ProcessExecutor` running a recording `az`
+/// stand-in in each alert's subscription.
+#[cfg(feature = "prisma")]
+mod azure_end_to_end {
+    use super::*;
+    use remediation::engine::{AuditDecision, Backoff, Counter, Summary};
+    use remediation::executor::{AzureContext, ContextMap, ProcessExecutor};
+    use remediation::planner::PrismaPlanner;
+    use std::collections::{HashMap, HashSet};
+    use std::path::{Path, PathBuf};
+    use support::StandIn;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+    pub(super) const PRISMA_TOKEN: &str = "tok-servicebus-e2e-9c1d";
+    /// Four subscriptions; alert `AZ-n` belongs to `SUBSCRIPTIONS[n % 4]`.
+    pub(super) const SUBSCRIPTIONS: [&str; 4] = [
+        "0b1f6471-1bf0-4dda-aec3-111122223333",
+        "1c2e7582-2cf1-4eeb-bfd4-222233334444",
+        "2d3f8693-3d02-4ffc-80e5-333344445555",
+        "3e409704-4e13-4a0d-91f6-444455556666",
+    ];
+    pub(super) const POISON: &str = "{\"this is\": not JSON at all";
+
+    pub(super) fn subscription_of(n: usize) -> &'static str {
+        SUBSCRIPTIONS[n % SUBSCRIPTIONS.len()]
+    }
+
+    /// A Prisma Cloud alert for Azure: the account id is the subscription id.
+    pub(super) fn azure_alert(n: usize) -> String {
+        serde_json::json!({
+            "alertId": format!("AZ-{n}"),
+            "alertStatus": "open",
+            "accountId": subscription_of(n),
+            "accountName": format!("sub-{}", n % SUBSCRIPTIONS.len()),
+            "cloudType": "azure",
+            "resourceRegionId": "westeurope",
+            "policyId": "pol-azure-nsg",
+            "policyName": "Azure Network Security Group allows SSH from the internet",
+            "severity": "high",
+            "resourceId": format!("/subscriptions/{}/resourceGroups/rg-{n}/providers/Microsoft.Network/networkSecurityGroups/nsg-{n}", subscription_of(n)),
+        })
+        .to_string()
+    }
+
+    /// The remediation the API mock returns for alert `AZ-n`: two `az` commands.
+    pub(super) fn script_for(n: usize) -> String {
+        format!(
+            "az network nsg rule update --resource-group rg-{n} --nsg-name nsg-{n} --name allow-ssh --access Deny; \
+             az storage account update --name st{n} --resource-group rg-{n} --https-only true"
+        )
+    }
+
+    /// The argv of each command of `script_for(n)`, without the subscription flag.
+    fn commands_of(n: usize) -> Vec<Vec<String>> {
+        script_for(n)
+            .split(';')
+            .map(|c| shlex::split(c.trim()).expect("words"))
+            .collect()
+    }
+
+    /// The documented v1 remediation endpoint: `{"alerts": [ids]}` →
+    /// `{"alertIdVsCliScript": {id: script}}`.
+    pub(super) async fn prisma_mock() -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/api/v1/permission/alert/remediation"))
+            .and(header("x-redlock-auth", PRISMA_TOKEN))
+            .respond_with(|request: &Request| {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&request.body).expect("JSON body");
+                let mut scripts = serde_json::Map::new();
+                for id in body["alerts"].as_array().expect("alerts") {
+                    let id = id.as_str().expect("id");
+                    let n: usize = id.trim_start_matches("AZ-").parse().expect("AZ-n");
+                    scripts.insert(id.to_owned(), script_for(n).into());
+                }
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "alertIdVsCliScript": scripts,
+                    "cliDescription": "Denies SSH from the internet; enforces HTTPS.",
+                }))
+            })
+            .mount(&server)
+            .await;
+        server
+    }
+
+    fn planner(server: &MockServer) -> Arc<PrismaPlanner> {
+        Arc::new(
+            PrismaPlanner::builder()
+                .with_endpoint(server.uri())
+                .with_allow_http(true)
+                .with_token(Secret::new(PRISMA_TOKEN))
+                .build()
+                .expect("prisma planner"),
+        )
+    }
+
+    /// Every subscription mapped, each with its own `AZURE_CONFIG_DIR`.
+    pub(super) fn contexts(dir: &Path) -> (ContextMap, HashMap<String, PathBuf>) {
+        let mut map = ContextMap::new();
+        let mut dirs = HashMap::new();
+        for sub in SUBSCRIPTIONS {
+            let config = dir.join(format!("azure-{sub}"));
+            std::fs::create_dir_all(&config).unwrap();
+            map = map.with_azure_subscription(sub, AzureContext::new().with_config_dir(&config));
+            dirs.insert(sub.to_owned(), config);
+        }
+        (map, dirs)
+    }
+
+    fn fast_retry() -> Backoff {
+        Backoff::new(Duration::from_millis(200), Duration::from_secs(1))
+    }
+
+    /// Splits a recorded `az` call into (argv without `--subscription X`, X).
+    fn without_subscription(argv: &[String]) -> (Vec<String>, Option<String>) {
+        let mut out = Vec::new();
+        let mut sub = None;
+        let mut it = argv.iter();
+        while let Some(a) = it.next() {
+            if a == "--subscription" {
+                sub = it.next().cloned();
+            } else {
+                out.push(a.clone());
+            }
+        }
+        (out, sub)
+    }
+
+    /// Which alert a recorded command belongs to (`rg-N`).
+    fn alert_of(argv: &[String]) -> usize {
+        let rg = argv
+            .iter()
+            .find_map(|a| a.strip_prefix("rg-"))
+            .expect("resource group argument");
+        rg.parse().expect("alert number")
+    }
+
+    fn assert_ran_once_each(standin: &StandIn, alerts: usize, dirs: &HashMap<String, PathBuf>) {
+        let mut ran: HashMap<Vec<String>, usize> = HashMap::new();
+        for call in standin.calls() {
+            let (argv, sub) = without_subscription(&call.argv);
+            let n = alert_of(&argv);
+            assert_eq!(
+                sub.as_deref(),
+                Some(subscription_of(n)),
+                "alert AZ-{n} ran in the wrong subscription: {:?}",
+                call.argv
+            );
+            assert_eq!(
+                call.var("AZURE_CONFIG_DIR"),
+                Some(dirs[subscription_of(n)].to_str().unwrap()),
+                "alert AZ-{n}: wrong az login"
+            );
+            assert_eq!(call.var("AWS_PROFILE"), None);
+            *ran.entry(argv).or_default() += 1;
+        }
+        for n in 0..alerts {
+            for command in commands_of(n) {
+                assert_eq!(ran.get(&command), Some(&1), "AZ-{n}: {command:?}");
+            }
+        }
+        assert_eq!(ran.len(), alerts * 2, "nothing else ran");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn azure_alerts_run_once_each_in_their_subscription_and_poison_is_dead_lettered() {
+        let emu = ServiceBusEmulator::start(NS).await;
+        emu.create_queue(
+            "prisma",
+            EntityConfig {
+                lock_duration: Duration::from_secs(30),
+                max_delivery_count: 3,
+            },
+        );
+        let alerts = 100;
+        for n in 0..alerts {
+            emu.send("prisma", azure_alert(n).as_bytes());
+        }
+        emu.send("prisma", POISON.as_bytes());
+        let server = prisma_mock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (contexts, dirs) = contexts(dir.path());
+        let standin = StandIn::new();
+        let stats = Arc::new(Stats::new());
+        let source = builder(&emu, "prisma")
+            .with_lock_duration(Duration::from_secs(30))
+            .with_stats(Arc::clone(&stats))
+            .build()
+            .unwrap();
+        let audit = Arc::new(MemoryAudit::new());
+        let engine = Engine::builder(
+            Arc::new(source),
+            planner(&server),
+            Arc::new(standin.executor(contexts)),
+        )
+        .config(
+            EngineConfig::default()
+                .with_concurrency(16)
+                .with_retry(fast_retry()),
+        )
+        .stats(stats)
+        .audit(audit.clone())
+        .build();
+        let expected = alerts as u64;
+        let (summary, reached) = support::run_until(&engine, Duration::from_secs(120), |s| {
+            s.executed >= expected && s.acked >= expected && s.dead_lettered >= 3
+        })
+        .await;
+        let failures: Vec<_> = audit
+            .records()
+            .into_iter()
+            .filter(|r| r.decision != AuditDecision::Executed && r.body.as_deref() != Some(POISON))
+            .map(|r| format!("{:?}: {:?}", r.alert_id, r.reason))
+            .take(5)
+            .collect();
+        assert!(reached, "{summary:?}; first failures: {failures:?}");
+        assert_eq!(summary.executed, expected, "{failures:?}");
+        assert_eq!(summary.settle_errors, 0, "{summary:?}");
+        assert_ran_once_each(&standin, alerts, &dirs);
+        // Poison: left to MaxDeliveryCount (3), so three deliveries, each
+        // audited with its body, then Service Bus moved it to $DeadLetterQueue.
+        let poison: Vec<_> = audit
+            .records()
+            .into_iter()
+            .filter(|r| r.body.as_deref() == Some(POISON))
+            .collect();
+        assert_eq!(poison.len(), 3, "{poison:?}");
+        assert!(
+            poison
+                .iter()
+                .all(|r| r.dead_letter.as_deref() == Some("left_to_redrive"))
+        );
+        assert_eq!(
+            emu.dead_letter_bodies("prisma"),
+            [POISON.as_bytes().to_vec()]
+        );
+        assert!(emu.messages("prisma").is_empty(), "queue not empty");
+        eprintln!(
+            "end to end: {alerts} alerts, Service Bus calls: {:?}",
+            summary.api_calls
+        );
+    }
+
+    /// Runs a step's first attempt through `failing`, later ones through `ok`.
+    #[derive(Debug)]
+    struct FailFirst {
+        ok: ProcessExecutor,
+        failing: ProcessExecutor,
+        seen: Mutex<HashSet<Vec<String>>>,
+    }
+
+    #[async_trait]
+    impl CommandExecutor for FailFirst {
+        fn check(&self, step: &Step, target: &Target) -> remediation::Result<()> {
+            self.ok.check(step, target)
+        }
+        async fn execute(&self, step: &Step, target: &Target) -> remediation::Result<StepOutcome> {
+            let first = self
+                .seen
+                .lock()
+                .unwrap()
+                .insert(step.command.argv().to_vec());
+            if first {
+                self.failing.execute(step, target).await
+            } else {
+                self.ok.execute(step, target).await
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_az_command_is_redelivered_and_succeeds_later() {
+        let emu = ServiceBusEmulator::start(NS).await;
+        emu.create_queue("prisma", short_lock(10));
+        let alerts = 5;
+        for n in 0..alerts {
+            emu.send("prisma", azure_alert(n).as_bytes());
+        }
+        let server = prisma_mock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (contexts, dirs) = contexts(dir.path());
+        let standin = StandIn::new();
+        let executor = FailFirst {
+            ok: standin.executor(contexts.clone()),
+            failing: standin
+                .executor(contexts)
+                .with_env_var("STANDIN_EXIT_CODE", "1")
+                .with_env_var("STANDIN_STDERR", "ERROR: (AuthorizationFailed) simulated"),
+            seen: Mutex::new(HashSet::new()),
+        };
+        let audit = Arc::new(MemoryAudit::new());
+        let engine = Engine::builder(
+            Arc::new(builder(&emu, "prisma").build().unwrap()),
+            planner(&server),
+            Arc::new(executor),
+        )
+        .config(EngineConfig::default().with_retry(fast_retry()))
+        .audit(audit.clone())
+        .build();
+        let (summary, reached) = support::run_until(&engine, Duration::from_secs(40), |s| {
+            s.executed >= alerts as u64 && s.acked >= alerts as u64
+        })
+        .await;
+        assert!(reached, "{summary:?}");
+        assert_eq!(
+            summary.failed, alerts as u64,
+            "each alert failed once: {summary:?}"
+        );
+        assert_eq!(summary.nacked, alerts as u64);
+        assert_eq!(summary.executed, alerts as u64);
+        for r in audit.records() {
+            match r.decision {
+                AuditDecision::Failed => assert_eq!(r.delivery_count, 1, "{r:?}"),
+                AuditDecision::Executed => assert_eq!(r.delivery_count, 2, "{r:?}"),
+                other => panic!("unexpected {other:?}: {r:?}"),
+            }
+        }
+        // The first command of each alert ran twice (failed, then succeeded);
+        // the second ran once, after the first succeeded.
+        let calls = standin.calls();
+        for n in 0..alerts {
+            let [first, second] = <[Vec<String>; 2]>::try_from(commands_of(n)).unwrap();
+            let count = |c: &Vec<String>| {
+                calls
+                    .iter()
+                    .filter(|call| &without_subscription(&call.argv).0 == c)
+                    .count()
+            };
+            assert_eq!((count(&first), count(&second)), (2, 1), "AZ-{n}");
+            for call in &calls {
+                let (argv, sub) = without_subscription(&call.argv);
+                assert_eq!(sub.as_deref(), Some(subscription_of(alert_of(&argv))));
+                assert_eq!(
+                    call.var("AZURE_CONFIG_DIR"),
+                    Some(dirs[subscription_of(alert_of(&argv))].to_str().unwrap())
+                );
+            }
+        }
+        assert!(emu.messages("prisma").is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_step_outliving_the_lock_is_renewed_not_duplicated() {
+        let emu = ServiceBusEmulator::start(NS).await;
+        emu.create_queue("prisma", short_lock(10));
+        let alerts = 3;
+        for n in 0..alerts {
+            emu.send("prisma", azure_alert(n).as_bytes());
+        }
+        let server = prisma_mock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (contexts, dirs) = contexts(dir.path());
+        let standin = StandIn::new();
+        // Each az command takes 3 s: an alert's plan outlives three 2 s locks.
+        let executor = standin
+            .executor(contexts)
+            .with_env_var("STANDIN_SLEEP", "3");
+        let stats = Arc::new(Stats::new());
+        let audit = Arc::new(MemoryAudit::new());
+        let engine = Engine::builder(
+            Arc::new(
+                builder(&emu, "prisma")
+                    .with_stats(Arc::clone(&stats))
+                    .build()
+                    .unwrap(),
+            ),
+            planner(&server),
+            Arc::new(executor),
+        )
+        .stats(Arc::clone(&stats))
+        .audit(audit.clone())
+        .build();
+        // A second consumer of the same queue, polling all along.
+        let other = builder(&emu, "prisma").build().unwrap();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let run = tokio::spawn({
+            let engine = engine.clone();
+            let cancel = cancel.clone();
+            async move { engine.run(cancel).await }
+        });
+        let t0 = Instant::now();
+        let mut stolen = 0;
+        while engine.stats().get(Counter::Acked) < alerts as u64 {
+            assert!(t0.elapsed() < Duration::from_secs(40), "never finished");
+            stolen += other.receive(1).await.expect("receive").len();
+        }
+        cancel.cancel();
+        let summary: Summary = run.await.unwrap().unwrap();
+        assert_eq!(
+            stolen, 0,
+            "delivered to a second consumer while being worked on"
+        );
+        assert_eq!(summary.received, alerts as u64, "{summary:?}");
+        assert_eq!(summary.executed, alerts as u64, "{summary:?}");
+        assert!(summary.extended >= alerts as u64, "{summary:?}");
+        assert!(
+            summary.api_calls[api::RENEW_LOCK] >= 2 * alerts as u64,
+            "{:?}",
+            summary.api_calls
+        );
+        assert_eq!(summary.settle_errors, 0, "{summary:?}");
+        assert!(audit.records().iter().all(|r| r.delivery_count == 1));
+        assert_ran_once_each(&standin, alerts, &dirs);
+        assert!(emu.messages("prisma").is_empty());
+    }
+}
+
+// ------------------------------------------------------------------- binaries
+
+/// Builds example `name` with this test binary's features (a no-op after
+/// `cargo test` built the examples) and returns its path.
+async fn example_binary(name: &str) -> std::path::PathBuf {
+    let features: Vec<&str> = [
+        ("prisma", cfg!(feature = "prisma")),
+        ("sqs", cfg!(feature = "sqs")),
+        ("servicebus", cfg!(feature = "servicebus")),
+        ("pubsub", cfg!(feature = "pubsub")),
+    ]
+    .into_iter()
+    .filter_map(|(f, on)| on.then_some(f))
+    .collect();
+    // Spelled as this binary was built, so the build is a no-op after
+    // `cargo test --all-features` (a different spelling is a different build).
+    let selection = if cfg!(feature = "full") {
+        vec!["--all-features".to_owned()]
+    } else {
+        vec!["--features".to_owned(), features.join(",")]
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = tokio::process::Command::new(cargo);
+    // Without cargo's test-run variables, which would force rebuilds.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
+            build.env_remove(&*k);
+        }
+    }
+    let built = build
+        .args(["build", "--quiet", "--example", name])
+        .args(&selection)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .await
+        .expect("run cargo build");
+    assert!(built.success(), "building the example {name} failed");
+    let exe = std::env::current_exe().expect("test exe");
+    exe.parent()
+        .and_then(std::path::Path::parent)
+        .expect("target dir")
+        .join("examples")
+        .join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_stops_at_once_on_a_wrong_key_naming_the_namespace() {
+    let bin = example_binary("remediate").await;
+    let emu = ServiceBusEmulator::start(NS).await;
+    emu.create_queue("alerts", short_lock(10));
+    emu.send("alerts", b"{}");
+    let wrong_key = "d3Jvbmcta2V5LWZvci10aGUtd29ya2VyLXRlc3Q=";
+    let run = tokio::process::Command::new(&bin)
+        .args(["--source", &format!("servicebus:{NS}/alerts"), "--execute"])
+        .env_remove("SERVICEBUS_CONNECTION_STRING")
+        .env("SB_QUEUE_KEY_NAME", ROOT_RULE)
+        .env("SB_QUEUE_KEY", wrong_key)
+        .env("SERVICEBUS_ENDPOINT", emu.endpoint())
+        .env("RUST_LOG", "debug")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the worker must stop on a wrong key, not poll forever")
+        .expect("run the worker");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("source failed"), "{stderr}");
+    for needle in ["401", NS, "alerts"] {
+        assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
+    }
+    for text in [&stderr, &stdout] {
+        assert!(!text.contains(wrong_key), "key leaked: {text}");
+        assert!(!text.contains("sig="), "SAS token leaked: {text}");
+    }
+    assert_eq!(emu.unauthorized(), 1, "one refused call, then stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_refuses_a_malformed_servicebus_source() {
+    let bin = example_binary("remediate").await;
+    let out = tokio::process::Command::new(&bin)
+        .args(["--source", "servicebus:only-a-namespace"])
+        .output()
+        .await
+        .expect("run the worker");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("servicebus:NAMESPACE/QUEUE"), "{stderr}");
+}
