@@ -1102,6 +1102,148 @@ mod azure_end_to_end {
         assert_ran_once_each(&standin, alerts, &dirs);
         assert!(emu.messages("prisma").is_empty());
     }
+
+    fn no_secrets(texts: &[&str], secrets: &[&str]) {
+        for text in texts {
+            for secret in secrets {
+                assert!(!text.contains(secret), "{secret:?} leaked: {text}");
+            }
+            assert!(!text.contains("sig="), "a SAS token leaked: {text}");
+        }
+    }
+
+    /// The worker binary: `--source servicebus:NS/TOPIC/subscriptions/SUB`
+    /// with a connection string, the Prisma planner, `--azure-subscription`
+    /// mappings and the `az` stand-in; stopped with SIGINT once done.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_worker_remediates_from_a_topic_subscription() {
+        let bin = super::example_binary("remediate").await;
+        let emu = ServiceBusEmulator::start(NS).await;
+        emu.create_topic("prisma");
+        emu.create_subscription("prisma", "remediator", short_lock(5));
+        let alerts = 8;
+        for n in 0..alerts {
+            emu.send("prisma", azure_alert(n).as_bytes());
+        }
+        let server = prisma_mock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, dirs) = contexts(dir.path());
+        let standin = StandIn::new();
+        let mut cmd = tokio::process::Command::new(&bin);
+        cmd.args([
+            "--source",
+            &format!("servicebus:{NS}/prisma/subscriptions/remediator"),
+            "--planner",
+            "prisma",
+            "--allow-http",
+            "--execute",
+            "--summary",
+            "json",
+        ]);
+        for (sub, config) in &dirs {
+            cmd.args([
+                "--azure-subscription",
+                &format!("{sub}={}", config.display()),
+            ]);
+        }
+        let child = cmd
+            .env("SERVICEBUS_CONNECTION_STRING", emu.connection_string(None))
+            .env_remove("SB_QUEUE_KEY")
+            .env_remove("SB_QUEUE_KEY_NAME")
+            .env("SERVICEBUS_ENDPOINT", emu.endpoint())
+            .env("SERVICEBUS_WAIT_SECONDS", "1")
+            .env("API_ENDPOINT", server.uri())
+            .env("AUTH_KEY", PRISMA_TOKEN)
+            .env("RUST_LOG", "debug")
+            .env("PATH", standin.path_env())
+            .env(support::LOG_VAR, standin.log_path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the worker");
+        let t0 = Instant::now();
+        while standin.calls().len() < 2 * alerts
+            || !emu.messages("prisma/subscriptions/remediator").is_empty()
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "the worker did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let pid = child.id().expect("pid").to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill -INT");
+        assert!(killed.success());
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("the worker stops on SIGINT")
+            .expect("worker output");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let summary: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().expect("summary")).expect("JSON summary");
+        assert_eq!(summary["executed"], alerts, "{stdout}\n{stderr}");
+        assert_ran_once_each(&standin, alerts, &dirs);
+        no_secrets(&[&stdout, &stderr], &[emu.root_key(), PRISMA_TOKEN]);
+    }
+
+    /// The published Azure script done right (`examples/servicebus_prisma_iam.rs`)
+    /// drains a queue configured with the `SB_QUEUE_*` names and exits: alerts
+    /// remediated in their subscriptions, poison in `$DeadLetterQueue`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_ported_azure_script_drains_the_queue_and_exits() {
+        let bin = super::example_binary("servicebus_prisma_iam").await;
+        let emu = ServiceBusEmulator::start(NS).await;
+        emu.create_queue("prisma", short_lock(2));
+        let alerts = 6;
+        for n in 0..alerts {
+            emu.send("prisma", azure_alert(n).as_bytes());
+        }
+        emu.send("prisma", POISON.as_bytes());
+        let server = prisma_mock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, dirs) = contexts(dir.path());
+        let standin = StandIn::new();
+        let mapping: Vec<String> = dirs
+            .iter()
+            .map(|(sub, config)| format!("{sub}={}", config.display()))
+            .collect();
+        let run = tokio::process::Command::new(&bin)
+            .arg("--allow-http")
+            .env_clear()
+            .env("PATH", standin.path_env())
+            .env(support::LOG_VAR, standin.log_path())
+            .env("HOME", dir.path())
+            .env("SB_QUEUE_NAME_SPACE", NS)
+            .env("SB_QUEUE_NAME", "prisma")
+            .env("SB_QUEUE_KEY_NAME", ROOT_RULE)
+            .env("SB_QUEUE_KEY", emu.root_key())
+            .env("SERVICEBUS_ENDPOINT", emu.endpoint())
+            .env("API_ENDPOINT", server.uri())
+            .env("AUTH_KEY", PRISMA_TOKEN)
+            .env("AZURE_SUBSCRIPTIONS", mapping.join(","))
+            .env("DEBUG", "true")
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(90), run)
+            .await
+            .expect("the script did not exit: it must drain and stop")
+            .expect("run the example");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_ran_once_each(&standin, alerts, &dirs);
+        assert!(emu.messages("prisma").is_empty(), "{stderr}");
+        assert_eq!(
+            emu.dead_letter_bodies("prisma"),
+            [POISON.as_bytes().to_vec()]
+        );
+        no_secrets(&[&stderr], &[emu.root_key(), PRISMA_TOKEN]);
+    }
 }
 
 // ------------------------------------------------------------------- binaries

@@ -248,7 +248,7 @@ impl EndpointOverride {
                 )));
             }
         }
-        if url.host_str().is_none() || url.path().trim_matches('/') != "" {
+        if url.host_str().is_none() || !url.path().trim_matches('/').is_empty() {
             return Err(Error::Config(format!(
                 "SERVICEBUS_ENDPOINT {endpoint:?}: expected scheme://host[:port] without a path"
             )));

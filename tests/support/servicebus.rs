@@ -845,16 +845,14 @@ fn send(inner: &Inner, entity: &str, headers: &hyper::HeaderMap, body: Bytes) ->
     }
 }
 
-fn timeout_of(query: &str) -> Result<Duration, Reply> {
+/// The `timeout` query parameter (seconds, default 60); `None` if invalid.
+fn timeout_of(query: &str) -> Option<Duration> {
     for pair in query.split('&') {
         if let Some(v) = pair.strip_prefix("timeout=") {
-            return v
-                .parse::<u64>()
-                .map(Duration::from_secs)
-                .map_err(|_| error(StatusCode::BAD_REQUEST, "Invalid timeout."));
+            return v.parse::<u64>().ok().map(Duration::from_secs);
         }
     }
-    Ok(Duration::from_secs(60))
+    Some(Duration::from_secs(60))
 }
 
 /// Waits up to the timeout for an available message; `take` decides what
@@ -865,9 +863,8 @@ async fn wait_for_message(
     query: &str,
     take: impl Fn(&Inner, &mut Store, i64) -> Reply,
 ) -> Reply {
-    let timeout = match timeout_of(query) {
-        Ok(t) => t,
-        Err(r) => return r,
+    let Some(timeout) = timeout_of(query) else {
+        return error(StatusCode::BAD_REQUEST, "Invalid timeout.");
     };
     let until = Instant::now() + timeout;
     loop {
