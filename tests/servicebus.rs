@@ -640,6 +640,48 @@ async fn the_emulator_refuses_expired_tokens_and_foreign_audiences() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_dead_letter_is_forwarded_base64_with_its_reason() {
+    let emu = ServiceBusEmulator::start(NS).await;
+    emu.create_queue("alerts", short_lock(10));
+    emu.create_queue("parked", short_lock(10));
+    let body = b"\xff\xfe not UTF-8 \x00";
+    emu.send("alerts", body);
+    let source = builder(&emu, "alerts")
+        .with_dead_letter_queue("parked")
+        .build()
+        .unwrap();
+    let d = receive_one(&source, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(&d.body()[..], body, "bodies are bytes, not text");
+    let id = d.message_id().to_owned();
+    let how = d
+        .dead_letter("undecodable: not UTF-8\nsecond line")
+        .await
+        .unwrap();
+    assert_eq!(how, remediation::source::DeadLetterOutcome::Parked);
+    let parked = emu.messages("parked");
+    assert_eq!(parked.len(), 1);
+    use base64::Engine as _;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(&parked[0].body)
+            .unwrap(),
+        body
+    );
+    let props = &parked[0].properties;
+    assert_eq!(props["remediation-body-encoding"], "\"base64\"");
+    assert_eq!(
+        props["remediation-dead-letter-reason"],
+        "\"undecodable: not UTF-8?second line\""
+    );
+    assert_eq!(props[SOURCE_MESSAGE_ID_PROPERTY], format!("\"{id}\""));
+    assert_eq!(parked[0].message_id, id);
+    assert!(
+        emu.messages("alerts").is_empty(),
+        "completed after forwarding"
+    );
+}
+
 // ------------------------------------------------------------ test executor
 
 /// Succeeds, recording each step's argv.

@@ -28,7 +28,7 @@
 //! Here every status is checked, bodies are bytes, `BrokerProperties` is read
 //! leniently, and a message is always handed out with its body so the engine
 //! can settle it or record it. Dead letters forwarded to a queue are sent with
-//! the crate's [`QueueClient`](azure_messaging_servicebus::service_bus::QueueClient).
+//! the crate's [`QueueClient`].
 //!
 //! # Local servers
 //!
