@@ -1585,6 +1585,38 @@ mod tests {
     }
 
     #[test]
+    fn the_lock_uri_stays_on_the_namespace_and_under_the_entity() {
+        let source = ServiceBusSourceBuilder::new()
+            .with_namespace("ns")
+            .with_shared_access_key("r", Secret::new("k"))
+            .with_subscription("t", "s")
+            .build()
+            .unwrap();
+        let props = BrokerProperties::parse(
+            r#"{"LockToken":"lt-1","SequenceNumber":42,"MessageId":"m/1"}"#,
+        );
+        let lock = |location: Option<&str>| source.shared.lock_url(location, &props);
+        let base = "https://ns.servicebus.windows.net/t/subscriptions/s/messages";
+        // The Location header's path, on the namespace's own host.
+        assert_eq!(
+            lock(Some(
+                "https://elsewhere.example/t/subscriptions/s/messages/m1/lt-1"
+            )),
+            Some(format!("{base}/m1/lt-1"))
+        );
+        // A Location outside the entity is ignored: built from the documented parts.
+        for bad in [
+            Some("https://ns.servicebus.windows.net/other/messages/m1/lt-1"),
+            Some("not a url"),
+            None,
+        ] {
+            assert_eq!(lock(bad), Some(format!("{base}/42/lt-1")), "{bad:?}");
+        }
+        let no_token = BrokerProperties::parse(r#"{"MessageId":"m1"}"#);
+        assert_eq!(source.shared.lock_url(None, &no_token), None);
+    }
+
+    #[test]
     fn builder_debug_hides_the_key() {
         let b = ServiceBusSourceBuilder::new()
             .with_connection_string(&format!(
