@@ -924,6 +924,9 @@ impl Shared {
             .map(BrokerProperties::parse)
             .unwrap_or_default();
         // Lock duration from the server's own clock: LockedUntilUtc - Date.
+        // Both have whole seconds, so this may come out a second short when a
+        // second boundary passed between locking and answering: renewals then
+        // come early, never late.
         let lock_for = match (
             props.locked_until.as_deref().and_then(parse_http_date),
             header("date").and_then(parse_http_date),
