@@ -53,7 +53,7 @@
 //! | *(default)*  | models, traits, engine, memory and file sources, process and dry-run executors, `alert-cli` planner, CloudTrail [`rules`] (EventBridge event patterns, the [`CloudTrailPlanner`](planner::CloudTrailPlanner), built-in remediations) |
 //! | `prisma`     | [`PrismaPlanner`](planner::PrismaPlanner): the Prisma Cloud remediation API (reqwest, rustls; batching, token refresh, retries) |
 //! | `sqs`        | the Amazon SQS source, `source::SqsSource` (`aws-sdk-sqs`) |
-//! | `servicebus` | reserved: the Azure Service Bus source |
+//! | `servicebus` | the Azure Service Bus source, `source::ServiceBusSource` (peek-lock over REST, `azure_core` client) |
 //! | `pubsub`     | reserved: the GCP Pub/Sub source |
 //! | `lambda`     | `lambda`: the AWS Lambda adapter — SQS-triggered functions answering with the partial-batch response, EventBridge-triggered functions failing the invocation when the plan failed (`lambda_runtime`, `aws_lambda_events`) |
 //! | `dynamodb`   | `engine::DynamoDedup`: a dedup store shared by every worker and function in a DynamoDB table (`aws-sdk-dynamodb`) |
@@ -61,12 +61,12 @@
 //!
 //! # Settling per backend
 //!
-//! | verb        | memory                    | file / stdin                 | SQS (feature `sqs`) |
-//! |-------------|---------------------------|------------------------------|---------------------|
-//! | ack         | removed for good          | recorded only                | `DeleteMessageBatch`, 10 per call |
-//! | nack(delay) | redelivered after `delay` | recorded (body kept in the audit) | `ChangeMessageVisibility(delay)` |
-//! | extend      | lease renewed             | no-op                        | `ChangeMessageVisibility(by)` |
-//! | dead-letter | parked with its body      | recorded with its body       | `SendMessage` to the DLQ + delete, or left to the redrive policy |
+//! | verb        | memory                    | file / stdin                 | SQS (feature `sqs`) | Service Bus (feature `servicebus`) |
+//! |-------------|---------------------------|------------------------------|---------------------|------------------------------------|
+//! | ack         | removed for good          | recorded only                | `DeleteMessageBatch`, 10 per call | `DELETE` lock URI (complete) |
+//! | nack(delay) | redelivered after `delay` | recorded (body kept in the audit) | `ChangeMessageVisibility(delay)` | `PUT` lock URI (unlock) after `delay`, or the lock kept until `delay` ends |
+//! | extend      | lease renewed             | no-op                        | `ChangeMessageVisibility(by)` | `POST` lock URI (renew), repeated while `by` lasts |
+//! | dead-letter | parked with its body      | recorded with its body       | `SendMessage` to the DLQ + delete, or left to the redrive policy | sent to a configured queue + complete, or left to `MaxDeliveryCount` → `$DeadLetterQueue` |
 
 #![forbid(unsafe_code)]
 #![warn(

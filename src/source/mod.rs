@@ -4,10 +4,13 @@
 //! Core sources are always built: [`MemorySource`] (an in-process queue with
 //! real lease, redelivery and dead-letter semantics) and [`FileSource`] (JSON
 //! lines, CloudTrail `Records` files, gzip, stdin). Cloud queues live behind
-//! features: `SqsSource` (feature `sqs`).
+//! features: `SqsSource` (feature `sqs`), `ServiceBusSource` (feature
+//! `servicebus`).
 
 pub mod file;
 pub mod memory;
+#[cfg(feature = "servicebus")]
+pub mod servicebus;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 
@@ -21,6 +24,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use file::{FileFormat, FileSource};
 pub use memory::{DeadLetter, MemorySource};
+#[cfg(feature = "servicebus")]
+pub use servicebus::{ServiceBusSource, ServiceBusSourceBuilder};
 #[cfg(feature = "sqs")]
 pub use sqs::{SqsSource, SqsSourceBuilder};
 
