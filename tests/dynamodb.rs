@@ -33,6 +33,10 @@ use tokio_util::sync::CancellationToken;
 
 const ACCOUNT: &str = "123456789012";
 
+/// The tests that drive hundreds of requests through moto take turns: moto
+/// serves about 100 requests a second and the machine has two cores.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn store(endpoint: &str, table: &str) -> DynamoDedup {
     DynamoDedup::builder()
         .with_table(table)
@@ -220,6 +224,7 @@ async fn a_dead_workers_claim_is_taken_over_after_its_lease() {
 
 #[tokio::test]
 async fn two_workers_sharing_one_table_execute_each_alert_once() {
+    let _turn = HEAVY.lock().await;
     let n: usize = 200;
     let moto = MotoServer::start(&venv());
     table(&moto, "dedup-workers").await;
@@ -299,6 +304,7 @@ fn record(message_id: &str, body: &str, receive_count: u32) -> serde_json::Value
 
 #[tokio::test]
 async fn two_concurrent_lambda_invocations_execute_each_alert_once() {
+    let _turn = HEAVY.lock().await;
     let n: usize = 200;
     let moto = MotoServer::start(&venv());
     table(&moto, "dedup-lambda").await;
@@ -484,6 +490,7 @@ async fn an_unreachable_store_nacks_and_nothing_is_lost_or_run_twice() {
 
 #[tokio::test]
 async fn two_worker_processes_with_dedup_table_run_each_alert_once() {
+    let _turn = HEAVY.lock().await;
     let n: usize = 20;
     let bin = support::examples::example_binary("remediate").await;
     let moto = MotoServer::start(&venv());
@@ -502,6 +509,7 @@ async fn two_worker_processes_with_dedup_table_run_each_alert_once() {
             .env("PATH", standin.path_env())
             .env(support::LOG_VAR, standin.log_path())
             .env("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint())
+            .env("REMEDIATION_DEDUP_TIMEOUT_SECS", "30")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")

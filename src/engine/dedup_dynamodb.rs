@@ -121,6 +121,8 @@ impl DynamoDedupBuilder {
     /// * `REMEDIATION_DEDUP_TABLE` — the table name;
     /// * `AWS_ENDPOINT_URL_DYNAMODB`, else `AWS_ENDPOINT_URL` — an endpoint
     ///   override (a local server such as moto or DynamoDB Local);
+    /// * `REMEDIATION_DEDUP_TIMEOUT_SECS` — the per-call time limit
+    ///   ([`with_timeout`](Self::with_timeout), default 5);
     ///
     /// region and credentials from the standard AWS chain (`AWS_REGION`,
     /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, roles).
@@ -134,6 +136,13 @@ impl DynamoDedupBuilder {
         if let Some(endpoint) = var("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| var("AWS_ENDPOINT_URL"))
         {
             b = b.with_endpoint(endpoint);
+        }
+        if let Some(secs) =
+            var("REMEDIATION_DEDUP_TIMEOUT_SECS").and_then(|s| s.trim().parse::<f64>().ok())
+        {
+            if secs.is_finite() && secs > 0.0 {
+                b = b.with_timeout(Duration::from_secs_f64(secs));
+            }
         }
         b
     }
