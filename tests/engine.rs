@@ -636,3 +636,81 @@ async fn a_dry_run_does_not_mark_findings_done() {
         "a dry run must leave the finding to the real run"
     );
 }
+
+/// A dedup store that is down for its first `failures` claims, then works.
+#[derive(Debug)]
+struct FlakyDedup {
+    failures: AtomicUsize,
+    inner: remediation::engine::MemoryDedup,
+}
+
+#[async_trait]
+impl remediation::engine::DedupStore for FlakyDedup {
+    async fn claim(
+        &self,
+        key: &str,
+        lease: Duration,
+    ) -> remediation::Result<remediation::engine::Claim> {
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            return Err(remediation::Error::io(
+                "dedup store",
+                std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            ));
+        }
+        self.inner.claim(key, lease).await
+    }
+    async fn complete(&self, key: &str, ttl: Duration) -> remediation::Result<()> {
+        self.inner.complete(key, ttl).await
+    }
+    async fn release(&self, key: &str) -> remediation::Result<()> {
+        self.inner.release(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_dedup_store_outage_is_retried_never_dead_lettered() {
+    let q = queue();
+    q.send(alert("P-O1", "aws iam list-users")).await.unwrap();
+    q.close();
+    let exec = Arc::new(ScriptedExecutor::default());
+    let audit = Arc::new(MemoryAudit::new());
+    // Down for more deliveries than max_deliveries (3) allows.
+    let dedup = Arc::new(FlakyDedup {
+        failures: AtomicUsize::new(5),
+        inner: remediation::engine::MemoryDedup::default(),
+    });
+    let engine = Engine::builder(
+        Arc::new(q.clone()),
+        Arc::new(AlertCliPlanner::default()),
+        exec.clone(),
+    )
+    .config(fast_config())
+    .dedup(dedup)
+    .audit(audit.clone())
+    .build();
+    let summary = tokio::time::timeout(
+        Duration::from_secs(30),
+        engine.run(CancellationToken::new()),
+    )
+    .await
+    .expect("engine finished")
+    .expect("engine ran");
+    let codes: Vec<_> = audit
+        .records()
+        .iter()
+        .map(|r| (r.reason_code.clone().unwrap_or_default(), r.settle))
+        .collect();
+    assert_eq!(summary.dead_lettered, 0, "{codes:?}");
+    assert_eq!(summary.executed, 1, "{codes:?}");
+    assert_eq!(exec.calls().len(), 1, "ran once, after the store came back");
+    assert_eq!(codes.len(), 6, "{codes:?}");
+    assert!(
+        codes[..5]
+            .iter()
+            .all(|(c, s)| c == "dedup_unavailable" && *s == SettleAction::Nack),
+        "{codes:?}"
+    );
+    assert!(q.dead_letters().is_empty());
+}

@@ -382,9 +382,10 @@ struct EventResult {
     retry_now: bool,
     /// The dedup key held for this event, to complete or release.
     claim: Option<String>,
-    /// The planner's service failed (outage or misconfiguration), not the
-    /// message: nack, never dead-letter, however often it was delivered.
-    planner_outage: bool,
+    /// A service failed (the planner's API: outage or misconfiguration; the
+    /// dedup store), not the message: nack, never dead-letter, however often
+    /// it was delivered.
+    service_outage: bool,
 }
 
 impl EventResult {
@@ -397,7 +398,7 @@ impl EventResult {
             planner: None,
             retry_now: false,
             claim: None,
-            planner_outage: false,
+            service_outage: false,
         }
     }
 
@@ -661,11 +662,14 @@ impl Inner {
                 Err(r)
             }
             // Without the dedup store "once" cannot be promised: retry later.
-            Err(e) => Err(EventResult::new(
-                AuditDecision::Failed,
-                "dedup_unavailable",
-                e.to_string(),
-            )),
+            // The outage says nothing about the message, so it is never
+            // dead-lettered for it, whatever its delivery count.
+            Err(e) => {
+                let mut r =
+                    EventResult::new(AuditDecision::Failed, "dedup_unavailable", e.to_string());
+                r.service_outage = true;
+                Err(r)
+            }
         }
     }
 
@@ -792,7 +796,7 @@ impl Inner {
                 let mut r = EventResult::new(AuditDecision::Failed, code, e.to_string());
                 // An API outage or refused credentials say nothing about the
                 // message: parking it would lose work that succeeds later.
-                r.planner_outage = e.is_temporary() || e.kind() == ErrorKind::Config;
+                r.service_outage = e.is_temporary() || e.kind() == ErrorKind::Config;
                 return r;
             }
         };
@@ -985,7 +989,7 @@ impl Inner {
                 Action::DeadLetter(format!("{}: {}", result.code, result.detail))
             }
             AuditDecision::Failed if result.retry_now => Action::Nack(Duration::ZERO),
-            AuditDecision::Failed if count >= cfg.max_deliveries && !result.planner_outage => {
+            AuditDecision::Failed if count >= cfg.max_deliveries && !result.service_outage => {
                 Action::DeadLetter(format!(
                     "{} after {count} deliveries: {}",
                     result.code, result.detail
