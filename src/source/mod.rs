@@ -4,10 +4,12 @@
 //! Core sources are always built: [`MemorySource`] (an in-process queue with
 //! real lease, redelivery and dead-letter semantics) and [`FileSource`] (JSON
 //! lines, CloudTrail `Records` files, gzip, stdin). Cloud queues live behind
-//! features: `SqsSource` (feature `sqs`).
+//! features: `SqsSource` (feature `sqs`), `PubSubSource` (feature `pubsub`).
 
 pub mod file;
 pub mod memory;
+#[cfg(feature = "pubsub")]
+pub mod pubsub;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 
@@ -21,6 +23,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use file::{FileFormat, FileSource};
 pub use memory::{DeadLetter, MemorySource};
+#[cfg(feature = "pubsub")]
+pub use pubsub::{PubSubSource, PubSubSourceBuilder};
 #[cfg(feature = "sqs")]
 pub use sqs::{SqsSource, SqsSourceBuilder};
 
