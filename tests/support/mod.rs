@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod pubsub_emulator;
 
 use remediation::engine::{Engine, Summary};
 use remediation::executor::{CommandPolicy, ContextMap, ProcessExecutor};

