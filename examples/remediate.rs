@@ -40,6 +40,17 @@
 //!     --account-profile 123456789012=prod --execute
 //! ```
 //!
+//! With the `pubsub` feature, `--source pubsub:projects/P/subscriptions/S` reads a
+//! Google Cloud Pub/Sub subscription (streaming pull; `PUBSUB_EMULATOR_HOST` for
+//! the emulator, `PUBSUB_DEAD_LETTER_TOPIC`, flow control and leases as documented
+//! on `PubSubSourceBuilder::from_env`; credentials from Application Default
+//! Credentials):
+//!
+//! ```text
+//! cargo run --release --features pubsub --example remediate -- \
+//!     --source pubsub:projects/sec-ops/subscriptions/prisma-alerts --execute
+//! ```
+//!
 //! Exit status 0 when the run completed, whatever the decisions; 2 on bad
 //! configuration or an unreadable source.
 
@@ -71,7 +82,8 @@ const SAMPLE_ACCOUNT: &str = "123456789012";
 )]
 struct Args {
     /// Where deliveries come from: `file:PATH` (JSON lines or a CloudTrail Records
-    /// file, .gz too), `stdin`, or `sqs:NAME_OR_URL` (feature `sqs`). Default: the
+    /// file, .gz too), `stdin`, `sqs:NAME_OR_URL` (feature `sqs`), or
+    /// `pubsub:projects/P/subscriptions/S` (feature `pubsub`). Default: the
     /// bundled sample.
     #[arg(long)]
     source: Option<String>,
@@ -199,6 +211,23 @@ async fn sqs_source(spec: &str, _stats: &Arc<Stats>) -> Result<Arc<dyn AlertSour
     ))
 }
 
+/// `pubsub:projects/P/subscriptions/S`: the subscription from the spec,
+/// everything else from the environment.
+#[cfg(feature = "pubsub")]
+async fn pubsub_source(spec: &str) -> Result<remediation::source::PubSubSource, String> {
+    let subscription = spec.trim_start_matches("pubsub:");
+    if subscription.is_empty() {
+        return Err(
+            "--source pubsub: needs a subscription (pubsub:projects/P/subscriptions/S)".into(),
+        );
+    }
+    remediation::source::PubSubSourceBuilder::from_env()
+        .with_subscription(subscription)
+        .build()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("remediate: {message}");
     ExitCode::from(2)
@@ -218,6 +247,9 @@ async fn main() -> ExitCode {
     // Shared by the engine and the backends that count their API calls.
     let stats = Arc::new(Stats::new());
 
+    // Shut down after the run, so acks the client still batches are sent.
+    #[cfg(feature = "pubsub")]
+    let mut pubsub: Option<remediation::source::PubSubSource> = None;
     let source: Arc<dyn AlertSource> = match args.source.as_deref() {
         None => Arc::new(FileSource::reader("sample", std::io::Cursor::new(SAMPLE))),
         Some("stdin" | "-") => Arc::new(FileSource::stdin()),
@@ -231,10 +263,25 @@ async fn main() -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail(e),
         },
+        #[cfg(feature = "pubsub")]
+        Some(spec) if spec.starts_with("pubsub:") => match pubsub_source(spec).await {
+            Ok(s) => {
+                pubsub = Some(s.clone());
+                Arc::new(s)
+            }
+            Err(e) => return fail(e),
+        },
+        #[cfg(not(feature = "pubsub"))]
+        Some(spec) if spec.starts_with("pubsub:") => {
+            return fail(format!(
+                "--source {spec} needs the `pubsub` cargo feature: \
+                 cargo run --release --features pubsub --example remediate -- --source {spec} ..."
+            ));
+        }
         Some(other) => {
             return fail(format!(
-                "unknown source {other:?}: expected file:PATH, stdin or sqs:NAME_OR_URL \
-                 (servicebus: and pubsub: need their cargo features)"
+                "unknown source {other:?}: expected file:PATH, stdin, sqs:NAME_OR_URL or \
+                 pubsub:projects/P/subscriptions/S (servicebus: needs its cargo feature)"
             ));
         }
     };
@@ -349,7 +396,12 @@ async fn main() -> ExitCode {
         }
     });
 
-    let summary: Summary = match engine.run(cancel).await {
+    let outcome = engine.run(cancel).await;
+    #[cfg(feature = "pubsub")]
+    if let Some(p) = &pubsub {
+        p.shutdown().await;
+    }
+    let summary: Summary = match outcome {
         Ok(s) => s,
         Err(e) => return fail(format!("source failed: {e}")),
     };
