@@ -31,7 +31,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
-#[command(name = "pubsub_worker", about = "Remediate findings from a Pub/Sub subscription")]
+#[command(
+    name = "pubsub_worker",
+    about = "Remediate findings from a Pub/Sub subscription"
+)]
 struct Args {
     /// A GCP project whose commands may run, with an optional CLOUDSDK_CONFIG
     /// directory: `PROJECT[=DIR]` (repeatable). Other projects are refused.

@@ -1,7 +1,8 @@
 //! # remediation
 //!
-//! Turn cloud security findings — Prisma Cloud alerts, CloudTrail API calls —
-//! into safe, automatic fixes.
+//! Turn cloud security findings — Prisma Cloud alerts, CloudTrail API calls,
+//! Google Cloud audit logs and Security Command Center findings — into safe,
+//! automatic fixes.
 //!
 //! A worker is three parts wired into one [`Engine`](engine::Engine):
 //!
@@ -54,17 +55,17 @@
 //! | `prisma`     | [`PrismaPlanner`](planner::PrismaPlanner): the Prisma Cloud remediation API (reqwest, rustls; batching, token refresh, retries) |
 //! | `sqs`        | the Amazon SQS source, `source::SqsSource` (`aws-sdk-sqs`) |
 //! | `servicebus` | reserved: the Azure Service Bus source |
-//! | `pubsub`     | reserved: the GCP Pub/Sub source |
+//! | `pubsub`     | the Google Cloud Pub/Sub source, `source::PubSubSource` (`google-cloud-pubsub`: streaming pull, flow control, the client's lease management) |
 //! | `full`       | all of the above |
 //!
 //! # Settling per backend
 //!
-//! | verb        | memory                    | file / stdin                 | SQS (feature `sqs`) |
-//! |-------------|---------------------------|------------------------------|---------------------|
-//! | ack         | removed for good          | recorded only                | `DeleteMessageBatch`, 10 per call |
-//! | nack(delay) | redelivered after `delay` | recorded (body kept in the audit) | `ChangeMessageVisibility(delay)` |
-//! | extend      | lease renewed             | no-op                        | `ChangeMessageVisibility(by)` |
-//! | dead-letter | parked with its body      | recorded with its body       | `SendMessage` to the DLQ + delete, or left to the redrive policy |
+//! | verb        | memory                    | file / stdin                 | SQS (feature `sqs`) | Pub/Sub (feature `pubsub`) |
+//! |-------------|---------------------------|------------------------------|---------------------|----------------------------|
+//! | ack         | removed for good          | recorded only                | `DeleteMessageBatch`, 10 per call | the handler's ack |
+//! | nack(delay) | redelivered after `delay` | recorded (body kept in the audit) | `ChangeMessageVisibility(delay)` | held (lease kept) for `delay`, then nacked |
+//! | extend      | lease renewed             | no-op                        | `ChangeMessageVisibility(by)` | the client extends leases itself |
+//! | dead-letter | parked with its body      | recorded with its body       | `SendMessage` to the DLQ + delete, or left to the redrive policy | published to a dead-letter topic + ack, or left to the subscription's dead-letter policy |
 
 #![forbid(unsafe_code)]
 #![warn(

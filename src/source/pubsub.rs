@@ -906,7 +906,11 @@ impl Settle for PubSubSettle {
             let reason: String = reason.chars().take(1024).collect();
             attributes.insert(
                 REASON_ATTRIBUTE.to_owned(),
-                if reason.is_empty() { "-".into() } else { reason },
+                if reason.is_empty() {
+                    "-".into()
+                } else {
+                    reason
+                },
             );
             attributes.insert(
                 SOURCE_MESSAGE_ID_ATTRIBUTE.to_owned(),
@@ -973,7 +977,11 @@ mod tests {
             "projects/p q/subscriptions/s",
         ] {
             let err = check_resource(bad, "subscriptions").unwrap_err();
-            assert!(err.to_string().contains("projects/PROJECT/subscriptions/NAME"), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("projects/PROJECT/subscriptions/NAME"),
+                "{err}"
+            );
         }
     }
 
@@ -1000,7 +1008,10 @@ mod tests {
         );
         assert_eq!(b.endpoint.as_deref(), Some("http://127.0.0.1:8085"));
         assert!(b.anonymous);
-        assert_eq!(b.dead_letter_topic.as_deref(), Some("projects/other/topics/dlt"));
+        assert_eq!(
+            b.dead_letter_topic.as_deref(),
+            Some("projects/other/topics/dlt")
+        );
         assert_eq!(b.max_outstanding_messages, 7);
         assert_eq!(b.max_outstanding_bytes, 4096);
         assert_eq!(b.max_lease, Duration::from_secs(120));
