@@ -59,7 +59,8 @@ use remediation::engine::{
     AuditRecord, AuditSink, Engine, EngineConfig, JsonLinesAudit, Stats, Summary, TeeAudit,
 };
 use remediation::executor::{
-    AwsProfileMapping, CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, ProcessExecutor,
+    AwsProfileMapping, AzureSubscriptionMapping, CommandExecutor, CommandPolicy, ContextMap,
+    DryRunExecutor, GcpProjectMapping, ProcessExecutor,
 };
 use remediation::planner::{AlertCliPlanner, CloudTrailPlanner, PlannerChain, RemediationPlanner};
 use remediation::rules::RuleSet;
@@ -107,6 +108,19 @@ struct Args {
     /// Profile for accounts without a mapping (explicit opt-in; otherwise they are refused).
     #[arg(long)]
     default_profile: Option<String>,
+    /// Map an Azure subscription (GUID) to how `az` runs for it (repeatable):
+    /// `--subscription <id>` is added to its commands, and `AZURE_CONFIG_DIR`
+    /// is set when a directory is given. Unmapped subscriptions are refused.
+    #[arg(
+        long = "azure-subscription",
+        value_name = "SUBSCRIPTION[=AZURE_CONFIG_DIR]"
+    )]
+    azure_subscriptions: Vec<String>,
+    /// Map a GCP project to how `gcloud` runs for it (repeatable): `--project`
+    /// and `CLOUDSDK_CORE_PROJECT` are set, and `CLOUDSDK_CONFIG` when a
+    /// directory is given. Unmapped projects are refused.
+    #[arg(long = "gcp-project", value_name = "PROJECT[=CLOUDSDK_CONFIG]")]
+    gcp_projects: Vec<String>,
     /// Deliveries in flight at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
@@ -296,7 +310,24 @@ async fn main() -> ExitCode {
     if let Some(p) = &args.default_profile {
         contexts = contexts.with_default_aws_profile(p);
     }
-    if args.source.is_none() && args.account_profiles.is_empty() && args.default_profile.is_none() {
+    for mapping in &args.azure_subscriptions {
+        match mapping.parse::<AzureSubscriptionMapping>() {
+            Ok(m) => contexts = contexts.with_azure_mapping(m),
+            Err(e) => return fail(format!("--azure-subscription {mapping:?}: {e}")),
+        }
+    }
+    for mapping in &args.gcp_projects {
+        match mapping.parse::<GcpProjectMapping>() {
+            Ok(m) => contexts = contexts.with_gcp_mapping(m),
+            Err(e) => return fail(format!("--gcp-project {mapping:?}: {e}")),
+        }
+    }
+    if args.source.is_none()
+        && args.account_profiles.is_empty()
+        && args.default_profile.is_none()
+        && args.azure_subscriptions.is_empty()
+        && args.gcp_projects.is_empty()
+    {
         eprintln!(
             "remediate: running the bundled sample; mapping its account {SAMPLE_ACCOUNT} to profile \
              `default` for this demo (use --account-profile to map your own)"

@@ -163,17 +163,22 @@ async fn inherited_env_child() {
 async fn unmapped_accounts_are_refused_and_nothing_runs() {
     let standin = StandIn::new();
     let executor = standin.executor(contexts());
-    let step = step(&["s3", "ls"]);
-    for target in [
-        aws_target("333333333333", Some("us-east-1")),
-        Target::new(Cloud::Aws, None),
-        Target::new(Cloud::Azure, Some("0000-sub".to_owned())),
+    let aws = step(&["s3", "ls"]);
+    let az = Step::new(Command::new("az", ["vm", "list"]));
+    for (step, target) in [
+        (&aws, aws_target("333333333333", Some("us-east-1"))),
+        (&aws, Target::new(Cloud::Aws, None)),
+        (&az, Target::new(Cloud::Azure, Some("0000-sub".to_owned()))),
     ] {
-        let err = executor.check(&step, &target).unwrap_err();
+        let err = executor.check(step, &target).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnmappedAccount, "{err}");
-        let err = executor.execute(&step, &target).await.unwrap_err();
+        let err = executor.execute(step, &target).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnmappedAccount, "{err}");
     }
+    // A CLI acting on another cloud than its finding's is refused as unsafe.
+    let azure = Target::new(Cloud::Azure, Some("0000-sub".to_owned()));
+    let err = executor.check(&aws, &azure).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsafeCommand, "{err}");
     assert_eq!(standin.calls(), vec![]);
 }
 

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use remediation::Error;
 use remediation::executor::{
     Command, CommandExecutor, CommandPolicy, ContextMap, ProcessExecutor, parse_script,
+    parse_script_steps,
 };
 use remediation::model::{Cloud, Target};
 use remediation::planner::Step;
@@ -23,11 +24,27 @@ fn executor(standin: &StandIn) -> ProcessExecutor {
 }
 
 /// What the engine does with a script: parse, check every step, then run them in order.
+/// Parses `script` both ways — commands only ([`parse_script`]) and as the
+/// planners do, with file writes understood ([`parse_script_steps`]) — then
+/// checks and runs the steps the way the engine does.
 async fn run_like_engine(script: &str, standin: &StandIn) -> remediation::Result<usize> {
-    let steps: Vec<Step> = parse_script(script, &CommandPolicy::default())?
-        .into_iter()
-        .map(Step::new)
-        .collect();
+    let policy = CommandPolicy::default();
+    let as_steps = parse_script_steps(script, &policy);
+    let steps: Vec<Step> = match parse_script(script, &policy) {
+        Ok(commands) => commands.into_iter().map(Step::new).collect(),
+        Err(e) => {
+            // Whatever the strict parser refuses, the planners' parser
+            // refuses too, for the same kind of reason.
+            let Err(Error::UnsafeCommand { reason }) = &as_steps else {
+                panic!("{script:?}: parse_script_steps accepted it: {as_steps:?}");
+            };
+            if let Error::UnsafeCommand { reason: strict } = &e {
+                let kind = strict.split(" outside quotes").next().unwrap_or(strict);
+                assert!(reason.contains(kind), "{script:?}: {reason} vs {strict}");
+            }
+            return Err(e);
+        }
+    };
     let executor = executor(standin);
     for step in &steps {
         executor.check(step, &target())?;
@@ -147,7 +164,7 @@ async fn the_harness_does_record_what_runs() {
     // Guards the test above: an empty log must mean "nothing ran", not "nothing records".
     let standin = StandIn::new();
     assert_eq!(
-        run_like_engine("aws s3 ls; az group list", &standin)
+        run_like_engine("aws s3 ls; aws iam list-users", &standin)
             .await
             .unwrap(),
         2
@@ -155,7 +172,7 @@ async fn the_harness_does_record_what_runs() {
     let argvs: Vec<_> = standin.calls().into_iter().map(|c| c.argv).collect();
     assert_eq!(
         argvs,
-        vec![vec!["aws", "s3", "ls"], vec!["az", "group", "list"]]
+        vec![vec!["aws", "s3", "ls"], vec!["aws", "iam", "list-users"]]
     );
 }
 

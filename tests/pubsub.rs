@@ -245,8 +245,7 @@ fn bucket_script(bucket: &str) -> String {
 }
 
 fn contexts() -> ContextMap {
-    // TEMPORARY until the GCP context lands on main.
-    ContextMap::new()
+    ContextMap::new().with_gcp_project(PROJECT, GcpContext::new())
 }
 
 /// Succeeds; records each step's last argument, after sleeping `delay`;

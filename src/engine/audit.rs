@@ -72,6 +72,14 @@ pub struct AuditStep {
     /// Environment the executor set (profile, region).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub context: BTreeMap<String, String>,
+    /// Options the executor added for the target (`--subscription <id>`,
+    /// `--project <id>`), written only when there are some.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_args: Vec<String>,
+    /// Names of the files attached to the step (its argv refers to them by
+    /// name), written only when there are some.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
     /// The tail of stderr, secrets redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stderr: Option<String>,

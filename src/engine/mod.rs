@@ -819,6 +819,12 @@ impl Inner {
                 exit_code: None,
                 duration_ms: 0,
                 context: Default::default(),
+                extra_args: Vec::new(),
+                files: if detailed {
+                    s.files.iter().map(|f| f.name().to_owned()).collect()
+                } else {
+                    Vec::new()
+                },
                 stderr: None,
                 read_only: s.read_only,
             })
@@ -913,7 +919,7 @@ impl Inner {
                     } else {
                         format!("step {} {exit}: {}", i + 1, redact(&tail))
                     };
-                    steps[i] = audit_step(std::mem::take(&mut steps[i].argv), step.read_only, o);
+                    record_outcome(&mut steps[i], step.read_only, o);
                     return with(
                         EventResult::new(AuditDecision::Failed, "step_failed", detail),
                         steps,
@@ -921,8 +927,7 @@ impl Inner {
                 }
                 Ok(o) => {
                     if detailed {
-                        steps[i] =
-                            audit_step(std::mem::take(&mut steps[i].argv), step.read_only, o);
+                        record_outcome(&mut steps[i], step.read_only, o);
                     } else {
                         steps[i].status = o.status;
                     }
@@ -1073,15 +1078,13 @@ impl Inner {
     }
 }
 
-/// Converts an executor outcome into its audit form.
-fn audit_step(argv: Vec<String>, read_only: bool, o: StepOutcome) -> AuditStep {
-    AuditStep {
-        read_only,
-        argv,
-        status: o.status,
-        exit_code: o.exit_code,
-        duration_ms: u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
-        context: o.context,
-        stderr: (!o.stderr_tail.is_empty()).then(|| redact(&o.stderr_tail)),
-    }
+/// Records an executor outcome in the step's audit form.
+fn record_outcome(step: &mut AuditStep, read_only: bool, o: StepOutcome) {
+    step.read_only = read_only;
+    step.status = o.status;
+    step.exit_code = o.exit_code;
+    step.duration_ms = u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX);
+    step.context = o.context;
+    step.extra_args = o.extra_args;
+    step.stderr = (!o.stderr_tail.is_empty()).then(|| redact(&o.stderr_tail));
 }

@@ -453,7 +453,7 @@ fn quoted(text: &str) -> String {
 ///
 /// An empty script, or one holding only blank lines and comments, yields no commands.
 pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>> {
-    let statements = Scanner::new(script).scan()?;
+    let (statements, _) = Scanner::new(script).scan()?;
     let mut commands = Vec::with_capacity(statements.len());
     for words in statements {
         for group in split_on_and(&words, policy, commands.len())? {
@@ -469,6 +469,126 @@ pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>
         }
     }
     Ok(commands)
+}
+
+/// Parses a CLI script into plan steps, like [`parse_script`], except that a
+/// script may also write a file a later command reads — the one kind of
+/// redirection a remediation script needs (a GCP deny policy for
+/// `gcloud iam policies create --policy-file=policy.json`, a JSON document for
+/// `aws ... file://policy.json`). Two forms are understood, and become a
+/// [`StepFile`](super::StepFile) attached to each later step that refers to
+/// the file; nothing is written by a shell and the writing statement itself
+/// never runs:
+///
+/// * `echo WORDS > NAME`: the words (unquoted as usual) joined by spaces, plus
+///   a newline (`echo -n`: no newline). Words holding a backslash are refused
+///   (shells disagree on what `echo` does with them).
+/// * `cat > NAME <<'EOF'` (or `cat <<'EOF' > NAME`), then the lines up to a
+///   line holding only the delimiter: the lines as written. With an unquoted
+///   delimiter the body may not hold `$`, backticks or backslashes (a shell
+///   would expand them). `<<-` and here-strings `<<<` are refused.
+///
+/// `NAME` must be a plain file name with an extension (`policy.json`; letters,
+/// digits, `.`, `_`, `-`), written once, and read by a later command (as an
+/// argument, an option's value, or `file://NAME`); anything else — appending
+/// `>>`, file descriptors `2>`, redirecting a command's output, reading `<`,
+/// a file no command reads — rejects the whole script.
+pub fn parse_script_steps(
+    script: &str,
+    policy: &CommandPolicy,
+) -> Result<Vec<crate::planner::Step>> {
+    use super::files::{StepFile, refers_to};
+    use crate::planner::Step;
+    let mut scanner = Scanner::new(script);
+    scanner.files = true;
+    let (statements, writes) = scanner.scan()?;
+    let mut writes = writes.into_iter().peekable();
+    let mut steps: Vec<Step> = Vec::with_capacity(statements.len());
+    let mut files: Vec<(StepFile, bool)> = Vec::new();
+    for (index, words) in statements.iter().enumerate() {
+        let number = index + 1;
+        if let Some((_, write)) = writes.next_if(|(i, _)| *i == index) {
+            let contents = match write.body {
+                Some(body) => body,
+                None => echo_text(words, number)?,
+            };
+            let file = StepFile::new(write.target, contents)
+                .map_err(|e| Error::unsafe_command(format!("{e} in statement {number}")))?;
+            if files.iter().any(|(f, _)| f.name() == file.name()) {
+                return Err(Error::unsafe_command(format!(
+                    "file `{}` is written twice, in statement {number}",
+                    file.name()
+                )));
+            }
+            files.push((file, false));
+            continue;
+        }
+        for group in split_on_and(words, policy, index)? {
+            let mut command = tokenize(group, number)?;
+            if let Some(reason) = policy.violation(&command, false) {
+                return Err(Error::unsafe_command(format!(
+                    "{reason} in statement {number}"
+                )));
+            }
+            command.verified_by = policy.fingerprint;
+            let mut step = Step::new(command);
+            for (file, used) in &mut files {
+                if refers_to(&step.command, file.name()) {
+                    step = step.with_file(file.clone());
+                    *used = true;
+                }
+            }
+            steps.push(step);
+        }
+    }
+    if let Some((file, _)) = files.iter().find(|(_, used)| !used) {
+        return Err(Error::unsafe_command(format!(
+            "file `{}` is written but no later command reads it",
+            file.name()
+        )));
+    }
+    Ok(steps)
+}
+
+/// The text `echo WORDS` prints: the words joined by spaces, then a newline
+/// unless the first word is `-n`.
+fn echo_text(words: &[RawWord<'_>], number: usize) -> Result<String> {
+    let command = tokenize(words, number)?;
+    let mut args = command.args();
+    let newline = match args.first().map(String::as_str) {
+        Some("-n") => {
+            args = args.get(1..).unwrap_or_default();
+            false
+        }
+        _ => true,
+    };
+    if let Some(flag) = args.first().filter(|a| a.starts_with('-')) {
+        return Err(Error::unsafe_command(format!(
+            "`echo {}` in statement {number}: only `echo -n` is understood",
+            flag.escape_debug()
+        )));
+    }
+    if args.iter().any(|a| a.contains('\\')) {
+        return Err(Error::unsafe_command(format!(
+            "backslash in `echo` text in statement {number} (shells disagree on its meaning)"
+        )));
+    }
+    let mut text = args.join(" ");
+    if newline {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// A statement that writes a file (only scanned when files are allowed).
+#[derive(Debug, Default)]
+struct FileWrite {
+    /// The file name after `>`.
+    target: String,
+    /// The heredoc's delimiter and whether it was quoted.
+    heredoc: Option<(String, bool)>,
+    /// The heredoc's body, once read.
+    body: Option<String>,
 }
 
 /// One word as written (quotes kept, line continuations removed), for shlex to unquote.
@@ -559,6 +679,12 @@ struct Scanner<'a> {
     word: Option<RawWord<'a>>,
     /// The previous separator was `&&`, so the next statement must not be empty.
     after_and_and: bool,
+    /// Whether `echo ... > NAME` and `cat <<EOF > NAME` statements are understood.
+    files: bool,
+    /// The current statement's file write, while it is being read.
+    pending: Option<FileWrite>,
+    /// File writes, by statement index.
+    writes: Vec<(usize, FileWrite)>,
 }
 
 impl<'a> Scanner<'a> {
@@ -569,6 +695,9 @@ impl<'a> Scanner<'a> {
             words: Vec::with_capacity(16),
             word: None,
             after_and_and: false,
+            files: false,
+            pending: None,
+            writes: Vec::new(),
         }
     }
 
@@ -667,6 +796,9 @@ impl<'a> Scanner<'a> {
 
     fn end_statement(&mut self, separator: Separator) -> Result<()> {
         self.end_word();
+        if let Some(write) = self.pending.take() {
+            self.finish_write(write, separator)?;
+        }
         if self.words.is_empty() {
             return match separator {
                 Separator::AndAnd => Err(self.reject("`&&` without a command before it")),
@@ -687,7 +819,145 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
-    fn scan(mut self) -> Result<Vec<Vec<RawWord<'a>>>> {
+    /// Checks the shape of a statement that writes a file and records it.
+    fn finish_write(&mut self, write: FileWrite, separator: Separator) -> Result<()> {
+        let first = self.words.first();
+        let shape_ok = match &write.heredoc {
+            None => first.is_some_and(|w| w.is_bare("echo")),
+            Some(_) => self.words.len() == 1 && first.is_some_and(|w| w.is_bare("cat")),
+        };
+        if write.target.is_empty() || !shape_ok {
+            let what = if write.target.is_empty() {
+                "heredoc `<<`"
+            } else {
+                "redirection `>`"
+            };
+            return Err(self.reject(format!(
+                "{what} outside quotes (a script may only write a file with \
+                 `echo TEXT > NAME` or `cat > NAME <<'EOF'`)"
+            )));
+        }
+        if write.heredoc.is_some() && write.body.is_none() {
+            return Err(self.reject(match separator {
+                Separator::End => "heredoc without a body",
+                _ => "heredoc not at the end of its line",
+            }));
+        }
+        self.writes.push((self.statements.len(), write));
+        Ok(())
+    }
+
+    /// `> NAME` or `<<DELIM` in a statement that may write a file.
+    fn file_redirect(&mut self, c: char) -> Result<()> {
+        let next = self.chars.peek();
+        let fd_prefix = self
+            .word
+            .as_ref()
+            .is_some_and(|w| !w.quoted && w.text.bytes().all(|b| b.is_ascii_digit()));
+        let heredoc = match (c, next) {
+            ('>', n) if !fd_prefix && !matches!(n, Some('>' | '&' | '(' | '|')) => false,
+            ('<', Some('<')) if !fd_prefix => {
+                self.chars.next();
+                match self.chars.peek() {
+                    Some('<') => return Err(self.reject("here-string `<<<` outside quotes")),
+                    Some('-') => return Err(self.reject("heredoc `<<-` (use `<<` without tabs)")),
+                    _ => true,
+                }
+            }
+            _ => return Err(self.redirection(c, next)),
+        };
+        self.end_word();
+        while self.chars.next_if(|&c| c == ' ' || c == '\t').is_some() {}
+        let start = self.chars.pos;
+        let quote = self.chars.next_if(|&c| heredoc && (c == '\'' || c == '"'));
+        while self
+            .chars
+            .next_if(|&c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            .is_some()
+        {}
+        let name_start = start + usize::from(quote.is_some());
+        let name = self
+            .chars
+            .script
+            .get(name_start..self.chars.pos)
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(q) = quote {
+            if self.chars.next_if(|&c| c == q).is_none() {
+                return Err(self.reject("unterminated heredoc delimiter"));
+            }
+        }
+        let ends_word = matches!(
+            self.chars.peek(),
+            None | Some(' ' | '\t' | '\n' | ';' | '&' | '<' | '>')
+        );
+        if name.is_empty() || !ends_word {
+            return Err(self.reject(if heredoc {
+                "heredoc `<<` delimiter that is not a plain word"
+            } else {
+                "redirection `>` to a name that is not a plain file name (letters, digits, \
+                 `.`, `_`, `-`)"
+            }));
+        }
+        let write = self.pending.get_or_insert_with(FileWrite::default);
+        if heredoc {
+            if write.heredoc.is_some() {
+                return Err(self.reject("two heredocs in one statement"));
+            }
+            write.heredoc = Some((name, quote.is_some()));
+        } else {
+            if !write.target.is_empty() {
+                return Err(self.reject("two redirections in one statement"));
+            }
+            write.target = name;
+        }
+        Ok(())
+    }
+
+    /// Reads a heredoc's body: the lines after the current one, up to a line
+    /// holding only the delimiter.
+    fn read_heredoc_body(&mut self) -> Result<()> {
+        let Some((delimiter, quoted)) = self.pending.as_ref().and_then(|w| w.heredoc.clone())
+        else {
+            return Ok(());
+        };
+        let mut body = String::new();
+        loop {
+            let rest = self.chars.script.get(self.chars.pos..).unwrap_or_default();
+            if rest.is_empty() {
+                return Err(self.reject(format!(
+                    "heredoc not terminated by a `{}` line",
+                    delimiter.escape_debug()
+                )));
+            }
+            let (line, consumed) = match rest.find('\n') {
+                Some(i) => (rest.get(..i).unwrap_or_default(), i + 1),
+                None => (rest, rest.len()),
+            };
+            self.chars.pos += consumed;
+            if line == delimiter {
+                break;
+            }
+            for c in line.chars() {
+                self.check_quoted_char(c)?;
+                if !quoted && matches!(c, '$' | '`' | '\\') {
+                    return Err(self.reject(format!(
+                        "`{c}` in a heredoc with an unquoted delimiter (a shell would expand \
+                         it; quote the delimiter: <<'{delimiter}')"
+                    )));
+                }
+            }
+            body.push_str(line);
+            body.push('\n');
+        }
+        if let Some(write) = &mut self.pending {
+            write.body = Some(body);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn scan(mut self) -> Result<(Vec<Vec<RawWord<'a>>>, Vec<(usize, FileWrite)>)> {
         let mut quote = Quote::None;
         loop {
             if self.plain_run(quote) {
@@ -709,14 +979,20 @@ impl<'a> Scanner<'a> {
             Quote::Double => return Err(self.reject("unterminated double quote")),
         }
         self.end_statement(Separator::End)?;
-        Ok(self.statements)
+        Ok((self.statements, self.writes))
     }
 
     fn unquoted(&mut self, c: char) -> Result<Quote> {
         let next = self.chars.peek();
         match c {
             ' ' | '\t' => self.end_word(),
-            '\n' => self.end_statement(Separator::Newline)?,
+            '\n' => {
+                if self.pending.is_some() {
+                    self.end_word();
+                    self.read_heredoc_body()?;
+                }
+                self.end_statement(Separator::Newline)?;
+            }
             ';' => self.end_statement(Separator::Semicolon)?,
             '\'' => {
                 self.push(c, true);
@@ -760,6 +1036,7 @@ impl<'a> Scanner<'a> {
                     _ => self.reject("pipe `|` outside quotes"),
                 });
             }
+            '>' | '<' if self.files => self.file_redirect(c)?,
             '>' | '<' => return Err(self.redirection(c, next)),
             '$' => {
                 return Err(match next {
@@ -1186,5 +1463,109 @@ mod tests {
             Command::new("aws", ["--region=eu-west-1"]).option_value("--region"),
             Some("eu-west-1")
         );
+    }
+
+    fn steps(script: &str) -> Result<Vec<crate::planner::Step>> {
+        parse_script_steps(script, &CommandPolicy::default())
+    }
+
+    #[test]
+    fn file_writes_become_attached_files() {
+        let script = "echo '{\"rules\":[{\"deniedPrincipals\":[\"principalSet://goog/public:all\"]}]}' > policy.json\n\
+             gcloud iam policies create deny-1 --attachment-point=cloudresourcemanager.googleapis.com/projects/p --kind=denypolicies --policy-file=policy.json";
+        let got = steps(script).unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].command.program(), "gcloud");
+        assert_eq!(got[0].files.len(), 1);
+        assert_eq!(got[0].files[0].name(), "policy.json");
+        assert_eq!(
+            got[0].files[0].contents(),
+            "{\"rules\":[{\"deniedPrincipals\":[\"principalSet://goog/public:all\"]}]}\n"
+        );
+        // A heredoc, quoted delimiter: `$` stays literal; echo -n; && and file://.
+        let script = "cat > deny.json <<'EOF'\n{\"a\": \"$HOME ; | && `x`\"}\n  two\nEOF\n\
+             echo -n hello world > note.txt && aws s3 cp note.txt s3://b/k\n\
+             gcloud iam policies create d --policy-file deny.json && aws iam put --doc file://deny.json";
+        let got = steps(script).unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].files[0].contents(), "hello world");
+        assert_eq!(
+            got[1].files[0].contents(),
+            "{\"a\": \"$HOME ; | && `x`\"}\n  two\n"
+        );
+        assert_eq!(got[2].files[0].name(), "deny.json");
+        // `cat <<EOF > name`, unquoted delimiter without expansions.
+        let got = steps("cat <<EOF >p.json\n{}\nEOF\ngcloud x --policy-file=p.json").unwrap();
+        assert_eq!(got[0].files[0].contents(), "{}\n");
+        // Without files, parse_script still refuses every redirection.
+        assert!(
+            parse_script(
+                "echo x > p.json\ngcloud x --f=p.json",
+                &CommandPolicy::default()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn unsupported_file_writes_are_rejected() {
+        let cases = [
+            ("echo x >> p.json\ngcloud a p.json", "`>>`"),
+            ("echo x 2> p.json\ngcloud a p.json", "`2>`"),
+            (
+                "aws s3 ls > p.json\ngcloud a p.json",
+                "may only write a file",
+            ),
+            ("echo x > /etc/p.json\ngcloud a p.json", "plain file name"),
+            ("echo x > ../p.json\ngcloud a p.json", "plain file name"),
+            ("echo x > 'p.json'\ngcloud a p.json", "plain file name"),
+            ("echo x > policy\ngcloud a policy", "not a plain name"),
+            ("echo x > p.json", "no later command reads it"),
+            (
+                "gcloud a p.json\necho x > p.json",
+                "no later command reads it",
+            ),
+            (
+                "echo x > p.json\necho y > p.json\ngcloud a p.json",
+                "written twice",
+            ),
+            (
+                "echo x > a.json > b.json\ngcloud a a.json b.json",
+                "two redirections",
+            ),
+            ("echo -e 'a\\nb' > p.json\ngcloud a p.json", "echo -n"),
+            ("echo 'a\\nb' > p.json\ngcloud a p.json", "backslash"),
+            (
+                "cat > p.json <<EOF\n$HOME\nEOF\ngcloud a p.json",
+                "unquoted delimiter",
+            ),
+            (
+                "cat > p.json <<EOF\n`id`\nEOF\ngcloud a p.json",
+                "unquoted delimiter",
+            ),
+            ("cat > p.json <<'EOF'\nx\ngcloud a p.json", "not terminated"),
+            ("cat > p.json <<'EOF'", "without a body"),
+            (
+                "cat > p.json <<'EOF'; gcloud a p.json\nx\nEOF",
+                "end of its line",
+            ),
+            ("cat <<< x > p.json\ngcloud a p.json", "here-string"),
+            ("cat <<-EOF > p.json\n\tx\nEOF\ngcloud a p.json", "`<<-`"),
+            (
+                "cat x.json > p.json\ngcloud a p.json",
+                "may only write a file",
+            ),
+            ("gcloud a < p.json", "redirection `<`"),
+            ("echo x > p.json | sh", "pipe"),
+            ("echo x > p.json && sh p.json", "not allowed"),
+            (
+                "cat > p.json <<'EOF'\n\u{202e}x\nEOF\ngcloud a p.json",
+                "bidirectional",
+            ),
+        ];
+        for (script, expected) in cases {
+            let err = steps(script).expect_err(script).to_string();
+            assert!(err.contains(expected), "{script:?}: {err}");
+        }
     }
 }

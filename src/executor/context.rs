@@ -1,13 +1,18 @@
-//! Per-account execution context: which environment (AWS profile and region,
-//! later Azure subscription and GCP project) a step runs with.
+//! Per-target execution context: which environment and which extra options
+//! a step runs with — the AWS profile and region for an AWS account, the
+//! subscription (and `az` configuration directory) for an Azure subscription,
+//! the project (and `gcloud` configuration directory) for a GCP project.
 //!
-//! An account with no mapping is refused unless a default was configured
-//! explicitly: falling back to ambient credentials is how the wrong account gets changed.
+//! A target with no mapping is refused. For AWS a default profile can be
+//! configured explicitly; falling back to ambient credentials is how the wrong
+//! account gets changed. Azure subscriptions and GCP projects have no default:
+//! each one a worker may change is named.
 
 use crate::error::{Error, Result};
 use crate::model::{Cloud, Target};
 use crate::planner::Step;
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// The environment variable naming the AWS profile.
@@ -16,21 +21,161 @@ pub const AWS_PROFILE: &str = "AWS_PROFILE";
 pub const AWS_REGION: &str = "AWS_REGION";
 /// The environment variable naming the AWS region (CLI v1 and older SDKs).
 pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+/// The environment variable naming the `az` configuration directory (its
+/// logins and default subscription).
+pub const AZURE_CONFIG_DIR: &str = "AZURE_CONFIG_DIR";
+/// The environment variable setting `gcloud`'s `core/project` property.
+pub const CLOUDSDK_CORE_PROJECT: &str = "CLOUDSDK_CORE_PROJECT";
+/// The environment variable naming the `gcloud` configuration directory.
+pub const CLOUDSDK_CONFIG: &str = "CLOUDSDK_CONFIG";
 
 /// Where AWS findings for the pseudo-region `global` (IAM, CloudFront...) are fixed.
 const GLOBAL_AWS_REGION: &str = "us-east-1";
 
-/// Maps accounts to the environment their commands run with.
+/// `az` command groups that act on the tenant or the CLI itself and do not
+/// take `--subscription`: the option is not added to them.
+const AZ_TENANT_LEVEL: &[&str] = &[
+    "ad",
+    "bicep",
+    "config",
+    "extension",
+    "feedback",
+    "find",
+    "login",
+    "logout",
+    "upgrade",
+    "version",
+];
+
+/// How `az` runs for one Azure subscription.
 ///
-/// Profiles are names in the operator's AWS config, not secrets, so `Debug`
-/// shows them. Azure and GCP targets are refused for now; their subscription
-/// and project maps will be added as fields here (the struct is
-/// `#[non_exhaustive]` and built through methods only).
+/// By default `--subscription <id>` is added to every command that does not
+/// name it (tenant-level groups such as `az ad` excepted); a configuration
+/// directory (`AZURE_CONFIG_DIR`) selects which login the command uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AzureContext {
+    /// `AZURE_CONFIG_DIR` for the command, if set.
+    pub config_dir: Option<PathBuf>,
+    /// Whether `--subscription <id>` is added to commands.
+    pub subscription_flag: bool,
+}
+
+impl Default for AzureContext {
+    fn default() -> Self {
+        AzureContext {
+            config_dir: None,
+            subscription_flag: true,
+        }
+    }
+}
+
+impl AzureContext {
+    /// Adds `--subscription <id>`; uses the ambient `az` configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `az` with `AZURE_CONFIG_DIR=dir` (a directory holding the login
+    /// for this subscription).
+    pub fn with_config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config_dir = Some(dir.into());
+        self
+    }
+
+    /// Does not add `--subscription`: the configuration directory's default
+    /// subscription must be the mapped one.
+    pub fn without_subscription_flag(mut self) -> Self {
+        self.subscription_flag = false;
+        self
+    }
+}
+
+/// How `gcloud` runs for one GCP project.
+///
+/// `CLOUDSDK_CORE_PROJECT=<id>` is always set, and by default `--project <id>`
+/// is added to commands that do not name it; a configuration directory
+/// (`CLOUDSDK_CONFIG`) selects which credentials the command uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GcpContext {
+    /// `CLOUDSDK_CONFIG` for the command, if set.
+    pub config_dir: Option<PathBuf>,
+    /// Whether `--project <id>` is added to commands.
+    pub project_flag: bool,
+}
+
+impl Default for GcpContext {
+    fn default() -> Self {
+        GcpContext {
+            config_dir: None,
+            project_flag: true,
+        }
+    }
+}
+
+impl GcpContext {
+    /// Adds `--project <id>` and sets `CLOUDSDK_CORE_PROJECT`; uses the
+    /// ambient `gcloud` configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `gcloud` with `CLOUDSDK_CONFIG=dir`.
+    pub fn with_config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config_dir = Some(dir.into());
+        self
+    }
+
+    /// Does not add `--project` (`CLOUDSDK_CORE_PROJECT` is still set).
+    pub fn without_project_flag(mut self) -> Self {
+        self.project_flag = false;
+        self
+    }
+}
+
+/// What a step runs with: environment variables to set, and options to add
+/// at the end of its argv (before a `--`, if it has one).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExecContext {
+    /// Variables set in the child's environment (profile, region, project...).
+    pub env: BTreeMap<String, String>,
+    /// Options added to the command (`--subscription <id>`, `--project <id>`).
+    pub extra_args: Vec<String>,
+}
+
+impl ExecContext {
+    /// The argv to run: the command's, with [`extra_args`](Self::extra_args)
+    /// inserted before a `--` separator or at the end.
+    pub fn argv(&self, command: &crate::executor::Command) -> Vec<String> {
+        let argv = command.argv();
+        let mut out = Vec::with_capacity(argv.len() + self.extra_args.len());
+        let cut = argv
+            .iter()
+            .skip(1)
+            .position(|a| a == "--")
+            .map_or(argv.len(), |i| i + 1);
+        out.extend_from_slice(argv.get(..cut).unwrap_or_default());
+        out.extend(self.extra_args.iter().cloned());
+        out.extend_from_slice(argv.get(cut..).unwrap_or_default());
+        out
+    }
+}
+
+/// Maps targets (AWS accounts, Azure subscriptions, GCP projects) to the
+/// context their commands run with.
+///
+/// Profiles, subscription ids, project ids and configuration paths are not
+/// secrets, so `Debug` shows them. Built through methods only.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ContextMap {
     aws_profiles: HashMap<String, String>,
     default_aws_profile: Option<String>,
+    /// Keyed by the lower-case subscription id (GUIDs compare case-insensitively).
+    azure: HashMap<String, AzureContext>,
+    gcp: HashMap<String, GcpContext>,
 }
 
 /// One `ACCOUNT=PROFILE` pair, as written in configuration. `*=PROFILE` is the
@@ -76,8 +221,122 @@ impl FromStr for AwsProfileMapping {
     }
 }
 
+/// One `SUBSCRIPTION[=AZURE_CONFIG_DIR]` mapping, as written in configuration
+/// (the worker's `--azure-subscription`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AzureSubscriptionMapping {
+    /// The subscription id (a GUID).
+    pub subscription: String,
+    /// How `az` runs for it.
+    pub context: AzureContext,
+}
+
+impl FromStr for AzureSubscriptionMapping {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let (id, dir) = split_mapping(s);
+        if !is_guid(id) {
+            return Err(Error::Config(format!(
+                "invalid Azure subscription id {id:?} (expected a GUID)"
+            )));
+        }
+        let mut context = AzureContext::new();
+        if let Some(dir) = dir {
+            context = context.with_config_dir(config_dir(dir, "AZURE_CONFIG_DIR")?);
+        }
+        Ok(AzureSubscriptionMapping {
+            subscription: id.to_ascii_lowercase(),
+            context,
+        })
+    }
+}
+
+/// One `PROJECT[=CLOUDSDK_CONFIG]` mapping, as written in configuration (the
+/// worker's `--gcp-project`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GcpProjectMapping {
+    /// The project id.
+    pub project: String,
+    /// How `gcloud` runs for it.
+    pub context: GcpContext,
+}
+
+impl FromStr for GcpProjectMapping {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let (id, dir) = split_mapping(s);
+        if !is_project_id(id) {
+            return Err(Error::Config(format!(
+                "invalid GCP project id {id:?} (6 to 30 lower-case letters, digits and \
+                 hyphens, starting with a letter)"
+            )));
+        }
+        let mut context = GcpContext::new();
+        if let Some(dir) = dir {
+            context = context.with_config_dir(config_dir(dir, "CLOUDSDK_CONFIG")?);
+        }
+        Ok(GcpProjectMapping {
+            project: id.to_owned(),
+            context,
+        })
+    }
+}
+
+fn split_mapping(s: &str) -> (&str, Option<&str>) {
+    match s.split_once('=') {
+        Some((id, dir)) => (id.trim(), Some(dir.trim())),
+        None => (s.trim(), None),
+    }
+}
+
+fn config_dir(dir: &str, what: &str) -> Result<PathBuf> {
+    if dir.is_empty() || !Path::new(dir).is_absolute() {
+        return Err(Error::Config(format!(
+            "{what} must be an absolute directory path, got {dir:?}"
+        )));
+    }
+    Ok(PathBuf::from(dir))
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, hex digits.
+fn is_guid(id: &str) -> bool {
+    id.len() == 36
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// A GCP project id: 6–30 characters, lower-case letters, digits and hyphens,
+/// starting with a letter, not ending with a hyphen. (Legacy domain-scoped ids
+/// `example.com:project` are accepted too.)
+fn is_project_id(id: &str) -> bool {
+    let name = id.rsplit_once(':').map_or(id, |(_, name)| name);
+    (6..=30).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b':' | b'.')
+        })
+}
+
+/// The cloud a known CLI acts on.
+fn program_cloud(program: &str) -> Option<Cloud> {
+    match program {
+        "aws" => Some(Cloud::Aws),
+        "az" => Some(Cloud::Azure),
+        "gcloud" => Some(Cloud::Gcp),
+        _ => None,
+    }
+}
+
 impl ContextMap {
-    /// An empty map: every account is refused.
+    /// An empty map: every target is refused.
     pub fn new() -> Self {
         Self::default()
     }
@@ -107,6 +366,34 @@ impl ContextMap {
         }
     }
 
+    /// Runs `az` commands for Azure `subscription` (a GUID, compared
+    /// case-insensitively) as `context` says.
+    pub fn with_azure_subscription(
+        mut self,
+        subscription: impl Into<String>,
+        context: AzureContext,
+    ) -> Self {
+        self.azure
+            .insert(subscription.into().to_ascii_lowercase(), context);
+        self
+    }
+
+    /// Adds one parsed Azure mapping.
+    pub fn with_azure_mapping(self, mapping: AzureSubscriptionMapping) -> Self {
+        self.with_azure_subscription(mapping.subscription, mapping.context)
+    }
+
+    /// Runs `gcloud` commands for GCP `project` as `context` says.
+    pub fn with_gcp_project(mut self, project: impl Into<String>, context: GcpContext) -> Self {
+        self.gcp.insert(project.into(), context);
+        self
+    }
+
+    /// Adds one parsed GCP mapping.
+    pub fn with_gcp_mapping(self, mapping: GcpProjectMapping) -> Self {
+        self.with_gcp_project(mapping.project, mapping.context)
+    }
+
     /// Parses a comma-separated list of `ACCOUNT=PROFILE` pairs
     /// (`"123456789012=default,210987654321=prod"`); `*=PROFILE` sets the
     /// default for unmapped accounts. Blank entries are ignored.
@@ -127,42 +414,129 @@ impl ContextMap {
             .map(String::as_str)
     }
 
-    /// Checks that `target` has a mapped context, without building the
-    /// environment (what [`resolve`](Self::resolve) would refuse, this refuses).
-    pub fn check(&self, target: &Target) -> Result<()> {
-        match target.cloud {
-            Cloud::Aws if self.aws_profile(target.account_id.as_deref()).is_some() => Ok(()),
-            _ => Err(unmapped(target)),
-        }
+    /// The context for Azure `subscription`, if mapped.
+    pub fn azure_subscription(&self, subscription: &str) -> Option<&AzureContext> {
+        self.azure
+            .get(subscription)
+            .or_else(|| self.azure.get(&subscription.to_ascii_lowercase()))
     }
 
-    /// The environment a step must run with for `target`, or
-    /// [`Error::UnmappedAccount`] when no context is mapped.
+    /// The context for GCP `project`, if mapped.
+    pub fn gcp_project(&self, project: &str) -> Option<&GcpContext> {
+        self.gcp.get(project)
+    }
+
+    /// Checks that `step` may run for `target` without building its context:
+    /// what [`resolve`](Self::resolve) would refuse, this refuses.
+    pub fn check(&self, step: &Step, target: &Target) -> Result<()> {
+        self.resolve_with(step, target, false).map(drop)
+    }
+
+    /// The context `step` must run with for `target`.
     ///
-    /// For AWS: `AWS_PROFILE`, plus `AWS_REGION` and `AWS_DEFAULT_REGION` from
-    /// the target's region (`global` means `us-east-1`) unless the command
-    /// names its own `--region`, which then wins and no region is set.
-    pub fn resolve(&self, step: &Step, target: &Target) -> Result<BTreeMap<String, String>> {
-        let account = target.account_id.as_deref();
+    /// * A known CLI must act on the target's cloud (`aws` on AWS, `az` on
+    ///   Azure, `gcloud` on GCP): anything else is refused.
+    /// * **AWS:** `AWS_PROFILE`, plus `AWS_REGION` and `AWS_DEFAULT_REGION`
+    ///   from the target's region (`global` means `us-east-1`) unless the
+    ///   command names its own `--region`, which then wins and no region is set.
+    /// * **Azure:** the subscription must be mapped. `--subscription <id>` is
+    ///   added unless the context says otherwise or the command group is
+    ///   tenant-level (`az ad`...); `AZURE_CONFIG_DIR` when configured. A
+    ///   command naming another subscription is refused.
+    /// * **GCP:** the project must be mapped. `CLOUDSDK_CORE_PROJECT`, and
+    ///   `--project <id>` unless the context says otherwise;
+    ///   `CLOUDSDK_CONFIG` when configured. A command naming another project
+    ///   is refused.
+    ///
+    /// An unmapped target is [`Error::UnmappedAccount`]; a command acting
+    /// outside its target is [`Error::UnsafeCommand`].
+    pub fn resolve(&self, step: &Step, target: &Target) -> Result<ExecContext> {
+        self.resolve_with(step, target, true)
+    }
+
+    fn resolve_with(&self, step: &Step, target: &Target, build: bool) -> Result<ExecContext> {
+        let command = &step.command;
+        let program = command.program();
+        if let Some(cloud) = program_cloud(program).filter(|c| *c != target.cloud) {
+            return Err(Error::unsafe_command(format!(
+                "`{program}` acts on {cloud}, but the finding is in {}",
+                target.cloud
+            )));
+        }
+        let mut ctx = ExecContext::default();
         match target.cloud {
             Cloud::Aws => {
+                let account = target.account_id.as_deref();
                 let profile = self.aws_profile(account).ok_or_else(|| unmapped(target))?;
-                let mut env = BTreeMap::new();
-                env.insert(AWS_PROFILE.to_owned(), profile.to_owned());
-                let own_region = step.command.option_value("--region").is_some();
+                if !build {
+                    return Ok(ctx);
+                }
+                ctx.env.insert(AWS_PROFILE.to_owned(), profile.to_owned());
+                let own_region = command.option_value("--region").is_some();
                 if let (Some(region), false) = (target.region.as_deref(), own_region) {
                     let region = if region.eq_ignore_ascii_case("global") {
                         GLOBAL_AWS_REGION
                     } else {
                         region
                     };
-                    env.insert(AWS_REGION.to_owned(), region.to_owned());
-                    env.insert(AWS_DEFAULT_REGION.to_owned(), region.to_owned());
+                    ctx.env.insert(AWS_REGION.to_owned(), region.to_owned());
+                    ctx.env
+                        .insert(AWS_DEFAULT_REGION.to_owned(), region.to_owned());
                 }
-                Ok(env)
             }
-            _ => Err(unmapped(target)),
+            Cloud::Azure => {
+                let subscription = target.account_id.as_deref().unwrap_or_default();
+                let azure = self
+                    .azure_subscription(subscription)
+                    .ok_or_else(|| unmapped(target))?;
+                let named = command.option_value("--subscription");
+                if let Some(named) = named.filter(|n| !n.eq_ignore_ascii_case(subscription)) {
+                    return Err(Error::unsafe_command(format!(
+                        "`{program}` names subscription {named:?}, but the finding is in \
+                         subscription {subscription}"
+                    )));
+                }
+                if !build {
+                    return Ok(ctx);
+                }
+                if let Some(dir) = &azure.config_dir {
+                    ctx.env
+                        .insert(AZURE_CONFIG_DIR.to_owned(), dir.display().to_string());
+                }
+                let tenant_level = command
+                    .args()
+                    .first()
+                    .is_some_and(|group| AZ_TENANT_LEVEL.contains(&group.as_str()));
+                if program == "az" && azure.subscription_flag && named.is_none() && !tenant_level {
+                    ctx.extra_args = vec!["--subscription".to_owned(), subscription.to_owned()];
+                }
+            }
+            Cloud::Gcp => {
+                let project = target.account_id.as_deref().unwrap_or_default();
+                let gcp = self.gcp_project(project).ok_or_else(|| unmapped(target))?;
+                let named = command.option_value("--project");
+                if let Some(named) = named.filter(|n| *n != project) {
+                    return Err(Error::unsafe_command(format!(
+                        "`{program}` names project {named:?}, but the finding is in project \
+                         {project}"
+                    )));
+                }
+                if !build {
+                    return Ok(ctx);
+                }
+                ctx.env
+                    .insert(CLOUDSDK_CORE_PROJECT.to_owned(), project.to_owned());
+                if let Some(dir) = &gcp.config_dir {
+                    ctx.env
+                        .insert(CLOUDSDK_CONFIG.to_owned(), dir.display().to_string());
+                }
+                if program == "gcloud" && gcp.project_flag && named.is_none() {
+                    ctx.extra_args = vec!["--project".to_owned(), project.to_owned()];
+                }
+            }
+            _ => return Err(unmapped(target)),
         }
+        Ok(ctx)
     }
 }
 
@@ -181,8 +555,22 @@ mod tests {
     use super::*;
     use crate::executor::Command;
 
+    const SUB: &str = "0b1f6471-1bf0-4dda-aec3-cb9272f09590";
+
     fn step(args: &[&str]) -> Step {
         Step::new(Command::new("aws", args.iter().copied()))
+    }
+
+    fn az(args: &[&str]) -> Step {
+        Step::new(Command::new("az", args.iter().copied()))
+    }
+
+    fn gcloud(args: &[&str]) -> Step {
+        Step::new(Command::new("gcloud", args.iter().copied()))
+    }
+
+    fn argv(ctx: &ExecContext, step: &Step) -> String {
+        ctx.argv(&step.command).join(" ")
     }
 
     fn aws(account: Option<&str>, region: Option<&str>) -> Target {
@@ -201,20 +589,23 @@ mod tests {
                 &step(&["s3", "ls"]),
                 &aws(Some("123456789012"), Some("eu-west-1")),
             )
-            .unwrap();
+            .unwrap()
+            .env;
         assert_eq!(env["AWS_PROFILE"], "prod");
         assert_eq!(env["AWS_REGION"], "eu-west-1");
         assert_eq!(env["AWS_DEFAULT_REGION"], "eu-west-1");
         let env = map
             .resolve(&step(&["iam"]), &aws(Some("123456789012"), Some("global")))
-            .unwrap();
+            .unwrap()
+            .env;
         assert_eq!(env["AWS_REGION"], "us-east-1");
         let env = map
             .resolve(
                 &step(&["ec2", "--region", "ap-south-1"]),
                 &aws(Some("123456789012"), Some("eu-west-1")),
             )
-            .unwrap();
+            .unwrap()
+            .env;
         assert!(!env.contains_key("AWS_REGION"));
         assert!(!env.contains_key("AWS_DEFAULT_REGION"));
     }
@@ -227,11 +618,11 @@ mod tests {
             assert!(matches!(err, Error::UnmappedAccount { .. }), "{err}");
         }
         let map = map.with_default_aws_profile("fallback");
-        let env = map.resolve(&step(&["s3"]), &aws(None, None)).unwrap();
+        let env = map.resolve(&step(&["s3"]), &aws(None, None)).unwrap().env;
         assert_eq!(env["AWS_PROFILE"], "fallback");
-        let azure = Target::new(Cloud::Azure, Some("sub".to_owned()));
+        let azure = Target::new(Cloud::Azure, Some(SUB.to_owned()));
         assert!(matches!(
-            map.resolve(&step(&["s3"]), &azure),
+            map.resolve(&az(&["vm", "list"]), &azure),
             Err(Error::UnmappedAccount { .. })
         ));
     }
@@ -251,6 +642,148 @@ mod tests {
             "123456789012=a b",
         ] {
             assert!(ContextMap::parse_aws_profiles(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn azure_subscriptions_add_the_flag_and_config_dir() {
+        let map = ContextMap::new()
+            .with_azure_subscription(
+                SUB.to_ascii_uppercase(),
+                AzureContext::new().with_config_dir("/etc/az/prod"),
+            )
+            .with_azure_mapping("11111111-2222-3333-4444-555555555555".parse().unwrap());
+        let target = Target::new(Cloud::Azure, Some(SUB.to_owned()));
+        let s = az(&["storage", "account", "update", "-n", "x"]);
+        let ctx = map.resolve(&s, &target).unwrap();
+        assert_eq!(
+            argv(&ctx, &s),
+            format!("az storage account update -n x --subscription {SUB}")
+        );
+        assert_eq!(ctx.env[AZURE_CONFIG_DIR], "/etc/az/prod");
+        // Tenant-level groups take no --subscription.
+        let s = az(&["ad", "user", "update", "--id", "u"]);
+        assert!(map.resolve(&s, &target).unwrap().extra_args.is_empty());
+        // Naming the finding's own subscription is fine; another one is refused.
+        let s = az(&["vm", "stop", "--subscription", &SUB.to_ascii_uppercase()]);
+        assert!(map.resolve(&s, &target).unwrap().extra_args.is_empty());
+        let s = az(&[
+            "vm",
+            "stop",
+            "--subscription=11111111-2222-3333-4444-555555555555",
+        ]);
+        let err = map.resolve(&s, &target).unwrap_err();
+        assert!(matches!(err, Error::UnsafeCommand { .. }), "{err}");
+        assert!(map.check(&s, &target).is_err());
+        // Unmapped subscription, and no subscription at all.
+        for t in [
+            Target::new(
+                Cloud::Azure,
+                Some("22222222-2222-3333-4444-555555555555".to_owned()),
+            ),
+            Target::new(Cloud::Azure, None),
+        ] {
+            let err = map.resolve(&az(&["vm", "list"]), &t).unwrap_err();
+            assert!(matches!(err, Error::UnmappedAccount { .. }), "{err}");
+        }
+        // Without the flag, the config dir alone selects the subscription.
+        let map = ContextMap::new().with_azure_subscription(
+            SUB,
+            AzureContext::new()
+                .with_config_dir("/d")
+                .without_subscription_flag(),
+        );
+        let s = az(&["vm", "list", "--", "x"]);
+        let ctx = map.resolve(&s, &target).unwrap();
+        assert_eq!(argv(&ctx, &s), "az vm list -- x");
+    }
+
+    #[test]
+    fn gcp_projects_set_project_and_config() {
+        let map = ContextMap::new().with_gcp_project(
+            "prod-project-1",
+            GcpContext::new().with_config_dir("/etc/gcloud/prod"),
+        );
+        let target = Target::new(Cloud::Gcp, Some("prod-project-1".to_owned()));
+        let s = gcloud(&["storage", "buckets", "update", "gs://b", "--", "x"]);
+        let ctx = map.resolve(&s, &target).unwrap();
+        assert_eq!(
+            argv(&ctx, &s),
+            "gcloud storage buckets update gs://b --project prod-project-1 -- x"
+        );
+        assert_eq!(ctx.env[CLOUDSDK_CORE_PROJECT], "prod-project-1");
+        assert_eq!(ctx.env[CLOUDSDK_CONFIG], "/etc/gcloud/prod");
+        let own = gcloud(&[
+            "compute",
+            "instances",
+            "stop",
+            "vm",
+            "--project=prod-project-1",
+        ]);
+        assert!(map.resolve(&own, &target).unwrap().extra_args.is_empty());
+        let other = gcloud(&[
+            "compute",
+            "instances",
+            "stop",
+            "vm",
+            "--project",
+            "other-proj",
+        ]);
+        let err = map.resolve(&other, &target).unwrap_err();
+        assert!(matches!(err, Error::UnsafeCommand { .. }), "{err}");
+        let unmapped = Target::new(Cloud::Gcp, Some("other-proj".to_owned()));
+        let err = map.resolve(&s, &unmapped).unwrap_err();
+        assert!(matches!(err, Error::UnmappedAccount { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_cli_must_act_on_its_targets_cloud() {
+        let map = ContextMap::new()
+            .with_default_aws_profile("p")
+            .with_azure_subscription(SUB, AzureContext::new())
+            .with_gcp_project("prod-project-1", GcpContext::new());
+        let aws_target = aws(Some("123456789012"), None);
+        assert!(
+            map.check(&gcloud(&["projects", "list"]), &aws_target)
+                .is_err()
+        );
+        assert!(map.check(&az(&["vm", "list"]), &aws_target).is_err());
+        let gcp = Target::new(Cloud::Gcp, Some("prod-project-1".to_owned()));
+        let err = map.resolve(&step(&["s3", "ls"]), &gcp).unwrap_err();
+        assert!(err.to_string().contains("acts on aws"), "{err}");
+        assert!(map.check(&gcloud(&["projects", "list"]), &gcp).is_ok());
+    }
+
+    #[test]
+    fn parses_azure_and_gcp_mappings() {
+        let m: AzureSubscriptionMapping = format!("{}=/etc/az", SUB.to_ascii_uppercase())
+            .parse()
+            .unwrap();
+        assert_eq!(m.subscription, SUB);
+        assert_eq!(m.context.config_dir.as_deref(), Some(Path::new("/etc/az")));
+        for bad in [
+            "sub",
+            "0b1f6471-1bf0-4dda-aec3-cb9272f0959",
+            &format!("{SUB}=rel/dir"),
+        ] {
+            assert!(bad.parse::<AzureSubscriptionMapping>().is_err(), "{bad}");
+        }
+        let m: GcpProjectMapping = "prod-project-1".parse().unwrap();
+        assert_eq!(m.project, "prod-project-1");
+        assert_eq!(m.context, GcpContext::new());
+        assert!(
+            "example.com:my-project"
+                .parse::<GcpProjectMapping>()
+                .is_ok()
+        );
+        for bad in [
+            "Prod-Project",
+            "short",
+            "proj-",
+            "1project-x",
+            "a b c d e f",
+        ] {
+            assert!(bad.parse::<GcpProjectMapping>().is_err(), "{bad}");
         }
     }
 }

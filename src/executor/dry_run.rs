@@ -4,7 +4,8 @@
 //! executed for real, so plans that depend on them come out as they would.
 
 use super::{
-    Command, CommandExecutor, CommandPolicy, ContextMap, ProcessExecutor, StepOutcome, StepStatus,
+    Command, CommandExecutor, CommandPolicy, ContextMap, ExecContext, ProcessExecutor, StepFile,
+    StepOutcome, StepStatus,
 };
 use crate::error::Result;
 use crate::model::Target;
@@ -32,6 +33,8 @@ pub struct RecordedStep {
     pub context: BTreeMap<String, String>,
     /// Whether it was a read-only query, which the dry run executed for real.
     pub read_only: bool,
+    /// The files that would have been attached.
+    pub files: Vec<StepFile>,
 }
 
 /// Records what would run, runs nothing that changes anything.
@@ -110,12 +113,17 @@ impl DryRunExecutor {
 impl CommandExecutor for DryRunExecutor {
     fn check(&self, step: &Step, target: &Target) -> Result<()> {
         self.policy.check(&step.command)?;
-        self.contexts.check(target)
+        super::files::check(&step.command, &step.files)?;
+        self.contexts.check(step, target)
     }
 
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
         self.policy.check(&step.command)?;
-        let context = self.contexts.resolve(step, target)?;
+        super::files::check(&step.command, &step.files)?;
+        let ExecContext {
+            env: context,
+            extra_args,
+        } = self.contexts.resolve(step, target)?;
         if step.read_only && !super::is_query(&step.command) {
             return Err(crate::Error::unsafe_command(format!(
                 "a read-only step must be a query (get-/list-/describe-...), not `{}`",
@@ -135,6 +143,7 @@ impl CommandExecutor for DryRunExecutor {
                 Default::default()
             };
             outcome.context = context;
+            outcome.extra_args = extra_args;
             (outcome, recorded)
         };
         if self.limit > 0 {
@@ -148,6 +157,7 @@ impl CommandExecutor for DryRunExecutor {
                 target: target.clone(),
                 context,
                 read_only: step.read_only,
+                files: step.files.clone(),
             });
         }
         Ok(outcome)

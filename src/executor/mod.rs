@@ -9,6 +9,7 @@
 pub mod command;
 pub mod context;
 pub mod dry_run;
+pub mod files;
 pub mod process;
 
 use crate::error::Result;
@@ -21,9 +22,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use command::{Command, CommandPolicy, is_query, parse_script};
-pub use context::{AwsProfileMapping, ContextMap};
+pub use command::{Command, CommandPolicy, is_query, parse_script, parse_script_steps};
+pub use context::{
+    AwsProfileMapping, AzureContext, AzureSubscriptionMapping, ContextMap, ExecContext, GcpContext,
+    GcpProjectMapping,
+};
 pub use dry_run::{DryRunExecutor, RecordedStep};
+pub use files::StepFile;
 pub use process::ProcessExecutor;
 
 /// How a step ended.
@@ -51,8 +56,12 @@ pub struct StepOutcome {
     pub exit_code: Option<i32>,
     /// Wall time.
     pub duration: Duration,
-    /// The environment the executor set for the step (profile, region), secrets excluded.
+    /// The environment the executor set for the step (profile, region,
+    /// project...), secrets excluded.
     pub context: BTreeMap<String, String>,
+    /// Options the executor added to the command for its target
+    /// (`--subscription <id>`, `--project <id>`).
+    pub extra_args: Vec<String>,
     /// The tail of standard output.
     pub stdout_tail: String,
     /// The tail of standard error, with secrets redacted.
@@ -67,6 +76,7 @@ impl StepOutcome {
             exit_code: None,
             duration: Duration::ZERO,
             context: BTreeMap::new(),
+            extra_args: Vec::new(),
             stdout_tail: String::new(),
             stderr_tail: String::new(),
         }

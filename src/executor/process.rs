@@ -1,7 +1,7 @@
 //! Runs steps as child processes — the argv directly, never through a shell —
 //! in the target account's context, with a timeout and bounded output capture.
 
-use super::{CommandExecutor, CommandPolicy, ContextMap, StepOutcome, StepStatus};
+use super::{CommandExecutor, CommandPolicy, ContextMap, ExecContext, StepOutcome, StepStatus};
 use crate::error::{Error, Result};
 use crate::model::Target;
 use crate::planner::Step;
@@ -122,11 +122,23 @@ impl ProcessExecutor {
         self
     }
 
-    async fn run(&self, step: &Step, env: BTreeMap<String, String>) -> Result<StepOutcome> {
+    async fn run(&self, step: &Step, ctx: ExecContext) -> Result<StepOutcome> {
         let command = &step.command;
         let mut child_command = tokio::process::Command::new(command.program());
+        // Attached files live until the command has finished (dropped at the end).
+        let mut written = None;
+        if ctx.extra_args.is_empty() && step.files.is_empty() {
+            child_command.args(command.args());
+        } else {
+            let mut argv = ctx.argv(command);
+            if !step.files.is_empty() {
+                let files = super::files::Materialized::write(&step.files)?;
+                argv = files.argv(argv, &step.files);
+                written = Some(files);
+            }
+            child_command.args(argv.get(1..).unwrap_or_default());
+        }
         child_command
-            .args(command.args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -138,7 +150,7 @@ impl ProcessExecutor {
             .env
             .iter()
             .filter(|(k, _)| !SCRUBBED_ENV.contains(&k.as_str()));
-        child_command.envs(extra).envs(&env);
+        child_command.envs(extra).envs(&ctx.env);
 
         let start = Instant::now();
         let mut child = child_command
@@ -188,7 +200,8 @@ impl ProcessExecutor {
         let mut outcome = StepOutcome::new(status);
         outcome.exit_code = exit_code;
         outcome.duration = start.elapsed();
-        outcome.context = env;
+        outcome.context = ctx.env;
+        outcome.extra_args = ctx.extra_args;
         outcome.stdout_tail = finish_tail(collect(stdout).await, stdout_limit);
         outcome.stderr_tail = finish_tail(collect(stderr).await, self.output_limit);
         if let Some(note) = note {
@@ -197,6 +210,7 @@ impl ProcessExecutor {
             }
             outcome.stderr_tail.push_str(&note);
         }
+        drop(written);
         tracing::info!(
             status = ?outcome.status,
             exit_code = ?outcome.exit_code,
@@ -211,22 +225,24 @@ impl ProcessExecutor {
 impl CommandExecutor for ProcessExecutor {
     fn check(&self, step: &Step, target: &Target) -> Result<()> {
         self.policy.check(&step.command)?;
-        self.contexts.check(target)
+        super::files::check(&step.command, &step.files)?;
+        self.contexts.check(step, target)
     }
 
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
         // Re-checked here: a caller may execute without having called check.
         self.policy.check(&step.command)?;
-        let env = self.contexts.resolve(step, target)?;
+        super::files::check(&step.command, &step.files)?;
+        let ctx = self.contexts.resolve(step, target)?;
         let span = tracing::info_span!(
             "step",
             program = step.command.program(),
             command = %redact(&step.command.to_string()),
             cloud = %target.cloud,
             account = target.account_id.as_deref().unwrap_or("<none>"),
-            profile = env.get(super::context::AWS_PROFILE).map(String::as_str).unwrap_or(""),
+            profile = ctx.env.get(super::context::AWS_PROFILE).map(String::as_str).unwrap_or(""),
         );
-        self.run(step, env).instrument(span).await
+        self.run(step, ctx).instrument(span).await
     }
 }
 

@@ -2,12 +2,12 @@
 //! (`alertRemediationCli`).
 //!
 //! Opt-in, because it trusts message content: anyone who can write to the queue
-//! chooses the commands. Every script still goes through [`parse_script`] and
+//! chooses the commands. Every script still goes through [`parse_script_steps`] and
 //! the [`CommandPolicy`], so it can never become a shell.
 
 use super::{Decision, Plan, RemediationPlanner, Skip, SkipReason, Step};
 use crate::error::Result;
-use crate::executor::{CommandPolicy, parse_script};
+use crate::executor::{CommandPolicy, parse_script_steps};
 use crate::model::Event;
 use async_trait::async_trait;
 
@@ -39,10 +39,7 @@ impl AlertCliPlanner {
                 "alert carries no alertRemediationCli",
             )));
         };
-        let steps: Vec<Step> = parse_script(script, &self.policy)?
-            .into_iter()
-            .map(Step::new)
-            .collect();
+        let steps: Vec<Step> = parse_script_steps(script, &self.policy)?;
         if steps.is_empty() {
             return Ok(Decision::Skip(Skip::new(
                 SkipReason::NoRemediation,

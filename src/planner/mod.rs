@@ -10,7 +10,7 @@ pub mod cloudtrail;
 pub mod prisma;
 
 use crate::error::Result;
-use crate::executor::Command;
+use crate::executor::{Command, StepFile};
 use crate::model::{Event, Target};
 use crate::rules::EventPattern;
 use async_trait::async_trait;
@@ -43,6 +43,9 @@ pub struct Step {
     pub read_only: bool,
     /// For a read-only step: what its JSON output must match.
     pub expect: Option<Expectation>,
+    /// Files the command reads, written by the executor to a private
+    /// temporary directory while it runs (see [`StepFile`]).
+    pub files: Vec<StepFile>,
 }
 
 impl Step {
@@ -53,6 +56,7 @@ impl Step {
             description: None,
             read_only: false,
             expect: None,
+            files: Vec::new(),
         }
     }
 
@@ -68,6 +72,13 @@ impl Step {
     /// Sets the description.
     pub fn with_description(mut self, description: impl Into<String>) -> Self {
         self.description = Some(description.into());
+        self
+    }
+
+    /// Attaches a file the command refers to by its name (an argument, an
+    /// option's value or a `file://` URL); see [`StepFile`].
+    pub fn with_file(mut self, file: StepFile) -> Self {
+        self.files.push(file);
         self
     }
 

@@ -66,6 +66,8 @@ pub struct Call {
     pub env: BTreeMap<String, Option<String>>,
     /// The stand-in's process id.
     pub pid: u32,
+    /// Files named by absolute-path arguments: path → (permission bits, contents).
+    pub files: BTreeMap<String, (u32, String)>,
 }
 
 impl Call {
@@ -148,7 +150,25 @@ impl StandIn {
                     .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned)))
                     .collect();
                 let pid = value["pid"].as_u64().expect("pid") as u32;
-                Call { argv, env, pid }
+                let files = value["files"]
+                    .as_object()
+                    .map(|files| {
+                        files
+                            .iter()
+                            .map(|(path, f)| {
+                                let mode = f["mode"].as_u64().expect("mode") as u32;
+                                let contents = f["contents"].as_str().expect("contents");
+                                (path.clone(), (mode, contents.to_owned()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Call {
+                    argv,
+                    env,
+                    pid,
+                    files,
+                }
             })
             .collect()
     }

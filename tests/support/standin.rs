@@ -5,7 +5,8 @@
 //!
 //! Appends one JSON line per invocation to the file named by
 //! `REMEDIATION_STANDIN_LOG`: `{"argv": [...], "env": {NAME: value-or-null, ...},
-//! "pid": N}`. Then, if asked through its environment: writes `STANDIN_STDOUT` /
+//! "files": {PATH: {"mode": N, "contents": "..."}}, "pid": N}` (files: every
+//! existing file an absolute-path argument names, read while the command runs). Then, if asked through its environment: writes `STANDIN_STDOUT` /
 //! `STANDIN_STDERR` (repeated `STANDIN_REPEAT` times), sleeps `STANDIN_SLEEP`
 //! seconds, and exits with `STANDIN_EXIT_CODE` (default 0).
 
@@ -20,7 +21,24 @@ const WATCHED: &[&str] = &[
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AWS_SECURITY_TOKEN",
+    "AZURE_CONFIG_DIR",
+    "CLOUDSDK_CORE_PROJECT",
+    "CLOUDSDK_CONFIG",
 ];
+
+/// The absolute path an argument names, if it names an existing file
+/// (`/p`, `--opt=/p`, `file:///p`, `fileb:///p`).
+fn file_argument(arg: &str) -> Option<&str> {
+    let value = match arg.split_once('=') {
+        Some((option, value)) if option.starts_with('-') => value,
+        _ => arg,
+    };
+    let path = value
+        .strip_prefix("file://")
+        .or_else(|| value.strip_prefix("fileb://"))
+        .unwrap_or(value);
+    (path.starts_with('/') && std::path::Path::new(path).is_file()).then_some(path)
+}
 
 fn json_string(out: &mut String, text: &str) {
     out.push('"');
@@ -49,8 +67,9 @@ fn main() {
     let program = args.next().unwrap_or_default();
     let program = program.rsplit('/').next().unwrap_or_default().to_owned();
 
+    let args: Vec<String> = args.collect();
     let mut line = String::from("{\"argv\": [");
-    for (i, arg) in std::iter::once(program).chain(args).enumerate() {
+    for (i, arg) in std::iter::once(program).chain(args.iter().cloned()).enumerate() {
         if i > 0 {
             line.push_str(", ");
         }
@@ -67,6 +86,22 @@ fn main() {
             Some(value) => json_string(&mut line, &value.to_string_lossy()),
             None => line.push_str("null"),
         }
+    }
+    // Files named by the arguments, as the command saw them while it ran.
+    line.push_str("}, \"files\": {");
+    let mut first = true;
+    for path in args.iter().filter_map(|a| file_argument(a)) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o777);
+        let contents = std::fs::read_to_string(path).unwrap_or_default();
+        if !first {
+            line.push_str(", ");
+        }
+        first = false;
+        json_string(&mut line, path);
+        line.push_str(&format!(": {{\"mode\": {mode}, \"contents\": "));
+        json_string(&mut line, &contents);
+        line.push('}');
     }
     line.push_str(&format!("}}, \"pid\": {}}}\n", std::process::id()));
     // One write on an O_APPEND file: concurrent stand-ins never interleave lines.

@@ -1,6 +1,6 @@
 //! The `prisma` planner (feature `prisma`): asks the Prisma Cloud remediation
 //! API for each alert's CLI commands and turns them into a [`Plan`] through the
-//! same [`parse_script`] and [`CommandPolicy`] as every other script, so
+//! same [`parse_script_steps`] and [`CommandPolicy`] as every other script, so
 //! whatever the parser refuses stays refused.
 //!
 //! What it does that the published script does not:
@@ -49,7 +49,7 @@ pub use stats::{PrismaStats, PrismaStatsSnapshot};
 use super::{Decision, Plan, RemediationPlanner, Skip, SkipReason, Step};
 use crate::engine::{Backoff, Stats};
 use crate::error::{Error, Result};
-use crate::executor::{CommandPolicy, parse_script};
+use crate::executor::{CommandPolicy, parse_script_steps};
 use crate::model::Event;
 use crate::redact::Secret;
 use async_trait::async_trait;
@@ -592,10 +592,7 @@ impl PrismaPlanner {
             }
             Ok(Some(remedy)) => remedy,
         };
-        let steps: Vec<Step> = parse_script(&remedy.script, &self.shared.policy)?
-            .into_iter()
-            .map(Step::new)
-            .collect();
+        let steps: Vec<Step> = parse_script_steps(&remedy.script, &self.shared.policy)?;
         if steps.is_empty() {
             return Ok(Decision::Skip(Skip::new(
                 SkipReason::NoRemediation,

@@ -1,0 +1,283 @@
+//! Files attached to a step: content a command reads from a file (a GCP deny
+//! policy for `gcloud iam policies create --policy-file=...`, a JSON document
+//! for `aws ... file://...`), written by the executor to a private temporary
+//! file, never by a shell redirection.
+//!
+//! A step refers to an attached file by its plain [name](StepFile::name), as an
+//! argument of its own (`policy.json`), as an option's value
+//! (`--policy-file=policy.json`) or as an AWS CLI file URL (`file://policy.json`,
+//! `fileb://policy.json`). When the step runs, the process executor creates a
+//! private directory (mode `0700`), writes each file in it (mode `0600`),
+//! replaces each reference with the file's absolute path, and removes the
+//! directory when the command has finished. Audit records and dry runs show the
+//! argv as planned, with the name.
+
+use super::Command;
+use crate::error::{Error, Result};
+use std::fmt;
+use std::path::Path;
+
+/// Longest file name accepted.
+const MAX_NAME_LEN: usize = 100;
+/// Largest content accepted per file, in bytes.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// Content a step's command reads from a file, by name.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StepFile {
+    name: String,
+    contents: String,
+}
+
+impl fmt::Debug for StepFile {
+    // The content can be long: its size is enough to recognise it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepFile")
+            .field("name", &self.name)
+            .field("bytes", &self.contents.len())
+            .finish()
+    }
+}
+
+impl StepFile {
+    /// A file named `name` holding `contents`.
+    ///
+    /// The name must be plain: ASCII letters, digits, `.`, `_` and `-`, not
+    /// starting with `.` or `-`, with an extension (`policy.json`: a name
+    /// without a dot could be mistaken for a subcommand word), at most 100
+    /// characters (no directories, so it can only ever land in the executor's
+    /// private directory). The
+    /// content is at most [`MAX_FILE_BYTES`] and holds no NUL byte.
+    pub fn new(name: impl Into<String>, contents: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        let contents = contents.into();
+        if !is_plain_name(&name) {
+            return Err(Error::unsafe_command(format!(
+                "file name {:?} is not a plain name (letters, digits, `.`, `_`, `-`)",
+                name.escape_debug().to_string()
+            )));
+        }
+        if contents.len() > MAX_FILE_BYTES {
+            return Err(Error::unsafe_command(format!(
+                "file `{name}` holds {} bytes, more than {MAX_FILE_BYTES}",
+                contents.len()
+            )));
+        }
+        if contents.contains('\0') {
+            return Err(Error::unsafe_command(format!(
+                "file `{name}` holds a NUL byte"
+            )));
+        }
+        Ok(StepFile { name, contents })
+    }
+
+    /// The name the command refers to it by.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The content written to the file.
+    pub fn contents(&self) -> &str {
+        &self.contents
+    }
+}
+
+/// Whether `name` is a plain file name as [`StepFile::new`] requires.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with(['.', '-'])
+        && name.trim_end_matches('.').contains('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// If `arg` refers to the file `name`, the argument with `path` in its place.
+fn substitute(arg: &str, name: &str, path: &str) -> Option<String> {
+    if arg == name {
+        return Some(path.to_owned());
+    }
+    for prefix in ["file://", "fileb://"] {
+        if arg.strip_prefix(prefix) == Some(name) {
+            return Some(format!("{prefix}{path}"));
+        }
+    }
+    let (option, value) = arg.split_once('=')?;
+    if !option.starts_with('-') {
+        return None;
+    }
+    substitute(value, name, path).map(|value| format!("{option}={value}"))
+}
+
+/// Whether one of `command`'s arguments refers to the file `name`.
+pub(crate) fn refers_to(command: &Command, name: &str) -> bool {
+    command
+        .args()
+        .iter()
+        .any(|arg| substitute(arg, name, "").is_some())
+}
+
+/// Checks a step's files: unique names, each referred to by the command.
+pub(crate) fn check(command: &Command, files: &[StepFile]) -> Result<()> {
+    for (i, file) in files.iter().enumerate() {
+        if files
+            .get(..i)
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f.name == file.name)
+        {
+            return Err(Error::unsafe_command(format!(
+                "file `{}` is attached twice",
+                file.name
+            )));
+        }
+        if !refers_to(command, &file.name) {
+            return Err(Error::unsafe_command(format!(
+                "file `{}` is attached to `{command}`, which does not refer to it",
+                file.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The attached files written to a private directory, removed on drop.
+#[derive(Debug)]
+pub(crate) struct Materialized {
+    dir: tempfile::TempDir,
+}
+
+impl Materialized {
+    /// Writes `files` into a fresh private directory.
+    pub(crate) fn write(files: &[StepFile]) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("remediation-step-")
+            .tempdir()
+            .map_err(|e| Error::io("creating a private directory for step files", e))?;
+        restrict(dir.path(), 0o700)?;
+        for file in files {
+            let path = dir.path().join(&file.name);
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut handle = options
+                .open(&path)
+                .map_err(|e| Error::io(format!("creating step file `{}`", file.name), e))?;
+            std::io::Write::write_all(&mut handle, file.contents.as_bytes())
+                .map_err(|e| Error::io(format!("writing step file `{}`", file.name), e))?;
+        }
+        Ok(Materialized { dir })
+    }
+
+    /// `argv` with every reference to one of `files` replaced by its path.
+    pub(crate) fn argv(&self, argv: Vec<String>, files: &[StepFile]) -> Vec<String> {
+        let mut argv = argv;
+        for arg in argv.iter_mut().skip(1) {
+            for file in files {
+                let path = self.dir.path().join(&file.name);
+                if let Some(replaced) = substitute(arg, &file.name, &path.to_string_lossy()) {
+                    *arg = replaced;
+                    break;
+                }
+            }
+        }
+        argv
+    }
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io("restricting the step file directory", e))
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_plain() {
+        for good in ["policy.json", "deny_policy-1.yaml", "a.b.c"] {
+            assert!(StepFile::new(good, "{}").is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "-rf",
+            "../x",
+            "/etc/passwd",
+            "a/b",
+            "a b",
+            "p\u{ff0e}json",
+            "a\0",
+            "policy",
+            "policy.",
+        ] {
+            assert!(StepFile::new(bad, "{}").is_err(), "{bad:?}");
+        }
+        assert!(StepFile::new("big", "x".repeat(MAX_FILE_BYTES + 1)).is_err());
+        assert!(StepFile::new("nul", "a\0b").is_err());
+    }
+
+    #[test]
+    fn references_are_whole_arguments_option_values_or_file_urls() {
+        let c = Command::new(
+            "gcloud",
+            [
+                "iam",
+                "policies",
+                "create",
+                "p",
+                "--policy-file=policy.json",
+            ],
+        );
+        assert!(refers_to(&c, "policy.json"));
+        assert!(!refers_to(&c, "policy"));
+        let c = Command::new("aws", ["iam", "put", "--doc", "file://d.json", "x=d.json"]);
+        assert!(refers_to(&c, "d.json"));
+        let c = Command::new("aws", ["iam", "put", "x=d.json", "d.json.bak"]);
+        assert!(!refers_to(&c, "d.json"));
+        let f = StepFile::new("d.json", "{}").unwrap();
+        assert!(check(&c, std::slice::from_ref(&f)).is_err());
+        let c = Command::new("aws", ["iam", "put", "--doc", "fileb://d.json"]);
+        assert!(check(&c, std::slice::from_ref(&f)).is_ok());
+        assert!(check(&c, &[f.clone(), f]).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_private_and_removed_afterwards() {
+        use std::os::unix::fs::PermissionsExt;
+        let files = [StepFile::new("policy.json", "{\"rules\":[]}\n").unwrap()];
+        let written = Materialized::write(&files).unwrap();
+        let argv = written.argv(
+            vec![
+                "gcloud".into(),
+                "--policy-file=policy.json".into(),
+                "policy.json".into(),
+                "other".into(),
+            ],
+            &files,
+        );
+        let path = argv[2].clone();
+        assert!(Path::new(&path).is_absolute(), "{argv:?}");
+        assert_eq!(argv[1], format!("--policy-file={path}"));
+        assert_eq!(argv[3], "other");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"rules\":[]}\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir = Path::new(&path).parent().unwrap().to_owned();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        drop(written);
+        assert!(!dir.exists());
+    }
+}

@@ -1,0 +1,212 @@
+//! Azure and GCP alerts end to end through the engine and the process
+//! executor, against the recording stand-ins for `az` and `gcloud`: the
+//! subscription or project each command ran with, files attached to steps,
+//! and what is refused (unmapped targets, a CLI acting on another cloud).
+
+mod support;
+
+use remediation::engine::{AuditDecision, AuditRecord, Engine, EngineConfig, MemoryAudit};
+use remediation::executor::{AzureContext, ContextMap, GcpContext};
+use remediation::planner::AlertCliPlanner;
+use remediation::source::MemorySource;
+use std::sync::Arc;
+use std::time::Duration;
+use support::StandIn;
+use tokio_util::sync::CancellationToken;
+
+const SUB: &str = "0b1f6471-1bf0-4dda-aec3-cb9272f09590";
+const OTHER_SUB: &str = "7d3c2a10-0000-4000-8000-000000000001";
+const PROJECT: &str = "prod-project-1";
+
+fn alert(id: &str, cloud: &str, account: &str, script: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "alertId": id,
+        "accountId": account,
+        "cloudType": cloud,
+        "policyName": "test policy",
+        "alertRemediationCli": script,
+    }))
+    .unwrap()
+}
+
+async fn run(standin: &StandIn, contexts: ContextMap, bodies: &[Vec<u8>]) -> Vec<AuditRecord> {
+    let q = MemorySource::builder()
+        .with_wait(Duration::from_millis(20))
+        .build();
+    for body in bodies {
+        q.send(body.clone()).await.unwrap();
+    }
+    q.close();
+    let audit = Arc::new(MemoryAudit::new());
+    let engine = Engine::builder(
+        Arc::new(q),
+        Arc::new(AlertCliPlanner::default()),
+        Arc::new(standin.executor(contexts)),
+    )
+    .config(EngineConfig::default())
+    .audit(audit.clone())
+    .build();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        engine.run(CancellationToken::new()),
+    )
+    .await
+    .expect("engine finished")
+    .expect("engine ran");
+    let mut records = audit.records();
+    records.sort_by(|a, b| a.alert_id.cmp(&b.alert_id));
+    records
+}
+
+#[tokio::test]
+async fn az_runs_with_the_mapped_subscription_only() {
+    let standin = StandIn::new();
+    let config = tempfile::tempdir().unwrap();
+    let contexts = ContextMap::new()
+        .with_azure_subscription(SUB, AzureContext::new().with_config_dir(config.path()));
+    let records = run(
+        &standin,
+        contexts,
+        &[
+            alert(
+                "A-1",
+                "azure",
+                SUB,
+                "az storage account update --name acct1 --resource-group rg --https-only true",
+            ),
+            alert(
+                "A-2",
+                "azure",
+                OTHER_SUB,
+                "az storage account update --name acct2",
+            ),
+            alert(
+                "A-3",
+                "azure",
+                SUB,
+                "aws s3api put-public-access-block --bucket b",
+            ),
+            alert(
+                "A-4",
+                "azure",
+                SUB,
+                &format!("az vm stop --name v --subscription {OTHER_SUB}"),
+            ),
+        ],
+    )
+    .await;
+    let calls = standin.calls();
+    assert_eq!(calls.len(), 1, "only A-1 ran: {calls:?}");
+    assert_eq!(
+        calls[0].argv,
+        [
+            "az",
+            "storage",
+            "account",
+            "update",
+            "--name",
+            "acct1",
+            "--resource-group",
+            "rg",
+            "--https-only",
+            "true",
+            "--subscription",
+            SUB
+        ]
+    );
+    assert_eq!(
+        calls[0].var("AZURE_CONFIG_DIR"),
+        Some(config.path().to_str().unwrap())
+    );
+    assert_eq!(calls[0].var("AWS_PROFILE"), None);
+
+    let decisions: Vec<_> = records
+        .iter()
+        .map(|r| {
+            (
+                r.alert_id.as_deref().unwrap(),
+                r.decision,
+                r.reason_code.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(decisions[0].1, AuditDecision::Executed);
+    assert_eq!(records[0].steps[0].extra_args, ["--subscription", SUB]);
+    assert_eq!(records[0].cloud.as_deref(), Some("azure"));
+    for (id, decision, code) in &decisions[1..] {
+        assert_eq!(*decision, AuditDecision::Rejected, "{id}");
+        let expected = if *id == "A-2" {
+            "unmapped_account"
+        } else {
+            "unsafe_command"
+        };
+        assert_eq!(code.as_deref(), Some(expected), "{id}: {records:?}");
+    }
+}
+
+#[tokio::test]
+async fn gcloud_gets_the_project_and_a_private_policy_file() {
+    let standin = StandIn::new();
+    let contexts = ContextMap::new().with_gcp_project(PROJECT, GcpContext::new());
+    let policy = r#"{"displayName":"deny public","rules":[{"denyRule":{"deniedPrincipals":["principalSet://goog/public:all"],"deniedPermissions":["storage.googleapis.com/objects.get"]}}]}"#;
+    let script = format!(
+        "cat > deny.json <<'EOF'\n{policy}\nEOF\n\
+         gcloud iam policies create deny-public \
+         --attachment-point=cloudresourcemanager.googleapis.com/projects/{PROJECT} \
+         --kind=denypolicies --policy-file=deny.json"
+    );
+    let records = run(
+        &standin,
+        contexts,
+        &[
+            alert("G-1", "gcp", PROJECT, &script),
+            alert(
+                "G-2",
+                "gcp",
+                "unmapped-project",
+                "gcloud compute instances stop vm1",
+            ),
+            alert(
+                "G-3",
+                "gcp",
+                PROJECT,
+                "echo x > stray.json\ngcloud projects list",
+            ),
+        ],
+    )
+    .await;
+    let calls = standin.calls();
+    assert_eq!(calls.len(), 1, "only G-1 ran: {calls:?}");
+    let call = &calls[0];
+    let file_arg = call
+        .argv
+        .iter()
+        .find_map(|a| a.strip_prefix("--policy-file="))
+        .expect("policy file argument");
+    assert!(
+        file_arg.starts_with('/') && file_arg.ends_with("/deny.json"),
+        "{file_arg}"
+    );
+    let (mode, contents) = &call.files[file_arg];
+    assert_eq!(*mode, 0o600);
+    assert_eq!(contents, &format!("{policy}\n"));
+    assert!(
+        !std::path::Path::new(file_arg).exists(),
+        "the step file is removed after the command"
+    );
+    assert_eq!(call.argv[call.argv.len() - 2..], ["--project", PROJECT]);
+    assert_eq!(call.var("CLOUDSDK_CORE_PROJECT"), Some(PROJECT));
+
+    assert_eq!(records[0].decision, AuditDecision::Executed);
+    assert_eq!(records[0].steps[0].files, ["deny.json"]);
+    assert!(
+        records[0].steps[0]
+            .argv
+            .iter()
+            .any(|a| a == "--policy-file=deny.json"),
+        "the audit shows the planned argv"
+    );
+    assert_eq!(records[1].reason_code.as_deref(), Some("unmapped_account"));
+    assert_eq!(records[2].decision, AuditDecision::Rejected);
+    assert_eq!(records[2].reason_code.as_deref(), Some("unsafe_command"));
+}
