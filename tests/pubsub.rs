@@ -17,7 +17,9 @@ use google_cloud_auth::credentials::Credentials;
 use google_cloud_pubsub::client::{Publisher, Subscriber, SubscriptionAdmin, TopicAdmin};
 use google_cloud_pubsub::model::{DeadLetterPolicy, Message, Subscription};
 use remediation::engine::{AuditDecision, Backoff, Engine, EngineConfig, MemoryAudit, Stats};
-use remediation::executor::{CommandExecutor, CommandPolicy, ContextMap, StepOutcome, StepStatus};
+use remediation::executor::{
+    CommandExecutor, CommandPolicy, ContextMap, GcpContext, StepOutcome, StepStatus,
+};
 use remediation::model::Target;
 use remediation::planner::{AlertCliPlanner, Step};
 use remediation::source::pubsub::REASON_ATTRIBUTE;
