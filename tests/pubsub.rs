@@ -741,12 +741,14 @@ async fn a_cancelled_worker_loses_nothing() {
         .collect();
     env.publish(&topic, &bodies).await;
     let standin = StandIn::new();
-    // First worker: cancelled after 15 remediations, with steps in flight and
-    // messages received by the client but not yet handed out.
+    // First worker: cancelled after 10 remediations, with steps in flight and
+    // (flow control allows 40 outstanding) messages the client received but
+    // did not hand out yet: those must be released, not lost.
     let first = {
         let source = env
             .source(&sub)
-            .with_max_outstanding_messages(20)
+            .with_max_outstanding_messages(40)
+            .with_max_lease_extension(Duration::from_secs(ACK_DEADLINE as u64))
             .build()
             .await
             .unwrap();
@@ -762,7 +764,7 @@ async fn a_cancelled_worker_loses_nothing() {
         .config(EngineConfig::default().with_concurrency(4))
         .build();
         let (summary, reached) =
-            run_until(&engine, Duration::from_secs(60), |s| s.executed >= 15).await;
+            run_until(&engine, Duration::from_secs(60), |s| s.executed >= 10).await;
         source.shutdown().await;
         assert!(reached, "{summary:?}");
         summary
@@ -798,6 +800,13 @@ async fn a_cancelled_worker_loses_nothing() {
         done.len(),
         n,
         "every message processed: {first:?} {second:?}"
+    );
+    // Acked work is not redone after the restart.
+    let twice: Vec<_> = done.iter().filter(|(_, k)| **k > 1).collect();
+    assert!(twice.is_empty(), "redone after the restart: {twice:?}");
+    eprintln!(
+        "cancelled worker: first received {} executed {} nacked {}; second received {} executed {}",
+        first.received, first.executed, first.nacked, second.received, second.executed
     );
     assert!(env.drain(&sub, Duration::from_secs(2)).await.is_empty());
 }

@@ -685,7 +685,10 @@ impl Reader {
                     n = stream.next() => Some(n),
                 };
                 let Some(next) = next else {
-                    // Sends pending acks, nacks what was never handed out.
+                    // Close the gRPC stream first, so the server sends it
+                    // nothing more; then flush pending acks and nack what was
+                    // received but never handed out.
+                    drop(stream);
                     token.shutdown().await;
                     break 'streams;
                 };
@@ -715,6 +718,7 @@ impl Reader {
                 if !sent {
                     // The source is gone or closing; an item not handed over
                     // was dropped here, which nacks it.
+                    drop(stream);
                     token.shutdown().await;
                     break 'streams;
                 }
