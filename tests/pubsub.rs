@@ -810,3 +810,196 @@ async fn a_cancelled_worker_loses_nothing() {
     );
     assert!(env.drain(&sub, Duration::from_secs(2)).await.is_empty());
 }
+
+// ---------------------------------------------------------------- the workers
+
+/// Builds `example` with this test binary's features (a no-op after
+/// `cargo test` built it the same way) and returns its path.
+async fn build_example(example: &str) -> std::path::PathBuf {
+    let features: Vec<&str> = [
+        ("prisma", cfg!(feature = "prisma")),
+        ("sqs", cfg!(feature = "sqs")),
+        ("servicebus", cfg!(feature = "servicebus")),
+        ("pubsub", cfg!(feature = "pubsub")),
+    ]
+    .into_iter()
+    .filter_map(|(f, on)| on.then_some(f))
+    .collect();
+    // Spelled as the test run was (`--all-features` is its own build).
+    let selection = if cfg!(feature = "full") {
+        vec!["--all-features".to_owned()]
+    } else {
+        vec!["--features".to_owned(), features.join(",")]
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = tokio::process::Command::new(cargo);
+    // Without the variables cargo sets for a test run, which would otherwise
+    // rebuild crates that read them at compile time.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
+            build.env_remove(&*k);
+        }
+    }
+    let built = build
+        .args(["build", "--quiet", "--example", example])
+        .args(&selection)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .await
+        .expect("run cargo build");
+    assert!(built.success(), "building the example {example} failed");
+    let exe = std::env::current_exe().expect("test exe");
+    exe.parent()
+        .and_then(std::path::Path::parent)
+        .expect("target dir")
+        .join("examples")
+        .join(example)
+}
+
+/// Three mapped alerts, one for an unmapped project, one undecodable body.
+fn worker_bodies() -> Vec<Vec<u8>> {
+    let mut bodies: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            gcp_alert(
+                &format!("W-{i}"),
+                PROJECT,
+                &bucket_script(&format!("w-{i}")),
+            )
+        })
+        .collect();
+    bodies.push(gcp_alert("W-x", "unmapped-project", &bucket_script("w-x")));
+    bodies.push(b"{\"neither\": \"alert nor log\"}".to_vec());
+    bodies
+}
+
+async fn wait_for_calls(standin: &StandIn, n: usize) {
+    let t0 = Instant::now();
+    while standin.calls().len() < n {
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "the worker ran {} of {n} commands",
+            standin.calls().len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remediate_worker_reads_a_subscription() {
+    let bin = build_example("remediate").await;
+    let env = Env::new().await;
+    let topic = env.topic("worker").await;
+    let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
+    env.publish(&topic, &worker_bodies()).await;
+    let standin = StandIn::new();
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let child = tokio::process::Command::new(&bin)
+        .arg("--source")
+        .arg(format!("pubsub:{sub}"))
+        .args(["--execute", "--quiet", "--summary", "json"])
+        .args(["--gcp-project", PROJECT])
+        .arg("--audit")
+        .arg(&audit)
+        .env("PUBSUB_EMULATOR_HOST", env.emulator.host())
+        .env("PATH", standin.path_env())
+        .env(support::LOG_VAR, standin.log_path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the worker");
+    wait_for_calls(&standin, 3).await;
+    // Every delivery decided (5 audit lines), then stop it like Ctrl-C does.
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&audit).map_or(0, |t| t.lines().count()) < 5 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "not every delivery was audited"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = child.id().expect("pid").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the worker did not stop on SIGINT")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect(&stderr);
+    assert_eq!(summary["received"], 5, "{summary}");
+    assert_eq!(summary["executed"], 3, "{summary}");
+    assert_eq!(summary["rejected"], 2, "{summary}");
+    let calls = standin.calls();
+    assert_eq!(calls.len(), 3, "the unmapped project ran nothing");
+    for c in &calls {
+        assert!(
+            c.argv.windows(2).any(|w| w == ["--project", PROJECT]),
+            "{:?}",
+            c.argv
+        );
+    }
+    let audit_text = std::fs::read_to_string(&audit).unwrap();
+    assert!(audit_text.contains("unmapped_account"), "{audit_text}");
+    // Everything settled and the acks sent before the exit.
+    assert!(
+        env.drain(&sub, Duration::from_secs(3)).await.is_empty(),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pubsub_worker_example_drains_a_subscription_and_exits() {
+    let bin = build_example("pubsub_worker").await;
+    let env = Env::new().await;
+    let topic = env.topic("example").await;
+    let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
+    env.publish(&topic, &worker_bodies()).await;
+    let standin = StandIn::new();
+    let run = tokio::process::Command::new(&bin)
+        .args(["--execute", "--drain", "3", "--gcp-project", PROJECT])
+        .env("PUBSUB_SUBSCRIPTION", &sub)
+        .env("PUBSUB_EMULATOR_HOST", env.emulator.host())
+        .env("PATH", standin.path_env())
+        .env(support::LOG_VAR, standin.log_path())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the example did not drain and exit")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON audit line"))
+        .collect();
+    let decisions: BTreeMap<String, usize> = records.iter().fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r["decision"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+        m
+    });
+    assert_eq!(
+        decisions,
+        BTreeMap::from([("executed".to_owned(), 3), ("rejected".to_owned(), 2)]),
+        "{stderr}"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r["source"].as_str().unwrap().starts_with("pubsub:"))
+    );
+    assert_eq!(standin.calls().len(), 3);
+    assert!(
+        env.drain(&sub, Duration::from_secs(3)).await.is_empty(),
+        "{stderr}"
+    );
+}
