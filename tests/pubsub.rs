@@ -526,6 +526,7 @@ async fn prisma_gcp_alerts_are_each_remediated_once_and_acked() {
                 "gcloud ran without the mapped project: {:?}",
                 c.argv
             );
+            assert_eq!(c.var("CLOUDSDK_CORE_PROJECT"), Some(PROJECT), "{c:?}");
             c.argv[4].clone()
         })
         .collect();
@@ -671,17 +672,20 @@ async fn poison_is_published_to_the_configured_dead_letter_topic_with_its_reason
 async fn a_step_longer_than_the_ack_deadline_is_not_delivered_twice() {
     let env = Env::new().await;
     let topic = env.topic("slow").await;
-    let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
+    // The client asks for this deadline on the stream and extends it every
+    // 3 s; 15 s leaves room for a loaded machine.
+    let deadline = 15;
+    let sub = env.subscription(&topic, deadline, None).await;
     env.publish(&topic, &[gcp_alert("S-1", PROJECT, &bucket_script("slow"))])
         .await;
     let standin = StandIn::new();
-    // The gcloud stand-in takes 1.8 ack deadlines.
+    // The gcloud stand-in takes 40 s: well over two ack deadlines.
     let executor = standin
         .executor(contexts())
-        .with_env_var("STANDIN_SLEEP", "18");
+        .with_env_var("STANDIN_SLEEP", "40");
     let source = env
         .source(&sub)
-        .with_max_lease_extension(Duration::from_secs(ACK_DEADLINE as u64))
+        .with_max_lease_extension(Duration::from_secs(deadline as u64))
         .build()
         .await
         .unwrap();
@@ -703,7 +707,7 @@ async fn a_step_longer_than_the_ack_deadline_is_not_delivered_twice() {
     let mut stolen = 0;
     while engine.stats().snapshot().executed == 0 {
         assert!(
-            t0.elapsed() < Duration::from_secs(60),
+            t0.elapsed() < Duration::from_secs(90),
             "step never finished"
         );
         stolen += other.receive(10).await.expect("receive").len();

@@ -1024,6 +1024,38 @@ mod tests {
         assert_eq!(b.max_nack_delay, Duration::from_secs(600));
     }
 
+    #[tokio::test]
+    async fn a_built_source_prints_no_secrets_and_names_its_subscription() {
+        let key = serde_json::json!({
+            "type": "service_account",
+            "client_email": "remediator@proj.iam.gserviceaccount.com",
+            "private_key_id": "key-id-0123456789",
+            "private_key": "-----BEGIN PRIVATE KEY-----\nS3CR3T\n-----END PRIVATE KEY-----\n",
+            "project_id": "proj",
+        });
+        let credentials = google_cloud_auth::credentials::service_account::Builder::new(key)
+            .build()
+            .expect("service account credentials");
+        // Building calls nothing: the endpoint is never reached.
+        let source = PubSubSource::builder()
+            .with_subscription("alerts")
+            .with_project("proj")
+            .with_endpoint("http://127.0.0.1:9")
+            .with_credentials(credentials)
+            .build()
+            .await
+            .expect("build");
+        assert_eq!(source.name(), "pubsub:projects/proj/subscriptions/alerts");
+        let text = format!("{source:?}");
+        assert!(
+            !text.contains("S3CR3T") && !text.contains("key-id"),
+            "{text}"
+        );
+        assert_eq!(source.capabilities().dead_letter, DeadLetterMode::Redrive);
+        let err = PubSubSource::builder().build().await.unwrap_err();
+        assert!(err.to_string().contains("PUBSUB_SUBSCRIPTION"), "{err}");
+    }
+
     #[test]
     fn a_bare_subscription_needs_a_project() {
         let b = PubSubSourceBuilder::new().with_subscription("alerts");
@@ -1031,11 +1063,26 @@ mod tests {
         assert!(err.to_string().contains("PUBSUB_PROJECT_ID"), "{err}");
     }
 
-    #[test]
-    fn debug_hides_credentials() {
+    #[tokio::test]
+    async fn debug_hides_credentials() {
+        let key = serde_json::json!({
+            "type": "service_account",
+            "client_email": "remediator@proj.iam.gserviceaccount.com",
+            "private_key_id": "key-id-0123456789",
+            "private_key": "-----BEGIN PRIVATE KEY-----\nS3CR3T-PRIVATE-KEY-MATERIAL\n-----END PRIVATE KEY-----\n",
+            "project_id": "proj",
+            "universe_domain": "googleapis.com"
+        });
+        let credentials = google_cloud_auth::credentials::service_account::Builder::new(key)
+            .build()
+            .expect("service account credentials");
         let b = PubSubSourceBuilder::new()
-            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+            .with_subscription("projects/proj/subscriptions/alerts")
+            .with_credentials(credentials);
         let text = format!("{b:?}");
         assert!(text.contains("explicit_credentials: true"), "{text}");
+        for secret in ["S3CR3T", "key-id-0123456789", "PRIVATE KEY"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
     }
 }
