@@ -51,6 +51,18 @@
 //!     --source pubsub:projects/sec-ops/subscriptions/prisma-alerts --execute
 //! ```
 //!
+//! With the `servicebus` feature, `--source servicebus:NAMESPACE/QUEUE` (or
+//! `servicebus:NAMESPACE/TOPIC/subscriptions/SUB`) reads an Azure Service Bus
+//! entity with peek-lock; the key comes from `SB_QUEUE_KEY_NAME` +
+//! `SB_QUEUE_KEY` or `SERVICEBUS_CONNECTION_STRING`, `SERVICEBUS_ENDPOINT`
+//! sends every call to a local server (see `ServiceBusSourceBuilder::from_env`):
+//!
+//! ```text
+//! SB_QUEUE_KEY_NAME=listen SB_QUEUE_KEY=... \
+//!   cargo run --release --features servicebus,prisma --example remediate -- \
+//!     --source servicebus:contoso-alerts/prisma --planner prisma --execute
+//! ```
+//!
 //! Exit status 0 when the run completed, whatever the decisions; 2 on bad
 //! configuration or an unreadable source.
 
@@ -84,8 +96,9 @@ const SAMPLE_ACCOUNT: &str = "123456789012";
 struct Args {
     /// Where deliveries come from: `file:PATH` (JSON lines or a CloudTrail Records
     /// file, .gz too), `stdin`, `sqs:NAME_OR_URL` (feature `sqs`), or
-    /// `pubsub:projects/P/subscriptions/S` (feature `pubsub`). Default: the
-    /// bundled sample.
+    /// `pubsub:projects/P/subscriptions/S` (feature `pubsub`),
+    /// `servicebus:NAMESPACE/QUEUE` / `servicebus:NAMESPACE/TOPIC/subscriptions/SUB`
+    /// (feature `servicebus`). Default: the bundled sample.
     #[arg(long)]
     source: Option<String>,
     /// Planner to ask, in order (repeatable): `alert-cli`, `cloudtrail` (needs
@@ -242,6 +255,37 @@ async fn pubsub_source(spec: &str) -> Result<remediation::source::PubSubSource, 
         .map_err(|e| e.to_string())
 }
 
+/// `servicebus:NAMESPACE/ENTITY`: namespace and entity from the spec, the key
+/// and everything else from the environment.
+#[cfg(feature = "servicebus")]
+fn servicebus_source(spec: &str, stats: &Arc<Stats>) -> Result<Arc<dyn AlertSource>, String> {
+    let rest = spec.trim_start_matches("servicebus:");
+    let Some((namespace, entity)) = rest
+        .split_once('/')
+        .filter(|(n, e)| !n.is_empty() && !e.is_empty())
+    else {
+        return Err(format!(
+            "--source {spec}: expected servicebus:NAMESPACE/QUEUE or \
+             servicebus:NAMESPACE/TOPIC/subscriptions/SUB"
+        ));
+    };
+    remediation::source::ServiceBusSourceBuilder::from_env()
+        .with_namespace(namespace)
+        .with_entity_path(entity)
+        .with_stats(Arc::clone(stats))
+        .build()
+        .map(|s| Arc::new(s) as Arc<dyn AlertSource>)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "servicebus"))]
+fn servicebus_source(spec: &str, _stats: &Arc<Stats>) -> Result<Arc<dyn AlertSource>, String> {
+    Err(format!(
+        "--source {spec} needs the `servicebus` cargo feature: \
+         cargo run --release --features servicebus --example remediate -- --source {spec} ..."
+    ))
+}
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("remediate: {message}");
     ExitCode::from(2)
@@ -292,10 +336,14 @@ async fn main() -> ExitCode {
                  cargo run --release --features pubsub --example remediate -- --source {spec} ..."
             ));
         }
+        Some(spec) if spec.starts_with("servicebus:") => match servicebus_source(spec, &stats) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        },
         Some(other) => {
             return fail(format!(
-                "unknown source {other:?}: expected file:PATH, stdin, sqs:NAME_OR_URL or \
-                 pubsub:projects/P/subscriptions/S (servicebus: needs its cargo feature)"
+                "unknown source {other:?}: expected file:PATH, stdin, sqs:NAME_OR_URL, \
+                 servicebus:NAMESPACE/ENTITY or pubsub:projects/P/subscriptions/S"
             ));
         }
     };

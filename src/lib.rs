@@ -54,18 +54,18 @@
 //! | *(default)*  | models, traits, engine, memory and file sources, process and dry-run executors, `alert-cli` planner, CloudTrail [`rules`] (EventBridge event patterns, the [`CloudTrailPlanner`](planner::CloudTrailPlanner), built-in remediations) |
 //! | `prisma`     | [`PrismaPlanner`](planner::PrismaPlanner): the Prisma Cloud remediation API (reqwest, rustls; batching, token refresh, retries) |
 //! | `sqs`        | the Amazon SQS source, `source::SqsSource` (`aws-sdk-sqs`) |
-//! | `servicebus` | reserved: the Azure Service Bus source |
+//! | `servicebus` | the Azure Service Bus source, `source::ServiceBusSource` (peek-lock over REST, `azure_core` client) |
 //! | `pubsub`     | the Google Cloud Pub/Sub source, `source::PubSubSource` (`google-cloud-pubsub`: streaming pull, flow control, the client's lease management) |
 //! | `full`       | all of the above |
 //!
 //! # Settling per backend
 //!
-//! | verb        | memory                    | file / stdin                 | SQS (feature `sqs`) | Pub/Sub (feature `pubsub`) |
-//! |-------------|---------------------------|------------------------------|---------------------|----------------------------|
-//! | ack         | removed for good          | recorded only                | `DeleteMessageBatch`, 10 per call | the handler's ack |
-//! | nack(delay) | redelivered after `delay` | recorded (body kept in the audit) | `ChangeMessageVisibility(delay)` | held (lease kept) for `delay`, then nacked |
-//! | extend      | lease renewed             | no-op                        | `ChangeMessageVisibility(by)` | the client extends leases itself |
-//! | dead-letter | parked with its body      | recorded with its body       | `SendMessage` to the DLQ + delete, or left to the redrive policy | published to a dead-letter topic + ack, or left to the subscription's dead-letter policy |
+//! | verb        | memory                    | file / stdin                 | SQS (feature `sqs`) | Service Bus (feature `servicebus`) | Pub/Sub (feature `pubsub`) |
+//! |-------------|---------------------------|------------------------------|---------------------|------------------------------------|----------------------------|
+//! | ack         | removed for good          | recorded only                | `DeleteMessageBatch`, 10 per call | `DELETE` lock URI (complete) | the handler's ack |
+//! | nack(delay) | redelivered after `delay` | recorded (body kept in the audit) | `ChangeMessageVisibility(delay)` | `PUT` lock URI (unlock) after `delay`, or the lock kept until `delay` ends | held (lease kept) for `delay`, then nacked |
+//! | extend      | lease renewed             | no-op                        | `ChangeMessageVisibility(by)` | `POST` lock URI (renew), repeated while `by` lasts | the client extends leases itself |
+//! | dead-letter | parked with its body      | recorded with its body       | `SendMessage` to the DLQ + delete, or left to the redrive policy | sent to a configured queue + complete, or left to `MaxDeliveryCount` → `$DeadLetterQueue` | published to a dead-letter topic + ack, or left to the subscription's dead-letter policy |
 
 #![forbid(unsafe_code)]
 #![warn(

@@ -340,6 +340,47 @@ proptest! {
             matches!(result, Err(Error::UnsafeCommand { .. })),
             "{:?} was accepted: {:?}", script, result
         );
+        // Understanding file writes does not let a command redirect anything.
+        let result = parse_script_steps(&script, &CommandPolicy::default());
+        prop_assert!(
+            matches!(result, Err(Error::UnsafeCommand { .. })),
+            "{:?} was accepted as steps: {:?}", script, result
+        );
+    }
+
+    #[test]
+    fn any_text_is_parsed_or_refused_without_panicking(script in "\\PC{0,80}|[a-z <>'\"$&;|\n]{0,80}") {
+        for prefix in ["", "cat > p.json <<'EOF'\n", "echo "] {
+            let text = format!("{prefix}{script}");
+            let _ = parse_script_steps(&text, &CommandPolicy::default());
+            let _ = parse_script(&text, &CommandPolicy::default());
+        }
+    }
+
+    #[test]
+    fn heredoc_and_echo_contents_arrive_intact(
+        lines in prop::collection::vec(prop::collection::vec(prop::sample::select(ARG_CHARS), 0..20), 0..5),
+        text in prop::collection::vec(prop::sample::select(ARG_CHARS), 1..20),
+    ) {
+        let lines: Vec<String> = lines
+            .into_iter()
+            .map(|l| l.into_iter().filter(|c| *c != '\n').collect())
+            .filter(|l: &String| l != "EOF")
+            .collect();
+        let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let text: String = text.into_iter().filter(|c| *c != '\\').collect();
+        prop_assume!(!text.is_empty() && !text.starts_with('-'));
+        let script = format!(
+            "cat > deny.json <<'EOF'\n{body}EOF\necho {} > note.txt\n\
+             gcloud iam policies create d --policy-file=deny.json && aws s3 cp note.txt s3://b/k",
+            quote(&text)
+        );
+        let steps = parse_script_steps(&script, &CommandPolicy::default())
+            .map_err(|e| TestCaseError::fail(format!("{script:?}: {e}")))?;
+        prop_assert_eq!(steps.len(), 2);
+        prop_assert_eq!(steps[0].files[0].contents(), body.as_str());
+        let echoed = format!("{text}\n");
+        prop_assert_eq!(steps[1].files[0].contents(), echoed.as_str());
     }
 
     #[test]

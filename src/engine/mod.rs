@@ -422,8 +422,9 @@ struct Work {
     delivery: Delivery,
     _permit: OwnedSemaphorePermit,
     events: Vec<Event>,
-    /// Per event: a decision already made (gate, dedup) or `None` = needs planning.
-    gated: Vec<Option<EventResult>>,
+    /// Per event: a decision already made (gate, dedup) as `Err`, or `Ok`
+    /// with the dedup key claimed for it (if it has one) = needs planning.
+    gated: Vec<std::result::Result<Option<String>, EventResult>>,
     undecodable: Option<String>,
 }
 
@@ -548,7 +549,7 @@ impl Inner {
         let mut to_plan = Vec::new();
         for (wi, w) in works.iter().enumerate() {
             for (ei, g) in w.gated.iter().enumerate() {
-                if g.is_some() {
+                if g.is_err() {
                     continue;
                 }
                 if let Some(event) = held[wi][ei].take() {
@@ -618,7 +619,7 @@ impl Inner {
             Ok(decoded) => {
                 for event in decoded.events {
                     let gated = match gate(&event) {
-                        Some(skip) => Some(EventResult::skip(&skip)),
+                        Some(skip) => Err(EventResult::skip(&skip)),
                         None => self.claim(&event).await,
                     };
                     work.events.push(event);
@@ -629,16 +630,19 @@ impl Inner {
         work
     }
 
-    /// Takes the event's dedup claim; `Some` if the event must not be planned.
-    async fn claim(&self, event: &Event) -> Option<EventResult> {
-        let key = event.dedup_key()?;
+    /// Takes the event's dedup claim: `Ok` with the claimed key (`None` for
+    /// an event without one) if it may be planned, `Err` with the decision if not.
+    async fn claim(&self, event: &Event) -> std::result::Result<Option<String>, EventResult> {
+        let Some(key) = event.dedup_key() else {
+            return Ok(None);
+        };
         let claim = AssertUnwindSafe(self.dedup_store().claim(&key, self.config.dedup_lease))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(panicked("dedup store", "claim")));
         match claim {
-            Ok(Claim::Claimed) => None,
-            Ok(Claim::AlreadyDone) => Some(EventResult::new(
+            Ok(Claim::Claimed) => Ok(Some(key)),
+            Ok(Claim::AlreadyDone) => Err(EventResult::new(
                 AuditDecision::Skipped,
                 SkipReason::Duplicate.code(),
                 "already remediated",
@@ -650,10 +654,10 @@ impl Inner {
                     "being remediated by another delivery; retry later",
                 );
                 r.retry_now = true;
-                Some(r)
+                Err(r)
             }
             // Without the dedup store "once" cannot be promised: retry later.
-            Err(e) => Some(EventResult::new(
+            Err(e) => Err(EventResult::new(
                 AuditDecision::Failed,
                 "dedup_unavailable",
                 e.to_string(),
@@ -686,12 +690,12 @@ impl Inner {
             return;
         }
         let mut results = Vec::with_capacity(events.len());
-        for ((event, gated), decision) in events.iter().zip(gated).zip(decisions) {
+        for (gated, decision) in gated.into_iter().zip(decisions) {
             let result = match gated {
-                Some(r) => r,
-                None => {
+                Err(r) => r,
+                Ok(claim) => {
                     let mut r = self.run_event(decision, &delivery, &cancel).await;
-                    r.claim = event.dedup_key();
+                    r.claim = claim;
                     r
                 }
             };
@@ -1084,7 +1088,7 @@ fn record_outcome(step: &mut AuditStep, read_only: bool, o: StepOutcome) {
     step.status = o.status;
     step.exit_code = o.exit_code;
     step.duration_ms = u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX);
-    step.context = o.context;
+    step.context = (*o.context).clone();
     step.extra_args = o.extra_args;
     step.stderr = (!o.stderr_tail.is_empty()).then(|| redact(&o.stderr_tail));
 }

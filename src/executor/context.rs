@@ -11,9 +11,19 @@
 use crate::error::{Error, Result};
 use crate::model::{Cloud, Target};
 use crate::planner::Step;
+use compact_str::CompactString;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+/// The environment of a step, shared: steps of the same account and region
+/// get the same map.
+pub type Env = Arc<BTreeMap<String, String>>;
+
+/// Most distinct (profile, region) environments kept for reuse; past it the
+/// cache starts over (regions come from findings, so the set is open).
+const ENV_CACHE_LIMIT: usize = 1024;
 
 /// The environment variable naming the AWS profile.
 pub const AWS_PROFILE: &str = "AWS_PROFILE";
@@ -140,7 +150,7 @@ impl GcpContext {
 #[non_exhaustive]
 pub struct ExecContext {
     /// Variables set in the child's environment (profile, region, project...).
-    pub env: BTreeMap<String, String>,
+    pub env: Env,
     /// Options added to the command (`--subscription <id>`, `--project <id>`).
     pub extra_args: Vec<String>,
 }
@@ -176,6 +186,57 @@ pub struct ContextMap {
     /// Keyed by the lower-case subscription id (GUIDs compare case-insensitively).
     azure: HashMap<String, AzureContext>,
     gcp: HashMap<String, GcpContext>,
+    /// AWS environments already built, by profile and region: most steps of
+    /// a worker share a handful of them.
+    aws_envs: EnvCache,
+}
+
+/// Built AWS environments, shared by clones of a map. Not part of the map's
+/// identity: it is equal to any other cache and shows nothing in `Debug`.
+#[derive(Clone, Default)]
+struct EnvCache(Arc<Mutex<HashMap<CompactString, Env>>>);
+
+impl PartialEq for EnvCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for EnvCache {}
+
+impl std::fmt::Debug for EnvCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnvCache")
+    }
+}
+
+impl EnvCache {
+    /// The environment for `profile` and `region`, built once.
+    fn get(&self, profile: &str, region: Option<&str>) -> Env {
+        let mut key = CompactString::with_capacity(profile.len() + 1 + region.map_or(0, str::len));
+        key.push_str(profile);
+        if let Some(region) = region {
+            key.push('\0');
+            key.push_str(region);
+        }
+        // A poisoned lock only means a panic elsewhere; the map is still valid.
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(env) = cache.get(key.as_str()) {
+            return Arc::clone(env);
+        }
+        let mut env = BTreeMap::new();
+        env.insert(AWS_PROFILE.to_owned(), profile.to_owned());
+        if let Some(region) = region {
+            env.insert(AWS_REGION.to_owned(), region.to_owned());
+            env.insert(AWS_DEFAULT_REGION.to_owned(), region.to_owned());
+        }
+        let env = Arc::new(env);
+        if cache.len() >= ENV_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&env));
+        env
+    }
 }
 
 /// One `ACCOUNT=PROFILE` pair, as written in configuration. `*=PROFILE` is the
@@ -471,18 +532,15 @@ impl ContextMap {
                 if !build {
                     return Ok(ctx);
                 }
-                ctx.env.insert(AWS_PROFILE.to_owned(), profile.to_owned());
                 let own_region = command.option_value("--region").is_some();
-                if let (Some(region), false) = (target.region.as_deref(), own_region) {
-                    let region = if region.eq_ignore_ascii_case("global") {
+                let region = target.region.as_deref().filter(|_| !own_region).map(|r| {
+                    if r.eq_ignore_ascii_case("global") {
                         GLOBAL_AWS_REGION
                     } else {
-                        region
-                    };
-                    ctx.env.insert(AWS_REGION.to_owned(), region.to_owned());
-                    ctx.env
-                        .insert(AWS_DEFAULT_REGION.to_owned(), region.to_owned());
-                }
+                        r
+                    }
+                });
+                ctx.env = self.aws_envs.get(profile, region);
             }
             Cloud::Azure => {
                 let subscription = target.account_id.as_deref().unwrap_or_default();
@@ -500,8 +558,9 @@ impl ContextMap {
                     return Ok(ctx);
                 }
                 if let Some(dir) = &azure.config_dir {
-                    ctx.env
-                        .insert(AZURE_CONFIG_DIR.to_owned(), dir.display().to_string());
+                    let env =
+                        BTreeMap::from([(AZURE_CONFIG_DIR.to_owned(), dir.display().to_string())]);
+                    ctx.env = Arc::new(env);
                 }
                 let tenant_level = command
                     .args()
@@ -524,12 +583,12 @@ impl ContextMap {
                 if !build {
                     return Ok(ctx);
                 }
-                ctx.env
-                    .insert(CLOUDSDK_CORE_PROJECT.to_owned(), project.to_owned());
+                let mut env = BTreeMap::new();
+                env.insert(CLOUDSDK_CORE_PROJECT.to_owned(), project.to_owned());
                 if let Some(dir) = &gcp.config_dir {
-                    ctx.env
-                        .insert(CLOUDSDK_CONFIG.to_owned(), dir.display().to_string());
+                    env.insert(CLOUDSDK_CONFIG.to_owned(), dir.display().to_string());
                 }
+                ctx.env = Arc::new(env);
                 if program == "gcloud" && gcp.project_flag && named.is_none() {
                     ctx.extra_args = vec!["--project".to_owned(), project.to_owned()];
                 }

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::model::Target;
 use crate::planner::Step;
 use async_trait::async_trait;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Default number of recorded steps kept: none. The engine's audit trail is
@@ -30,7 +30,7 @@ pub struct RecordedStep {
     /// Where it would have run.
     pub target: Target,
     /// The environment it would have run with (profile, region).
-    pub context: BTreeMap<String, String>,
+    pub context: super::Env,
     /// Whether it was a read-only query, which the dry run executed for real.
     pub read_only: bool,
     /// The files that would have been attached.

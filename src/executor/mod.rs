@@ -17,15 +17,14 @@ use crate::model::Target;
 use crate::planner::Step;
 use async_trait::async_trait;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use command::{Command, CommandPolicy, is_query, parse_script, parse_script_steps};
 pub use context::{
-    AwsProfileMapping, AzureContext, AzureSubscriptionMapping, ContextMap, ExecContext, GcpContext,
-    GcpProjectMapping,
+    AwsProfileMapping, AzureContext, AzureSubscriptionMapping, ContextMap, Env, ExecContext,
+    GcpContext, GcpProjectMapping,
 };
 pub use dry_run::{DryRunExecutor, RecordedStep};
 pub use files::StepFile;
@@ -58,7 +57,7 @@ pub struct StepOutcome {
     pub duration: Duration,
     /// The environment the executor set for the step (profile, region,
     /// project...), secrets excluded.
-    pub context: BTreeMap<String, String>,
+    pub context: context::Env,
     /// Options the executor added to the command for its target
     /// (`--subscription <id>`, `--project <id>`).
     pub extra_args: Vec<String>,
@@ -75,7 +74,7 @@ impl StepOutcome {
             status,
             exit_code: None,
             duration: Duration::ZERO,
-            context: BTreeMap::new(),
+            context: Default::default(),
             extra_args: Vec::new(),
             stdout_tail: String::new(),
             stderr_tail: String::new(),

@@ -150,7 +150,7 @@ impl ProcessExecutor {
             .env
             .iter()
             .filter(|(k, _)| !SCRUBBED_ENV.contains(&k.as_str()));
-        child_command.envs(extra).envs(&ctx.env);
+        child_command.envs(extra).envs(ctx.env.iter());
 
         let start = Instant::now();
         let mut child = child_command

@@ -4,12 +4,15 @@
 //! Core sources are always built: [`MemorySource`] (an in-process queue with
 //! real lease, redelivery and dead-letter semantics) and [`FileSource`] (JSON
 //! lines, CloudTrail `Records` files, gzip, stdin). Cloud queues live behind
-//! features: `SqsSource` (feature `sqs`), `PubSubSource` (feature `pubsub`).
+//! features: `SqsSource` (feature `sqs`), `ServiceBusSource` (feature
+//! `servicebus`), `PubSubSource` (feature `pubsub`).
 
 pub mod file;
 pub mod memory;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;
+#[cfg(feature = "servicebus")]
+pub mod servicebus;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 
@@ -25,6 +28,8 @@ pub use file::{FileFormat, FileSource};
 pub use memory::{DeadLetter, MemorySource};
 #[cfg(feature = "pubsub")]
 pub use pubsub::{PubSubSource, PubSubSourceBuilder};
+#[cfg(feature = "servicebus")]
+pub use servicebus::{ServiceBusSource, ServiceBusSourceBuilder};
 #[cfg(feature = "sqs")]
 pub use sqs::{SqsSource, SqsSourceBuilder};
 

@@ -1,5 +1,6 @@
 //! Shared test helpers: a recording stand-in for `aws`/`az`/`gcloud` placed
-//! first on a child's PATH, and a moto server for tests against the real AWS CLI.
+//! first on a child's PATH, a moto server for tests against the real AWS CLI,
+//! and a Service Bus REST emulator.
 //!
 //! Use from a test binary with `mod support;`. Helpers never touch the test
 //! process's own environment (tests run in parallel threads): the PATH and the
@@ -8,6 +9,7 @@
 
 pub mod moto;
 pub mod pubsub_emulator;
+pub mod servicebus;
 
 use remediation::engine::{Engine, Summary};
 use remediation::executor::{CommandPolicy, ContextMap, ProcessExecutor};
