@@ -48,6 +48,12 @@ struct Env {
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// Taken by the tests that load the machine (hundreds of stand-in runs,
+/// nested example builds) and by the one that measures lease keeping: the
+/// client extends a lease only when less than 5 s of it remain, so a starved
+/// emulator or client could let it lapse while another test hogs both cores.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}-{}",
@@ -442,6 +448,7 @@ fn e2e_alerts() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prisma_gcp_alerts_are_each_remediated_once_and_acked() {
+    let _heavy = HEAVY.lock().await;
     let env = Env::new().await;
     let topic = env.topic("alerts").await;
     let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
@@ -670,6 +677,7 @@ async fn poison_is_published_to_the_configured_dead_letter_topic_with_its_reason
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_longer_than_the_ack_deadline_is_not_delivered_twice() {
+    let _heavy = HEAVY.lock().await;
     let env = Env::new().await;
     let topic = env.topic("slow").await;
     // The client asks for this deadline on the stream and extends it every
@@ -891,6 +899,7 @@ async fn wait_for_calls(standin: &StandIn, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_remediate_worker_reads_a_subscription() {
+    let _heavy = HEAVY.lock().await;
     let bin = build_example("remediate").await;
     let env = Env::new().await;
     let topic = env.topic("worker").await;
@@ -962,6 +971,7 @@ async fn the_remediate_worker_reads_a_subscription() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pubsub_worker_example_drains_a_subscription_and_exits() {
+    let _heavy = HEAVY.lock().await;
     let bin = build_example("pubsub_worker").await;
     let env = Env::new().await;
     let topic = env.topic("example").await;
