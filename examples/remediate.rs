@@ -49,6 +49,17 @@
 //!     --dedup-table remediation-dedup --account-profile 123456789012=prod --execute
 //! ```
 //!
+//! With the `pubsub` feature, `--source pubsub:projects/P/subscriptions/S` reads a
+//! Google Cloud Pub/Sub subscription (streaming pull; `PUBSUB_EMULATOR_HOST` for
+//! the emulator, `PUBSUB_DEAD_LETTER_TOPIC`, flow control and leases as documented
+//! on `PubSubSourceBuilder::from_env`; credentials from Application Default
+//! Credentials):
+//!
+//! ```text
+//! cargo run --release --features pubsub --example remediate -- \
+//!     --source pubsub:projects/sec-ops/subscriptions/prisma-alerts --execute
+//! ```
+//!
 //! With the `servicebus` feature, `--source servicebus:NAMESPACE/QUEUE` (or
 //! `servicebus:NAMESPACE/TOPIC/subscriptions/SUB`) reads an Azure Service Bus
 //! entity with peek-lock; the key comes from `SB_QUEUE_KEY_NAME` +
@@ -94,6 +105,7 @@ const SAMPLE_ACCOUNT: &str = "123456789012";
 struct Args {
     /// Where deliveries come from: `file:PATH` (JSON lines or a CloudTrail Records
     /// file, .gz too), `stdin`, `sqs:NAME_OR_URL` (feature `sqs`), or
+    /// `pubsub:projects/P/subscriptions/S` (feature `pubsub`),
     /// `servicebus:NAMESPACE/QUEUE` / `servicebus:NAMESPACE/TOPIC/subscriptions/SUB`
     /// (feature `servicebus`). Default: the bundled sample.
     #[arg(long)]
@@ -266,6 +278,23 @@ async fn dedup_store(
         .into())
 }
 
+/// `pubsub:projects/P/subscriptions/S`: the subscription from the spec,
+/// everything else from the environment.
+#[cfg(feature = "pubsub")]
+async fn pubsub_source(spec: &str) -> Result<remediation::source::PubSubSource, String> {
+    let subscription = spec.trim_start_matches("pubsub:");
+    if subscription.is_empty() {
+        return Err(
+            "--source pubsub: needs a subscription (pubsub:projects/P/subscriptions/S)".into(),
+        );
+    }
+    remediation::source::PubSubSourceBuilder::from_env()
+        .with_subscription(subscription)
+        .build()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// `servicebus:NAMESPACE/ENTITY`: namespace and entity from the spec, the key
 /// and everything else from the environment.
 #[cfg(feature = "servicebus")]
@@ -316,6 +345,9 @@ async fn main() -> ExitCode {
     // Shared by the engine and the backends that count their API calls.
     let stats = Arc::new(Stats::new());
 
+    // Shut down after the run, so acks the client still batches are sent.
+    #[cfg(feature = "pubsub")]
+    let mut pubsub: Option<remediation::source::PubSubSource> = None;
     let source: Arc<dyn AlertSource> = match args.source.as_deref() {
         None => Arc::new(FileSource::reader("sample", std::io::Cursor::new(SAMPLE))),
         Some("stdin" | "-") => Arc::new(FileSource::stdin()),
@@ -329,14 +361,29 @@ async fn main() -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail(e),
         },
+        #[cfg(feature = "pubsub")]
+        Some(spec) if spec.starts_with("pubsub:") => match pubsub_source(spec).await {
+            Ok(s) => {
+                pubsub = Some(s.clone());
+                Arc::new(s)
+            }
+            Err(e) => return fail(e),
+        },
+        #[cfg(not(feature = "pubsub"))]
+        Some(spec) if spec.starts_with("pubsub:") => {
+            return fail(format!(
+                "--source {spec} needs the `pubsub` cargo feature: \
+                 cargo run --release --features pubsub --example remediate -- --source {spec} ..."
+            ));
+        }
         Some(spec) if spec.starts_with("servicebus:") => match servicebus_source(spec, &stats) {
             Ok(s) => s,
             Err(e) => return fail(e),
         },
         Some(other) => {
             return fail(format!(
-                "unknown source {other:?}: expected file:PATH, stdin, sqs:NAME_OR_URL or \
-                 servicebus:NAMESPACE/ENTITY (pubsub: needs its cargo feature)"
+                "unknown source {other:?}: expected file:PATH, stdin, sqs:NAME_OR_URL, \
+                 servicebus:NAMESPACE/ENTITY or pubsub:projects/P/subscriptions/S"
             ));
         }
     };
@@ -473,7 +520,12 @@ async fn main() -> ExitCode {
         }
     });
 
-    let summary: Summary = match engine.run(cancel).await {
+    let outcome = engine.run(cancel).await;
+    #[cfg(feature = "pubsub")]
+    if let Some(p) = &pubsub {
+        p.shutdown().await;
+    }
+    let summary: Summary = match outcome {
         Ok(s) => s,
         Err(e) => return fail(format!("source failed: {e}")),
     };

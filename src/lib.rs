@@ -1,7 +1,8 @@
 //! # remediation
 //!
-//! Turn cloud security findings — Prisma Cloud alerts, CloudTrail API calls —
-//! into safe, automatic fixes.
+//! Turn cloud security findings — Prisma Cloud alerts, CloudTrail API calls,
+//! Google Cloud audit logs and Security Command Center findings — into safe,
+//! automatic fixes.
 //!
 //! A worker is three parts wired into one [`Engine`](engine::Engine):
 //!
@@ -54,19 +55,19 @@
 //! | `prisma`     | [`PrismaPlanner`](planner::PrismaPlanner): the Prisma Cloud remediation API (reqwest, rustls; batching, token refresh, retries) |
 //! | `sqs`        | the Amazon SQS source, `source::SqsSource` (`aws-sdk-sqs`) |
 //! | `servicebus` | the Azure Service Bus source, `source::ServiceBusSource` (peek-lock over REST, `azure_core` client) |
-//! | `pubsub`     | reserved: the GCP Pub/Sub source |
+//! | `pubsub`     | the Google Cloud Pub/Sub source, `source::PubSubSource` (`google-cloud-pubsub`: streaming pull, flow control, the client's lease management) |
 //! | `lambda`     | `lambda`: the AWS Lambda adapter — SQS-triggered functions answering with the partial-batch response, EventBridge-triggered functions failing the invocation when the plan failed (`lambda_runtime`, `aws_lambda_events`) |
 //! | `dynamodb`   | `engine::DynamoDedup`: a dedup store shared by every worker and function in a DynamoDB table (`aws-sdk-dynamodb`) |
 //! | `full`       | all of the above |
 //!
 //! # Settling per backend
 //!
-//! | verb        | memory                    | file / stdin                 | SQS (feature `sqs`) | Service Bus (feature `servicebus`) |
-//! |-------------|---------------------------|------------------------------|---------------------|------------------------------------|
-//! | ack         | removed for good          | recorded only                | `DeleteMessageBatch`, 10 per call | `DELETE` lock URI (complete) |
-//! | nack(delay) | redelivered after `delay` | recorded (body kept in the audit) | `ChangeMessageVisibility(delay)` | `PUT` lock URI (unlock) after `delay`, or the lock kept until `delay` ends |
-//! | extend      | lease renewed             | no-op                        | `ChangeMessageVisibility(by)` | `POST` lock URI (renew), repeated while `by` lasts |
-//! | dead-letter | parked with its body      | recorded with its body       | `SendMessage` to the DLQ + delete, or left to the redrive policy | sent to a configured queue + complete, or left to `MaxDeliveryCount` → `$DeadLetterQueue` |
+//! | verb        | memory                    | file / stdin                 | SQS (feature `sqs`) | Service Bus (feature `servicebus`) | Pub/Sub (feature `pubsub`) |
+//! |-------------|---------------------------|------------------------------|---------------------|------------------------------------|----------------------------|
+//! | ack         | removed for good          | recorded only                | `DeleteMessageBatch`, 10 per call | `DELETE` lock URI (complete) | the handler's ack |
+//! | nack(delay) | redelivered after `delay` | recorded (body kept in the audit) | `ChangeMessageVisibility(delay)` | `PUT` lock URI (unlock) after `delay`, or the lock kept until `delay` ends | held (lease kept) for `delay`, then nacked |
+//! | extend      | lease renewed             | no-op                        | `ChangeMessageVisibility(by)` | `POST` lock URI (renew), repeated while `by` lasts | the client extends leases itself |
+//! | dead-letter | parked with its body      | recorded with its body       | `SendMessage` to the DLQ + delete, or left to the redrive policy | sent to a configured queue + complete, or left to `MaxDeliveryCount` → `$DeadLetterQueue` | published to a dead-letter topic + ack, or left to the subscription's dead-letter policy |
 
 #![forbid(unsafe_code)]
 #![warn(

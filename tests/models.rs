@@ -8,8 +8,11 @@ use flate2::write::GzEncoder;
 use proptest::prelude::*;
 use remediation::ErrorKind;
 use remediation::model::cloudtrail::{RecordSplitter, open_maybe_gzip};
+use remediation::model::gcp::{LogEntry, SccNotification};
 use remediation::model::prisma::AlertDetails;
-use remediation::model::{BodyFormat, CloudTrailRecord, Decoded, Event, PrismaAlert, decode};
+use remediation::model::{
+    BodyFormat, Cloud, CloudTrailRecord, Decoded, Event, PrismaAlert, Target, decode,
+};
 use serde_json::{Value, json};
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -240,19 +243,86 @@ fn check_fixture_root(root: &Path) -> usize {
             n += 1;
         }
     }
-    for dir in ["azure", "gcp"] {
-        for path in fixture_files(root, dir) {
-            let msg = decode_err(&std::fs::read(&path).unwrap());
-            let cloud = if dir == "azure" { "Azure" } else { "GCP" };
-            assert!(
-                msg.contains(cloud) && msg.contains("not supported yet"),
-                "{}: {msg}",
-                path.display()
-            );
-            n += 1;
-        }
+    for path in fixture_files(root, "gcp") {
+        check_gcp_fixture(&path);
+        n += 1;
+    }
+    for path in fixture_files(root, "azure") {
+        let msg = decode_err(&std::fs::read(&path).unwrap());
+        assert!(
+            msg.contains("Azure") && msg.contains("not supported yet"),
+            "{}: {msg}",
+            path.display()
+        );
+        n += 1;
     }
     n
+}
+
+/// A GCP fixture decodes to one event whose serialization gives back every
+/// field of the payload (the push envelope's `message.data`, decoded, for a
+/// Pub/Sub push body), through `decode` and through the model alone.
+fn check_gcp_fixture(path: &Path) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let decoded = decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(decoded.events.len(), 1, "{name}");
+    let original: Value = serde_json::from_slice(&bytes).unwrap();
+    let payload: Vec<u8> = match original.get("message") {
+        Some(m) if original.get("subscription").is_some() => {
+            base64::engine::general_purpose::STANDARD
+                .decode(m["data"].as_str().unwrap())
+                .unwrap()
+        }
+        _ => bytes.clone(),
+    };
+    let expected: Value = serde_json::from_slice(&payload).unwrap();
+    let scc = expected.get("finding").is_some();
+    assert_eq!(
+        decoded.format,
+        if scc {
+            BodyFormat::SccNotification
+        } else {
+            BodyFormat::GcpLogEntry
+        },
+        "{name}"
+    );
+    let event = &decoded.events[0];
+    assert_eq!(event.cloud(), Cloud::Gcp, "{name}");
+    assert_eq!(
+        &serde_json::to_value(event_json(event)).unwrap(),
+        &expected,
+        "{name} decoded"
+    );
+    if scc {
+        assert_eq!(event.kind().as_str(), "scc_finding");
+        let n = SccNotification::from_slice(&payload).unwrap();
+        assert_eq!(
+            serde_json::to_value(&n).unwrap(),
+            expected,
+            "{name} round trip"
+        );
+        let reparsed = SccNotification::from_slice(&serde_json::to_vec(&n).unwrap()).unwrap();
+        assert_eq!(reparsed, n, "{name} reparse");
+    } else {
+        assert_eq!(event.kind().as_str(), "gcp_audit_log");
+        let e = LogEntry::from_slice(&payload).unwrap();
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            expected,
+            "{name} round trip"
+        );
+        let reparsed = LogEntry::from_slice(&serde_json::to_vec(&e).unwrap()).unwrap();
+        assert_eq!(reparsed, e, "{name} reparse");
+    }
+}
+
+fn event_json(event: &Event) -> Value {
+    match event {
+        Event::GcpLog(e) => serde_json::to_value(e).unwrap(),
+        Event::SccFinding(n) => serde_json::to_value(n).unwrap(),
+        other => panic!("not a GCP event: {:?}", other.kind()),
+    }
 }
 
 #[test]
@@ -284,13 +354,6 @@ fn shared_fixtures_decode_and_round_trip() {
 #[test]
 fn fixture_specific_messages_and_values() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let msg = decode_err(
-        &std::fs::read(root.join("gcp/custodian-auditlog-iam-CreateRole.json")).unwrap(),
-    );
-    assert!(
-        msg.contains("GCP audit log entries are not supported yet"),
-        "{msg}"
-    );
 
     let t0 = decode(
         &std::fs::read(root.join("prisma/pan-enhanced-remediation-test-T-0-sqs-envelope.json"))
@@ -872,4 +935,168 @@ proptest! {
         let n = RecordSplitter::new(BufReader::with_capacity(cap, &body[..])).take(1000).count();
         prop_assert!(n < 1000);
     }
+}
+
+// ------------------------------------------------------------- GCP cases
+
+fn gcp_fixture(name: &str) -> Event {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gcp");
+    let mut d = decode(&std::fs::read(root.join(name)).unwrap()).unwrap();
+    d.events.remove(0)
+}
+
+#[test]
+fn gcp_audit_log_fields_and_target() {
+    let Event::GcpLog(e) = gcp_fixture("custodian-auditlog-iam-CreateRole.json") else {
+        panic!("not a log entry")
+    };
+    assert!(e.is_audit_log());
+    let a = e.audit_log().unwrap();
+    assert_eq!(a.service_name.as_deref(), Some("iam.googleapis.com"));
+    assert_eq!(
+        a.method_name.as_deref(),
+        Some("google.iam.admin.v1.CreateRole")
+    );
+    assert_eq!(
+        a.resource_name.as_deref(),
+        Some("projects/mythic-tribute-232915/roles/CustomRole1")
+    );
+    assert_eq!(a.principal_email(), Some("custodian.gcp.test@gmail.com"));
+    assert_eq!(a.caller_ip(), Some("188.163.232.130"));
+    assert!(a.succeeded());
+    let request: Value = a.request().unwrap().unwrap();
+    assert_eq!(request["role_id"], "CustomRole1");
+    let response: Value = a.response().unwrap().unwrap();
+    assert_eq!(response["group_name"], "custom");
+    assert_eq!(e.project_id(), Some("mythic-tribute-232915"));
+
+    let event = gcp_fixture("constructed-auditlog-storage-SetIamPolicy-allUsers.json");
+    assert_eq!(event.kind().as_str(), "gcp_audit_log");
+    assert_eq!(
+        event.target(),
+        Target::new(Cloud::Gcp, Some("example-project".to_owned())).with_region("us-east1")
+    );
+    assert_eq!(event.account_id(), Some("example-project"));
+    assert_eq!(event.event_id(), Some("1x2y3z4a5b6c"));
+    assert_eq!(
+        event.dedup_key().as_deref(),
+        Some(
+            "gcp_log:projects/example-project/logs/cloudaudit.googleapis.com%2Factivity:1x2y3z4a5b6c"
+        )
+    );
+    let Event::GcpLog(e) = event else { panic!() };
+    let a = e.audit_log().unwrap();
+    assert_eq!(a.method_name.as_deref(), Some("storage.setIamPermissions"));
+    let policy: Value = a.request().unwrap().unwrap();
+    assert_eq!(policy["policy"]["bindings"][1]["members"][0], "allUsers");
+
+    // The push envelope's data: a data_access entry without protoPayload;
+    // the project comes from resource.labels, the region from `location`.
+    let event = gcp_fixture("alloy-pubsub-push-auditlog-data_access.json");
+    assert_eq!(event.account_id(), Some("test-project"));
+    assert_eq!(event.target().region.as_deref(), Some("us-central1"));
+
+    // An Event Threat Detection entry: jsonPayload, project from logName.
+    let Event::GcpLog(e) = gcp_fixture("sra-etd-logentry-bad_ip.json") else {
+        panic!()
+    };
+    assert!(e.audit_log().is_none());
+    assert_eq!(e.project_id(), Some("test-project"));
+    let payload: Value = e.json_payload().unwrap().unwrap();
+    assert_eq!(payload["detectionCategory"]["ruleName"], "bad_ip");
+}
+
+#[test]
+fn scc_finding_fields_and_target() {
+    let event = gcp_fixture("custodian-scc-notification-network-finding.json");
+    assert_eq!(event.kind().as_str(), "scc_finding");
+    // projectDisplayName is the project id.
+    assert_eq!(
+        event.target(),
+        Target::new(Cloud::Gcp, Some("cloud-custodian".to_owned())).with_region("asia-northeast1")
+    );
+    let Event::SccFinding(n) = &event else {
+        panic!()
+    };
+    let f = n.finding().unwrap();
+    assert_eq!(f.category.as_deref(), Some("FLOW_LOGS_DISABLED"));
+    assert!(f.is_active());
+    assert_eq!(
+        event.event_id(),
+        Some("organizations/111111111111/sources/123456789/findings/333333333333")
+    );
+    assert_eq!(
+        event.dedup_key().as_deref(),
+        Some(
+            "scc:organizations/111111111111/sources/123456789/findings/333333333333:2021-03-16T20:21:34.229Z:ACTIVE"
+        )
+    );
+
+    // A public bucket: the resource name has no project; Security Health
+    // Analytics names it in sourceProperties.ProjectId.
+    let event = gcp_fixture("sra-scc-notification-public_bucket_acl.json");
+    assert_eq!(event.account_id(), Some("test-project"));
+    assert_eq!(event.target().region, None);
+    let Event::SccFinding(n) = &event else {
+        panic!()
+    };
+    let f = n.finding().unwrap();
+    assert_eq!(f.category.as_deref(), Some("PUBLIC_BUCKET_ACL"));
+    assert_eq!(
+        f.security_marks.as_ref().unwrap().marks.as_ref().unwrap()["babab"],
+        "3"
+    );
+    let props: Value = f.source_properties().unwrap().unwrap();
+    assert_eq!(props["ScannerName"], "STORAGE_SCANNER");
+
+    // Event Threat Detection: the project id is in sourceProperties.properties.
+    let event = gcp_fixture("sra-scc-notification-iam_anomalous_grant-remediated.json");
+    assert_eq!(event.account_id(), Some("test-project"));
+    // Only a project number is known: kept (a context map keyed by id refuses it).
+    let event = gcp_fixture("sra-scc-notification-bad_ip_scc.json");
+    assert_eq!(event.account_id(), Some("000000000000"));
+}
+
+#[test]
+fn gcp_shapes_inside_a_pubsub_push_envelope_and_sns() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gcp");
+    for (name, format) in [
+        (
+            "sra-scc-notification-public_bucket_acl.json",
+            BodyFormat::SccNotification,
+        ),
+        (
+            "custodian-auditlog-iam-CreateRole.json",
+            BodyFormat::GcpLogEntry,
+        ),
+    ] {
+        let body = std::fs::read_to_string(root.join(name)).unwrap();
+        let push = json!({
+            "message": {
+                "attributes": {"k": "v"},
+                "data": base64::engine::general_purpose::STANDARD.encode(&body),
+                "messageId": "1",
+                "publishTime": "2024-01-01T00:00:00Z"
+            },
+            "subscription": "projects/p/subscriptions/s"
+        })
+        .to_string();
+        let d = decode(push.as_bytes()).unwrap();
+        assert_eq!(d.format, format, "{name}");
+        let bare = decode(body.as_bytes()).unwrap();
+        assert_eq!(d.events, bare.events, "{name}");
+        let wrapped = decode(sns(&push).as_bytes()).unwrap();
+        assert!(wrapped.sns);
+        assert_eq!(wrapped.events, bare.events, "{name}");
+    }
+    let msg =
+        decode_err(br#"{"message":{"messageId":"1"},"subscription":"projects/p/subscriptions/s"}"#);
+    assert!(msg.contains("Pub/Sub push message without data"), "{msg}");
+    let msg =
+        decode_err(br#"{"message":{"data":"%%%"},"subscription":"projects/p/subscriptions/s"}"#);
+    assert!(msg.contains("not base64"), "{msg}");
+    let msg = decode_err(br#"{"notificationConfigName":"organizations/1/notificationConfigs/n"}"#);
+    assert!(msg.contains("without a finding"), "{msg}");
+    let msg = decode_err(br#"{"logName":"projects/p/logs/x","protoPayload":[1]}"#);
+    assert!(msg.contains("invalid GCP log entry"), "{msg}");
 }

@@ -5,11 +5,15 @@
 //! Recognised, outermost first: SNS notifications (`Type: Notification`),
 //! Lambda SQS and SNS events, gzip bytes, CloudWatch Logs subscriptions
 //! (`awslogs.data` or decoded), EventBridge events, CloudTrail log files,
-//! alert lists, single alerts and bare records. Wrappers nest at most
+//! alert lists, single alerts and bare records; Google Cloud Pub/Sub push
+//! envelopes (`message.data`, base64), Security Command Center notifications
+//! and Cloud Logging entries (audit logs). GCP shapes are probed only after
+//! every AWS and Prisma shape, so those paths cost nothing more. Wrappers nest at most
 //! [`MAX_NESTING`] levels; decompressed data is capped at
 //! [`MAX_DECOMPRESSED_BYTES`].
 
 use super::cloudtrail::{EventBridgeEvent, LogsSubscription, is_gzip, read_limited};
+use super::gcp::{LogEntry, SccNotification};
 use super::{CloudTrailRecord, Event, PrismaAlert};
 use crate::error::{Error, Result};
 use memchr::memmem;
@@ -45,6 +49,12 @@ pub enum BodyFormat {
     CloudWatchLogs,
     /// A Lambda SQS event (`Records[].body`, each decoded in turn).
     SqsEvent,
+    /// A Google Cloud Logging entry (a Cloud Audit Logs entry, or another
+    /// log a sink routes), alone or in a Pub/Sub push envelope.
+    GcpLogEntry,
+    /// A Security Command Center notification, alone or in a Pub/Sub push
+    /// envelope.
+    SccNotification,
 }
 
 impl BodyFormat {
@@ -58,6 +68,8 @@ impl BodyFormat {
             BodyFormat::CloudTrailLog => "cloudtrail_log",
             BodyFormat::CloudWatchLogs => "cloudwatch_logs",
             BodyFormat::SqsEvent => "sqs_event",
+            BodyFormat::GcpLogEntry => "gcp_log_entry",
+            BodyFormat::SccNotification => "scc_notification",
         }
     }
 }
@@ -208,7 +220,7 @@ struct Probe<'a> {
     logs_hint: bool,
     gcp_log: bool,
     gcp_scc: bool,
-    pubsub_message: bool,
+    pubsub_message: Option<&'a RawValue>,
     pubsub_subscription: bool,
     azure: bool,
     azure_authorization: bool,
@@ -326,7 +338,10 @@ impl<'de> Deserialize<'de> for Probe<'de> {
                         ProbeKey::LogsHint => p.logs_hint = true,
                         ProbeKey::GcpLog => p.gcp_log = true,
                         ProbeKey::GcpScc => p.gcp_scc = true,
-                        ProbeKey::PubsubMessage => p.pubsub_message = true,
+                        ProbeKey::PubsubMessage => {
+                            p.pubsub_message = Some(map.next_value()?);
+                            ignore = false;
+                        }
                         ProbeKey::PubsubSubscription => p.pubsub_subscription = true,
                         ProbeKey::Azure => p.azure = true,
                         ProbeKey::AzureAuthorization => p.azure_authorization = true,
@@ -393,17 +408,21 @@ fn decode_object(body: &[u8], depth: usize) -> Result<Decoded> {
     if p.alert_id {
         return alert(body);
     }
-    if p.gcp_log {
-        return Err(Error::decode("GCP audit log entries are not supported yet"));
+    if let (Some(message), true) = (p.pubsub_message, p.pubsub_subscription) {
+        return decode_pubsub_push(message, depth);
     }
     if p.gcp_scc {
-        return Err(Error::decode(
-            "GCP Security Command Center notifications are not supported yet",
+        let n = SccNotification::from_slice(body)?;
+        return Ok(Decoded::one(
+            BodyFormat::SccNotification,
+            Event::SccFinding(Box::new(n)),
         ));
     }
-    if p.pubsub_message && p.pubsub_subscription {
-        return Err(Error::decode(
-            "GCP Pub/Sub push messages (GCP log entries or findings) are not supported yet",
+    if p.gcp_log {
+        let entry = LogEntry::from_slice(body)?;
+        return Ok(Decoded::one(
+            BodyFormat::GcpLogEntry,
+            Event::GcpLog(Box::new(entry)),
         ));
     }
     if p.azure || (p.azure_authorization && p.azure_caller) {
@@ -432,6 +451,27 @@ fn decode_object(body: &[u8], depth: usize) -> Result<Decoded> {
         message.push_str(&format!(" (keys: {})", p.keys.join(", ")));
     }
     Err(Error::decode(message))
+}
+
+/// The `message` of a Pub/Sub push request.
+#[derive(Deserialize)]
+struct PushMessage {
+    #[serde(default)]
+    data: Option<String>,
+}
+
+fn decode_pubsub_push(message: &RawValue, depth: usize) -> Result<Decoded> {
+    use base64::Engine as _;
+    let message: PushMessage = serde_json::from_str(message.get())
+        .map_err(|e| Error::decode(format!("Pub/Sub push message is not an object: {e}")))?;
+    let data = message
+        .data
+        .ok_or_else(|| Error::decode("Pub/Sub push message without data"))?;
+    let next = nest(depth, "Pub/Sub push message")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| Error::decode(format!("Pub/Sub push message.data is not base64: {e}")))?;
+    decode_at(&bytes, next).map_err(|e| in_context(e, "Pub/Sub push message.data"))
 }
 
 fn alert(body: &[u8]) -> Result<Decoded> {

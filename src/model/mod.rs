@@ -1,6 +1,8 @@
 //! Typed, lenient wire models for what arrives on a queue: Prisma Cloud alert
 //! notifications and CloudTrail records (alone, in EventBridge envelopes, in
-//! `Records` log files, in CloudWatch Logs subscriptions, wrapped in SNS).
+//! `Records` log files, in CloudWatch Logs subscriptions, wrapped in SNS), and
+//! Google Cloud audit log entries and Security Command Center notifications
+//! (alone, or in a Pub/Sub push envelope).
 //!
 //! Models are lenient where the wire is inconsistent (timestamps as strings or
 //! numbers, labels as arrays or JSON-in-a-string) and strict where it matters
@@ -8,6 +10,7 @@
 
 pub mod cloudtrail;
 pub mod envelope;
+pub mod gcp;
 mod index;
 mod lenient;
 pub mod prisma;
@@ -17,6 +20,7 @@ use std::fmt;
 
 pub use cloudtrail::CloudTrailRecord;
 pub use envelope::{BodyFormat, Decoded, decode};
+pub use gcp::{LogEntry, SccNotification};
 pub use lenient::{LenientBool, RawJson, StringList, Timestamp};
 pub use prisma::PrismaAlert;
 
@@ -28,6 +32,11 @@ pub enum Event {
     PrismaAlert(Box<PrismaAlert>),
     /// A CloudTrail record (from any of its envelopes).
     CloudTrail(Box<CloudTrailRecord>),
+    /// A Google Cloud Logging entry published by a log sink (a Cloud Audit
+    /// Logs entry, or another log such as Event Threat Detection's).
+    GcpLog(Box<LogEntry>),
+    /// A Security Command Center finding notification.
+    SccFinding(Box<SccNotification>),
 }
 
 /// The kind of an [`Event`], as written in audit records.
@@ -39,16 +48,23 @@ pub enum EventKind {
     PrismaAlert,
     /// A CloudTrail record.
     Cloudtrail,
+    /// A Google Cloud log entry (audit log).
+    GcpAuditLog,
+    /// A Security Command Center finding.
+    SccFinding,
     /// A body that could not be decoded.
     Unknown,
 }
 
 impl EventKind {
-    /// The audit name: `prisma_alert`, `cloudtrail` or `unknown`.
+    /// The audit name: `prisma_alert`, `cloudtrail`, `gcp_audit_log`,
+    /// `scc_finding` or `unknown`.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::PrismaAlert => "prisma_alert",
             EventKind::Cloudtrail => "cloudtrail",
+            EventKind::GcpAuditLog => "gcp_audit_log",
+            EventKind::SccFinding => "scc_finding",
             EventKind::Unknown => "unknown",
         }
     }
@@ -66,6 +82,8 @@ impl Event {
         match self {
             Event::PrismaAlert(_) => EventKind::PrismaAlert,
             Event::CloudTrail(_) => EventKind::Cloudtrail,
+            Event::GcpLog(_) => EventKind::GcpAuditLog,
+            Event::SccFinding(_) => EventKind::SccFinding,
         }
     }
 
@@ -73,29 +91,36 @@ impl Event {
     pub fn alert_id(&self) -> Option<&str> {
         match self {
             Event::PrismaAlert(a) => Some(a.id()),
-            Event::CloudTrail(_) => None,
+            Event::CloudTrail(_) | Event::GcpLog(_) | Event::SccFinding(_) => None,
         }
     }
 
-    /// The CloudTrail `eventID`, for CloudTrail records.
+    /// The CloudTrail `eventID`, for CloudTrail records; the `insertId` of a
+    /// GCP log entry; the finding's `name` for an SCC notification.
     pub fn event_id(&self) -> Option<&str> {
         match self {
             Event::PrismaAlert(_) => None,
             Event::CloudTrail(r) => r.event_id(),
+            Event::GcpLog(e) => e.insert_id.as_deref(),
+            Event::SccFinding(n) => n.finding_name(),
         }
     }
 
-    /// The account the event belongs to (without building a whole [`Target`]).
+    /// The account the event belongs to (without building a whole
+    /// [`Target`]); for GCP events, the project id.
     pub fn account_id(&self) -> Option<&str> {
         match self {
             Event::PrismaAlert(a) => a.account_id(),
             Event::CloudTrail(r) => r.account_id(),
+            Event::GcpLog(e) => e.project_id(),
+            Event::SccFinding(n) => n.project_id(),
         }
     }
 
     /// The key under which a completed remediation is remembered, so the same
     /// finding delivered twice is not remediated twice: alert id + status for
-    /// alerts, `eventID` for CloudTrail records.
+    /// alerts, `eventID` for CloudTrail records, `logName` + `insertId` for
+    /// GCP log entries, finding name + event time + state for SCC findings.
     pub fn dedup_key(&self) -> Option<String> {
         match self {
             Event::PrismaAlert(a) => {
@@ -107,6 +132,8 @@ impl Event {
                 Some(key)
             }
             Event::CloudTrail(r) => r.event_id().map(|id| ["cloudtrail:", id].concat()),
+            Event::GcpLog(e) => e.dedup_key(),
+            Event::SccFinding(n) => n.dedup_key(),
         }
     }
 
@@ -115,6 +142,7 @@ impl Event {
         match self {
             Event::PrismaAlert(a) => a.cloud_type().map(Cloud::parse).unwrap_or(Cloud::Aws),
             Event::CloudTrail(_) => Cloud::Aws,
+            Event::GcpLog(_) | Event::SccFinding(_) => Cloud::Gcp,
         }
     }
 
@@ -130,6 +158,16 @@ impl Event {
                 cloud: Cloud::Aws,
                 account_id: r.account_id().map(str::to_owned),
                 region: r.aws_region().map(str::to_owned),
+            },
+            Event::GcpLog(e) => Target {
+                cloud: Cloud::Gcp,
+                account_id: e.project_id().map(str::to_owned),
+                region: e.region(),
+            },
+            Event::SccFinding(n) => Target {
+                cloud: Cloud::Gcp,
+                account_id: n.project_id().map(str::to_owned),
+                region: n.region(),
             },
         }
     }

@@ -5,10 +5,12 @@
 //! real lease, redelivery and dead-letter semantics) and [`FileSource`] (JSON
 //! lines, CloudTrail `Records` files, gzip, stdin). Cloud queues live behind
 //! features: `SqsSource` (feature `sqs`), `ServiceBusSource` (feature
-//! `servicebus`).
+//! `servicebus`), `PubSubSource` (feature `pubsub`).
 
 pub mod file;
 pub mod memory;
+#[cfg(feature = "pubsub")]
+pub mod pubsub;
 #[cfg(feature = "servicebus")]
 pub mod servicebus;
 #[cfg(feature = "sqs")]
@@ -24,6 +26,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use file::{FileFormat, FileSource};
 pub use memory::{DeadLetter, MemorySource};
+#[cfg(feature = "pubsub")]
+pub use pubsub::{PubSubSource, PubSubSourceBuilder};
 #[cfg(feature = "servicebus")]
 pub use servicebus::{ServiceBusSource, ServiceBusSourceBuilder};
 #[cfg(feature = "sqs")]

@@ -11,6 +11,7 @@ pub mod examples;
 pub mod lambda_runtime;
 pub mod moto;
 pub mod proxy;
+pub mod pubsub_emulator;
 pub mod servicebus;
 
 use remediation::engine::{Engine, Summary};
