@@ -222,8 +222,37 @@ impl Engine {
     /// Returns an error only for a permanent source failure (an unreadable
     /// file, a queue that does not exist); everything that happens to a single
     /// delivery is settled and audited instead.
+    ///
+    /// The receive loop runs as a task of its own (on a multi-thread runtime,
+    /// on a worker thread rather than on the thread awaiting `run`, which with
+    /// `#[tokio::main]` would be one more thread competing for the cores); it
+    /// is aborted, with everything it spawned, if this future is dropped.
     pub async fn run(&self, cancel: CancellationToken) -> Result<Summary> {
-        let inner = &self.inner;
+        /// Aborts the loop task when `run` is dropped before it finished.
+        struct AbortOnDrop(tokio::task::JoinHandle<Result<Summary>>);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let mut task = AbortOnDrop(tokio::spawn(Self::run_loop(
+            Arc::clone(&self.inner),
+            cancel,
+        )));
+        match (&mut task.0).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(Error::Backend {
+                backend: "engine",
+                message: format!("the engine's receive loop was cancelled: {e}"),
+                temporary: true,
+                source: None,
+            }),
+        }
+    }
+
+    async fn run_loop(inner: Arc<Inner>, cancel: CancellationToken) -> Result<Summary> {
+        let inner = &inner;
         let cfg = &inner.config;
         let batch_max = cfg.receive_batch.min(inner.caps.max_batch.max(1)).max(1);
         let concurrency = cfg.concurrency.max(1);
