@@ -825,50 +825,6 @@ async fn a_cancelled_worker_loses_nothing() {
 
 // ---------------------------------------------------------------- the workers
 
-/// Builds `example` with this test binary's features (a no-op after
-/// `cargo test` built it the same way) and returns its path.
-async fn build_example(example: &str) -> std::path::PathBuf {
-    let features: Vec<&str> = [
-        ("prisma", cfg!(feature = "prisma")),
-        ("sqs", cfg!(feature = "sqs")),
-        ("servicebus", cfg!(feature = "servicebus")),
-        ("pubsub", cfg!(feature = "pubsub")),
-    ]
-    .into_iter()
-    .filter_map(|(f, on)| on.then_some(f))
-    .collect();
-    // Spelled as the test run was (`--all-features` is its own build).
-    let selection = if cfg!(feature = "full") {
-        vec!["--all-features".to_owned()]
-    } else {
-        vec!["--features".to_owned(), features.join(",")]
-    };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = tokio::process::Command::new(cargo);
-    // Without the variables cargo sets for a test run, which would otherwise
-    // rebuild crates that read them at compile time.
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
-            build.env_remove(&*k);
-        }
-    }
-    let built = build
-        .args(["build", "--quiet", "--example", example])
-        .args(&selection)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .await
-        .expect("run cargo build");
-    assert!(built.success(), "building the example {example} failed");
-    let exe = std::env::current_exe().expect("test exe");
-    exe.parent()
-        .and_then(std::path::Path::parent)
-        .expect("target dir")
-        .join("examples")
-        .join(example)
-}
-
 /// Three mapped alerts, one for an unmapped project, one undecodable body.
 fn worker_bodies() -> Vec<Vec<u8>> {
     let mut bodies: Vec<Vec<u8>> = (0..3)
@@ -900,7 +856,7 @@ async fn wait_for_calls(standin: &StandIn, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_remediate_worker_reads_a_subscription() {
     let _heavy = HEAVY.lock().await;
-    let bin = build_example("remediate").await;
+    let bin = support::examples::example_binary("remediate").await;
     let env = Env::new().await;
     let topic = env.topic("worker").await;
     let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
@@ -972,7 +928,7 @@ async fn the_remediate_worker_reads_a_subscription() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pubsub_worker_example_drains_a_subscription_and_exits() {
     let _heavy = HEAVY.lock().await;
-    let bin = build_example("pubsub_worker").await;
+    let bin = support::examples::example_binary("pubsub_worker").await;
     let env = Env::new().await;
     let topic = env.topic("example").await;
     let sub = env.subscription(&topic, ACK_DEADLINE, None).await;

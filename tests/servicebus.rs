@@ -1172,7 +1172,7 @@ mod azure_end_to_end {
     /// mappings and the `az` stand-in; stopped with SIGINT once done.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_worker_remediates_from_a_topic_subscription() {
-        let bin = super::example_binary("remediate").await;
+        let bin = crate::support::examples::example_binary("remediate").await;
         let emu = ServiceBusEmulator::start(NS).await;
         emu.create_topic("prisma");
         emu.create_subscription("prisma", "remediator", short_lock(5));
@@ -1252,7 +1252,7 @@ mod azure_end_to_end {
     /// remediated in their subscriptions, poison in `$DeadLetterQueue`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_ported_azure_script_drains_the_queue_and_exits() {
-        let bin = super::example_binary("servicebus_prisma_iam").await;
+        let bin = crate::support::examples::example_binary("servicebus_prisma_iam").await;
         let emu = ServiceBusEmulator::start(NS).await;
         emu.create_queue("prisma", short_lock(2));
         let alerts = 6;
@@ -1303,53 +1303,9 @@ mod azure_end_to_end {
 
 // ------------------------------------------------------------------- binaries
 
-/// Builds example `name` with this test binary's features (a no-op after
-/// `cargo test` built the examples) and returns its path.
-async fn example_binary(name: &str) -> std::path::PathBuf {
-    let features: Vec<&str> = [
-        ("prisma", cfg!(feature = "prisma")),
-        ("sqs", cfg!(feature = "sqs")),
-        ("servicebus", cfg!(feature = "servicebus")),
-        ("pubsub", cfg!(feature = "pubsub")),
-    ]
-    .into_iter()
-    .filter_map(|(f, on)| on.then_some(f))
-    .collect();
-    // Spelled as this binary was built, so the build is a no-op after
-    // `cargo test --all-features` (a different spelling is a different build).
-    let selection = if cfg!(feature = "full") {
-        vec!["--all-features".to_owned()]
-    } else {
-        vec!["--features".to_owned(), features.join(",")]
-    };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = tokio::process::Command::new(cargo);
-    // Without cargo's test-run variables, which would force rebuilds.
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
-            build.env_remove(&*k);
-        }
-    }
-    let built = build
-        .args(["build", "--quiet", "--example", name])
-        .args(&selection)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .await
-        .expect("run cargo build");
-    assert!(built.success(), "building the example {name} failed");
-    let exe = std::env::current_exe().expect("test exe");
-    exe.parent()
-        .and_then(std::path::Path::parent)
-        .expect("target dir")
-        .join("examples")
-        .join(name)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_stops_at_once_on_a_wrong_key_naming_the_namespace() {
-    let bin = example_binary("remediate").await;
+    let bin = support::examples::example_binary("remediate").await;
     let emu = ServiceBusEmulator::start(NS).await;
     emu.create_queue("alerts", short_lock(10));
     emu.send("alerts", b"{}");
@@ -1383,7 +1339,7 @@ async fn the_worker_stops_at_once_on_a_wrong_key_naming_the_namespace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_refuses_a_malformed_servicebus_source() {
-    let bin = example_binary("remediate").await;
+    let bin = support::examples::example_binary("remediate").await;
     let out = tokio::process::Command::new(&bin)
         .args(["--source", "servicebus:only-a-namespace"])
         .output()

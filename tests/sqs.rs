@@ -1401,49 +1401,7 @@ async fn prisma_eventbridge_and_sns_wrapped_bodies_are_decoded() {
 #[cfg(feature = "prisma")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ported_script_drains_the_queue_and_exits() {
-    let features: Vec<&str> = [
-        ("full", cfg!(feature = "full")),
-        ("prisma", cfg!(feature = "prisma")),
-        ("sqs", cfg!(feature = "sqs")),
-        ("servicebus", cfg!(feature = "servicebus")),
-        ("pubsub", cfg!(feature = "pubsub")),
-    ]
-    .into_iter()
-    .filter_map(|(f, on)| on.then_some(f))
-    .collect();
-    // The same feature selection as this test binary, spelled the same way
-    // (`--all-features` is a different build from listing every feature), so
-    // the build is a no-op after `cargo test --all-features`.
-    let selection = if cfg!(feature = "full") {
-        vec!["--all-features".to_owned()]
-    } else {
-        vec!["--features".to_owned(), features.join(",")]
-    };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = tokio::process::Command::new(cargo);
-    // Without the variables cargo sets for a test run: crates that read them
-    // at compile time would otherwise be rebuilt for this nested build.
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
-            build.env_remove(&*k);
-        }
-    }
-    let built = build
-        .args(["build", "--quiet", "--example", "sqs_prisma_iam"])
-        .args(&selection)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .await
-        .expect("run cargo build");
-    assert!(built.success(), "building the example failed");
-    let exe = std::env::current_exe().expect("test exe");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("examples")
-        .join("sqs_prisma_iam");
+    let bin = support::examples::example_binary("sqs_prisma_iam").await;
 
     let moto = Moto::start().await;
     let users: Vec<String> = (0..3).map(user_name).collect();
