@@ -78,6 +78,8 @@
     rustdoc::broken_intra_doc_links
 )]
 
+#[cfg(any(feature = "sqs", feature = "dynamodb"))]
+mod aws;
 pub mod engine;
 mod error;
 pub mod executor;

@@ -33,9 +33,9 @@ use super::stats::Stats;
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
@@ -219,17 +219,12 @@ impl DynamoDedupBuilder {
         let client = match self.client {
             Some(c) => c,
             None => {
-                let mut loader = aws_config::defaults(BehaviorVersion::latest());
-                if let Some(endpoint) = &self.endpoint {
-                    loader = loader.endpoint_url(endpoint);
-                }
-                if let Some(region) = &self.region {
-                    loader = loader.region(Region::new(region.clone()));
-                }
-                if let Some(creds) = &self.credentials {
-                    loader = loader.credentials_provider(creds.clone());
-                }
-                let shared = loader.load().await;
+                let shared = crate::aws::load_config(
+                    self.endpoint.as_deref(),
+                    self.region.as_deref(),
+                    self.credentials.as_ref(),
+                )
+                .await;
                 let timeout = self.timeout.unwrap_or(Duration::from_secs(5));
                 let config = aws_sdk_dynamodb::config::Builder::from(&shared)
                     .timeout_config(

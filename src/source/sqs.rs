@@ -39,8 +39,8 @@ use crate::engine::Stats;
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::Credentials;
 use aws_sdk_sqs::config::http::HttpResponse;
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
@@ -315,17 +315,13 @@ impl SqsSourceBuilder {
         let client = match self.client.clone() {
             Some(c) => c,
             None => {
-                let mut loader = aws_config::defaults(BehaviorVersion::latest());
-                if let Some(endpoint) = &self.endpoint {
-                    loader = loader.endpoint_url(endpoint);
-                }
-                if let Some(region) = &self.region {
-                    loader = loader.region(Region::new(region.clone()));
-                }
-                if let Some(creds) = &self.credentials {
-                    loader = loader.credentials_provider(creds.clone());
-                }
-                Client::new(&loader.load().await)
+                let config = crate::aws::load_config(
+                    self.endpoint.as_deref(),
+                    self.region.as_deref(),
+                    self.credentials.as_ref(),
+                )
+                .await;
+                Client::new(&config)
             }
         };
         let queue_url = match queue {
