@@ -29,16 +29,14 @@
 //!   cargo run --release --features sqs,prisma --example sqs_prisma_iam
 //! ```
 
-use async_trait::async_trait;
 use clap::Parser;
 use remediation::engine::{Engine, EngineConfig, JsonLinesAudit, Stats};
 use remediation::executor::{CommandPolicy, ContextMap, ProcessExecutor};
 use remediation::planner::prisma::PrismaPlannerBuilder;
-use remediation::source::{AlertSource, Capabilities, Delivery, SqsSourceBuilder};
+use remediation::source::{AlertSource, Drain, SqsSourceBuilder};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -61,32 +59,6 @@ struct Args {
     /// Append one JSON audit line per message to PATH.
     #[arg(long)]
     audit: Option<std::path::PathBuf>,
-}
-
-/// A source that counts as exhausted once a receive came back empty: the
-/// engine then finishes what is in flight and returns (drain mode).
-#[derive(Debug)]
-struct Drain<S> {
-    inner: S,
-    empty: AtomicBool,
-}
-
-#[async_trait]
-impl<S: AlertSource> AlertSource for Drain<S> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    async fn receive(&self, max: usize) -> remediation::Result<Vec<Delivery>> {
-        let got = self.inner.receive(max).await?;
-        self.empty.store(got.is_empty(), Ordering::Relaxed);
-        Ok(got)
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn is_exhausted(&self) -> bool {
-        self.empty.load(Ordering::Relaxed)
-    }
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -135,10 +107,7 @@ async fn main() -> ExitCode {
     let source: Arc<dyn AlertSource> = if args.follow {
         Arc::new(sqs)
     } else {
-        Arc::new(Drain {
-            inner: sqs,
-            empty: AtomicBool::new(false),
-        })
+        Arc::new(Drain::new(sqs))
     };
     let mut engine = Engine::builder(
         source,

@@ -295,3 +295,53 @@ macro_rules! forward_alert_source {
 }
 
 forward_alert_source!(Arc, Box);
+
+/// Drain mode: wraps a queue source so that it counts as exhausted once a
+/// receive comes back empty. The engine then finishes what is in flight and
+/// returns, so a worker empties the queue and exits instead of waiting for
+/// more (as the published scripts do, run from cron or CI).
+///
+/// A delivery nacked for a later retry is not waited for: it stays on the
+/// queue for the next run.
+#[derive(Debug)]
+pub struct Drain<S> {
+    inner: S,
+    empty: std::sync::atomic::AtomicBool,
+}
+
+impl<S> Drain<S> {
+    /// Drains `inner`.
+    pub fn new(inner: S) -> Self {
+        Drain {
+            inner,
+            empty: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The wrapped source.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+#[async_trait]
+impl<S: AlertSource> AlertSource for Drain<S> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
+        let got = self.inner.receive(max).await?;
+        self.empty
+            .store(got.is_empty(), std::sync::atomic::Ordering::Relaxed);
+        Ok(got)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn is_exhausted(&self) -> bool {
+        self.inner.is_exhausted() || self.empty.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
