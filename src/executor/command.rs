@@ -490,14 +490,17 @@ pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>
 ///
 /// `NAME` must be a plain file name with an extension (`policy.json`; letters,
 /// digits, `.`, `_`, `-`), written once, and read by a later command (as an
-/// argument, an option's value, or `file://NAME`); anything else — appending
-/// `>>`, file descriptors `2>`, redirecting a command's output, reading `<`,
-/// a file no command reads — rejects the whole script.
+/// argument, an option's value, or `file://NAME`), once per command; anything
+/// else — appending `>>`, file descriptors `2>`, redirecting a command's
+/// output, reading `<`, a file no command reads, a command naming a file
+/// twice (`--key f.json --body f.json`: which one is the file?), more than
+/// [`MAX_STEP_FILES`](super::files::MAX_STEP_FILES) files, a bare `and` in an
+/// `echo` that writes a file — rejects the whole script.
 pub fn parse_script_steps(
     script: &str,
     policy: &CommandPolicy,
 ) -> Result<Vec<crate::planner::Step>> {
-    use super::files::{StepFile, refers_to};
+    use super::files::{MAX_STEP_FILES, StepFile, refers_once};
     use crate::planner::Step;
     let mut scanner = Scanner::new(script);
     scanner.files = true;
@@ -508,6 +511,11 @@ pub fn parse_script_steps(
     for (index, words) in statements.iter().enumerate() {
         let number = index + 1;
         if let Some((_, write)) = writes.next_if(|(i, _)| *i == index) {
+            if files.len() == MAX_STEP_FILES {
+                return Err(Error::unsafe_command(format!(
+                    "more than {MAX_STEP_FILES} files written, in statement {number}"
+                )));
+            }
             let contents = match write.body {
                 Some(body) => body,
                 None => echo_text(words, number)?,
@@ -533,7 +541,9 @@ pub fn parse_script_steps(
             command.verified_by = policy.fingerprint;
             let mut step = Step::new(command);
             for (file, used) in &mut files {
-                if refers_to(&step.command, file.name()) {
+                let once = refers_once(&step.command, file.name())
+                    .map_err(|e| Error::unsafe_command(format!("{e}, in statement {number}")))?;
+                if once {
                     step = step.with_file(file.clone());
                     *used = true;
                 }
@@ -553,6 +563,15 @@ pub fn parse_script_steps(
 /// The text `echo WORDS` prints: the words joined by spaces, then a newline
 /// unless the first word is `-n`.
 fn echo_text(words: &[RawWord<'_>], number: usize) -> Result<String> {
+    // `echo x > f.json and aws ...`: a shell would print `and aws ...` into
+    // the file, where the `and` rule would split off a command: refused
+    // rather than guessed.
+    if words.iter().skip(1).any(|w| w.is_bare("and")) {
+        return Err(Error::unsafe_command(format!(
+            "bare `and` in an `echo` that writes a file, in statement {number} (put the next \
+             command on a line of its own, or quote the text)"
+        )));
+    }
     let command = tokenize(words, number)?;
     let mut args = command.args();
     let newline = match args.first().map(String::as_str) {
@@ -1508,6 +1527,25 @@ mod tests {
     }
 
     #[test]
+    fn a_script_writes_at_most_max_step_files() {
+        use crate::executor::files::MAX_STEP_FILES;
+        let script = |n: usize| {
+            let names: Vec<String> = (0..n).map(|i| format!("f{i}.json")).collect();
+            let writes: String = names.iter().map(|f| format!("echo x > {f}\n")).collect();
+            format!("{writes}aws a {}", names.join(" "))
+        };
+        assert_eq!(
+            steps(&script(MAX_STEP_FILES)).unwrap()[0].files.len(),
+            MAX_STEP_FILES
+        );
+        let err = steps(&script(MAX_STEP_FILES + 1)).unwrap_err().to_string();
+        assert!(err.contains("more than"), "{err}");
+        // Quoted, `and` is text.
+        let got = steps("echo 'x and y' > p.json\naws a p.json").unwrap();
+        assert_eq!(got[0].files[0].contents(), "x and y\n");
+    }
+
+    #[test]
     fn unsupported_file_writes_are_rejected() {
         let cases = [
             ("echo x >> p.json\ngcloud a p.json", "`>>`"),
@@ -1561,6 +1599,18 @@ mod tests {
             (
                 "cat > p.json <<'EOF'\n\u{202e}x\nEOF\ngcloud a p.json",
                 "bidirectional",
+            ),
+            (
+                "echo x > p.json and aws s3 cp p.json s3://b/k\naws s3 cp p.json s3://b/c",
+                "bare `and`",
+            ),
+            (
+                "echo '{}' > policy.json\naws s3api put-object --bucket b --key policy.json --body policy.json",
+                "named 2 times",
+            ),
+            (
+                "echo x > p.json\naws a --x=--y=p.json",
+                "no later command reads it",
             ),
         ];
         for (script, expected) in cases {

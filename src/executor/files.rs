@@ -16,17 +16,22 @@ use super::Command;
 use crate::error::{Error, Result};
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Longest file name accepted.
 const MAX_NAME_LEN: usize = 100;
 /// Largest content accepted per file, in bytes.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// Most files a script may write, and a step may carry.
+pub const MAX_STEP_FILES: usize = 32;
 
 /// Content a step's command reads from a file, by name.
+///
+/// Cloning shares the content: a file read by many steps is held once.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StepFile {
     name: String,
-    contents: String,
+    contents: Arc<str>,
 }
 
 impl fmt::Debug for StepFile {
@@ -68,7 +73,10 @@ impl StepFile {
                 "file `{name}` holds a NUL byte"
             )));
         }
-        Ok(StepFile { name, contents })
+        Ok(StepFile {
+            name,
+            contents: contents.into(),
+        })
     }
 
     /// The name the command refers to it by.
@@ -93,33 +101,61 @@ pub(crate) fn is_plain_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// If `arg` refers to the file `name`, the argument with `path` in its place.
+/// If `arg` refers to the file `name` — `NAME`, `file://NAME`,
+/// `fileb://NAME`, or one of those as an option's value (`--opt=NAME`, one
+/// level only) — the argument with `path` in its place.
 fn substitute(arg: &str, name: &str, path: &str) -> Option<String> {
-    if arg == name {
-        return Some(path.to_owned());
-    }
-    for prefix in ["file://", "fileb://"] {
-        if arg.strip_prefix(prefix) == Some(name) {
-            return Some(format!("{prefix}{path}"));
+    fn whole(arg: &str, name: &str, path: &str) -> Option<String> {
+        if arg == name {
+            return Some(path.to_owned());
         }
+        ["file://", "fileb://"]
+            .into_iter()
+            .find(|prefix| arg.strip_prefix(prefix) == Some(name))
+            .map(|prefix| format!("{prefix}{path}"))
+    }
+    if let Some(replaced) = whole(arg, name, path) {
+        return Some(replaced);
     }
     let (option, value) = arg.split_once('=')?;
     if !option.starts_with('-') {
         return None;
     }
-    substitute(value, name, path).map(|value| format!("{option}={value}"))
+    whole(value, name, path).map(|value| format!("{option}={value}"))
 }
 
-/// Whether one of `command`'s arguments refers to the file `name`.
-pub(crate) fn refers_to(command: &Command, name: &str) -> bool {
+/// How many of `command`'s arguments refer to the file `name`.
+pub(crate) fn references(command: &Command, name: &str) -> usize {
     command
         .args()
         .iter()
-        .any(|arg| substitute(arg, name, "").is_some())
+        .filter(|arg| substitute(arg, name, "").is_some())
+        .count()
 }
 
-/// Checks a step's files: unique names, each referred to by the command.
+/// Whether `command` refers to the file `name` exactly once; naming it twice
+/// is ambiguous (`--key policy.json --body policy.json`: only one of the two
+/// means the file), and an error.
+pub(crate) fn refers_once(command: &Command, name: &str) -> Result<bool> {
+    match references(command, name) {
+        0 => Ok(false),
+        1 => Ok(true),
+        n => Err(Error::unsafe_command(format!(
+            "file `{name}` is named {n} times in `{command}`: which argument is the file \
+             is ambiguous"
+        ))),
+    }
+}
+
+/// Checks a step's files: at most [`MAX_STEP_FILES`], unique names, each
+/// referred to exactly once by the command.
 pub(crate) fn check(command: &Command, files: &[StepFile]) -> Result<()> {
+    if files.len() > MAX_STEP_FILES {
+        return Err(Error::unsafe_command(format!(
+            "{} files attached to `{command}`, more than {MAX_STEP_FILES}",
+            files.len()
+        )));
+    }
     for (i, file) in files.iter().enumerate() {
         if files
             .get(..i)
@@ -132,7 +168,7 @@ pub(crate) fn check(command: &Command, files: &[StepFile]) -> Result<()> {
                 file.name
             )));
         }
-        if !refers_to(command, &file.name) {
+        if !refers_once(command, &file.name)? {
             return Err(Error::unsafe_command(format!(
                 "file `{}` is attached to `{command}`, which does not refer to it",
                 file.name
@@ -151,8 +187,11 @@ pub(crate) struct Materialized {
 impl Materialized {
     /// Writes `files` into a fresh private directory.
     pub(crate) fn write(files: &[StepFile]) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("remediation-step-")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("remediation-step-");
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let dir = builder
             .tempdir()
             .map_err(|e| Error::io("creating a private directory for step files", e))?;
         restrict(dir.path(), 0o700)?;
@@ -239,17 +278,67 @@ mod tests {
                 "--policy-file=policy.json",
             ],
         );
-        assert!(refers_to(&c, "policy.json"));
-        assert!(!refers_to(&c, "policy"));
+        assert_eq!(references(&c, "policy.json"), 1);
+        assert_eq!(references(&c, "policy"), 0);
         let c = Command::new("aws", ["iam", "put", "--doc", "file://d.json", "x=d.json"]);
-        assert!(refers_to(&c, "d.json"));
+        assert_eq!(references(&c, "d.json"), 1);
         let c = Command::new("aws", ["iam", "put", "x=d.json", "d.json.bak"]);
-        assert!(!refers_to(&c, "d.json"));
+        assert_eq!(references(&c, "d.json"), 0);
         let f = StepFile::new("d.json", "{}").unwrap();
         assert!(check(&c, std::slice::from_ref(&f)).is_err());
         let c = Command::new("aws", ["iam", "put", "--doc", "fileb://d.json"]);
         assert!(check(&c, std::slice::from_ref(&f)).is_ok());
         assert!(check(&c, &[f.clone(), f]).is_err());
+    }
+
+    #[test]
+    fn option_values_are_references_one_level_deep_only() {
+        let c = Command::new("gcloud", ["x", "--a=--b=p.json"]);
+        assert_eq!(references(&c, "p.json"), 0);
+        let c = Command::new("aws", ["x", "--doc=file://p.json"]);
+        assert_eq!(references(&c, "p.json"), 1);
+        // Once recursive: this many prefixes overflowed a worker's stack.
+        let deep = format!("{}p.json", "-=".repeat(200_000));
+        let c = Command::new("aws", ["a".to_owned(), deep]);
+        assert_eq!(references(&c, "p.json"), 0);
+    }
+
+    #[test]
+    fn a_file_named_twice_by_one_command_is_ambiguous() {
+        let f = StepFile::new("policy.json", "{}").unwrap();
+        let c = Command::new(
+            "aws",
+            [
+                "s3api",
+                "put-object",
+                "--key",
+                "policy.json",
+                "--body",
+                "policy.json",
+            ],
+        );
+        let e = check(&c, std::slice::from_ref(&f)).unwrap_err().to_string();
+        assert!(e.contains("named 2 times"), "{e}");
+    }
+
+    #[test]
+    fn a_step_carries_at_most_max_step_files() {
+        let names: Vec<String> = (0..=MAX_STEP_FILES).map(|i| format!("f{i}.json")).collect();
+        let files: Vec<StepFile> = names
+            .iter()
+            .map(|n| StepFile::new(n.as_str(), "{}").unwrap())
+            .collect();
+        let c = Command::new("aws", names.iter().map(String::as_str));
+        assert!(check(&c, &files[..MAX_STEP_FILES]).is_ok());
+        let e = check(&c, &files).unwrap_err().to_string();
+        assert!(e.contains("more than"), "{e}");
+    }
+
+    #[test]
+    fn clones_share_the_contents() {
+        let f = StepFile::new("p.json", "x".repeat(1000)).unwrap();
+        let g = f.clone();
+        assert!(std::ptr::eq(f.contents(), g.contents()));
     }
 
     #[cfg(unix)]
