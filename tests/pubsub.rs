@@ -697,8 +697,6 @@ async fn a_step_longer_than_the_ack_deadline_is_not_delivered_twice() {
         .build()
         .await
         .unwrap();
-    // A second consumer of the same subscription.
-    let other = env.source(&sub).build().await.unwrap();
     let engine = Engine::builder(
         Arc::new(source.clone()),
         Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
@@ -712,6 +710,17 @@ async fn a_step_longer_than_the_ack_deadline_is_not_delivered_twice() {
         async move { engine.run(cancel).await }
     });
     let t0 = Instant::now();
+    // A second consumer of the same subscription, started once the worker
+    // holds the message: started earlier, it competes for the first
+    // delivery (and won it about half the time, 90 ms in, delivery count 1).
+    while engine.stats().snapshot().received == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the worker never received the message"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let other = env.source(&sub).build().await.unwrap();
     let mut stolen = 0;
     while engine.stats().snapshot().executed == 0 {
         assert!(
