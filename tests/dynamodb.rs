@@ -5,6 +5,11 @@
 //! taken over after its lease, and an unreachable store nacking deliveries
 //! (nothing acked, nothing run) until it is back — then each alert runs once.
 //!
+//! moto handles one request at a time here ([`MotoServer::start_serialized`]):
+//! unlike DynamoDB, moto does not apply a conditional write atomically, and
+//! two concurrent claims of one key can both succeed on a plain moto server
+//! (seen once in CI: an alert run by both workers).
+//!
 //! Commands run through the recording stand-in for `aws`. Without the venv
 //! these tests fail with instructions; they never skip. moto serves about
 //! 100 requests a second, so the sizes here are what the acceptance asks
@@ -102,7 +107,7 @@ fn quick_retry() -> Backoff {
 
 #[tokio::test]
 async fn conditional_claims_complete_release_and_ttl() {
-    let moto = MotoServer::start(&venv());
+    let moto = MotoServer::start_serialized(&venv());
     let a = table(&moto, "dedup-semantics").await;
     let b = store(&moto.endpoint(), "dedup-semantics").await;
     assert_ne!(a.owner(), b.owner());
@@ -170,7 +175,7 @@ async fn conditional_claims_complete_release_and_ttl() {
 
 #[tokio::test]
 async fn a_dead_workers_claim_is_taken_over_after_its_lease() {
-    let moto = MotoServer::start(&venv());
+    let moto = MotoServer::start_serialized(&venv());
     let shared = table(&moto, "dedup-takeover").await;
     let body = alert(1);
     // A worker claimed the alert for 2 s and died: it never completes.
@@ -226,7 +231,7 @@ async fn a_dead_workers_claim_is_taken_over_after_its_lease() {
 async fn two_workers_sharing_one_table_execute_each_alert_once() {
     let _turn = HEAVY.lock().await;
     let n: usize = 200;
-    let moto = MotoServer::start(&venv());
+    let moto = MotoServer::start_serialized(&venv());
     table(&moto, "dedup-workers").await;
     let standin = StandIn::new();
     let bodies: Vec<String> = (0..n).map(alert).collect();
@@ -306,7 +311,7 @@ fn record(message_id: &str, body: &str, receive_count: u32) -> serde_json::Value
 async fn two_concurrent_lambda_invocations_execute_each_alert_once() {
     let _turn = HEAVY.lock().await;
     let n: usize = 200;
-    let moto = MotoServer::start(&venv());
+    let moto = MotoServer::start_serialized(&venv());
     table(&moto, "dedup-lambda").await;
     let standin = StandIn::new();
     let bodies: Vec<String> = (0..n).map(alert).collect();
@@ -386,7 +391,7 @@ async fn two_concurrent_lambda_invocations_execute_each_alert_once() {
 #[tokio::test]
 async fn an_unreachable_store_nacks_and_nothing_is_lost_or_run_twice() {
     let n: usize = 10;
-    let moto = MotoServer::start(&venv());
+    let moto = MotoServer::start_serialized(&venv());
     table(&moto, "dedup-outage").await;
     // A closed port: a clear, temporary error, not a verdict.
     let closed = store(
@@ -493,7 +498,7 @@ async fn two_worker_processes_with_dedup_table_run_each_alert_once() {
     let _turn = HEAVY.lock().await;
     let n: usize = 20;
     let bin = support::examples::example_binary("remediate").await;
-    let moto = MotoServer::start(&venv());
+    let moto = MotoServer::start_serialized(&venv());
     table(&moto, "dedup-worker-flag").await;
     let standin = StandIn::new();
     let dir = tempfile::tempdir().unwrap();

@@ -44,7 +44,41 @@ impl MotoServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn moto_server");
+        MotoServer { child, port }.wait_until_listening()
+    }
+
+    /// Starts moto handling one request at a time (`moto_serialized.py`).
+    ///
+    /// moto checks a DynamoDB write's condition and then writes, without a
+    /// lock, so two concurrent conditional `PutItem`s on one key can both
+    /// succeed; DynamoDB applies each conditional write atomically. Tests of
+    /// concurrent claims need DynamoDB's guarantee, so they use this server.
+    /// Panics if the wrapper did not take effect (a moto that changed how
+    /// it starts must fail here, not silently run unserialized).
+    pub fn start_serialized(venv: &Path) -> MotoServer {
+        let port = free_port();
+        let mut child = Command::new(venv.join("bin").join("python"))
+            .args(["-c", include_str!("moto_serialized.py")])
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serialized moto_server");
+        let stdout = child.stdout.take().expect("piped stdout");
         let server = MotoServer { child, port };
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)
+            .expect("read the serialized moto_server's first line");
+        assert!(
+            first.starts_with("serialized moto_server on "),
+            "moto_serialized.py did not wrap moto's server (moto changed?): {first:?}"
+        );
+        server.wait_until_listening()
+    }
+
+    fn wait_until_listening(self) -> MotoServer {
+        let port = self.port;
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -53,7 +87,7 @@ impl MotoServer {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        server
+        self
     }
 
     /// The port it listens on.
