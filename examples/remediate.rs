@@ -155,6 +155,9 @@ struct Args {
     /// Dead-letter a failing delivery at this delivery count.
     #[arg(long, default_value_t = 5)]
     max_deliveries: u32,
+    /// Refuse a script (alert-cli, prisma) holding more commands than this.
+    #[arg(long, default_value_t = remediation::executor::DEFAULT_MAX_COMMANDS)]
+    max_commands: usize,
     /// In dry run, settle deliveries as a real run would.
     #[arg(long)]
     settle_in_dry_run: bool,
@@ -423,7 +426,7 @@ async fn main() -> ExitCode {
         contexts = contexts.with_aws_profile(SAMPLE_ACCOUNT, "default");
     }
 
-    let policy = CommandPolicy::default();
+    let policy = CommandPolicy::default().with_max_commands(args.max_commands);
     // Built before the planners: the cloudtrail planner's read-only queries run through it.
     let executor: Arc<dyn CommandExecutor> = if args.execute {
         Arc::new(

@@ -401,3 +401,70 @@ proptest! {
         );
     }
 }
+
+/// The worker's `--max-commands`: a script longer than the limit is rejected
+/// whole (none of its commands runs), a shorter one runs.
+#[tokio::test]
+async fn the_worker_refuses_a_script_with_too_many_commands() {
+    let bin = support::examples::example_binary("remediate").await;
+    let standin = StandIn::new();
+    let dir = tempfile::tempdir().unwrap();
+    let alert = |id: &str, commands: usize| {
+        let script: Vec<String> = (0..commands)
+            .map(|i| format!("aws iam get-user --user-name {id}-{i}"))
+            .collect();
+        serde_json::json!({
+            "alertId": id,
+            "alertStatus": "open",
+            "accountId": ACCOUNT,
+            "cloudType": "aws",
+            "resourceRegionId": "us-east-1",
+            "alertRemediationCli": script.join(" && "),
+        })
+        .to_string()
+    };
+    let file = dir.path().join("alerts.jsonl");
+    std::fs::write(
+        &file,
+        format!("{}\n{}\n", alert("LONG", 3), alert("SHORT", 2)),
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let out = tokio::process::Command::new(&bin)
+        .args(["--source", &format!("file:{}", file.display())])
+        .args(["--execute", "--quiet", "--max-commands", "2"])
+        .args(["--account-profile", &format!("{ACCOUNT}=default")])
+        .arg("--audit")
+        .arg(&audit)
+        .env("PATH", standin.path_env())
+        .env(support::LOG_VAR, standin.log_path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    let long = records.iter().find(|r| r["alert_id"] == "LONG").unwrap();
+    assert_eq!(long["decision"], "rejected", "{long}");
+    let reason = long["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("unsafe_command") && reason.contains("more than 2 commands"),
+        "{reason}"
+    );
+    let short = records.iter().find(|r| r["alert_id"] == "SHORT").unwrap();
+    assert_eq!(short["decision"], "executed", "{short}");
+    let users: Vec<String> = standin
+        .calls()
+        .into_iter()
+        .map(|c| c.argv.last().unwrap().clone())
+        .collect();
+    assert_eq!(users, ["SHORT-0", "SHORT-1"]);
+}

@@ -193,6 +193,10 @@ struct ProgramRules {
 /// (verified with aws-cli 1.46). For these, prefixes of a denied option are denied too.
 const ABBREVIATING_PROGRAMS: &[&str] = &["aws"];
 
+/// How many commands one script may hold unless a policy says otherwise
+/// ([`CommandPolicy::with_max_commands`]).
+pub const DEFAULT_MAX_COMMANDS: usize = 64;
+
 /// Which programs and options a command may use.
 ///
 /// The default allows `aws`, `az` and `gcloud` and denies:
@@ -214,9 +218,16 @@ const ABBREVIATING_PROGRAMS: &[&str] = &["aws"];
 /// Denied subcommands are matched as a contiguous run of arguments anywhere in
 /// the argv, which is conservative: an argument that is exactly `configure`
 /// is refused for `aws` even where it is a value.
+///
+/// A script parsed under a policy may hold at most
+/// [`max_commands`](Self::max_commands) commands
+/// ([`DEFAULT_MAX_COMMANDS`] unless set): a remediation runs a handful, and
+/// an alert carrying thousands of allowed calls is refused whole.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandPolicy {
     programs: BTreeSet<String>,
+    /// The most commands one script may hold.
+    max_commands: usize,
     /// Denied options and subcommands by program: one lookup per check.
     denied: BTreeMap<String, ProgramRules>,
     /// A hash of all the rules above, recomputed whenever they change; never 0.
@@ -229,6 +240,7 @@ impl Default for CommandPolicy {
     fn default() -> Self {
         let policy = CommandPolicy {
             programs: BTreeSet::new(),
+            max_commands: DEFAULT_MAX_COMMANDS,
             denied: BTreeMap::new(),
             fingerprint: 0,
         }
@@ -277,6 +289,29 @@ impl CommandPolicy {
     /// The default policy (`aws`, `az`, `gcloud`; see the type docs).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets the most commands one script may hold (at least 1); a longer
+    /// script is refused whole by [`parse_script`] and [`parse_script_steps`].
+    pub fn with_max_commands(mut self, max: usize) -> Self {
+        self.max_commands = max.max(1);
+        self
+    }
+
+    /// The most commands one script may hold.
+    pub fn max_commands(&self) -> usize {
+        self.max_commands
+    }
+
+    /// Refuses a script's command number `number` if it is one too many.
+    fn count_command(&self, number: usize, statement: usize) -> Result<()> {
+        if number > self.max_commands {
+            return Err(Error::unsafe_command(format!(
+                "more than {} commands in the script, in statement {statement}",
+                self.max_commands
+            )));
+        }
+        Ok(())
     }
 
     /// Replaces the allowed programs with `programs` (denied options stay).
@@ -454,10 +489,11 @@ fn quoted(text: &str) -> String {
 /// An empty script, or one holding only blank lines and comments, yields no commands.
 pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>> {
     let (statements, _) = Scanner::new(script).scan()?;
-    let mut commands = Vec::with_capacity(statements.len());
+    let mut commands = Vec::with_capacity(statements.len().min(policy.max_commands));
     for words in statements {
         for group in split_on_and(&words, policy, commands.len())? {
             let number = commands.len() + 1;
+            policy.count_command(number, number)?;
             let mut command = tokenize(group, number)?;
             if let Some(reason) = policy.violation(&command, false) {
                 return Err(Error::unsafe_command(format!(
@@ -506,7 +542,7 @@ pub fn parse_script_steps(
     scanner.files = true;
     let (statements, writes) = scanner.scan()?;
     let mut writes = writes.into_iter().peekable();
-    let mut steps: Vec<Step> = Vec::with_capacity(statements.len());
+    let mut steps: Vec<Step> = Vec::with_capacity(statements.len().min(policy.max_commands));
     let mut files: Vec<(StepFile, bool)> = Vec::new();
     for (index, words) in statements.iter().enumerate() {
         let number = index + 1;
@@ -532,6 +568,7 @@ pub fn parse_script_steps(
             continue;
         }
         for group in split_on_and(words, policy, index)? {
+            policy.count_command(steps.len() + 1, number)?;
             let mut command = tokenize(group, number)?;
             if let Some(reason) = policy.violation(&command, false) {
                 return Err(Error::unsafe_command(format!(
@@ -1486,6 +1523,49 @@ mod tests {
 
     fn steps(script: &str) -> Result<Vec<crate::planner::Step>> {
         parse_script_steps(script, &CommandPolicy::default())
+    }
+
+    #[test]
+    fn a_script_holds_at_most_max_commands() {
+        let policy = CommandPolicy::default();
+        assert_eq!(policy.max_commands(), DEFAULT_MAX_COMMANDS);
+        let script = |n: usize, sep: &str| {
+            (0..n)
+                .map(|i| format!("aws iam get-user --user-name u{i}"))
+                .collect::<Vec<_>>()
+                .join(sep)
+        };
+        for sep in ["\n", " ; ", " && ", " and "] {
+            let full = script(DEFAULT_MAX_COMMANDS, sep);
+            assert_eq!(parse(&full).unwrap().len(), DEFAULT_MAX_COMMANDS, "{sep:?}");
+            assert_eq!(steps(&full).unwrap().len(), DEFAULT_MAX_COMMANDS, "{sep:?}");
+            let over = script(DEFAULT_MAX_COMMANDS + 1, sep);
+            for err in [parse(&over).unwrap_err(), steps(&over).unwrap_err()] {
+                assert_eq!(err.kind(), crate::ErrorKind::UnsafeCommand, "{sep:?}");
+                assert!(
+                    err.to_string()
+                        .contains(&format!("more than {DEFAULT_MAX_COMMANDS} commands")),
+                    "{err}"
+                );
+            }
+        }
+        // A file write is not a command; a policy sets its own limit (at least 1).
+        let two = CommandPolicy::default().with_max_commands(2);
+        let script =
+            "echo '{}' > p.json\naws iam a --doc file://p.json\naws iam b --doc file://p.json";
+        assert_eq!(parse_script_steps(script, &two).unwrap().len(), 2);
+        let three = format!("{script}\naws iam c");
+        assert!(parse_script_steps(&three, &two).is_err());
+        assert!(parse_script(&script_of(3), &two).is_err());
+        assert_eq!(parse_script(&script_of(2), &two).unwrap().len(), 2);
+        let one = CommandPolicy::default().with_max_commands(0);
+        assert_eq!(one.max_commands(), 1);
+        assert!(parse_script(&script_of(2), &one).is_err());
+        assert_eq!(parse_script(&script_of(1), &one).unwrap().len(), 1);
+    }
+
+    fn script_of(n: usize) -> String {
+        vec!["aws sts get-caller-identity"; n].join("\n")
     }
 
     #[test]

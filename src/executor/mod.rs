@@ -21,7 +21,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use command::{Command, CommandPolicy, is_query, parse_script, parse_script_steps};
+pub use command::{
+    Command, CommandPolicy, DEFAULT_MAX_COMMANDS, is_query, parse_script, parse_script_steps,
+};
 pub use context::{
     AwsProfileMapping, AzureContext, AzureSubscriptionMapping, ContextMap, Env, ExecContext,
     GcpContext, GcpProjectMapping,
