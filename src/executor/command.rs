@@ -1529,17 +1529,11 @@ mod tests {
     fn a_script_holds_at_most_max_commands() {
         let policy = CommandPolicy::default();
         assert_eq!(policy.max_commands(), DEFAULT_MAX_COMMANDS);
-        let script = |n: usize, sep: &str| {
-            (0..n)
-                .map(|i| format!("aws iam get-user --user-name u{i}"))
-                .collect::<Vec<_>>()
-                .join(sep)
-        };
         for sep in ["\n", " ; ", " && ", " and "] {
-            let full = script(DEFAULT_MAX_COMMANDS, sep);
+            let full = script_of(DEFAULT_MAX_COMMANDS, sep);
             assert_eq!(parse(&full).unwrap().len(), DEFAULT_MAX_COMMANDS, "{sep:?}");
             assert_eq!(steps(&full).unwrap().len(), DEFAULT_MAX_COMMANDS, "{sep:?}");
-            let over = script(DEFAULT_MAX_COMMANDS + 1, sep);
+            let over = script_of(DEFAULT_MAX_COMMANDS + 1, sep);
             for err in [parse(&over).unwrap_err(), steps(&over).unwrap_err()] {
                 assert_eq!(err.kind(), crate::ErrorKind::UnsafeCommand, "{sep:?}");
                 assert!(
@@ -1551,21 +1545,25 @@ mod tests {
         }
         // A file write is not a command; a policy sets its own limit (at least 1).
         let two = CommandPolicy::default().with_max_commands(2);
-        let script =
+        let writes =
             "echo '{}' > p.json\naws iam a --doc file://p.json\naws iam b --doc file://p.json";
-        assert_eq!(parse_script_steps(script, &two).unwrap().len(), 2);
-        let three = format!("{script}\naws iam c");
+        assert_eq!(parse_script_steps(writes, &two).unwrap().len(), 2);
+        let three = format!("{writes}\naws iam c");
         assert!(parse_script_steps(&three, &two).is_err());
-        assert!(parse_script(&script_of(3), &two).is_err());
-        assert_eq!(parse_script(&script_of(2), &two).unwrap().len(), 2);
+        assert!(parse_script(&script_of(3, "\n"), &two).is_err());
+        assert_eq!(parse_script(&script_of(2, "\n"), &two).unwrap().len(), 2);
         let one = CommandPolicy::default().with_max_commands(0);
         assert_eq!(one.max_commands(), 1);
-        assert!(parse_script(&script_of(2), &one).is_err());
-        assert_eq!(parse_script(&script_of(1), &one).unwrap().len(), 1);
+        assert!(parse_script(&script_of(2, "\n"), &one).is_err());
+        assert_eq!(parse_script(&script_of(1, "\n"), &one).unwrap().len(), 1);
     }
 
-    fn script_of(n: usize) -> String {
-        vec!["aws sts get-caller-identity"; n].join("\n")
+    /// `n` commands joined by `sep`.
+    fn script_of(n: usize, sep: &str) -> String {
+        (0..n)
+            .map(|i| format!("aws iam get-user --user-name u{i}"))
+            .collect::<Vec<_>>()
+            .join(sep)
     }
 
     #[test]

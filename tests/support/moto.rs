@@ -36,15 +36,11 @@ pub struct MotoServer {
 impl MotoServer {
     /// Starts `moto_server` from `venv` on a free port and waits until it answers.
     pub fn start(venv: &Path) -> MotoServer {
-        let port = free_port();
-        let child = Command::new(venv.join("bin").join("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn moto_server");
-        MotoServer { child, port }.wait_until_listening()
+        Self::spawn(
+            Command::new(venv.join("bin").join("moto_server")),
+            Stdio::null(),
+        )
+        .wait_until_listening()
     }
 
     /// Starts moto handling one request at a time (`moto_serialized.py`).
@@ -56,17 +52,10 @@ impl MotoServer {
     /// Panics if the wrapper did not take effect (a moto that changed how
     /// it starts must fail here, not silently run unserialized).
     pub fn start_serialized(venv: &Path) -> MotoServer {
-        let port = free_port();
-        let mut child = Command::new(venv.join("bin").join("python"))
-            .args(["-c", include_str!("moto_serialized.py")])
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn serialized moto_server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let server = MotoServer { child, port };
+        let mut python = Command::new(venv.join("bin").join("python"));
+        python.args(["-c", include_str!("moto_serialized.py")]);
+        let mut server = Self::spawn(python, Stdio::piped());
+        let stdout = server.child.stdout.take().expect("piped stdout");
         let mut first = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)
             .expect("read the serialized moto_server's first line");
@@ -75,6 +64,20 @@ impl MotoServer {
             "moto_serialized.py did not wrap moto's server (moto changed?): {first:?}"
         );
         server.wait_until_listening()
+    }
+
+    /// Runs `command` (moto's server or a wrapper taking its arguments) on a
+    /// free loopback port.
+    fn spawn(mut command: Command, stdout: Stdio) -> MotoServer {
+        let port = free_port();
+        let child = command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn moto_server");
+        MotoServer { child, port }
     }
 
     fn wait_until_listening(self) -> MotoServer {
