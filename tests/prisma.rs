@@ -928,24 +928,6 @@ async fn a_burst_of_500_alerts_is_batched_and_each_alert_runs_once() {
     assert_no_secrets(&[&audit]);
 }
 
-/// The worker example next to this test binary (`cargo test` builds examples
-/// with the same features as the tests).
-fn worker_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir.join("examples").join("remediate");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo test --all-features` (which builds the examples) \
-         or `cargo build --all-features --example remediate` first",
-        bin.display()
-    );
-    bin
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_plans_with_prisma_and_never_prints_a_secret() {
     let server = MockServer::start().await;
@@ -971,7 +953,7 @@ async fn the_worker_plans_with_prisma_and_never_prints_a_secret() {
     let audit_path = dir.path().join("audit.jsonl");
     let standin = StandIn::new();
 
-    let output = tokio::process::Command::new(worker_binary())
+    let output = tokio::process::Command::new(support::examples::example_binary("remediate").await)
         .arg("--source")
         .arg(format!("file:{}", file.display()))
         .args([
