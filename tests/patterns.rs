@@ -936,12 +936,12 @@ fn run_match_pattern(pattern: &str, input: &str) -> std::process::Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    // A pattern that does not compile makes the tool exit before it reads
+    // stdin; the write then races its exit and may meet a closed pipe.
+    let written = child.stdin.take().unwrap().write_all(input.as_bytes());
+    if let Err(err) = written {
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+    }
     child.wait_with_output().unwrap()
 }
 
