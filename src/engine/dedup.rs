@@ -7,7 +7,7 @@ use crate::error::Result;
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The answer to a claim.
@@ -42,11 +42,11 @@ enum Entry {
 #[derive(Debug, Default)]
 struct Inner {
     /// Key → (state, generation of the insertion that created it).
-    entries: HashMap<String, (Entry, u64)>,
+    entries: HashMap<Arc<str>, (Entry, u64)>,
     /// Insertion order for eviction, oldest first. An item whose generation no
     /// longer matches its key's entry is stale (the key was released or
     /// re-inserted) and is skipped.
-    order: VecDeque<(String, u64)>,
+    order: VecDeque<(Arc<str>, u64)>,
     generation: u64,
 }
 
@@ -84,8 +84,10 @@ impl MemoryDedup {
         }
         inner.generation += 1;
         let generation = inner.generation;
-        inner.entries.insert(key.to_owned(), (entry, generation));
-        inner.order.push_back((key.to_owned(), generation));
+        // One allocation for the key, shared by the map and the order.
+        let key: Arc<str> = Arc::from(key);
+        inner.entries.insert(Arc::clone(&key), (entry, generation));
+        inner.order.push_back((key, generation));
         while inner.entries.len() > self.capacity {
             let Some((old, g)) = inner.order.pop_front() else {
                 break;

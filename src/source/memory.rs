@@ -408,9 +408,14 @@ impl MemorySettle {
 impl Settle for MemorySettle {
     async fn ack(&self) -> Result<()> {
         let mut s = self.shared.lock();
-        self.take(&mut s)?;
-        s.acked += 1;
+        let taken = self.take(&mut s);
+        if taken.is_ok() {
+            s.acked += 1;
+        }
+        // The message is freed after the lock is released: other deliveries
+        // settle and receive meanwhile.
         drop(s);
+        taken?;
         self.shared.space.notify_one();
         Ok(())
     }
