@@ -339,17 +339,13 @@ impl CloudTrailRecord {
             |e: &dyn fmt::Display| Error::decode(format!("invalid CloudTrail record: {e}"));
         let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\n' | '\r' | '\t'));
         let mut cx = Ctx::new(trimmed).map_err(|e| invalid(&e))?;
-        // Parsed from `&str`, so strings are not validated again; the spans
-        // are offsets into `trimmed`, which becomes `raw`.
-        let mut de = serde_json::Deserializer::from_str(text);
+        // The spans are offsets into `trimmed`, which becomes `raw`.
         let mut out = CloudTrailRecord {
             raw: trimmed.into(),
             extra: Box::default(),
             index: RecordIndex::default(),
         };
-        RecordIndex::read_top(&mut de, &mut cx, &mut out.index)
-            .and_then(|()| de.end())
-            .map_err(|e| invalid(&e))?;
+        RecordIndex::read_text(text, &mut cx, &mut out.index).map_err(|e| invalid(&e))?;
         out.extra = cx.into_extra();
         Ok(out)
     }
@@ -1176,6 +1172,33 @@ pub(crate) fn read_limited<R: Read>(reader: R, limit: usize, what: &str) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scanner's fast path reads every fixture, and reads it exactly as
+    /// serde_json does.
+    #[test]
+    fn scanner_reads_fixtures_as_serde_json_does() {
+        for text in crate::model::index::fixture_objects("cloudtrail") {
+            RecordIndex::scan_agrees(&text, true).unwrap();
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// On hostile edits of real records, the scanner never accepts what
+        /// serde_json rejects, and never indexes differently.
+        #[test]
+        fn scanner_agrees_with_serde_json_on_mutants(
+            text in proptest::prelude::prop_oneof![
+                crate::model::index::mutants(include_str!("../../tests/fixtures/cloudtrail/awsdocs-iam-record-sts-AssumeRole-role-chaining.json")),
+                crate::model::index::mutants(include_str!("../../tests/fixtures/cloudtrail/custodian-event-cloud-trail-run-instances.json")),
+                crate::model::index::mutants(r#"{"eventID":"e\u0041","userIdentity":{"type":"AssumedRole","sessionContext":{"attributes":{"mfaAuthenticated":"false"}}},"requestParameters":{"a":[1.5e3,-0,"x\\"]},"responseElements":null}"#),
+            ]
+        ) {
+            if let Err(e) = RecordIndex::scan_agrees(&text, false) {
+                return Err(proptest::test_runner::TestCaseError::fail(e));
+            }
+        }
+    }
 
     fn split(input: &[u8], cap: usize) -> Vec<Result<Vec<u8>>> {
         RecordSplitter::new(BufReader::with_capacity(cap, input)).collect()

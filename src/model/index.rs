@@ -5,6 +5,7 @@
 //! stays empty (and unallocated) in the common case.
 
 use super::lenient::{bool_from_text, millis_from_text};
+use super::scan::{Miss, Scan, Scanned};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -65,6 +66,67 @@ impl Ctx {
         }
     }
 
+    /// Forgets what was read (the side buffer), to read the text again.
+    pub(crate) fn clear(&mut self) {
+        self.extra.clear();
+    }
+
+    /// The span of a string's content with escapes (checked by the
+    /// scanner: valid escape letters, four hex digits after `\u`),
+    /// unescaped into the side buffer as serde_json would. `None`, with
+    /// nothing written, for a `\u` surrogate: the pairing rules are left to
+    /// serde_json.
+    fn span_unescaped(&mut self, content: &str) -> Option<Span> {
+        let start = self.extra.len();
+        let mut rest = content;
+        while let Some(i) = memchr::memchr(b'\\', rest.as_bytes()) {
+            self.extra.push_str(&rest[..i]);
+            let (c, used) = match rest.as_bytes().get(i + 1) {
+                Some(b'"') => ('"', 2),
+                Some(b'\\') => ('\\', 2),
+                Some(b'/') => ('/', 2),
+                Some(b'b') => ('\u{8}', 2),
+                Some(b'f') => ('\u{c}', 2),
+                Some(b'n') => ('\n', 2),
+                Some(b'r') => ('\r', 2),
+                Some(b't') => ('\t', 2),
+                Some(b'u') => {
+                    let c = rest
+                        .get(i + 2..i + 6)
+                        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                        .and_then(char::from_u32);
+                    match c {
+                        Some(c) => (c, 6),
+                        None => {
+                            self.extra.truncate(start);
+                            return None;
+                        }
+                    }
+                }
+                _ => {
+                    self.extra.truncate(start);
+                    return None;
+                }
+            };
+            self.extra.push(c);
+            rest = &rest[i + used..];
+        }
+        self.extra.push_str(rest);
+        match (
+            u32::try_from(start),
+            u32::try_from(self.extra.len() - start),
+        ) {
+            (Ok(start), Ok(len)) if start < IN_EXTRA => Some(Span {
+                start: start | IN_EXTRA,
+                len,
+            }),
+            _ => {
+                self.extra.truncate(start);
+                None
+            }
+        }
+    }
+
     /// The side buffer, once reading is done.
     pub(crate) fn into_extra(self) -> Box<str> {
         self.extra.into_boxed_str()
@@ -122,6 +184,20 @@ impl<'a> Texts<'a> {
 pub(crate) trait Indexed<'de>: Sized + Default {
     /// Reads one value; `None` for JSON `null` (the field keeps its default).
     fn read<D: Deserializer<'de>>(d: D, cx: &mut Ctx) -> Result<Option<Self>, D::Error>;
+
+    /// Reads one value on the scanner's fast path, as [`Indexed::read`]
+    /// would; a [`Miss`] where `read` would fail (or might). The default
+    /// finds the value's text and hands it to `read`.
+    #[inline]
+    fn scan(sc: &mut Scan<'de>, cx: &mut Ctx) -> Scanned<Option<Self>> {
+        read_value(sc.value_str()?, cx)
+    }
+}
+
+/// Reads one value's text (found and checked by the scanner) with
+/// [`Indexed::read`]; a [`Miss`] where that fails.
+fn read_value<'de, T: Indexed<'de>>(text: &'de str, cx: &mut Ctx) -> Scanned<Option<T>> {
+    T::read(&mut serde_json::Deserializer::from_str(text), cx).map_err(|_| Miss)
 }
 
 /// A [`DeserializeSeed`] reading a `T` through [`Indexed::read`].
@@ -174,6 +250,25 @@ impl<'de> Indexed<'de> for Span {
     #[inline]
     fn read<D: Deserializer<'de>>(d: D, cx: &mut Ctx) -> Result<Option<Self>, D::Error> {
         d.deserialize_any(SpanVisitor { cx })
+    }
+
+    #[inline]
+    fn scan(sc: &mut Scan<'de>, cx: &mut Ctx) -> Scanned<Option<Self>> {
+        if sc.null() {
+            return Ok(None);
+        }
+        let (value, escaped) = sc.string()?;
+        let content = value.get(1..value.len() - 1).ok_or(Miss)?;
+        if escaped {
+            return match cx.span_unescaped(content) {
+                Some(span) => Ok(Some(span)),
+                // A surrogate escape: serde_json pairs (or refuses) it.
+                None => read_value(value, cx),
+            };
+        }
+        cx.span::<de::value::Error>(content)
+            .map(Some)
+            .map_err(|_| Miss)
     }
 }
 
@@ -238,6 +333,11 @@ pub(crate) struct Present(pub(crate) bool);
 impl<'de> Indexed<'de> for Present {
     fn read<D: Deserializer<'de>>(d: D, _: &mut Ctx) -> Result<Option<Self>, D::Error> {
         de::IgnoredAny::deserialize(d)?;
+        Ok(Some(Present(true)))
+    }
+
+    fn scan(sc: &mut Scan<'de>, _: &mut Ctx) -> Scanned<Option<Self>> {
+        sc.skip_value()?;
         Ok(Some(Present(true)))
     }
 }
@@ -315,6 +415,17 @@ impl<'de> Indexed<'de> for ListSpan {
         serde_json::from_str::<ListCheck>(raw.get()).map_err(de::Error::custom)?;
         cx.span(raw.get()).map(|s| Some(ListSpan(s)))
     }
+
+    fn scan(sc: &mut Scan<'de>, cx: &mut Ctx) -> Scanned<Option<Self>> {
+        if sc.null() {
+            return Ok(None);
+        }
+        let text = sc.value_str()?;
+        serde_json::from_str::<ListCheck>(text).map_err(|_| Miss)?;
+        cx.span::<de::value::Error>(text)
+            .map(|s| Some(ListSpan(s)))
+            .map_err(|_| Miss)
+    }
 }
 
 /// The text of any JSON value (not `null`), parsed when asked for.
@@ -327,6 +438,16 @@ impl<'de> Indexed<'de> for RawSpan {
             Some(raw) => cx.span(raw.get()).map(|s| Some(RawSpan(s))),
             None => Ok(None),
         }
+    }
+
+    fn scan(sc: &mut Scan<'de>, cx: &mut Ctx) -> Scanned<Option<Self>> {
+        if sc.null() {
+            return Ok(None);
+        }
+        let text = sc.value_str()?;
+        cx.span::<de::value::Error>(text)
+            .map(|s| Some(RawSpan(s)))
+            .map_err(|_| Miss)
     }
 }
 
@@ -391,6 +512,30 @@ macro_rules! index_struct {
         }
 
         const _: () = {
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy)]
+        enum __Field {
+            $($field,)*
+            __Skip,
+        }
+        const _: () = assert!((__Field::__Skip as u32) <= 64, "too many fields");
+
+        #[allow(non_upper_case_globals)]
+        mod __len {
+            $(pub(super) const $field: usize = $wire.len();)*
+        }
+
+        impl __Field {
+            /// The field a key names, by its length first, then its bytes.
+            #[inline]
+            fn of(b: &[u8]) -> __Field {
+                match b.len() {
+                    $(__len::$field if b == $wire.as_bytes() => __Field::$field,)*
+                    _ => __Field::__Skip,
+                }
+            }
+        }
+
         impl $name {
             /// Reads the fields from a map.
             fn read_map<'de, A>(
@@ -415,14 +560,6 @@ macro_rules! index_struct {
             where
                 A: ::serde::de::MapAccess<'de>,
             {
-                #[allow(non_camel_case_types)]
-                #[derive(Clone, Copy)]
-                enum __Field {
-                    $($field,)*
-                    __Skip,
-                }
-                const _: () = assert!((__Field::__Skip as u32) <= 64, "too many fields");
-
                 struct __Key(__Field);
 
                 impl<'de> ::serde::Deserialize<'de> for __Key {
@@ -456,15 +593,7 @@ macro_rules! index_struct {
                             where
                                 E: ::serde::de::Error,
                             {
-                                #[allow(non_upper_case_globals)]
-                                mod __len {
-                                    $(pub(super) const $field: usize = $wire.len();)*
-                                }
-                                // A switch on the length, then a fixed-size compare.
-                                Ok(__Key(match b.len() {
-                                    $(__len::$field if b == $wire.as_bytes() => __Field::$field,)*
-                                    _ => __Field::__Skip,
-                                }))
+                                Ok(__Key(__Field::of(b)))
                             }
                         }
 
@@ -498,6 +627,114 @@ macro_rules! index_struct {
                     }
                 }
                 Ok(())
+            }
+
+            /// Reads the object that comes next on the scanner into `out`
+            /// (a default value), as [`Self::read_map_into`] would.
+            fn scan_into<'de>(
+                sc: &mut $crate::model::scan::Scan<'de>,
+                cx: &mut $crate::model::index::Ctx,
+                out: &mut Self,
+            ) -> $crate::model::scan::Scanned<()> {
+                let mut seen: u64 = 0;
+                sc.object(|sc, key| {
+                    match __Field::of(key) {
+                        $(
+                            __Field::$field => {
+                                let bit = 1u64 << (__Field::$field as u32);
+                                if seen & bit != 0 {
+                                    return Err($crate::model::scan::Miss);
+                                }
+                                if let Some(v) =
+                                    <$ty as $crate::model::index::Indexed<'de>>::scan(sc, cx)?
+                                {
+                                    out.$field = v;
+                                    seen |= bit;
+                                }
+                                Ok(())
+                            }
+                        )*
+                        __Field::__Skip => sc.skip_value(),
+                    }
+                })
+            }
+
+            /// Reads the JSON text `text` (an object, with nothing after
+            /// it but whitespace) into `out` (a default value): on the
+            /// scanner's fast path if it can answer, else with serde_json.
+            #[allow(dead_code)]
+            fn read_text(
+                text: &str,
+                cx: &mut $crate::model::index::Ctx,
+                out: &mut Self,
+            ) -> ::std::result::Result<(), ::serde_json::Error> {
+                if Self::read_scanned(text, cx, out).is_ok() {
+                    return Ok(());
+                }
+                cx.clear();
+                *out = Self::default();
+                Self::read_parsed(text, cx, out)
+            }
+
+            /// Reads `text` on the scanner's path only.
+            fn read_scanned(
+                text: &str,
+                cx: &mut $crate::model::index::Ctx,
+                out: &mut Self,
+            ) -> $crate::model::scan::Scanned<()> {
+                let mut sc = $crate::model::scan::Scan::new(text);
+                Self::scan_into(&mut sc, cx, out)?;
+                sc.end()
+            }
+
+            /// Reads `text` with serde_json only.
+            fn read_parsed(
+                text: &str,
+                cx: &mut $crate::model::index::Ctx,
+                out: &mut Self,
+            ) -> ::std::result::Result<(), ::serde_json::Error> {
+                let mut de = ::serde_json::Deserializer::from_str(text);
+                Self::read_top(&mut de, cx, out)?;
+                de.end()
+            }
+
+            /// Both readings of `text`, for tests: the scanner's (`None` for a
+            /// miss) and serde_json's, each with its side buffer.
+            #[cfg(test)]
+            #[allow(dead_code, clippy::type_complexity)]
+            fn both_readings(
+                text: &str,
+            ) -> (
+                Option<(Self, Box<str>)>,
+                ::std::result::Result<(Self, Box<str>), String>,
+            ) {
+                let mut cx = $crate::model::index::Ctx::new(text).expect("indexable");
+                let mut out = Self::default();
+                let fast = Self::read_scanned(text, &mut cx, &mut out)
+                    .ok()
+                    .map(|()| (out, cx.into_extra()));
+                let mut cx = $crate::model::index::Ctx::new(text).expect("indexable");
+                let mut out = Self::default();
+                let slow = Self::read_parsed(text, &mut cx, &mut out)
+                    .map(|()| (out, cx.into_extra()))
+                    .map_err(|e| e.to_string());
+                (fast, slow)
+            }
+
+            /// Test support: `Err` if the scanner accepts `text` where
+            /// serde_json does not, or reads it differently; with `fast`,
+            /// also if the scanner misses a text serde_json accepts.
+            #[cfg(test)]
+            #[allow(dead_code)]
+            fn scan_agrees(text: &str, fast: bool) -> ::std::result::Result<(), String> {
+                match Self::both_readings(text) {
+                    (Some(scanned), Ok(parsed)) if scanned == parsed => Ok(()),
+                    (None, Err(_)) => Ok(()),
+                    (None, Ok(_)) if !fast => Ok(()),
+                    (scanned, parsed) => Err(format!(
+                        "scanner: {scanned:?}\nserde_json: {parsed:?}\ntext: {text}"
+                    )),
+                }
             }
 
             /// Reads the object at the top of `d` (not `null`) into `out`
@@ -572,9 +809,85 @@ macro_rules! index_struct {
             {
                 d.deserialize_any(__ObjectVisitor { cx })
             }
+
+            #[inline]
+            fn scan(
+                sc: &mut $crate::model::scan::Scan<'de>,
+                cx: &mut $crate::model::index::Ctx,
+            ) -> $crate::model::scan::Scanned<Option<Self>> {
+                if sc.null() {
+                    return Ok(None);
+                }
+                let mut out = Self::default();
+                Self::scan_into(sc, cx, &mut out)?;
+                Ok(Some(out))
+            }
         }
         };
     };
 }
 
 pub(crate) use index_struct;
+
+/// Test support: texts derived from `text` by small edits (a byte range
+/// removed, or a JSON-significant piece inserted), for checking the
+/// scanner against serde_json on hostile variants of real payloads.
+#[cfg(test)]
+pub(crate) fn mutants(text: &str) -> impl proptest::strategy::Strategy<Value = String> + use<> {
+    use proptest::prelude::*;
+    let text = text.to_owned();
+    let len = text.len();
+    (
+        0..=len,
+        0..8usize,
+        prop::sample::select(super::scan::JSON_PIECES),
+        any::<bool>(),
+    )
+        .prop_map(move |(at, cut, piece, insert)| {
+            let mut at = at;
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let mut end = (at + cut).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            if insert {
+                format!("{}{piece}{}", &text[..at], &text[at..])
+            } else {
+                format!("{}{}", &text[..at], &text[end..])
+            }
+        })
+}
+
+/// Test support: every JSON object in the fixtures of `tests/fixtures/{dir}`:
+/// each file's text as it is, and each object nested in it, compact and
+/// pretty-printed.
+#[cfg(test)]
+pub(crate) fn fixture_objects(dir: &str) -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                out.push(v.to_string());
+                out.push(serde_json::to_string_pretty(v).expect("serializable"));
+                m.values().for_each(|v| walk(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir);
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&root).expect("fixtures") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("fixture");
+        walk(
+            &serde_json::from_str(&text).expect("fixture JSON"),
+            &mut out,
+        );
+        out.push(text);
+    }
+    assert!(out.len() > 10, "fixtures in {}", root.display());
+    out
+}

@@ -14,6 +14,7 @@ pub mod gcp;
 mod index;
 mod lenient;
 pub mod prisma;
+mod scan;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

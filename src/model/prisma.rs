@@ -12,6 +12,7 @@ use super::index::{
     Ctx, Flag, Indexed, ListSpan, Millis, Present, Span, SpanVisitor, Texts, index_struct,
 };
 use super::lenient::{LenientBool, RawJson, StringList, Timestamp, string_or_map, wire_struct};
+use super::scan::{Miss, Scan, Scanned};
 use crate::error::{Error, Result};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -452,6 +453,22 @@ impl<'de> Indexed<'de> for ResourceSlot {
         }
         d.deserialize_any(V(cx))
     }
+
+    fn scan(sc: &mut Scan<'de>, cx: &mut Ctx) -> Scanned<Option<Self>> {
+        if sc.null() {
+            Ok(None)
+        } else if sc.next_is(b'{') {
+            let mut r = ResourceIndex::default();
+            ResourceIndex::scan_into(sc, cx, &mut r)?;
+            Ok(Some(ResourceSlot(r)))
+        } else {
+            // A string; one with escapes is left to serde_json.
+            match sc.string()? {
+                (_, false) => Ok(Some(ResourceSlot::default())),
+                (_, true) => Err(Miss),
+            }
+        }
+    }
 }
 
 /// `alertRemediationCli`: the script, from a string or an object's `cliScript`.
@@ -485,6 +502,16 @@ impl<'de> Indexed<'de> for CliSlot {
             }
         }
         d.deserialize_any(V(cx))
+    }
+
+    fn scan(sc: &mut Scan<'de>, cx: &mut Ctx) -> Scanned<Option<Self>> {
+        if sc.next_is(b'{') {
+            let mut c = CliIndex::default();
+            CliIndex::scan_into(sc, cx, &mut c)?;
+            Ok(Some(CliSlot(c.cli_script)))
+        } else {
+            Ok(Span::scan(sc, cx)?.map(CliSlot))
+        }
     }
 }
 
@@ -530,17 +557,13 @@ impl PrismaAlert {
             |e: &dyn fmt::Display| Error::decode(format!("invalid Prisma Cloud alert: {e}"));
         let trimmed = trim_json_ws(text);
         let mut cx = Ctx::new(trimmed).map_err(|e| invalid(&e))?;
-        // Parsed from `&str`, so strings are not validated again; the spans
-        // are offsets into `trimmed`, which becomes `raw`.
-        let mut de = serde_json::Deserializer::from_str(text);
+        // The spans are offsets into `trimmed`, which becomes `raw`.
         let mut alert = PrismaAlert {
             raw: trimmed.into(),
             extra: Box::default(),
             index: AlertIndex::default(),
         };
-        AlertIndex::read_top(&mut de, &mut cx, &mut alert.index)
-            .and_then(|()| de.end())
-            .map_err(|e| invalid(&e))?;
+        AlertIndex::read_text(text, &mut cx, &mut alert.index).map_err(|e| invalid(&e))?;
         alert.extra = cx.into_extra();
         if alert.id().is_empty() {
             return Err(Error::decode(
@@ -756,6 +779,76 @@ impl<'de> Deserialize<'de> for PrismaAlert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scanner's fast path reads every fixture, and reads it exactly as
+    /// serde_json does.
+    #[test]
+    fn scanner_reads_fixtures_as_serde_json_does() {
+        for text in crate::model::index::fixture_objects("prisma") {
+            AlertIndex::scan_agrees(&text, true).unwrap();
+        }
+    }
+
+    #[test]
+    fn scanner_and_serde_json_agree_on_edge_cases() {
+        for (text, ok) in [
+            (r#"{"alertId":"x",}"#, false),
+            (r#"{"alertId":"x""#, false),
+            (r#"{"alertId" "x"}"#, false),
+            (r#"{"alertId":"x"}x"#, false),
+            (r#"{"alertId":"x"} {}"#, false),
+            (r#"{,"alertId":"x"}"#, false),
+            (r#"{"alertId":"x",,"id":"y"}"#, false),
+            (r#"{"alertId":"x","alertId":"y"}"#, false),
+            (r#"{"alertId":1}"#, false),
+            (r#"{"alertId":"\ud800"}"#, false),
+            (r#"{"resource":"\ud800"}"#, false),
+            (
+                r#"{"alertRemediationCli":{"cliScript":"a","cliScript":"b"}}"#,
+                false,
+            ),
+            (r#"{"metadata":[]}"#, false),
+            (r#"{"policyLabels":[1]}"#, false),
+            (r#"{"alertTs":"soon","alertTs":1}"#, false),
+            (r#"{"alertId":null,"alertId":"y"}"#, true),
+            (r#"{"x":"\ud800","alertId":"\u00e9\n"}"#, true),
+            (
+                r#"{"alertId":"\ud83d\ude00 \/\b\f\r\t\\\" \u0000\uFFFF"}"#,
+                true,
+            ),
+            (r#"{"alertId":"\/\b\f\r\t\\\" \u0000\uFFFF\u00e9\n"}"#, true),
+            (r#"{"alertId":"a\ude00"}"#, false),
+            (r#" {"alertId":"x","resource":"r","metadata":null} "#, true),
+            (
+                r#"{"policyLabels":"[\"a\"]","alertTs":"2020-01-01T00:00:00Z"}"#,
+                true,
+            ),
+            ("{}", true),
+        ] {
+            let (_, parsed) = AlertIndex::both_readings(text);
+            assert_eq!(parsed.is_ok(), ok, "serde_json on {text}: {parsed:?}");
+            // Every valid text here takes the fast path (no key has escapes).
+            AlertIndex::scan_agrees(text, ok).unwrap();
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// On hostile edits of real alerts, the scanner never accepts what
+        /// serde_json rejects, and never indexes differently.
+        #[test]
+        fn scanner_agrees_with_serde_json_on_mutants(
+            text in proptest::prelude::prop_oneof![
+                crate::model::index::mutants(include_str!("../../tests/fixtures/prisma/schrius-high-alert.json")),
+                crate::model::index::mutants(include_str!("../../tests/fixtures/prisma/pc-docs-iam-remediation-sqs-alert.json")),
+                crate::model::index::mutants(r#"{"alertId":"P-1","alertRemediationCli":{"cliScript":"aws s3 \"x\" \u00e9"},"resource":{"id":"r\n","data":{"a":[1,2,{"b":null}]}},"policyLabels":"[\"a\"]","metadata":{"remediable":"true"},"alertTs":"2020-01-01T00:00:00Z"}"#),
+            ]
+        ) {
+            if let Err(e) = AlertIndex::scan_agrees(&text, false) {
+                return Err(proptest::test_runner::TestCaseError::fail(e));
+            }
+        }
+    }
 
     #[test]
     fn id_is_required() {
