@@ -151,3 +151,39 @@ async fn closing_wakes_senders_waiting_for_room() {
         .unwrap();
     assert!(result.is_err(), "a closed queue refuses the message");
 }
+
+#[tokio::test]
+async fn a_receiver_waiting_on_a_closed_queue_returns_when_the_last_message_is_settled() {
+    // The receive would wait an hour for new messages (or for the lease of
+    // the one in flight to end); the ack of that last message must end it
+    // instead, since nothing more can come.
+    let q = MemorySource::builder()
+        .with_wait(Duration::from_secs(3600))
+        .with_lease(Duration::from_secs(3600))
+        .build();
+    q.try_send(&b"a"[..]).expect("send");
+    q.close();
+    let first = q.receive(10).await.expect("receive");
+    assert_eq!(first.len(), 1);
+    let waiting = tokio::spawn({
+        let q = q.clone();
+        async move { q.receive(10).await }
+    });
+    // Let the receiver start waiting before the ack.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "a message is still in flight");
+    first
+        .into_iter()
+        .next()
+        .expect("one")
+        .ack()
+        .await
+        .expect("ack");
+    let rest = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the receiver was not woken by the last ack")
+        .expect("join")
+        .expect("receive");
+    assert!(rest.is_empty());
+    assert!(q.is_exhausted());
+}

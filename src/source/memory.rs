@@ -9,7 +9,7 @@ use super::{AlertSource, Capabilities, DeadLetterMode, DeadLetterOutcome, Delive
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -47,12 +47,20 @@ struct InFlight {
 struct State {
     ready: VecDeque<Message>,
     delayed: Vec<(Instant, Message)>,
-    in_flight: HashMap<u64, InFlight>,
+    /// Keyed by the queue's own lease tokens: a fast hasher is enough.
+    in_flight: foldhash::HashMap<u64, InFlight>,
     dead: Vec<DeadLetter>,
     acked: u64,
     next_token: u64,
     next_id: u64,
     closed: bool,
+}
+
+impl State {
+    /// Closed, and every message settled: nothing will ever be delivered again.
+    fn drained(&self) -> bool {
+        self.closed && self.ready.is_empty() && self.delayed.is_empty() && self.in_flight.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -354,7 +362,7 @@ impl AlertSource for MemorySource {
                     }
                     return Ok(out);
                 }
-                if s.closed && s.in_flight.is_empty() && s.delayed.is_empty() {
+                if s.drained() {
                     return Ok(Vec::new());
                 }
                 self.shared.next_wakeup(&s)
@@ -379,8 +387,7 @@ impl AlertSource for MemorySource {
     }
 
     fn is_exhausted(&self) -> bool {
-        let s = self.shared.lock();
-        s.closed && s.ready.is_empty() && s.delayed.is_empty() && s.in_flight.is_empty()
+        self.shared.lock().drained()
     }
 }
 
@@ -412,11 +419,17 @@ impl Settle for MemorySettle {
         if taken.is_ok() {
             s.acked += 1;
         }
+        let drained = s.drained();
         // The message is freed after the lock is released: other deliveries
         // settle and receive meanwhile.
         drop(s);
         taken?;
         self.shared.space.notify_one();
+        if drained {
+            // A receiver waiting on a closed queue learns at once that
+            // nothing more will come.
+            self.shared.ready.notify_waiters();
+        }
         Ok(())
     }
 
