@@ -109,10 +109,11 @@ fn secret_option(name: &str) -> bool {
 /// whose names say they are secrets (`--master-user-password X`,
 /// `--client-secret=X`) are masked, and every argument goes through
 /// [`redact`]. What runs is never changed, only what is recorded.
-pub fn redact_argv(argv: &[String]) -> Vec<String> {
+pub fn redact_argv<S: AsRef<str>>(argv: &[S]) -> Vec<String> {
     let mut out = Vec::with_capacity(argv.len());
     let mut mask_next = false;
     for arg in argv {
+        let arg = arg.as_ref();
         if mask_next && !arg.starts_with("--") {
             out.push(REDACTED.to_owned());
             mask_next = false;

@@ -50,7 +50,7 @@ impl CommandExecutor for ScriptedExecutor {
         CommandPolicy::default().check(&step.command)
     }
     async fn execute(&self, step: &Step, _target: &Target) -> remediation::Result<StepOutcome> {
-        let argv = step.command.argv().to_vec();
+        let argv = step.command.to_argv();
         self.calls.lock().unwrap().push(argv.clone());
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);

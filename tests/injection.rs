@@ -315,7 +315,7 @@ proptest! {
         }
         let parsed = parse_script(&script, &CommandPolicy::default())
             .map_err(|e| TestCaseError::fail(format!("{script:?}: {e}")))?;
-        let argvs: Vec<Vec<String>> = parsed.iter().map(|c| c.argv().to_vec()).collect();
+        let argvs: Vec<Vec<String>> = parsed.iter().map(|c| c.to_argv()).collect();
         prop_assert_eq!(argvs, commands, "script {:?}", script);
     }
 

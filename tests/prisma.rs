@@ -245,7 +245,7 @@ fn argv(d: &Result<Decision>) -> Vec<String> {
     plan_of(d)
         .steps
         .iter()
-        .map(|s| s.command.argv().to_vec())
+        .map(|s| s.command.to_argv())
         .collect::<Vec<_>>()
         .concat()
 }

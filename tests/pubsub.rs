@@ -286,7 +286,12 @@ impl CommandExecutor for RecordingExecutor {
         Ok(())
     }
     async fn execute(&self, step: &Step, _target: &Target) -> remediation::Result<StepOutcome> {
-        let last = step.command.argv().last().cloned().unwrap_or_default();
+        let last = step
+            .command
+            .argv()
+            .last()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let attempt = {
             let mut a = self.attempts.lock().unwrap();
             let n = a.entry(last.clone()).or_default();

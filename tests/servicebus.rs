@@ -703,7 +703,7 @@ impl CommandExecutor for Recorder {
         Ok(())
     }
     async fn execute(&self, step: &Step, _target: &Target) -> remediation::Result<StepOutcome> {
-        self.ran.lock().unwrap().push(step.command.argv().to_vec());
+        self.ran.lock().unwrap().push(step.command.to_argv());
         Ok(StepOutcome::new(StepStatus::Ok))
     }
 }
@@ -1006,8 +1006,8 @@ mod azure_end_to_end {
         async fn execute(&self, step: &Step, target: &Target) -> remediation::Result<StepOutcome> {
             // Only the first command of a plan (`az network ...`) fails, once.
             let argv = step.command.argv();
-            let first = argv.get(1).map(String::as_str) == Some("network")
-                && self.seen.lock().unwrap().insert(argv.to_vec());
+            let first = argv.get(1).map(|a| a.as_str()) == Some("network")
+                && self.seen.lock().unwrap().insert(step.command.to_argv());
             if first {
                 self.failing.execute(step, target).await
             } else {

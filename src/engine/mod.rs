@@ -522,6 +522,20 @@ impl Inner {
         }
     }
 
+    /// The audit record a delivery starts with. Nobody reads the record of a
+    /// disabled sink, so it names the delivery only when one is enabled.
+    fn record_for(&self, delivery: &Delivery) -> AuditRecord {
+        if self.audit.enabled() {
+            AuditRecord::untimed(
+                self.source.name(),
+                delivery.message_id(),
+                delivery.delivery_count(),
+            )
+        } else {
+            AuditRecord::untimed(String::new(), String::new(), delivery.delivery_count())
+        }
+    }
+
     /// Asks the planner, turning a panic into a permanent error per event.
     async fn plan_guarded(&self, events: &[Event]) -> Vec<Result<Decision>> {
         match AssertUnwindSafe(self.planner.plan(events))
@@ -543,11 +557,7 @@ impl Inner {
             "source returned more deliveries than asked; releasing the surplus"
         );
         for delivery in surplus {
-            let record = AuditRecord::untimed(
-                self.source.name(),
-                delivery.message_id(),
-                delivery.delivery_count(),
-            );
+            let record = self.record_for(&delivery);
             let mut result = EventResult::new(
                 AuditDecision::Failed,
                 "over_capacity",
@@ -715,11 +725,7 @@ impl Inner {
             gated,
             undecodable,
         } = work;
-        let mut record = AuditRecord::untimed(
-            self.source.name(),
-            delivery.message_id(),
-            delivery.delivery_count(),
-        );
+        let mut record = self.record_for(&delivery);
         if let Some(why) = undecodable {
             tracing::warn!(reason = %why, "undecodable delivery");
             let result = EventResult::new(AuditDecision::Rejected, "undecodable", why);
@@ -836,12 +842,12 @@ impl Inner {
                 format!("{} planned no step", plan.planner),
             );
         }
-        self.execute_plan(&plan, delivery, cancel).await
+        self.execute_plan(plan, delivery, cancel).await
     }
 
     async fn execute_plan(
         &self,
-        plan: &Plan,
+        plan: Plan,
         delivery: &Delivery,
         cancel: &CancellationToken,
     ) -> EventResult {
@@ -992,11 +998,16 @@ impl Inner {
         } else {
             (AuditDecision::Executed, "executed")
         };
-        let mut r = EventResult::new(decision, code, String::new());
-        if let Some(d) = &plan.description {
-            r.detail = d.clone();
-        }
-        with(r, steps)
+        // The plan is done with: its name and description move into the result.
+        let Plan {
+            planner,
+            description,
+            ..
+        } = plan;
+        let mut r = EventResult::new(decision, code, description.unwrap_or_default());
+        r.steps = steps;
+        r.planner = Some(planner);
+        r
     }
 
     /// Settles the delivery according to `result` and writes the audit record.

@@ -44,6 +44,7 @@
 //! [`Error::UnsafeCommand`], so a plan is never half-run.
 
 use crate::error::{Error, Result};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,8 +60,9 @@ pub struct Command {
     /// Never empty: element 0 is the program.
     ///
     /// Shared, so cloning a command (into a plan, a dry-run record, an audit
-    /// line) never copies its arguments.
-    argv: std::sync::Arc<[String]>,
+    /// line) never copies its arguments. Words of up to 24 bytes (most words
+    /// of a CLI command) are stored inline, without an allocation of their own.
+    argv: std::sync::Arc<[CompactString]>,
     /// The fingerprint of the [`CommandPolicy`] this argv passed when
     /// [`parse_script`] built it, so executors checking the same command
     /// against an identical policy need not walk it again; 0 when unchecked.
@@ -95,8 +97,8 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut argv = vec![program.into()];
-        argv.extend(args.into_iter().map(Into::into));
+        let mut argv = vec![CompactString::from(program.into())];
+        argv.extend(args.into_iter().map(|a| CompactString::from(a.into())));
         Command {
             argv: argv.into(),
             verified_by: 0,
@@ -104,12 +106,12 @@ impl Command {
     }
 
     /// A command from a whole argv, or `None` if `argv` is empty.
-    pub fn from_argv(argv: Vec<String>) -> Option<Self> {
+    pub fn from_argv<S: Into<CompactString>>(argv: Vec<S>) -> Option<Self> {
         if argv.is_empty() {
             None
         } else {
             Some(Command {
-                argv: argv.into(),
+                argv: argv.into_iter().map(Into::into).collect(),
                 verified_by: 0,
             })
         }
@@ -117,17 +119,25 @@ impl Command {
 
     /// The program (first argv element).
     pub fn program(&self) -> &str {
-        self.argv.first().map(String::as_str).unwrap_or_default()
+        self.argv
+            .first()
+            .map(CompactString::as_str)
+            .unwrap_or_default()
     }
 
     /// The arguments after the program.
-    pub fn args(&self) -> &[String] {
+    pub fn args(&self) -> &[CompactString] {
         self.argv.get(1..).unwrap_or_default()
     }
 
-    /// The whole argv, program first.
-    pub fn argv(&self) -> &[String] {
+    /// The whole argv, program first. Each word dereferences to `&str`.
+    pub fn argv(&self) -> &[CompactString] {
         &self.argv
+    }
+
+    /// The argv as owned strings (e.g. to record or compare it).
+    pub fn to_argv(&self) -> Vec<String> {
+        self.argv.iter().map(|a| a.as_str().to_owned()).collect()
     }
 
     /// The value of option `name` (`--region x` or `--region=x`), if the command
@@ -136,7 +146,11 @@ impl Command {
         let args = self.args();
         for (i, arg) in args.iter().enumerate() {
             if arg == name {
-                return Some(args.get(i + 1).map(String::as_str).unwrap_or_default());
+                return Some(
+                    args.get(i + 1)
+                        .map(CompactString::as_str)
+                        .unwrap_or_default(),
+                );
             }
             if let Some(value) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
                 return Some(value);
@@ -148,7 +162,7 @@ impl Command {
 
 impl From<Command> for Vec<String> {
     fn from(command: Command) -> Self {
-        command.argv.to_vec()
+        command.to_argv()
     }
 }
 
@@ -169,7 +183,7 @@ impl fmt::Display for Command {
         if self.argv.iter().any(|a| a.chars().any(char::is_control)) {
             return write!(f, "{:?}", self.argv);
         }
-        match shlex::try_join(self.argv.iter().map(String::as_str)) {
+        match shlex::try_join(self.argv.iter().map(CompactString::as_str)) {
             Ok(joined) => f.write_str(&joined),
             Err(_) => write!(f, "{:?}", self.argv),
         }
@@ -611,7 +625,7 @@ fn echo_text(words: &[RawWord<'_>], number: usize) -> Result<String> {
     }
     let command = tokenize(words, number)?;
     let mut args = command.args();
-    let newline = match args.first().map(String::as_str) {
+    let newline = match args.first().map(CompactString::as_str) {
         Some("-n") => {
             args = args.get(1..).unwrap_or_default();
             false
@@ -866,7 +880,13 @@ impl<'a> Scanner<'a> {
                 _ => Ok(()),
             };
         }
-        let capacity = self.words.len().max(16);
+        // The next statement's words get a buffer of their own, unless
+        // there is no next statement.
+        let capacity = if separator == Separator::End {
+            0
+        } else {
+            self.words.len().max(16)
+        };
         self.statements.push(std::mem::replace(
             &mut self.words,
             Vec::with_capacity(capacity),
@@ -1243,15 +1263,15 @@ fn split_on_and<'w, 'a>(
 /// argument; a quoted word goes through shlex, which must read it as exactly
 /// one argument, so the scanner and shlex can never disagree silently.
 fn tokenize(words: &[RawWord<'_>], number: usize) -> Result<Command> {
-    let mut argv = Vec::with_capacity(words.len());
+    let mut argv: Vec<CompactString> = Vec::with_capacity(words.len());
     for word in words {
         if word.quoted {
             if let Some(inner) = single_quoted(&word.text) {
-                argv.push(inner.to_owned());
+                argv.push(inner.into());
                 continue;
             }
             match shlex::split(&word.text).as_deref_mut() {
-                Some([arg]) => argv.push(std::mem::take(arg)),
+                Some([arg]) => argv.push(std::mem::take(arg).into()),
                 _ => {
                     return Err(Error::unsafe_command(format!(
                         "statement {number} could not be tokenized"
@@ -1259,7 +1279,7 @@ fn tokenize(words: &[RawWord<'_>], number: usize) -> Result<Command> {
                 }
             }
         } else {
-            argv.push(word.text.clone().into_owned());
+            argv.push(CompactString::from(&*word.text));
         }
     }
     let command = Command::from_argv(argv)
@@ -1367,7 +1387,7 @@ mod tests {
         parse(script)
             .unwrap()
             .into_iter()
-            .map(|c| c.argv().to_vec())
+            .map(|c| c.to_argv())
             .collect()
     }
 

@@ -12,10 +12,14 @@ use crate::error::{Error, Result};
 use crate::model::{Cloud, Target};
 use crate::planner::Step;
 use compact_str::CompactString;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// Maps keyed by configuration (account ids, profiles), not by message
+/// content: a fast hasher is enough.
+type FastMap<K, V> = foldhash::HashMap<K, V>;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 /// The environment of a step, shared: steps of the same account and region
 /// get the same map.
@@ -166,9 +170,15 @@ impl ExecContext {
             .skip(1)
             .position(|a| a == "--")
             .map_or(argv.len(), |i| i + 1);
-        out.extend_from_slice(argv.get(..cut).unwrap_or_default());
+        let words = |range: &[compact_str::CompactString]| {
+            range
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        out.extend(words(argv.get(..cut).unwrap_or_default()));
         out.extend(self.extra_args.iter().cloned());
-        out.extend_from_slice(argv.get(cut..).unwrap_or_default());
+        out.extend(words(argv.get(cut..).unwrap_or_default()));
         out
     }
 }
@@ -181,11 +191,11 @@ impl ExecContext {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ContextMap {
-    aws_profiles: HashMap<String, String>,
+    aws_profiles: FastMap<String, String>,
     default_aws_profile: Option<String>,
     /// Keyed by the lower-case subscription id (GUIDs compare case-insensitively).
-    azure: HashMap<String, AzureContext>,
-    gcp: HashMap<String, GcpContext>,
+    azure: FastMap<String, AzureContext>,
+    gcp: FastMap<String, GcpContext>,
     /// AWS environments already built, by profile and region: most steps of
     /// a worker share a handful of them.
     aws_envs: EnvCache,
@@ -194,7 +204,7 @@ pub struct ContextMap {
 /// Built AWS environments, shared by clones of a map. Not part of the map's
 /// identity: it is equal to any other cache and shows nothing in `Debug`.
 #[derive(Clone, Default)]
-struct EnvCache(Arc<Mutex<HashMap<CompactString, Env>>>);
+struct EnvCache(Arc<RwLock<FastMap<CompactString, Env>>>);
 
 impl PartialEq for EnvCache {
     fn eq(&self, _: &Self) -> bool {
@@ -219,8 +229,18 @@ impl EnvCache {
             key.push('\0');
             key.push_str(region);
         }
-        // A poisoned lock only means a panic elsewhere; the map is still valid.
-        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Steps of every worker thread read the cache; only a new profile and
+        // region pair writes it. A poisoned lock only means a panic
+        // elsewhere; the map is still valid.
+        if let Some(env) = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key.as_str())
+        {
+            return Arc::clone(env);
+        }
+        let mut cache = self.0.write().unwrap_or_else(|e| e.into_inner());
         if let Some(env) = cache.get(key.as_str()) {
             return Arc::clone(env);
         }
@@ -513,9 +533,17 @@ impl ContextMap {
     /// outside its target is [`Error::UnsafeCommand`].
     pub fn resolve(&self, step: &Step, target: &Target) -> Result<ExecContext> {
         self.resolve_with(step, target, true)
+            .map(|ctx| ctx.unwrap_or_else(ExecContext::default))
     }
 
-    fn resolve_with(&self, step: &Step, target: &Target, build: bool) -> Result<ExecContext> {
+    /// Checks `step` against `target`, and builds its context if `build`
+    /// (`None` when not asked: a check allocates nothing).
+    fn resolve_with(
+        &self,
+        step: &Step,
+        target: &Target,
+        build: bool,
+    ) -> Result<Option<ExecContext>> {
         let command = &step.command;
         let program = command.program();
         if let Some(cloud) = program_cloud(program).filter(|c| *c != target.cloud) {
@@ -524,13 +552,12 @@ impl ContextMap {
                 target.cloud
             )));
         }
-        let mut ctx = ExecContext::default();
-        match target.cloud {
+        let ctx = match target.cloud {
             Cloud::Aws => {
                 let account = target.account_id.as_deref();
                 let profile = self.aws_profile(account).ok_or_else(|| unmapped(target))?;
                 if !build {
-                    return Ok(ctx);
+                    return Ok(None);
                 }
                 let own_region = command.option_value("--region").is_some();
                 let region = target.region.as_deref().filter(|_| !own_region).map(|r| {
@@ -540,7 +567,10 @@ impl ContextMap {
                         r
                     }
                 });
-                ctx.env = self.aws_envs.get(profile, region);
+                ExecContext {
+                    env: self.aws_envs.get(profile, region),
+                    extra_args: Vec::new(),
+                }
             }
             Cloud::Azure => {
                 let subscription = target.account_id.as_deref().unwrap_or_default();
@@ -555,8 +585,9 @@ impl ContextMap {
                     )));
                 }
                 if !build {
-                    return Ok(ctx);
+                    return Ok(None);
                 }
+                let mut ctx = ExecContext::default();
                 if let Some(dir) = &azure.config_dir {
                     let env =
                         BTreeMap::from([(AZURE_CONFIG_DIR.to_owned(), dir.display().to_string())]);
@@ -569,6 +600,7 @@ impl ContextMap {
                 if program == "az" && azure.subscription_flag && named.is_none() && !tenant_level {
                     ctx.extra_args = vec!["--subscription".to_owned(), subscription.to_owned()];
                 }
+                ctx
             }
             Cloud::Gcp => {
                 let project = target.account_id.as_deref().unwrap_or_default();
@@ -581,21 +613,25 @@ impl ContextMap {
                     )));
                 }
                 if !build {
-                    return Ok(ctx);
+                    return Ok(None);
                 }
                 let mut env = BTreeMap::new();
                 env.insert(CLOUDSDK_CORE_PROJECT.to_owned(), project.to_owned());
                 if let Some(dir) = &gcp.config_dir {
                     env.insert(CLOUDSDK_CONFIG.to_owned(), dir.display().to_string());
                 }
-                ctx.env = Arc::new(env);
+                let mut extra_args = Vec::new();
                 if program == "gcloud" && gcp.project_flag && named.is_none() {
-                    ctx.extra_args = vec!["--project".to_owned(), project.to_owned()];
+                    extra_args = vec!["--project".to_owned(), project.to_owned()];
+                }
+                ExecContext {
+                    env: Arc::new(env),
+                    extra_args,
                 }
             }
             _ => return Err(unmapped(target)),
-        }
-        Ok(ctx)
+        };
+        Ok(Some(ctx))
     }
 }
 

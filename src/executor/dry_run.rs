@@ -13,6 +13,7 @@ use crate::planner::Step;
 use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// Default number of recorded steps kept: none. The engine's audit trail is
 /// the record of a dry run; keeping steps in memory too is opt-in
@@ -130,23 +131,25 @@ impl CommandExecutor for DryRunExecutor {
                 step.command
             )));
         }
-        let (outcome, context) = if step.read_only {
+        // The record (opt-in) shares the context; a planned step's outcome
+        // takes it over.
+        let recorded = (self.limit > 0).then(|| Arc::clone(&context));
+        let outcome = if step.read_only {
             tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: running read-only query");
-            (self.queries.execute(step, target).await?, context)
+            self.queries.execute(step, target).await?
         } else {
             tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: would run");
-            let mut outcome = StepOutcome::new(StepStatus::Planned);
-            // The context moves into the outcome; the record (opt-in) copies it.
-            let recorded = if self.limit > 0 {
-                context.clone()
-            } else {
-                Default::default()
-            };
-            outcome.context = context;
-            outcome.extra_args = extra_args;
-            (outcome, recorded)
+            StepOutcome {
+                status: StepStatus::Planned,
+                exit_code: None,
+                duration: Duration::ZERO,
+                context,
+                extra_args,
+                stdout_tail: String::new(),
+                stderr_tail: String::new(),
+            }
         };
-        if self.limit > 0 {
+        if let Some(context) = recorded {
             let mut recorded = self.lock();
             while recorded.len() >= self.limit {
                 recorded.pop_front();

@@ -78,6 +78,9 @@ impl Ctx {
     /// serde_json.
     fn span_unescaped(&mut self, content: &str) -> Option<Span> {
         let start = self.extra.len();
+        // Unescaped text is never longer than its escaped form: one
+        // allocation at most.
+        self.extra.reserve(content.len());
         let mut rest = content;
         while let Some(i) = memchr::memchr(b'\\', rest.as_bytes()) {
             self.extra.push_str(&rest[..i]);
