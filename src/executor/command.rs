@@ -440,14 +440,21 @@ impl CommandPolicy {
                 continue;
             }
             let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
-            for denied in &rules.options {
-                let abbreviation = abbreviates && name.len() > 2 && denied.starts_with(name);
-                if name == denied || abbreviation {
-                    return Some(format!(
-                        "option {} ({denied} for {program}) is not allowed: it would change the credentials, endpoint, TLS trust or logging the executor controls",
-                        quoted(name),
-                    ));
-                }
+            // The denied options that start with `name` sort together, from
+            // the first one not less than `name`: one lookup finds the exact
+            // match or, for abbreviating programs, any option `name` abbreviates.
+            let first = rules
+                .options
+                .range::<str, _>((std::ops::Bound::Included(name), std::ops::Bound::Unbounded))
+                .next();
+            let denied = first.filter(|denied| {
+                *denied == name || (abbreviates && name.len() > 2 && denied.starts_with(name))
+            });
+            if let Some(denied) = denied {
+                return Some(format!(
+                    "option {} ({denied} for {program}) is not allowed: it would change the credentials, endpoint, TLS trust or logging the executor controls",
+                    quoted(name),
+                ));
             }
         }
         for words in &rules.subcommands {
