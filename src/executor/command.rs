@@ -198,7 +198,8 @@ impl fmt::Display for Command {
 /// credentials or configuration, and with it the context of every later step.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct ProgramRules {
-    options: BTreeSet<String>,
+    /// Sorted and without duplicates, for an ordered lookup per argument.
+    options: Vec<String>,
     subcommands: BTreeSet<Vec<String>>,
 }
 
@@ -347,11 +348,11 @@ impl CommandPolicy {
 
     /// Denies `option` (`--name`, also matched as `--name=value`) for `program`.
     pub fn deny_option(mut self, program: impl Into<String>, option: impl Into<String>) -> Self {
-        self.denied
-            .entry(program.into())
-            .or_default()
-            .options
-            .insert(option.into());
+        let options = &mut self.denied.entry(program.into()).or_default().options;
+        let option = option.into();
+        if let Err(at) = options.binary_search(&option) {
+            options.insert(at, option);
+        }
         self.refingerprint()
     }
 
@@ -445,8 +446,7 @@ impl CommandPolicy {
             // match or, for abbreviating programs, any option `name` abbreviates.
             let first = rules
                 .options
-                .range::<str, _>((std::ops::Bound::Included(name), std::ops::Bound::Unbounded))
-                .next();
+                .get(rules.options.partition_point(|d| d.as_str() < name));
             let denied = first.filter(|denied| {
                 *denied == name || (abbreviates && name.len() > 2 && denied.starts_with(name))
             });
