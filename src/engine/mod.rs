@@ -589,8 +589,8 @@ impl Inner {
                     .collect()
             })
             .collect();
-        let mut slots = Vec::new();
-        let mut to_plan = Vec::new();
+        let mut slots = Vec::with_capacity(works.len());
+        let mut to_plan = Vec::with_capacity(works.len());
         for (wi, w) in works.iter().enumerate() {
             for (ei, g) in w.gated.iter().enumerate() {
                 if g.is_err() {
@@ -661,6 +661,8 @@ impl Inner {
                 work.undecodable = Some(format!("{:?} body carries no event", decoded.format));
             }
             Ok(decoded) => {
+                work.events.reserve_exact(decoded.events.len());
+                work.gated.reserve_exact(decoded.events.len());
                 for event in decoded.events {
                     let gated = match gate(&event) {
                         Some(skip) => Err(EventResult::skip(&skip)),

@@ -563,7 +563,12 @@ pub fn parse_script_steps(
     scanner.files = true;
     let (statements, writes) = scanner.scan()?;
     let mut writes = writes.into_iter().peekable();
-    let mut steps: Vec<Step> = Vec::with_capacity(statements.len().min(policy.max_commands));
+    // A statement may hold several commands joined by a bare `and`.
+    let commands: usize = statements
+        .iter()
+        .map(|words| 1 + words.iter().filter(|w| w.is_bare("and")).count())
+        .sum();
+    let mut steps: Vec<Step> = Vec::with_capacity(commands.min(policy.max_commands));
     let mut files: Vec<(StepFile, bool)> = Vec::new();
     for (index, words) in statements.iter().enumerate() {
         let number = index + 1;
@@ -768,7 +773,7 @@ impl<'a> Scanner<'a> {
     fn new(script: &'a str) -> Self {
         Scanner {
             chars: Cursor { script, pos: 0 },
-            statements: Vec::new(),
+            statements: Vec::with_capacity(4),
             words: Vec::with_capacity(16),
             word: None,
             after_and_and: false,
@@ -1242,7 +1247,7 @@ fn split_on_and<'w, 'a>(
     policy: &CommandPolicy,
     done: usize,
 ) -> Result<Vec<&'w [RawWord<'a>]>> {
-    let mut groups = Vec::new();
+    let mut groups = Vec::with_capacity(4);
     let mut start = 0;
     for i in 1..words.len() {
         let (Some(word), Some(next)) = (words.get(i), words.get(i + 1)) else {

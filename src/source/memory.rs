@@ -331,7 +331,7 @@ impl AlertSource for MemorySource {
                 let mut s = self.shared.lock();
                 self.shared.promote(&mut s, now);
                 if !s.ready.is_empty() {
-                    let mut out = Vec::new();
+                    let mut out = Vec::with_capacity(max.max(1).min(s.ready.len()));
                     while out.len() < max.max(1) {
                         let Some(mut m) = s.ready.pop_front() else {
                             break;
