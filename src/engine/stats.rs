@@ -20,8 +20,8 @@ pub struct Stats {
 
 /// Stripes per counter; threads beyond it share.
 const SHARDS: usize = 8;
-/// The number of [`Counter`]s.
-const COUNTERS: usize = 14;
+/// The number of [`Counter`]s (the last one declared, plus one).
+const COUNTERS: usize = Counter::ReceiveErrors as usize + 1;
 
 /// One stripe of every counter, on cache lines of its own.
 #[derive(Default)]
@@ -74,6 +74,7 @@ pub enum Counter {
     /// A step failed.
     StepsFailed,
     /// A receive call failed.
+    // Last: `COUNTERS` counts up to it.
     ReceiveErrors,
 }
 
@@ -83,23 +84,9 @@ impl Stats {
         Self::default()
     }
 
+    /// The counter's place in a shard: its declaration order.
     fn slot(c: Counter) -> usize {
-        match c {
-            Counter::Received => 0,
-            Counter::Executed => 1,
-            Counter::Planned => 2,
-            Counter::Skipped => 3,
-            Counter::Failed => 4,
-            Counter::Rejected => 5,
-            Counter::DeadLettered => 6,
-            Counter::Acked => 7,
-            Counter::Nacked => 8,
-            Counter::Extended => 9,
-            Counter::SettleErrors => 10,
-            Counter::StepsRun => 11,
-            Counter::StepsFailed => 12,
-            Counter::ReceiveErrors => 13,
-        }
+        c as usize
     }
 
     /// Adds `n` to a counter.

@@ -563,12 +563,7 @@ pub fn parse_script_steps(
     scanner.files = true;
     let (statements, writes) = scanner.scan()?;
     let mut writes = writes.into_iter().peekable();
-    // A statement may hold several commands joined by a bare `and`.
-    let commands: usize = statements
-        .iter()
-        .map(|words| 1 + words.iter().filter(|w| w.is_bare("and")).count())
-        .sum();
-    let mut steps: Vec<Step> = Vec::with_capacity(commands.min(policy.max_commands));
+    let mut steps: Vec<Step> = Vec::with_capacity(statements.len().min(policy.max_commands));
     let mut files: Vec<(StepFile, bool)> = Vec::new();
     for (index, words) in statements.iter().enumerate() {
         let number = index + 1;
@@ -593,7 +588,10 @@ pub fn parse_script_steps(
             files.push((file, false));
             continue;
         }
-        for group in split_on_and(words, policy, index)? {
+        let groups = split_on_and(words, policy, index)?;
+        // A statement may hold several commands joined by a bare `and`.
+        steps.reserve(groups.len().min(policy.max_commands));
+        for group in groups {
             policy.count_command(steps.len() + 1, number)?;
             let mut command = tokenize(group, number)?;
             if let Some(reason) = policy.violation(&command, false) {

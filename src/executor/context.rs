@@ -13,13 +13,13 @@ use crate::model::{Cloud, Target};
 use crate::planner::Step;
 use compact_str::CompactString;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 
 /// Maps keyed by configuration (account ids, profiles), not by message
 /// content: a fast hasher is enough.
 type FastMap<K, V> = foldhash::HashMap<K, V>;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::sync::{Arc, RwLock};
 
 /// The environment of a step, shared: steps of the same account and region
 /// get the same map.
@@ -170,15 +170,10 @@ impl ExecContext {
             .skip(1)
             .position(|a| a == "--")
             .map_or(argv.len(), |i| i + 1);
-        let words = |range: &[compact_str::CompactString]| {
-            range
-                .iter()
-                .map(|a| a.as_str().to_owned())
-                .collect::<Vec<_>>()
-        };
-        out.extend(words(argv.get(..cut).unwrap_or_default()));
+        let (before, after) = argv.split_at_checked(cut).unwrap_or((argv, &[]));
+        out.extend(before.iter().map(|a| a.to_string()));
         out.extend(self.extra_args.iter().cloned());
-        out.extend(words(argv.get(cut..).unwrap_or_default()));
+        out.extend(after.iter().map(|a| a.to_string()));
         out
     }
 }
@@ -533,7 +528,7 @@ impl ContextMap {
     /// outside its target is [`Error::UnsafeCommand`].
     pub fn resolve(&self, step: &Step, target: &Target) -> Result<ExecContext> {
         self.resolve_with(step, target, true)
-            .map(|ctx| ctx.unwrap_or_else(ExecContext::default))
+            .map(Option::unwrap_or_default)
     }
 
     /// Checks `step` against `target`, and builds its context if `build`
