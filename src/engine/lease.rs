@@ -5,6 +5,7 @@
 use super::stats::{Counter, Stats};
 use crate::source::{Capabilities, Delivery};
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -49,9 +50,14 @@ impl LeasePolicy {
     }
 }
 
-/// Runs `work`, extending `delivery`'s lease as needed while it runs.
+/// Runs `work` (pinned by the caller, so it is not copied into this
+/// future), extending `delivery`'s lease as needed while it runs.
+///
+/// Work that is done at once (a dry run, a refusal) needs no timer; the
+/// timer and extension futures live in a separate allocation made only for
+/// work that waits, so they do not enlarge every step's future.
 pub(crate) async fn keep_leased<F: Future>(
-    work: F,
+    mut work: Pin<&mut F>,
     delivery: &Delivery,
     caps: &Capabilities,
     policy: &LeasePolicy,
@@ -60,8 +66,6 @@ pub(crate) async fn keep_leased<F: Future>(
     if !caps.extend {
         return work.await;
     }
-    let mut work = std::pin::pin!(work);
-    // Work that is done at once (a dry run, a refusal) needs no timer.
     let first = std::future::poll_fn(|cx| {
         std::task::Poll::Ready(match work.as_mut().poll(cx) {
             std::task::Poll::Ready(out) => Some(out),
@@ -69,13 +73,24 @@ pub(crate) async fn keep_leased<F: Future>(
         })
     })
     .await;
-    if let Some(out) = first {
-        return out;
+    match first {
+        Some(out) => out,
+        None => Box::pin(extend_while(work, delivery, caps, policy, stats)).await,
     }
+}
+
+/// Polls `work` to completion, extending the lease on schedule meanwhile.
+async fn extend_while<F: Future>(
+    mut work: Pin<&mut F>,
+    delivery: &Delivery,
+    caps: &Capabilities,
+    policy: &LeasePolicy,
+    stats: &Stats,
+) -> F::Output {
     let mut next = policy.first(delivery, caps);
     loop {
         tokio::select! {
-            out = &mut work => return out,
+            out = work.as_mut() => return out,
             () = tokio::time::sleep_until(next) => {
                 match delivery.extend(policy.extension).await {
                     Ok(()) => stats.incr(Counter::Extended),

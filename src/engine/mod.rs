@@ -25,6 +25,7 @@ use crate::source::{
 };
 use futures_util::FutureExt;
 use std::fmt;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -714,101 +715,112 @@ impl Inner {
         }
     }
 
-    async fn finish(
+    // `finish`, `execute_plan` and `settle` return `async move` blocks
+    // rather than being `async fn`s: an `async fn` keeps each by-value
+    // argument twice in its future (as argument and as local), and these
+    // futures nest into every delivery's, which a batch holds side by side.
+    // For the same reason `work` is used in place, not destructured.
+
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    fn finish(
         &self,
-        work: Work,
+        mut work: Work,
         decisions: Vec<Option<Result<Decision>>>,
         cancel: CancellationToken,
-    ) {
-        let Work {
-            delivery,
-            _permit,
-            events,
-            gated,
-            undecodable,
-        } = work;
-        let mut record = self.record_for(&delivery);
-        if let Some(why) = undecodable {
-            tracing::warn!(reason = %why, "undecodable delivery");
-            let result = EventResult::new(AuditDecision::Rejected, "undecodable", why);
-            self.settle(delivery, record, result).await;
-            return;
-        }
-        let mut results = Vec::with_capacity(events.len());
-        for (gated, decision) in gated.into_iter().zip(decisions) {
-            let result = match gated {
-                Err(r) => r,
-                Ok(claim) => {
-                    let mut r = self.run_event(decision, &delivery, &cancel).await;
-                    r.claim = claim;
-                    r
-                }
-            };
-            results.push(result);
-        }
-        // Complete or release dedup claims.
-        for r in &results {
-            if let Some(key) = &r.claim {
-                // Done means remediated, or planned in a dry run (whose
-                // store is its own, see `dedup_store`).
-                let store = self.dedup_store();
-                let update = match r.decision {
-                    AuditDecision::Executed | AuditDecision::Planned => {
-                        AssertUnwindSafe(store.complete(key, self.config.dedup_ttl))
-                            .catch_unwind()
-                            .await
+    ) -> impl Future<Output = ()> + Send + '_ {
+        async move {
+            // The block captures only the fields it uses: name the permit, or
+            // it would be released before the delivery is settled.
+            let _permit = work._permit;
+            if let Some(why) = work.undecodable.take() {
+                tracing::warn!(reason = %why, "undecodable delivery");
+                let result = EventResult::new(AuditDecision::Rejected, "undecodable", why);
+                let record = self.record_for(&work.delivery);
+                self.settle(work.delivery, record, result).await;
+                return;
+            }
+            let events = std::mem::take(&mut work.events);
+            let mut results = Vec::with_capacity(events.len());
+            for (gated, decision) in std::mem::take(&mut work.gated).into_iter().zip(decisions) {
+                let result = match gated {
+                    Err(r) => r,
+                    Ok(claim) => {
+                        let mut r = match self.plan_of(decision) {
+                            Ok(plan) => self.execute_plan(plan, &work.delivery, &cancel).await,
+                            Err(r) => r,
+                        };
+                        r.claim = claim;
+                        r
                     }
-                    _ => AssertUnwindSafe(store.release(key)).catch_unwind().await,
                 };
-                let outcome = update.unwrap_or_else(|_| Err(panicked("dedup store", "update")));
-                if let Err(e) = outcome {
-                    tracing::warn!(key, error = %e, "dedup store update failed");
+                results.push(result);
+            }
+            // Complete or release dedup claims.
+            for r in &results {
+                if let Some(key) = &r.claim {
+                    // Done means remediated, or planned in a dry run (whose
+                    // store is its own, see `dedup_store`).
+                    let store = self.dedup_store();
+                    let update = match r.decision {
+                        AuditDecision::Executed | AuditDecision::Planned => {
+                            AssertUnwindSafe(store.complete(key, self.config.dedup_ttl))
+                                .catch_unwind()
+                                .await
+                        }
+                        _ => AssertUnwindSafe(store.release(key)).catch_unwind().await,
+                    };
+                    let outcome = update.unwrap_or_else(|_| Err(panicked("dedup store", "update")));
+                    if let Err(e) = outcome {
+                        tracing::warn!(key, error = %e, "dedup store update failed");
+                    }
                 }
             }
+            let mut record = self.record_for(&work.delivery);
+            record.kind = events.first().map_or(EventKind::Unknown, Event::kind);
+            if events.len() > 1 {
+                record.events = Some(events.len());
+            }
+            // The delivery is settled by its worst event; the record describes that event.
+            let worst = results
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, r)| (r.severity(), std::cmp::Reverse(*i)))
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+            if let Some(event) = events.get(worst).filter(|_| self.audit.enabled()) {
+                record.alert_id = event.alert_id().map(str::to_owned);
+                record.event_id = event.event_id().map(str::to_owned);
+                record.account_id = event.account_id().map(str::to_owned);
+                record.cloud = Some(event.cloud().as_str().to_owned());
+            }
+            let mut steps = Vec::new();
+            for r in &mut results {
+                steps.append(&mut r.steps);
+            }
+            record.steps = steps;
+            let result = if worst < results.len() {
+                results.swap_remove(worst)
+            } else {
+                // Unreachable by construction (decode never yields zero events
+                // here), but a delivery must be settled whatever happens.
+                EventResult::new(
+                    AuditDecision::Rejected,
+                    "undecodable",
+                    "body carries no event",
+                )
+            };
+            self.settle(work.delivery, record, result).await;
         }
-        record.kind = events.first().map_or(EventKind::Unknown, Event::kind);
-        if events.len() > 1 {
-            record.events = Some(events.len());
-        }
-        // The delivery is settled by its worst event; the record describes that event.
-        let worst = results
-            .iter()
-            .enumerate()
-            .max_by_key(|(i, r)| (r.severity(), std::cmp::Reverse(*i)))
-            .map(|(i, _)| i)
-            .unwrap_or(0);
-        if let Some(event) = events.get(worst).filter(|_| self.audit.enabled()) {
-            record.alert_id = event.alert_id().map(str::to_owned);
-            record.event_id = event.event_id().map(str::to_owned);
-            record.account_id = event.account_id().map(str::to_owned);
-            record.cloud = Some(event.cloud().as_str().to_owned());
-        }
-        let mut steps = Vec::new();
-        for r in &mut results {
-            steps.append(&mut r.steps);
-        }
-        record.steps = steps;
-        let result = if worst < results.len() {
-            results.swap_remove(worst)
-        } else {
-            // Unreachable by construction (decode never yields zero events
-            // here), but a delivery must be settled whatever happens.
-            EventResult::new(
-                AuditDecision::Rejected,
-                "undecodable",
-                "body carries no event",
-            )
-        };
-        self.settle(delivery, record, result).await;
     }
 
-    /// Plans have been made; run one event's plan (or record why not).
-    async fn run_event(
+    /// The plan to run for one event, or the result that says why there is none.
+    fn plan_of(
         &self,
         decision: Option<Result<Decision>>,
-        delivery: &Delivery,
-        cancel: &CancellationToken,
-    ) -> EventResult {
+    ) -> std::result::Result<Plan, EventResult> {
         let decision = match decision {
             Some(d) => d,
             None => Err(Error::Backend {
@@ -819,10 +831,14 @@ impl Inner {
             }),
         };
         let plan = match decision {
-            Ok(Decision::Skip(skip)) => return EventResult::skip(&skip),
+            Ok(Decision::Skip(skip)) => return Err(EventResult::skip(&skip)),
             Ok(Decision::Plan(plan)) => plan,
             Err(e) if is_rejection(&e) => {
-                return EventResult::new(AuditDecision::Rejected, reason_code(&e), e.to_string());
+                return Err(EventResult::new(
+                    AuditDecision::Rejected,
+                    reason_code(&e),
+                    e.to_string(),
+                ));
             }
             Err(e) => {
                 let code = if e.is_temporary() {
@@ -834,156 +850,67 @@ impl Inner {
                 // An API outage or refused credentials say nothing about the
                 // message: parking it would lose work that succeeds later.
                 r.service_outage = e.is_temporary() || e.kind() == ErrorKind::Config;
-                return r;
+                return Err(r);
             }
         };
         if plan.steps.is_empty() {
-            return EventResult::new(
+            return Err(EventResult::new(
                 AuditDecision::Skipped,
                 SkipReason::NoRemediation.code(),
                 format!("{} planned no step", plan.planner),
-            );
+            ));
         }
-        self.execute_plan(plan, delivery, cancel).await
+        Ok(plan)
     }
 
-    async fn execute_plan(
-        &self,
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    fn execute_plan<'a>(
+        &'a self,
         plan: Plan,
-        delivery: &Delivery,
-        cancel: &CancellationToken,
-    ) -> EventResult {
-        // Step detail is only built when someone records it.
-        let detailed = self.audit.enabled();
-        let mut steps: Vec<AuditStep> = plan
-            .steps
-            .iter()
-            .map(|s| AuditStep {
-                argv: if detailed {
-                    redact_argv(s.command.argv())
-                } else {
-                    Vec::new()
-                },
-                status: StepStatus::NotRun,
-                exit_code: None,
-                duration_ms: 0,
-                context: Default::default(),
-                extra_args: Vec::new(),
-                files: if detailed {
-                    s.files.iter().map(|f| f.name().to_owned()).collect()
-                } else {
-                    Vec::new()
-                },
-                stderr: None,
-                read_only: s.read_only,
-            })
-            .collect();
-        let with = |mut r: EventResult, steps: Vec<AuditStep>| {
-            r.steps = steps;
-            r.planner = Some(plan.planner.clone());
-            r
-        };
-        // Refuse the whole plan before anything runs.
-        for (i, step) in plan.steps.iter().enumerate() {
-            let checked = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                self.executor.check(step, &plan.target)
-            }))
-            .unwrap_or_else(|_| Err(panicked("executor", "check")));
-            if let Err(e) = checked {
-                let decision = if is_rejection(&e) {
-                    AuditDecision::Rejected
-                } else {
-                    AuditDecision::Failed
-                };
-                let r = EventResult::new(decision, reason_code(&e), format!("step {}: {e}", i + 1));
-                return with(r, steps);
-            }
-        }
-        let dry = self.dry_run();
-        // In a dry run, a read-only step after a mutating one would read state
-        // the planned mutation never made: it is only planned too.
-        let mut mutated = false;
-        for (i, step) in plan.steps.iter().enumerate() {
-            let demoted;
-            let step = if dry && mutated && step.read_only {
-                let mut planned = step.clone();
-                planned.read_only = false;
-                planned.expect = None;
-                demoted = planned;
-                &demoted
-            } else {
-                step
-            };
-            mutated |= !step.read_only;
-            if cancel.is_cancelled() {
-                let mut r = EventResult::new(
-                    AuditDecision::Failed,
-                    "cancelled",
-                    format!("worker stopping before step {}", i + 1),
-                );
-                r.retry_now = true;
-                return with(r, steps);
-            }
-            self.stats.incr(Counter::StepsRun);
-            let run = async {
-                AssertUnwindSafe(crate::executor::run_step(
-                    &*self.executor,
-                    step,
-                    &plan.target,
-                ))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err(panicked("executor", "execute")))
-            };
-            let leased =
-                lease::keep_leased(run, delivery, &self.caps, &self.config.lease, &self.stats);
-            // A read-only step (a query, or a long wait for a resource to be
-            // ready) changes nothing, so shutdown may abandon it: the delivery
-            // is released and the plan starts over elsewhere.
-            let outcome = if step.read_only {
-                tokio::select! {
-                    o = leased => o,
-                    () = cancel.cancelled() => {
-                        let mut r = EventResult::new(
-                            AuditDecision::Failed,
-                            "cancelled",
-                            format!("worker stopping during read-only step {}", i + 1),
-                        );
-                        r.retry_now = true;
-                        return with(r, steps);
-                    }
-                }
-            } else {
-                leased.await
-            };
-            match outcome {
-                Ok(o) if o.status == StepStatus::Failed => {
-                    self.stats.incr(Counter::StepsFailed);
-                    let tail = o.stderr_tail.lines().last().unwrap_or("").trim().to_owned();
-                    let exit = o
-                        .exit_code
-                        .map_or_else(|| "was killed".to_owned(), |c| format!("exited {c}"));
-                    let detail = if tail.is_empty() {
-                        format!("step {} {exit}", i + 1)
+        delivery: &'a Delivery,
+        cancel: &'a CancellationToken,
+    ) -> impl Future<Output = EventResult> + Send + 'a {
+        async move {
+            // Step detail is only built when someone records it.
+            let detailed = self.audit.enabled();
+            let mut steps: Vec<AuditStep> = plan
+                .steps
+                .iter()
+                .map(|s| AuditStep {
+                    argv: if detailed {
+                        redact_argv(s.command.argv())
                     } else {
-                        format!("step {} {exit}: {}", i + 1, redact(&tail))
-                    };
-                    record_outcome(&mut steps[i], step.read_only, o);
-                    return with(
-                        EventResult::new(AuditDecision::Failed, "step_failed", detail),
-                        steps,
-                    );
-                }
-                Ok(o) => {
-                    if detailed {
-                        record_outcome(&mut steps[i], step.read_only, o);
+                        Vec::new()
+                    },
+                    status: StepStatus::NotRun,
+                    exit_code: None,
+                    duration_ms: 0,
+                    context: Default::default(),
+                    extra_args: Vec::new(),
+                    files: if detailed {
+                        s.files.iter().map(|f| f.name().to_owned()).collect()
                     } else {
-                        steps[i].status = o.status;
-                    }
-                }
-                Err(e) => {
-                    self.stats.incr(Counter::StepsFailed);
-                    steps[i].status = StepStatus::Failed;
+                        Vec::new()
+                    },
+                    stderr: None,
+                    read_only: s.read_only,
+                })
+                .collect();
+            let with = |mut r: EventResult, steps: Vec<AuditStep>| {
+                r.steps = steps;
+                r.planner = Some(plan.planner.clone());
+                r
+            };
+            // Refuse the whole plan before anything runs.
+            for (i, step) in plan.steps.iter().enumerate() {
+                let checked = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    self.executor.check(step, &plan.target)
+                }))
+                .unwrap_or_else(|_| Err(panicked("executor", "check")));
+                if let Err(e) = checked {
                     let decision = if is_rejection(&e) {
                         AuditDecision::Rejected
                     } else {
@@ -994,140 +921,252 @@ impl Inner {
                     return with(r, steps);
                 }
             }
+            let dry = self.dry_run();
+            // In a dry run, a read-only step after a mutating one would read state
+            // the planned mutation never made: it is only planned too.
+            let mut mutated = false;
+            for (i, step) in plan.steps.iter().enumerate() {
+                let demoted;
+                let step = if dry && mutated && step.read_only {
+                    let mut planned = step.clone();
+                    planned.read_only = false;
+                    planned.expect = None;
+                    demoted = planned;
+                    &demoted
+                } else {
+                    step
+                };
+                mutated |= !step.read_only;
+                if cancel.is_cancelled() {
+                    let mut r = EventResult::new(
+                        AuditDecision::Failed,
+                        "cancelled",
+                        format!("worker stopping before step {}", i + 1),
+                    );
+                    r.retry_now = true;
+                    return with(r, steps);
+                }
+                self.stats.incr(Counter::StepsRun);
+                let run = std::pin::pin!(async {
+                    AssertUnwindSafe(crate::executor::run_step(
+                        &*self.executor,
+                        step,
+                        &plan.target,
+                    ))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(panicked("executor", "execute")))
+                });
+                let leased =
+                    lease::keep_leased(run, delivery, &self.caps, &self.config.lease, &self.stats);
+                // A read-only step (a query, or a long wait for a resource to be
+                // ready) changes nothing, so shutdown may abandon it: the delivery
+                // is released and the plan starts over elsewhere.
+                let outcome = if step.read_only {
+                    tokio::select! {
+                        o = leased => o,
+                        () = cancel.cancelled() => {
+                            let mut r = EventResult::new(
+                                AuditDecision::Failed,
+                                "cancelled",
+                                format!("worker stopping during read-only step {}", i + 1),
+                            );
+                            r.retry_now = true;
+                            return with(r, steps);
+                        }
+                    }
+                } else {
+                    leased.await
+                };
+                match outcome {
+                    Ok(o) if o.status == StepStatus::Failed => {
+                        self.stats.incr(Counter::StepsFailed);
+                        let tail = o.stderr_tail.lines().last().unwrap_or("").trim().to_owned();
+                        let exit = o
+                            .exit_code
+                            .map_or_else(|| "was killed".to_owned(), |c| format!("exited {c}"));
+                        let detail = if tail.is_empty() {
+                            format!("step {} {exit}", i + 1)
+                        } else {
+                            format!("step {} {exit}: {}", i + 1, redact(&tail))
+                        };
+                        record_outcome(&mut steps[i], step.read_only, o);
+                        return with(
+                            EventResult::new(AuditDecision::Failed, "step_failed", detail),
+                            steps,
+                        );
+                    }
+                    Ok(o) => {
+                        if detailed {
+                            record_outcome(&mut steps[i], step.read_only, o);
+                        } else {
+                            steps[i].status = o.status;
+                        }
+                    }
+                    Err(e) => {
+                        self.stats.incr(Counter::StepsFailed);
+                        steps[i].status = StepStatus::Failed;
+                        let decision = if is_rejection(&e) {
+                            AuditDecision::Rejected
+                        } else {
+                            AuditDecision::Failed
+                        };
+                        let r = EventResult::new(
+                            decision,
+                            reason_code(&e),
+                            format!("step {}: {e}", i + 1),
+                        );
+                        return with(r, steps);
+                    }
+                }
+            }
+            let (decision, code) = if dry {
+                (AuditDecision::Planned, "planned")
+            } else {
+                (AuditDecision::Executed, "executed")
+            };
+            // The plan is done with: its name and description move into the result.
+            let Plan {
+                planner,
+                description,
+                ..
+            } = plan;
+            let mut r = EventResult::new(decision, code, description.unwrap_or_default());
+            r.steps = steps;
+            r.planner = Some(planner);
+            r
         }
-        let (decision, code) = if dry {
-            (AuditDecision::Planned, "planned")
-        } else {
-            (AuditDecision::Executed, "executed")
-        };
-        // The plan is done with: its name and description move into the result.
-        let Plan {
-            planner,
-            description,
-            ..
-        } = plan;
-        let mut r = EventResult::new(decision, code, description.unwrap_or_default());
-        r.steps = steps;
-        r.planner = Some(planner);
-        r
     }
 
     /// Settles the delivery according to `result` and writes the audit record.
-    async fn settle(&self, delivery: Delivery, mut record: AuditRecord, result: EventResult) {
-        let count = delivery.delivery_count();
-        let cfg = &self.config;
-        enum Action {
-            Ack,
-            Nack(Duration),
-            DeadLetter(String),
-        }
-        let action = match result.decision {
-            AuditDecision::Executed | AuditDecision::Planned => Action::Ack,
-            AuditDecision::Skipped if result.retry_now => {
-                Action::Nack(cfg.retry.delay(count, delivery.message_id()))
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    fn settle(
+        &self,
+        delivery: Delivery,
+        mut record: AuditRecord,
+        result: EventResult,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        async move {
+            let count = delivery.delivery_count();
+            let cfg = &self.config;
+            enum Action {
+                Ack,
+                Nack(Duration),
+                DeadLetter(String),
             }
-            AuditDecision::Skipped => Action::Ack,
-            AuditDecision::Rejected => {
-                Action::DeadLetter(format!("{}: {}", result.code, result.detail))
-            }
-            AuditDecision::Failed if result.retry_now => Action::Nack(Duration::ZERO),
-            AuditDecision::Failed if count >= cfg.max_deliveries && !result.service_outage => {
-                Action::DeadLetter(format!(
-                    "{} after {count} deliveries: {}",
-                    result.code, result.detail
-                ))
-            }
-            AuditDecision::Failed => Action::Nack(cfg.retry.delay(count, delivery.message_id())),
-        };
-        // Nobody reads the record of a disabled sink: don't build it.
-        let audited = self.audit.enabled();
-        record.decision = result.decision;
-        if audited {
-            record.stamp();
-            record.reason_code = Some(result.code.to_owned());
-            record.reason = Some(if result.detail.is_empty() {
-                result.code.to_owned()
-            } else {
-                format!("{}: {}", result.code, result.detail)
-            });
-            record.planner = result.planner;
-            record.steps = if record.steps.is_empty() {
-                result.steps
-            } else {
-                record.steps
+            let action = match result.decision {
+                AuditDecision::Executed | AuditDecision::Planned => Action::Ack,
+                AuditDecision::Skipped if result.retry_now => {
+                    Action::Nack(cfg.retry.delay(count, delivery.message_id()))
+                }
+                AuditDecision::Skipped => Action::Ack,
+                AuditDecision::Rejected => {
+                    Action::DeadLetter(format!("{}: {}", result.code, result.detail))
+                }
+                AuditDecision::Failed if result.retry_now => Action::Nack(Duration::ZERO),
+                AuditDecision::Failed if count >= cfg.max_deliveries && !result.service_outage => {
+                    Action::DeadLetter(format!(
+                        "{} after {count} deliveries: {}",
+                        result.code, result.detail
+                    ))
+                }
+                AuditDecision::Failed => {
+                    Action::Nack(cfg.retry.delay(count, delivery.message_id()))
+                }
             };
-        }
-        let counter = match result.decision {
-            AuditDecision::Executed => Counter::Executed,
-            AuditDecision::Planned => Counter::Planned,
-            AuditDecision::Skipped => Counter::Skipped,
-            AuditDecision::Failed => Counter::Failed,
-            AuditDecision::Rejected => Counter::Rejected,
-        };
-        self.stats.incr(counter);
+            // Nobody reads the record of a disabled sink: don't build it.
+            let audited = self.audit.enabled();
+            record.decision = result.decision;
+            if audited {
+                record.stamp();
+                record.reason_code = Some(result.code.to_owned());
+                record.reason = Some(if result.detail.is_empty() {
+                    result.code.to_owned()
+                } else {
+                    format!("{}: {}", result.code, result.detail)
+                });
+                record.planner = result.planner;
+                record.steps = if record.steps.is_empty() {
+                    result.steps
+                } else {
+                    record.steps
+                };
+            }
+            let counter = match result.decision {
+                AuditDecision::Executed => Counter::Executed,
+                AuditDecision::Planned => Counter::Planned,
+                AuditDecision::Skipped => Counter::Skipped,
+                AuditDecision::Failed => Counter::Failed,
+                AuditDecision::Rejected => Counter::Rejected,
+            };
+            self.stats.incr(counter);
 
-        let settle_for_real = !self.dry_run() || cfg.settle_in_dry_run;
-        let mut keep_body = matches!(action, Action::DeadLetter(_))
-            || (matches!(action, Action::Nack(_)) && !self.caps.redelivery);
-        let body = delivery.body().clone();
-        if !settle_for_real {
-            record.settle = SettleAction::None;
-            // Nothing was settled; a would-be dead letter still shows its body.
-            keep_body = matches!(action, Action::DeadLetter(_));
-        } else {
-            let outcome = match action {
-                Action::Ack => {
-                    record.settle = SettleAction::Ack;
-                    delivery.ack().await.map(|()| Counter::Acked)
-                }
-                Action::Nack(d) => {
-                    record.settle = SettleAction::Nack;
-                    delivery.nack(d).await.map(|()| Counter::Nacked)
-                }
-                Action::DeadLetter(reason) => {
-                    record.settle = SettleAction::DeadLetter;
-                    match delivery.dead_letter(&reason).await {
-                        Ok(how) => {
-                            record.dead_letter = Some(
-                                match how {
-                                    DeadLetterOutcome::Parked => "parked",
-                                    DeadLetterOutcome::LeftToRedrive => "left_to_redrive",
-                                    DeadLetterOutcome::AuditOnly => "audit_only",
-                                }
-                                .to_owned(),
-                            );
-                            Ok(Counter::DeadLettered)
+            let settle_for_real = !self.dry_run() || cfg.settle_in_dry_run;
+            let mut keep_body = matches!(action, Action::DeadLetter(_))
+                || (matches!(action, Action::Nack(_)) && !self.caps.redelivery);
+            let body = delivery.body().clone();
+            if !settle_for_real {
+                record.settle = SettleAction::None;
+                // Nothing was settled; a would-be dead letter still shows its body.
+                keep_body = matches!(action, Action::DeadLetter(_));
+            } else {
+                let outcome = match action {
+                    Action::Ack => {
+                        record.settle = SettleAction::Ack;
+                        delivery.ack().await.map(|()| Counter::Acked)
+                    }
+                    Action::Nack(d) => {
+                        record.settle = SettleAction::Nack;
+                        delivery.nack(d).await.map(|()| Counter::Nacked)
+                    }
+                    Action::DeadLetter(reason) => {
+                        record.settle = SettleAction::DeadLetter;
+                        match delivery.dead_letter(&reason).await {
+                            Ok(how) => {
+                                record.dead_letter = Some(
+                                    match how {
+                                        DeadLetterOutcome::Parked => "parked",
+                                        DeadLetterOutcome::LeftToRedrive => "left_to_redrive",
+                                        DeadLetterOutcome::AuditOnly => "audit_only",
+                                    }
+                                    .to_owned(),
+                                );
+                                Ok(Counter::DeadLettered)
+                            }
+                            Err(e) => Err(e),
                         }
-                        Err(e) => Err(e),
+                    }
+                };
+                match outcome {
+                    Ok(c) => self.stats.incr(c),
+                    Err(e) => {
+                        self.stats.incr(Counter::SettleErrors);
+                        tracing::warn!(error = %e, "settling the delivery failed");
+                        record.settle_error = Some(e.to_string());
+                        keep_body = true;
                     }
                 }
-            };
-            match outcome {
-                Ok(c) => self.stats.incr(c),
-                Err(e) => {
-                    self.stats.incr(Counter::SettleErrors);
-                    tracing::warn!(error = %e, "settling the delivery failed");
-                    record.settle_error = Some(e.to_string());
-                    keep_body = true;
-                }
             }
-        }
-        tracing::debug!(
-            decision = result.decision.as_str(),
-            reason = result.code,
-            detail = %result.detail,
-            "delivery settled"
-        );
-        if !audited {
-            return;
-        }
-        if keep_body {
-            record.set_body(&body);
-        }
-        let written = std::panic::catch_unwind(AssertUnwindSafe(|| self.audit.record(&record)))
-            .unwrap_or_else(|_| Err(panicked("audit sink", "record")));
-        if let Err(e) = written {
-            tracing::error!(error = %e, "writing the audit record failed");
+            tracing::debug!(
+                decision = result.decision.as_str(),
+                reason = result.code,
+                detail = %result.detail,
+                "delivery settled"
+            );
+            if !audited {
+                return;
+            }
+            if keep_body {
+                record.set_body(&body);
+            }
+            let written = std::panic::catch_unwind(AssertUnwindSafe(|| self.audit.record(&record)))
+                .unwrap_or_else(|_| Err(panicked("audit sink", "record")));
+            if let Err(e) = written {
+                tracing::error!(error = %e, "writing the audit record failed");
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -225,14 +226,26 @@ impl Delivery {
         self.lease_deadline.lock().ok().and_then(|d| *d)
     }
 
+    // The settle verbs return `async move` blocks rather than being `async
+    // fn`s: an `async fn` keeps its by-value `self` twice in its future (as
+    // argument and as local), and these futures are part of every delivery's.
+
     /// Done: the message is never delivered again.
-    pub async fn ack(self) -> Result<()> {
-        self.settle.ack().await
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    pub fn ack(self) -> impl Future<Output = Result<()>> + Send {
+        async move { self.settle.ack().await }
     }
 
     /// Deliver again, no sooner than `retry_after`.
-    pub async fn nack(self, retry_after: Duration) -> Result<()> {
-        self.settle.nack(retry_after).await
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    pub fn nack(self, retry_after: Duration) -> impl Future<Output = Result<()>> + Send {
+        async move { self.settle.nack(retry_after).await }
     }
 
     /// Still working: keep the lease for another `by` from now.
@@ -247,8 +260,15 @@ impl Delivery {
     }
 
     /// Poison: park the message with `reason`.
-    pub async fn dead_letter(self, reason: &str) -> Result<DeadLetterOutcome> {
-        self.settle.dead_letter(reason).await
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    pub fn dead_letter(
+        self,
+        reason: &str,
+    ) -> impl Future<Output = Result<DeadLetterOutcome>> + Send {
+        async move { self.settle.dead_letter(reason).await }
     }
 }
 
