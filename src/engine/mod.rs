@@ -28,6 +28,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -627,9 +628,12 @@ impl Inner {
         for (w, events) in works.iter_mut().zip(held) {
             w.events = events.into_iter().flatten().collect();
         }
-        // Execute the batch's deliveries concurrently within this task (no
-        // spawn per delivery); each holds its permit until settled.
-        let finishing = works.into_iter().zip(plans).map(|(work, decisions)| {
+        // Execute the batch's deliveries within this task (no spawn per
+        // delivery); each holds its permit until settled. Most are done at
+        // their first poll (skips, refusals, dry runs) and run one after the
+        // other, each in place; at the first that has to wait, it and the
+        // rest of the batch run concurrently.
+        let mut finishing = works.into_iter().zip(plans).map(|(work, decisions)| {
             let first = work.events.first();
             let span = tracing::info_span!(
                 "delivery",
@@ -641,10 +645,28 @@ impl Inner {
             self.finish(work, decisions, cancel.clone())
                 .instrument(span)
         });
-        futures_util::future::join_all(finishing).await;
+        while let Some(next) = finishing.next() {
+            let mut next = std::pin::pin!(next);
+            let done =
+                std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx).is_ready())).await;
+            if !done {
+                let rest = futures_util::future::join_all(finishing);
+                futures_util::future::join(next, rest).await;
+                break;
+            }
+        }
     }
 
-    async fn decode_and_gate(&self, delivery: Delivery, permit: OwnedSemaphorePermit) -> Work {
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    fn decode_and_gate(
+        &self,
+        delivery: Delivery,
+        permit: OwnedSemaphorePermit,
+    ) -> impl Future<Output = Work> + Send + '_ {
+        // Decoding needs no await: only the dedup claims do.
         let mut work = Work {
             delivery,
             _permit: permit,
@@ -652,29 +674,31 @@ impl Inner {
             gated: Vec::new(),
             undecodable: None,
         };
+        let mut decoded_events = Vec::new();
         if let Some(limit) = work.delivery.attributes().get(TRUNCATED_ATTRIBUTE) {
             work.undecodable = Some(format!("message longer than {limit} bytes (truncated)"));
-            return work;
-        }
-        match decode(work.delivery.body()) {
-            Err(e) => work.undecodable = Some(e.to_string()),
-            Ok(decoded) if decoded.events.is_empty() => {
-                work.undecodable = Some(format!("{:?} body carries no event", decoded.format));
-            }
-            Ok(decoded) => {
-                work.events.reserve_exact(decoded.events.len());
-                work.gated.reserve_exact(decoded.events.len());
-                for event in decoded.events {
-                    let gated = match gate(&event) {
-                        Some(skip) => Err(EventResult::skip(&skip)),
-                        None => self.claim(&event).await,
-                    };
-                    work.events.push(event);
-                    work.gated.push(gated);
+        } else {
+            match decode(work.delivery.body()) {
+                Err(e) => work.undecodable = Some(e.to_string()),
+                Ok(decoded) if decoded.events.is_empty() => {
+                    work.undecodable = Some(format!("{:?} body carries no event", decoded.format));
                 }
+                Ok(decoded) => decoded_events = decoded.events,
             }
         }
-        work
+        async move {
+            work.events.reserve_exact(decoded_events.len());
+            work.gated.reserve_exact(decoded_events.len());
+            for event in decoded_events {
+                let gated = match gate(&event) {
+                    Some(skip) => Err(EventResult::skip(&skip)),
+                    None => self.claim(&event).await,
+                };
+                work.events.push(event);
+                work.gated.push(gated);
+            }
+            work
+        }
     }
 
     /// Takes the event's dedup claim: `Ok` with the claimed key (`None` for
