@@ -628,31 +628,38 @@ impl Inner {
         for (w, events) in works.iter_mut().zip(held) {
             w.events = events.into_iter().flatten().collect();
         }
-        // Execute the batch's deliveries within this task (no spawn per
-        // delivery); each holds its permit until settled. Most are done at
-        // their first poll (skips, refusals, dry runs) and run one after the
-        // other, each in place; at the first that has to wait, it and the
-        // rest of the batch run concurrently.
-        let mut finishing = works.into_iter().zip(plans).map(|(work, decisions)| {
-            let first = work.events.first();
-            let span = tracing::info_span!(
-                "delivery",
-                message_id = work.delivery.message_id(),
-                alert_id = first.and_then(Event::alert_id),
-                event_id = first.and_then(Event::event_id),
-                account = first.and_then(Event::account_id),
-            );
-            self.finish(work, decisions, cancel.clone())
-                .instrument(span)
-        });
-        while let Some(next) = finishing.next() {
-            let mut next = std::pin::pin!(next);
-            let done =
-                std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx).is_ready())).await;
-            if !done {
-                let rest = futures_util::future::join_all(finishing);
-                futures_util::future::join(next, rest).await;
-                break;
+        // One allocation per batch keeps the per-delivery futures out of
+        // this task's, which is copied as a whole when it is spawned.
+        Box::pin(self.finish_all(works, plans, cancel)).await;
+    }
+
+    /// Executes and settles a batch's deliveries within one task (no spawn
+    /// per delivery); each holds its permit until settled. Most are done at
+    /// their first poll (skips, refusals, dry runs) and run one after the
+    /// other, each in place; at the first that has to wait, it and the rest
+    /// of the batch run concurrently.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    fn finish_all(
+        &self,
+        works: Vec<Work>,
+        plans: Vec<Vec<Option<Result<Decision>>>>,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        async move {
+            let mut batch = works.into_iter().zip(plans);
+            while let Some((work, decisions)) = batch.next() {
+                let mut next = std::pin::pin!(self.finish(work, decisions, cancel.clone()));
+                let done =
+                    std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx).is_ready())).await;
+                if !done {
+                    let rest =
+                        batch.map(|(work, decisions)| self.finish(work, decisions, cancel.clone()));
+                    futures_util::future::join(next, futures_util::future::join_all(rest)).await;
+                    break;
+                }
             }
         }
     }
@@ -755,6 +762,14 @@ impl Inner {
         decisions: Vec<Option<Result<Decision>>>,
         cancel: CancellationToken,
     ) -> impl Future<Output = ()> + Send + '_ {
+        let first = work.events.first();
+        let span = tracing::info_span!(
+            "delivery",
+            message_id = work.delivery.message_id(),
+            alert_id = first.and_then(Event::alert_id),
+            event_id = first.and_then(Event::event_id),
+            account = first.and_then(Event::account_id),
+        );
         async move {
             // The block captures only the fields it uses: name the permit, or
             // it would be released before the delivery is settled.
@@ -838,6 +853,7 @@ impl Inner {
             };
             self.settle(work.delivery, record, result).await;
         }
+        .instrument(span)
     }
 
     /// The plan to run for one event, or the result that says why there is none.
