@@ -15,7 +15,7 @@ use compact_str::CompactString;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Maps keyed by configuration (account ids, profiles), not by message
 /// content: a fast hasher is enough.
@@ -25,8 +25,8 @@ type FastMap<K, V> = foldhash::HashMap<K, V>;
 /// get the same map.
 pub type Env = Arc<BTreeMap<String, String>>;
 
-/// Most distinct (profile, region) environments kept for reuse; past it the
-/// cache starts over (regions come from findings, so the set is open).
+/// Most distinct (profile, region) environments a thread keeps for reuse;
+/// past it the cache starts over (regions come from findings, so the set is open).
 const ENV_CACHE_LIMIT: usize = 1024;
 
 /// The environment variable naming the AWS profile.
@@ -191,52 +191,28 @@ pub struct ContextMap {
     /// Keyed by the lower-case subscription id (GUIDs compare case-insensitively).
     azure: FastMap<String, AzureContext>,
     gcp: FastMap<String, GcpContext>,
-    /// AWS environments already built, by profile and region: most steps of
-    /// a worker share a handful of them.
-    aws_envs: EnvCache,
 }
 
-/// Built AWS environments, shared by clones of a map. Not part of the map's
-/// identity: it is equal to any other cache and shows nothing in `Debug`.
-#[derive(Clone, Default)]
-struct EnvCache(Arc<RwLock<FastMap<CompactString, Env>>>);
-
-impl PartialEq for EnvCache {
-    fn eq(&self, _: &Self) -> bool {
-        true
+/// The AWS environment for `profile` and `region`, built once per thread.
+///
+/// An environment depends on nothing but its profile and region, so each
+/// worker thread keeps the ones it built: most steps share a handful, and
+/// reusing one takes no lock and touches no reference count another thread
+/// is also updating.
+fn aws_env(profile: &str, region: Option<&str>) -> Env {
+    thread_local! {
+        static BUILT: std::cell::RefCell<FastMap<CompactString, Env>> =
+            std::cell::RefCell::new(FastMap::default());
     }
-}
-
-impl Eq for EnvCache {}
-
-impl std::fmt::Debug for EnvCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EnvCache")
+    let mut key = CompactString::with_capacity(profile.len() + 1 + region.map_or(0, str::len));
+    key.push_str(profile);
+    if let Some(region) = region {
+        key.push('\0');
+        key.push_str(region);
     }
-}
-
-impl EnvCache {
-    /// The environment for `profile` and `region`, built once.
-    fn get(&self, profile: &str, region: Option<&str>) -> Env {
-        let mut key = CompactString::with_capacity(profile.len() + 1 + region.map_or(0, str::len));
-        key.push_str(profile);
-        if let Some(region) = region {
-            key.push('\0');
-            key.push_str(region);
-        }
-        // Steps of every worker thread read the cache; only a new profile and
-        // region pair writes it. A poisoned lock only means a panic
-        // elsewhere; the map is still valid.
-        if let Some(env) = self
-            .0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key.as_str())
-        {
-            return Arc::clone(env);
-        }
-        let mut cache = self.0.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(env) = cache.get(key.as_str()) {
+    BUILT.with(|built| {
+        let mut built = built.borrow_mut();
+        if let Some(env) = built.get(key.as_str()) {
             return Arc::clone(env);
         }
         let mut env = BTreeMap::new();
@@ -246,12 +222,12 @@ impl EnvCache {
             env.insert(AWS_DEFAULT_REGION.to_owned(), region.to_owned());
         }
         let env = Arc::new(env);
-        if cache.len() >= ENV_CACHE_LIMIT {
-            cache.clear();
+        if built.len() >= ENV_CACHE_LIMIT {
+            built.clear();
         }
-        cache.insert(key, Arc::clone(&env));
+        built.insert(key, Arc::clone(&env));
         env
-    }
+    })
 }
 
 /// One `ACCOUNT=PROFILE` pair, as written in configuration. `*=PROFILE` is the
@@ -563,7 +539,7 @@ impl ContextMap {
                     }
                 });
                 ExecContext {
-                    env: self.aws_envs.get(profile, region),
+                    env: aws_env(profile, region),
                     extra_args: Vec::new(),
                 }
             }
