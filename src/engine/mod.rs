@@ -282,26 +282,15 @@ impl Engine {
                     Err(_) => break,
                 },
             };
-            let mut held = Vec::with_capacity(batch_max);
-            let mut first = first;
-            while first.num_permits() > 1 {
-                match first.split(1) {
-                    Some(p) => held.push(p),
-                    None => break,
-                }
-            }
-            held.push(first);
-            while held.len() < batch_max {
-                match Arc::clone(&permits).try_acquire_owned() {
-                    Ok(p) => held.push(p),
-                    Err(_) => break,
-                }
-            }
+            // One permit object for the whole batch: a delivery settled in
+            // place returns its share with the batch's, in one release.
+            let mut held = first;
+            top_up(&mut held, &permits, batch_max);
             let asked = std::time::Instant::now();
             let received = tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
-                r = inner.source.receive(held.len()) => r,
+                r = inner.source.receive(held.num_permits()) => r,
             };
             match received {
                 Err(e) => {
@@ -350,23 +339,19 @@ impl Engine {
                     // A source that returned more than asked gets what permits
                     // are free; the rest is released for redelivery at once
                     // (waiting here for permits this loop holds would deadlock).
-                    while held.len() < batch.len() {
-                        match Arc::clone(&permits).try_acquire_owned() {
-                            Ok(p) => held.push(p),
-                            Err(_) => break,
-                        }
-                    }
-                    if batch.len() > held.len() {
-                        let surplus = batch.split_off(held.len());
+                    top_up(&mut held, &permits, batch.len());
+                    if batch.len() > held.num_permits() {
+                        let surplus = batch.split_off(held.num_permits());
                         let inner = Arc::clone(inner);
                         tasks.spawn(async move { inner.release_surplus(surplus).await });
                     }
-                    held.truncate(batch.len());
-                    let work: Vec<(Delivery, OwnedSemaphorePermit)> =
-                        batch.drain(..).zip(held).collect();
+                    let unused = held.num_permits() - batch.len();
+                    if unused > 0 {
+                        drop(held.split(unused));
+                    }
                     let inner = Arc::clone(inner);
                     let cancel = cancel.clone();
-                    tasks.spawn(async move { inner.handle_batch(work, cancel).await });
+                    tasks.spawn(async move { inner.handle_batch(batch, held, cancel).await });
                 }
             }
         }
@@ -379,6 +364,21 @@ impl Engine {
         match fatal {
             Some(e) => Err(e),
             None => Ok(inner.stats.snapshot()),
+        }
+    }
+}
+
+/// Adds to `held` the permits that are free, up to `want` in all, without waiting.
+fn top_up(held: &mut OwnedSemaphorePermit, permits: &Arc<Semaphore>, want: usize) {
+    let missing = want
+        .saturating_sub(held.num_permits())
+        .min(permits.available_permits());
+    let Ok(missing) = u32::try_from(missing) else {
+        return;
+    };
+    if missing > 0 {
+        if let Ok(more) = Arc::clone(permits).try_acquire_many_owned(missing) {
+            held.merge(more);
         }
     }
 }
@@ -456,7 +456,6 @@ impl EventResult {
 /// One delivery moving through the pipeline.
 struct Work {
     delivery: Delivery,
-    _permit: OwnedSemaphorePermit,
     events: Vec<Event>,
     /// Per event: a decision already made (gate, dedup) as `Err`, or `Ok`
     /// with the dedup key claimed for it (if it has one) = needs planning.
@@ -572,13 +571,15 @@ impl Inner {
 
     async fn handle_batch(
         self: Arc<Self>,
-        batch: Vec<(Delivery, OwnedSemaphorePermit)>,
+        batch: Vec<Delivery>,
+        permits: OwnedSemaphorePermit,
         cancel: CancellationToken,
     ) {
-        // Decode and gate every delivery.
+        // Decode and gate every delivery. The batch holds one permit per
+        // delivery until it is settled.
         let mut works = Vec::with_capacity(batch.len());
-        for (delivery, permit) in batch {
-            works.push(self.decode_and_gate(delivery, permit).await);
+        for delivery in batch {
+            works.push(self.decode_and_gate(delivery).await);
         }
         // Plan everything that passed the gate in one call. Events are moved
         // out for the call and back afterwards, never copied.
@@ -630,14 +631,17 @@ impl Inner {
         }
         // One allocation per batch keeps the per-delivery futures out of
         // this task's, which is copied as a whole when it is spawned.
-        Box::pin(self.finish_all(works, plans, cancel)).await;
+        Box::pin(self.finish_all(works, plans, permits, cancel)).await;
     }
 
     /// Executes and settles a batch's deliveries within one task (no spawn
-    /// per delivery); each holds its permit until settled. Most are done at
-    /// their first poll (skips, refusals, dry runs) and run one after the
-    /// other, each in place; at the first that has to wait, it and the rest
-    /// of the batch run concurrently.
+    /// per delivery). Most are done at their first poll (skips, refusals, dry
+    /// runs) and run one after the other, each in place; at the first that
+    /// has to wait, it and the rest of the batch run concurrently.
+    ///
+    /// `permits` holds one permit per delivery. Deliveries settled in place
+    /// return theirs together (one release instead of one each); once
+    /// deliveries run concurrently, each holds its own until it is settled.
     #[allow(
         clippy::manual_async_fn,
         reason = "an async fn would store its arguments twice"
@@ -646,20 +650,35 @@ impl Inner {
         &self,
         works: Vec<Work>,
         plans: Vec<Vec<Option<Result<Decision>>>>,
+        mut permits: OwnedSemaphorePermit,
         cancel: CancellationToken,
     ) -> impl Future<Output = ()> + Send + '_ {
         async move {
             let mut batch = works.into_iter().zip(plans);
             while let Some((work, decisions)) = batch.next() {
-                let mut next = std::pin::pin!(self.finish(work, decisions, cancel.clone()));
+                let mut next = std::pin::pin!(self.finish(work, decisions, &cancel));
                 let done =
                     std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx).is_ready())).await;
-                if !done {
-                    let rest =
-                        batch.map(|(work, decisions)| self.finish(work, decisions, cancel.clone()));
-                    futures_util::future::join(next, futures_util::future::join_all(rest)).await;
-                    break;
+                if done {
+                    continue;
                 }
+                let own = permits.split(1);
+                let waiting = async move {
+                    next.await;
+                    drop(own);
+                };
+                let rest = futures_util::future::join_all(batch.map(|(work, decisions)| {
+                    let own = permits.split(1);
+                    let delivery = self.finish(work, decisions, &cancel);
+                    async move {
+                        delivery.await;
+                        drop(own);
+                    }
+                }));
+                // What is left are the permits of the deliveries already settled.
+                drop(permits);
+                futures_util::future::join(waiting, rest).await;
+                break;
             }
         }
     }
@@ -668,15 +687,10 @@ impl Inner {
         clippy::manual_async_fn,
         reason = "an async fn would store its arguments twice"
     )]
-    fn decode_and_gate(
-        &self,
-        delivery: Delivery,
-        permit: OwnedSemaphorePermit,
-    ) -> impl Future<Output = Work> + Send + '_ {
+    fn decode_and_gate(&self, delivery: Delivery) -> impl Future<Output = Work> + Send + '_ {
         // Decoding needs no await: only the dedup claims do.
         let mut work = Work {
             delivery,
-            _permit: permit,
             events: Vec::new(),
             gated: Vec::new(),
             undecodable: None,
@@ -756,12 +770,12 @@ impl Inner {
         clippy::manual_async_fn,
         reason = "an async fn would store its arguments twice"
     )]
-    fn finish(
-        &self,
+    fn finish<'a>(
+        &'a self,
         mut work: Work,
         decisions: Vec<Option<Result<Decision>>>,
-        cancel: CancellationToken,
-    ) -> impl Future<Output = ()> + Send + '_ {
+        cancel: &'a CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'a {
         let first = work.events.first();
         let span = tracing::info_span!(
             "delivery",
@@ -771,9 +785,6 @@ impl Inner {
             account = first.and_then(Event::account_id),
         );
         async move {
-            // The block captures only the fields it uses: name the permit, or
-            // it would be released before the delivery is settled.
-            let _permit = work._permit;
             if let Some(why) = work.undecodable.take() {
                 tracing::warn!(reason = %why, "undecodable delivery");
                 let result = EventResult::new(AuditDecision::Rejected, "undecodable", why);
@@ -788,7 +799,7 @@ impl Inner {
                     Err(r) => r,
                     Ok(claim) => {
                         let mut r = match self.plan_of(decision) {
-                            Ok(plan) => self.execute_plan(plan, &work.delivery, &cancel).await,
+                            Ok(plan) => self.execute_plan(plan, &work.delivery, cancel).await,
                             Err(r) => r,
                         };
                         r.claim = claim;
