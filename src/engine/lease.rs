@@ -66,14 +66,7 @@ pub(crate) async fn keep_leased<F: Future>(
     if !caps.extend {
         return work.await;
     }
-    let first = std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(match work.as_mut().poll(cx) {
-            std::task::Poll::Ready(out) => Some(out),
-            std::task::Poll::Pending => None,
-        })
-    })
-    .await;
-    match first {
+    match super::poll_once(work.as_mut()).await {
         Some(out) => out,
         None => Box::pin(extend_while(work, delivery, caps, policy, stats)).await,
     }

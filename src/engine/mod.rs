@@ -27,6 +27,7 @@ use futures_util::FutureExt;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -368,6 +369,17 @@ impl Engine {
     }
 }
 
+/// Polls `fut` once with the current task's context: its output if it is
+/// done, `None` if it waits (its wake-up is then registered with this task).
+fn poll_once<F: Future>(mut fut: Pin<&mut F>) -> impl Future<Output = Option<F::Output>> {
+    std::future::poll_fn(move |cx| {
+        Poll::Ready(match fut.as_mut().poll(cx) {
+            Poll::Ready(out) => Some(out),
+            Poll::Pending => None,
+        })
+    })
+}
+
 /// Adds to `held` the permits that are free, up to `want` in all, without waiting.
 fn top_up(held: &mut OwnedSemaphorePermit, permits: &Arc<Semaphore>, want: usize) {
     let missing = want
@@ -471,6 +483,17 @@ fn reason_code(e: &Error) -> &'static str {
         ErrorKind::Cancelled => "cancelled",
         _ => "step_failed",
     }
+}
+
+/// The result of a plan whose step `index` (0-based) could not run: rejected
+/// if the error refuses the command, failed otherwise.
+fn step_error(index: usize, e: &Error) -> EventResult {
+    let decision = if is_rejection(e) {
+        AuditDecision::Rejected
+    } else {
+        AuditDecision::Failed
+    };
+    EventResult::new(decision, reason_code(e), format!("step {}: {e}", index + 1))
 }
 
 fn is_rejection(e: &Error) -> bool {
@@ -657,9 +680,7 @@ impl Inner {
             let mut batch = works.into_iter().zip(plans);
             while let Some((work, decisions)) = batch.next() {
                 let mut next = std::pin::pin!(self.finish(work, decisions, &cancel));
-                let done =
-                    std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx).is_ready())).await;
-                if done {
+                if poll_once(next.as_mut()).await.is_some() {
                     continue;
                 }
                 let own = permits.split(1);
@@ -962,14 +983,7 @@ impl Inner {
                 }))
                 .unwrap_or_else(|_| Err(panicked("executor", "check")));
                 if let Err(e) = checked {
-                    let decision = if is_rejection(&e) {
-                        AuditDecision::Rejected
-                    } else {
-                        AuditDecision::Failed
-                    };
-                    let r =
-                        EventResult::new(decision, reason_code(&e), format!("step {}: {e}", i + 1));
-                    return with(r, steps);
+                    return with(step_error(i, &e), steps);
                 }
             }
             let dry = self.dry_run();
@@ -1057,17 +1071,7 @@ impl Inner {
                     Err(e) => {
                         self.stats.incr(Counter::StepsFailed);
                         steps[i].status = StepStatus::Failed;
-                        let decision = if is_rejection(&e) {
-                            AuditDecision::Rejected
-                        } else {
-                            AuditDecision::Failed
-                        };
-                        let r = EventResult::new(
-                            decision,
-                            reason_code(&e),
-                            format!("step {}: {e}", i + 1),
-                        );
-                        return with(r, steps);
+                        return with(step_error(i, &e), steps);
                     }
                 }
             }
