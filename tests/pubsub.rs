@@ -17,11 +17,8 @@ use google_cloud_auth::credentials::Credentials;
 use google_cloud_pubsub::client::{Publisher, Subscriber, SubscriptionAdmin, TopicAdmin};
 use google_cloud_pubsub::model::{DeadLetterPolicy, Message, Subscription};
 use remediation::engine::{AuditDecision, Backoff, Engine, EngineConfig, MemoryAudit, Stats};
-use remediation::executor::{
-    CommandExecutor, CommandPolicy, ContextMap, GcpContext, StepOutcome, StepStatus,
-};
-use remediation::model::Target;
-use remediation::planner::{AlertCliPlanner, Step};
+use remediation::executor::{CommandPolicy, ContextMap, GcpContext};
+use remediation::planner::AlertCliPlanner;
 use remediation::source::pubsub::REASON_ATTRIBUTE;
 use remediation::source::{AlertSource, DeadLetterMode, PubSubSource, PubSubSourceBuilder};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,6 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::pubsub_emulator::{self, Emulator};
+use support::recording::{RecordingExecutor, no_delay};
 use support::{StandIn, run_until};
 
 const PROJECT: &str = "remediation-test";
@@ -254,60 +252,6 @@ fn bucket_script(bucket: &str) -> String {
 
 fn contexts() -> ContextMap {
     ContextMap::new().with_gcp_project(PROJECT, GcpContext::new())
-}
-
-/// Succeeds; records each step's last argument, after sleeping `delay`;
-/// optionally fails the first attempt of each argument.
-#[derive(Debug)]
-struct RecordingExecutor {
-    done: Mutex<Vec<String>>,
-    delay: Duration,
-    fail_first: bool,
-    attempts: Mutex<HashMap<String, u32>>,
-}
-
-impl RecordingExecutor {
-    fn new(delay: Duration, fail_first: bool) -> Self {
-        RecordingExecutor {
-            done: Mutex::new(Vec::new()),
-            delay,
-            fail_first,
-            attempts: Mutex::new(HashMap::new()),
-        }
-    }
-    fn done(&self) -> Vec<String> {
-        self.done.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl CommandExecutor for RecordingExecutor {
-    fn check(&self, _step: &Step, _target: &Target) -> remediation::Result<()> {
-        Ok(())
-    }
-    async fn execute(&self, step: &Step, _target: &Target) -> remediation::Result<StepOutcome> {
-        let last = step
-            .command
-            .argv()
-            .last()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let attempt = {
-            let mut a = self.attempts.lock().unwrap();
-            let n = a.entry(last.clone()).or_default();
-            *n += 1;
-            *n
-        };
-        tokio::time::sleep(self.delay).await;
-        if self.fail_first && attempt == 1 {
-            let mut o = StepOutcome::new(StepStatus::Failed);
-            o.exit_code = Some(1);
-            o.stderr_tail = "simulated failure".into();
-            return Ok(o);
-        }
-        self.done.lock().unwrap().push(last);
-        Ok(StepOutcome::new(StepStatus::Ok))
-    }
 }
 
 // ----------------------------------------------------------------- conformance
@@ -563,7 +507,9 @@ async fn a_failed_step_is_redelivered_and_succeeds_later() {
     )
     .await;
     let source = env.source(&sub).build().await.unwrap();
-    let executor = Arc::new(RecordingExecutor::new(Duration::ZERO, true));
+    let mut executor = RecordingExecutor::new(no_delay);
+    executor.fail_first = true;
+    let executor = Arc::new(executor);
     let audit = Arc::new(MemoryAudit::new());
     let engine = Engine::builder(
         Arc::new(source.clone()),
@@ -660,7 +606,7 @@ async fn poison_is_published_to_the_configured_dead_letter_topic_with_its_reason
     let engine = Engine::builder(
         Arc::new(source.clone()),
         Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
-        Arc::new(RecordingExecutor::new(Duration::ZERO, false)),
+        Arc::new(RecordingExecutor::new(no_delay)),
     )
     .audit(audit.clone())
     .build();

@@ -16,11 +16,8 @@ use conformance::{QueueFactory, TestQueue};
 use remediation::engine::{
     AuditDecision, Backoff, Counter, Engine, EngineConfig, LeasePolicy, MemoryAudit, Stats, Summary,
 };
-use remediation::executor::{
-    CommandExecutor, CommandPolicy, ContextMap, ProcessExecutor, StepOutcome, StepStatus,
-};
-use remediation::model::Target;
-use remediation::planner::{AlertCliPlanner, RemediationPlanner, Step};
+use remediation::executor::{CommandPolicy, ContextMap, ProcessExecutor};
+use remediation::planner::{AlertCliPlanner, RemediationPlanner};
 use remediation::source::sqs::{REASON_ATTRIBUTE, api};
 use remediation::source::{AlertSource, DeadLetterMode, SqsSource};
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::moto::{MotoServer, venv};
+use support::recording::{RecordingExecutor, no_delay};
 use support::run_until;
 use tokio_util::sync::CancellationToken;
 
@@ -249,67 +247,6 @@ fn sqs_calls(summary: &Summary) -> u64 {
 }
 
 // ------------------------------------------------------------ test executors
-
-/// Succeeds at once; records each step's last argument in completion order,
-/// after sleeping `delay(last argument)`.
-#[derive(Debug)]
-struct RecordingExecutor {
-    done: Mutex<Vec<String>>,
-    delay_ms: fn(&str) -> u64,
-    fail_first: bool,
-    attempts: Mutex<HashMap<String, u32>>,
-}
-
-impl RecordingExecutor {
-    fn new(delay_ms: fn(&str) -> u64) -> Self {
-        RecordingExecutor {
-            done: Mutex::new(Vec::new()),
-            delay_ms,
-            fail_first: false,
-            attempts: Mutex::new(HashMap::new()),
-        }
-    }
-    fn done(&self) -> Vec<String> {
-        self.done.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl CommandExecutor for RecordingExecutor {
-    fn check(&self, _step: &Step, _target: &Target) -> remediation::Result<()> {
-        Ok(())
-    }
-    async fn execute(&self, step: &Step, _target: &Target) -> remediation::Result<StepOutcome> {
-        let last = step
-            .command
-            .argv()
-            .last()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let attempt = {
-            let mut a = self.attempts.lock().unwrap();
-            let n = a.entry(last.clone()).or_default();
-            *n += 1;
-            *n
-        };
-        let delay = (self.delay_ms)(&last);
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
-        if self.fail_first && attempt == 1 {
-            let mut o = StepOutcome::new(StepStatus::Failed);
-            o.exit_code = Some(1);
-            o.stderr_tail = "simulated failure".into();
-            return Ok(o);
-        }
-        self.done.lock().unwrap().push(last);
-        Ok(StepOutcome::new(StepStatus::Ok))
-    }
-}
-
-fn no_delay(_: &str) -> u64 {
-    0
-}
 
 // ----------------------------------------------------------------- conformance
 

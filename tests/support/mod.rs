@@ -12,6 +12,7 @@ pub mod lambda_runtime;
 pub mod moto;
 pub mod proxy;
 pub mod pubsub_emulator;
+pub mod recording;
 pub mod servicebus;
 
 use remediation::engine::{Engine, Summary};
