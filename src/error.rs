@@ -32,6 +32,67 @@ pub enum ErrorKind {
     Cancelled,
 }
 
+/// Why a command was refused: the stable reason codes of
+/// [`Error::UnsafeCommand`], shown in logs and audit records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Shell syntax, or text the script parser cannot read as plain words.
+    ShellSyntax,
+    /// More commands in one script than the policy allows.
+    TooManyCommands,
+    /// A program outside the allowlist, or given as a path.
+    ProgramNotAllowed,
+    /// An option that picks credentials, endpoint, TLS trust, logging, an
+    /// input file of parameters, a pass-through or ssh behaviour.
+    DeniedOption,
+    /// An operation outside the catalog of remediation operations.
+    OperationNotAllowed,
+    /// A local path (`/`, `~`, `./`, `../`) where the CLI would read or write a file.
+    LocalPath,
+    /// A file reference (`file://`, `fileb://`, az `@file`, a `--*-file`
+    /// value) that names no file attached to the step.
+    FileReference,
+    /// A URL the CLI would fetch.
+    Url,
+    /// A command acting outside its finding's account, subscription, project
+    /// or region, or naming its context twice.
+    ContextMismatch,
+    /// A policy document that grants (identity policies may only deny;
+    /// resource policies may not grant to everyone or another account).
+    PolicyDocument,
+    /// A step file that is malformed, unused or ambiguous.
+    StepFile,
+    /// The command could not be started (program missing, argument list too long).
+    CannotStart,
+}
+
+impl Refusal {
+    /// The reason code as written in logs and audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::ShellSyntax => "shell_syntax",
+            Refusal::TooManyCommands => "too_many_commands",
+            Refusal::ProgramNotAllowed => "program_not_allowed",
+            Refusal::DeniedOption => "denied_option",
+            Refusal::OperationNotAllowed => "operation_not_allowed",
+            Refusal::LocalPath => "local_path",
+            Refusal::FileReference => "file_reference",
+            Refusal::Url => "url",
+            Refusal::ContextMismatch => "context_mismatch",
+            Refusal::PolicyDocument => "policy_document",
+            Refusal::StepFile => "step_file",
+            Refusal::CannotStart => "cannot_start",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The crate's error.
 ///
 /// Every variant knows whether it is [temporary](Error::is_temporary): only
@@ -46,9 +107,14 @@ pub enum Error {
         message: String,
     },
     /// A command script was rejected before anything ran.
-    #[error("unsafe command: {reason}")]
+    ///
+    /// Displayed as `unsafe_command: CODE: reason`, so a log or audit line
+    /// names the class of refusal first.
+    #[error("unsafe_command: {code}: {reason}")]
     UnsafeCommand {
-        /// Why the script was rejected.
+        /// The class of refusal (`operation_not_allowed`, `local_path`...).
+        code: Refusal,
+        /// Why the script was rejected, naming the argument at fault.
         reason: String,
     },
     /// The target account has no mapped execution context.
@@ -142,10 +208,25 @@ impl Error {
         }
     }
 
-    /// Shorthand for an [`Error::UnsafeCommand`].
-    pub fn unsafe_command(reason: impl Into<String>) -> Self {
+    /// Shorthand for an [`Error::UnsafeCommand`] of the class `code`.
+    pub fn refused(code: Refusal, reason: impl Into<String>) -> Self {
         Error::UnsafeCommand {
+            code,
             reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for an [`Error::UnsafeCommand`] refused by the script
+    /// parser ([`Refusal::ShellSyntax`]).
+    pub fn unsafe_command(reason: impl Into<String>) -> Self {
+        Self::refused(Refusal::ShellSyntax, reason)
+    }
+
+    /// The class of refusal, for an [`Error::UnsafeCommand`].
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Error::UnsafeCommand { code, .. } => Some(*code),
+            _ => None,
         }
     }
 

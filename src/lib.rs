@@ -91,4 +91,4 @@ pub mod redact;
 pub mod rules;
 pub mod source;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Refusal, Result};

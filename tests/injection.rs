@@ -35,10 +35,10 @@ async fn run_like_engine(script: &str, standin: &StandIn) -> remediation::Result
         Err(e) => {
             // Whatever the strict parser refuses, the planners' parser
             // refuses too, for the same kind of reason.
-            let Err(Error::UnsafeCommand { reason }) = &as_steps else {
+            let Err(Error::UnsafeCommand { reason, .. }) = &as_steps else {
                 panic!("{script:?}: parse_script_steps accepted it: {as_steps:?}");
             };
-            if let Error::UnsafeCommand { reason: strict } = &e {
+            if let Error::UnsafeCommand { reason: strict, .. } = &e {
                 let kind = strict.split(" outside quotes").next().unwrap_or(strict);
                 assert!(reason.contains(kind), "{script:?}: {reason} vs {strict}");
             }
@@ -147,7 +147,7 @@ async fn hostile_scripts_are_rejected_and_nothing_runs() {
     let standin = StandIn::new();
     for (script, fragment) in HOSTILE {
         match parse_script(script, &CommandPolicy::default()) {
-            Err(Error::UnsafeCommand { reason }) => assert!(
+            Err(Error::UnsafeCommand { reason, .. }) => assert!(
                 reason.contains(fragment),
                 "{script:?}: reason {reason:?} does not mention {fragment:?}"
             ),

@@ -43,11 +43,11 @@
 //! One violation anywhere rejects the whole script with
 //! [`Error::UnsafeCommand`], so a plan is never half-run.
 
-use crate::error::{Error, Result};
+use super::CommandPolicy;
+use crate::error::{Error, Refusal, Result};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// A command: a program and its arguments. Never a shell string.
@@ -91,6 +91,11 @@ impl fmt::Debug for Command {
 }
 
 impl Command {
+    /// The fingerprint of the policy that verified this argv (0: unchecked).
+    pub(crate) fn verified_by(&self) -> u64 {
+        self.verified_by
+    }
+
     /// A command running `program` with `args`.
     pub fn new<I, S>(program: impl Into<String>, args: I) -> Self
     where
@@ -190,314 +195,6 @@ impl fmt::Display for Command {
     }
 }
 
-/// What one program may not be given.
-///
-/// Options (`--profile`) would choose the program's own credentials, endpoint or
-/// TLS trust instead of the executor's context; subcommands (`aws configure`,
-/// `gcloud auth`) are runs of positional words that change the CLI's stored
-/// credentials or configuration, and with it the context of every later step.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct ProgramRules {
-    /// Sorted and without duplicates, for an ordered lookup per argument.
-    options: Vec<String>,
-    subcommands: BTreeSet<Vec<String>>,
-}
-
-/// Programs whose option parser (Python `argparse`) accepts any unambiguous
-/// abbreviation of a long option: `aws --prof x` means `aws --profile x`
-/// (verified with aws-cli 1.46). For these, prefixes of a denied option are denied too.
-const ABBREVIATING_PROGRAMS: &[&str] = &["aws"];
-
-/// How many commands one script may hold unless a policy says otherwise
-/// ([`CommandPolicy::with_max_commands`]).
-pub const DEFAULT_MAX_COMMANDS: usize = 64;
-
-/// Which programs and options a command may use.
-///
-/// The default allows `aws`, `az` and `gcloud` and denies:
-///
-/// * `aws`: `--profile` and `--endpoint-url` (the executor picks the profile per
-///   account, and an endpoint override can send credentials anywhere),
-///   `--no-verify-ssl` and `--ca-bundle` (TLS trust), `--debug` (prints
-///   session tokens in request headers), including abbreviations such as
-///   `--prof`; and the subcommand `configure`.
-/// * `gcloud`: `--account`, `--impersonate-service-account`,
-///   `--access-token-file`, `--configuration`, `--flags-file` (it can carry
-///   any denied flag), `--log-http` and `--verbosity` (debug output); the
-///   command groups `auth`, `config` and `components`.
-/// * `az`: `--debug`; `login`, `logout`, `account set`, `account clear`,
-///   `extension`, and `rest` (it sends the ARM bearer token to any URL).
-///   `--subscription` is deliberately *allowed*: Azure remediation commands name
-///   the subscription they change, and it is the alert's own subscription.
-///
-/// Denied subcommands are matched as a contiguous run of arguments anywhere in
-/// the argv, which is conservative: an argument that is exactly `configure`
-/// is refused for `aws` even where it is a value.
-///
-/// A script parsed under a policy may hold at most
-/// [`max_commands`](Self::max_commands) commands
-/// ([`DEFAULT_MAX_COMMANDS`] unless set): a remediation runs a handful, and
-/// an alert carrying thousands of allowed calls is refused whole.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommandPolicy {
-    programs: BTreeSet<String>,
-    /// The most commands one script may hold.
-    max_commands: usize,
-    /// Denied options and subcommands by program: one lookup per check.
-    denied: BTreeMap<String, ProgramRules>,
-    /// A hash of all the rules above, recomputed whenever they change; never 0.
-    /// Equal rules give equal fingerprints, so a command checked by one policy
-    /// is known to pass an identical one (see [`Command`]'s `verified_by`).
-    fingerprint: u64,
-}
-
-impl Default for CommandPolicy {
-    fn default() -> Self {
-        let policy = CommandPolicy {
-            programs: BTreeSet::new(),
-            max_commands: DEFAULT_MAX_COMMANDS,
-            denied: BTreeMap::new(),
-            fingerprint: 0,
-        }
-        .with_programs(["aws", "az", "gcloud"]);
-        let policy = [
-            ("aws", "--profile"),
-            ("aws", "--endpoint-url"),
-            ("aws", "--no-verify-ssl"),
-            ("aws", "--ca-bundle"),
-            // Debug output prints request headers, session tokens included.
-            ("aws", "--debug"),
-            ("az", "--debug"),
-            ("gcloud", "--log-http"),
-            ("gcloud", "--verbosity"),
-            // A flags file can carry any denied flag past this check.
-            ("gcloud", "--flags-file"),
-            ("gcloud", "--account"),
-            ("gcloud", "--impersonate-service-account"),
-            ("gcloud", "--access-token-file"),
-            ("gcloud", "--configuration"),
-        ]
-        .into_iter()
-        .fold(policy, |p, (program, option)| {
-            p.deny_option(program, option)
-        });
-        let subcommands: [(&str, &[&str]); 10] = [
-            ("aws", &["configure"]),
-            ("gcloud", &["auth"]),
-            ("gcloud", &["config"]),
-            ("gcloud", &["components"]),
-            ("az", &["login"]),
-            // `az rest --url` sends the ARM bearer token to any URL.
-            ("az", &["rest"]),
-            ("az", &["logout"]),
-            ("az", &["account", "set"]),
-            ("az", &["account", "clear"]),
-            ("az", &["extension"]),
-        ];
-        subcommands.into_iter().fold(policy, |p, (program, words)| {
-            p.deny_subcommand(program, words.iter().copied())
-        })
-    }
-}
-
-impl CommandPolicy {
-    /// The default policy (`aws`, `az`, `gcloud`; see the type docs).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the most commands one script may hold (at least 1); a longer
-    /// script is refused whole by [`parse_script`] and [`parse_script_steps`].
-    pub fn with_max_commands(mut self, max: usize) -> Self {
-        self.max_commands = max.max(1);
-        self
-    }
-
-    /// The most commands one script may hold.
-    pub fn max_commands(&self) -> usize {
-        self.max_commands
-    }
-
-    /// Refuses a script's command number `number` if it is one too many.
-    fn count_command(&self, number: usize, statement: usize) -> Result<()> {
-        if number > self.max_commands {
-            return Err(Error::unsafe_command(format!(
-                "more than {} commands in the script, in statement {statement}",
-                self.max_commands
-            )));
-        }
-        Ok(())
-    }
-
-    /// Replaces the allowed programs with `programs` (denied options stay).
-    pub fn with_programs<I, S>(mut self, programs: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.programs = programs.into_iter().map(Into::into).collect();
-        self.refingerprint()
-    }
-
-    /// Allows one more program, by bare name (a name with a path separator
-    /// can never pass [`check`](Self::check)).
-    pub fn allow_program(mut self, program: impl Into<String>) -> Self {
-        self.programs.insert(program.into());
-        self.refingerprint()
-    }
-
-    /// Denies `option` (`--name`, also matched as `--name=value`) for `program`.
-    pub fn deny_option(mut self, program: impl Into<String>, option: impl Into<String>) -> Self {
-        let options = &mut self.denied.entry(program.into()).or_default().options;
-        let option = option.into();
-        if let Err(at) = options.binary_search(&option) {
-            options.insert(at, option);
-        }
-        self.refingerprint()
-    }
-
-    /// Denies the run of positional `words` (`["account", "set"]`) for `program`.
-    pub fn deny_subcommand<I, S>(mut self, program: impl Into<String>, words: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let words: Vec<String> = words.into_iter().map(Into::into).collect();
-        if !words.is_empty() {
-            self.denied
-                .entry(program.into())
-                .or_default()
-                .subcommands
-                .insert(words);
-        }
-        self.refingerprint()
-    }
-
-    /// Recomputes [`fingerprint`](Self::fingerprint) after a rule changed.
-    fn refingerprint(mut self) -> Self {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::hash::DefaultHasher::new();
-        self.programs.hash(&mut hasher);
-        for (program, rules) in &self.denied {
-            program.hash(&mut hasher);
-            rules.options.hash(&mut hasher);
-            rules.subcommands.hash(&mut hasher);
-        }
-        self.fingerprint = hasher.finish() | 1;
-        self
-    }
-
-    /// The allowed programs.
-    pub fn programs(&self) -> impl Iterator<Item = &str> {
-        self.programs.iter().map(String::as_str)
-    }
-
-    /// Whether `program` is an allowed bare program name.
-    pub fn allows_program(&self, program: &str) -> bool {
-        self.programs.contains(program)
-    }
-
-    /// Checks one command: the program must be an allowed bare name (not a
-    /// path), no argument may hold a NUL byte, and no denied option or
-    /// subcommand may appear.
-    pub fn check(&self, command: &Command) -> Result<()> {
-        if command.verified_by == self.fingerprint {
-            return Ok(());
-        }
-        match self.violation(command, true) {
-            None => Ok(()),
-            Some(reason) => Err(Error::unsafe_command(reason)),
-        }
-    }
-
-    /// Why `command` breaks the policy, if it does.
-    /// Why `command` may not run, if it may not. `scan_nul` is false only for
-    /// commands [`parse_script`] built, whose scanner already refused NUL bytes.
-    fn violation(&self, command: &Command, scan_nul: bool) -> Option<String> {
-        let program = command.program();
-        if program.is_empty() {
-            return Some("empty program name".to_owned());
-        }
-        if program.contains(['/', '\\']) {
-            return Some(format!(
-                "program given as a path ({}); only bare names found on PATH are allowed",
-                quoted(program)
-            ));
-        }
-        if !self.allows_program(program) {
-            return Some(format!(
-                "program {} is not allowed (allowed: {})",
-                quoted(program),
-                self.programs().collect::<Vec<_>>().join(", ")
-            ));
-        }
-        if scan_nul && command.argv().iter().any(|a| a.contains('\0')) {
-            return Some("NUL byte in an argument".to_owned());
-        }
-        let rules = self.denied.get(program)?;
-        let abbreviates = ABBREVIATING_PROGRAMS.contains(&program);
-        for arg in command.args() {
-            if !arg.starts_with("--") {
-                continue;
-            }
-            let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
-            // The denied options that start with `name` sort together, from
-            // the first one not less than `name`: one lookup finds the exact
-            // match or, for abbreviating programs, any option `name` abbreviates.
-            let first = rules
-                .options
-                .get(rules.options.partition_point(|d| d.as_str() < name));
-            let denied = first.filter(|denied| {
-                *denied == name || (abbreviates && name.len() > 2 && denied.starts_with(name))
-            });
-            if let Some(denied) = denied {
-                return Some(format!(
-                    "option {} ({denied} for {program}) is not allowed: it would change the credentials, endpoint, TLS trust or logging the executor controls",
-                    quoted(name),
-                ));
-            }
-        }
-        for words in &rules.subcommands {
-            if command
-                .args()
-                .windows(words.len())
-                .any(|w| w == words.as_slice())
-            {
-                return Some(format!(
-                    "`{program} {}` is not allowed: it changes the CLI's stored credentials or configuration",
-                    words.join(" ")
-                ));
-            }
-        }
-        None
-    }
-}
-
-/// Whether `command` reads like a query that changes nothing: `aws SERVICE
-/// get-*|list-*|describe-*|head-*`, `gcloud ... describe|list|get-iam-policy`,
-/// `az ... show|list`. A dry run runs [read-only](crate::planner::Step::read_only)
-/// steps for real only when this holds, so a step wrongly marked read-only
-/// (by a buggy planner) is refused instead of changing anything.
-pub fn is_query(command: &Command) -> bool {
-    let args = command.args();
-    match command.program() {
-        "aws" => args
-            .iter()
-            .filter(|a| !a.starts_with('-'))
-            .nth(1)
-            .is_some_and(|op| {
-                ["get-", "list-", "describe-", "head-"]
-                    .iter()
-                    .any(|p| op.starts_with(p))
-            }),
-        "gcloud" => args
-            .iter()
-            .any(|a| matches!(a.as_str(), "describe" | "list" | "get-iam-policy")),
-        "az" => args.iter().any(|a| matches!(a.as_str(), "show" | "list")),
-        _ => false,
-    }
-}
-
 /// `text` in backticks, with anything unprintable escaped so a reason is
 /// readable and cannot itself carry control characters into logs.
 fn quoted(text: &str) -> String {
@@ -510,18 +207,16 @@ fn quoted(text: &str) -> String {
 /// An empty script, or one holding only blank lines and comments, yields no commands.
 pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>> {
     let (statements, _) = Scanner::new(script).scan()?;
-    let mut commands = Vec::with_capacity(statements.len().min(policy.max_commands));
+    let mut commands = Vec::with_capacity(statements.len().min(policy.max_commands()));
     for words in statements {
         for group in split_on_and(&words, policy, commands.len())? {
             let number = commands.len() + 1;
             policy.count_command(number, number)?;
             let mut command = tokenize(group, number)?;
-            if let Some(reason) = policy.violation(&command, false) {
-                return Err(Error::unsafe_command(format!(
-                    "{reason} in statement {number}"
-                )));
-            }
-            command.verified_by = policy.fingerprint;
+            policy
+                .violation(&command, &[], None, false)
+                .map_err(|v| in_statement(v, number))?;
+            command.verified_by = policy.fingerprint();
             commands.push(command);
         }
     }
@@ -563,8 +258,10 @@ pub fn parse_script_steps(
     scanner.files = true;
     let (statements, writes) = scanner.scan()?;
     let mut writes = writes.into_iter().peekable();
-    let mut steps: Vec<Step> = Vec::with_capacity(statements.len().min(policy.max_commands));
+    let mut steps: Vec<Step> = Vec::with_capacity(statements.len().min(policy.max_commands()));
     let mut files: Vec<(StepFile, bool)> = Vec::new();
+    // Managed policies the script creates (deny-only, by the policy check).
+    let mut created: Vec<String> = Vec::new();
     for (index, words) in statements.iter().enumerate() {
         let number = index + 1;
         if let Some((_, write)) = writes.next_if(|(i, _)| *i == index) {
@@ -577,8 +274,9 @@ pub fn parse_script_steps(
                 Some(body) => body,
                 None => echo_text(words, number)?,
             };
-            let file = StepFile::new(write.target, contents)
-                .map_err(|e| Error::unsafe_command(format!("{e} in statement {number}")))?;
+            let file = StepFile::new(write.target, contents).map_err(|e| {
+                Error::refused(Refusal::StepFile, format!("{e} in statement {number}"))
+            })?;
             if files.iter().any(|(f, _)| f.name() == file.name()) {
                 return Err(Error::unsafe_command(format!(
                     "file `{}` is written twice, in statement {number}",
@@ -590,24 +288,30 @@ pub fn parse_script_steps(
         }
         let groups = split_on_and(words, policy, index)?;
         // A statement may hold several commands joined by a bare `and`.
-        steps.reserve(groups.len().min(policy.max_commands));
+        steps.reserve(groups.len().min(policy.max_commands()));
         for group in groups {
             policy.count_command(steps.len() + 1, number)?;
             let mut command = tokenize(group, number)?;
-            if let Some(reason) = policy.violation(&command, false) {
-                return Err(Error::unsafe_command(format!(
-                    "{reason} in statement {number}"
-                )));
-            }
-            command.verified_by = policy.fingerprint;
-            let mut step = Step::new(command);
+            let mut attached = Vec::new();
             for (file, used) in &mut files {
-                let once = refers_once(&step.command, file.name())
-                    .map_err(|e| Error::unsafe_command(format!("{e}, in statement {number}")))?;
+                let once = refers_once(&command, file.name()).map_err(|e| {
+                    Error::refused(Refusal::StepFile, format!("{e}, in statement {number}"))
+                })?;
                 if once {
-                    step = step.with_file(file.clone());
+                    attached.push(file.clone());
                     *used = true;
                 }
+            }
+            policy
+                .violation(&command, &attached, None, false)
+                .map_err(|v| in_statement(v, number))?;
+            attached_policies(&command, &mut created, number)?;
+            if attached.is_empty() {
+                command.verified_by = policy.fingerprint();
+            }
+            let mut step = Step::new(command);
+            for file in attached {
+                step = step.with_file(file);
             }
             steps.push(step);
         }
@@ -619,6 +323,46 @@ pub fn parse_script_steps(
         )));
     }
     Ok(steps)
+}
+
+/// A refusal inside statement `number` of a script.
+fn in_statement(v: super::policy::Violation, number: usize) -> Error {
+    Error::refused(v.code, format!("{} in statement {number}", v.reason))
+}
+
+/// Tracks the policies a script creates (`aws iam create-policy --policy-name
+/// N`, deny-only by the policy check) and refuses attaching a customer-managed
+/// policy the script did not create: an existing policy of the account may
+/// grant anything. AWS-managed policies are checked by the policy itself.
+fn attached_policies(command: &Command, created: &mut Vec<String>, number: usize) -> Result<()> {
+    if command.program() != "aws" || command.args().first().map(|a| a.as_str()) != Some("iam") {
+        return Ok(());
+    }
+    let operation = command.args().iter().filter(|a| !a.starts_with('-')).nth(1);
+    match operation.map(|a| a.as_str()) {
+        Some("create-policy") => {
+            if let Some(name) = command.option_value("--policy-name") {
+                created.push(name.to_owned());
+            }
+        }
+        Some("attach-user-policy" | "attach-role-policy" | "attach-group-policy") => {
+            let arn = command.option_value("--policy-arn").unwrap_or_default();
+            if arn.contains(":iam::aws:policy/") {
+                return Ok(());
+            }
+            let name = arn.rsplit('/').next().unwrap_or_default();
+            if !created.iter().any(|c| c == name) {
+                return Err(Error::refused(
+                    Refusal::PolicyDocument,
+                    format!(
+                        "statement {number} attaches {arn:?}, a policy this script did not                          create as a deny policy: an existing policy may grant anything"
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The text `echo WORDS` prints: the words joined by spaces, then a newline
@@ -1325,9 +1069,21 @@ fn is_assignment(word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::executor::{DEFAULT_MAX_COMMANDS, is_query};
+
+    /// The default policy with every operation allowed: these tests are
+    /// about the parser, not the catalog.
+    fn open() -> CommandPolicy {
+        use crate::executor::OperationClass::Remediating;
+        ["aws", "az", "gcloud", "gsutil"]
+            .into_iter()
+            .fold(CommandPolicy::default(), |p, program| {
+                p.allow_operation(program, "*", Remediating)
+            })
+    }
 
     fn parse(script: &str) -> Result<Vec<Command>> {
-        parse_script(script, &CommandPolicy::default())
+        parse_script(script, &open())
     }
 
     #[test]
@@ -1346,7 +1102,7 @@ mod tests {
         assert!(q("aws", &["ec2", "describe-vpcs"]));
         assert!(!q("aws", &["iam", "delete-user", "--user-name", "get-x"]));
         assert!(!q("aws", &["iam", "attach-user-policy"]));
-        assert!(!q("aws", &["--region", "us-east-1", "iam", "get-user"]));
+        assert!(q("aws", &["--region", "us-east-1", "iam", "get-user"]));
         assert!(q("gcloud", &["projects", "get-iam-policy", "p"]));
         assert!(!q(
             "gcloud",
@@ -1374,19 +1130,19 @@ mod tests {
         let command = &commands[0];
         // Same rules, built separately: the memoized verdict applies.
         assert_eq!(
-            CommandPolicy::default().fingerprint,
-            CommandPolicy::new().fingerprint
+            open().fingerprint(),
+            open().fingerprint()
         );
-        assert!(CommandPolicy::default().check(command).is_ok());
+        assert!(open().check(command).is_ok());
         // Any changed rule changes the fingerprint, so the command is walked again.
-        let stricter = CommandPolicy::default().deny_option("aws", "--recursive");
-        assert_ne!(stricter.fingerprint, CommandPolicy::default().fingerprint);
+        let stricter = open().deny_option("aws", "--recursive");
+        assert_ne!(stricter.fingerprint(), open().fingerprint());
         assert!(stricter.check(command).is_err());
-        let fewer_programs = CommandPolicy::default().with_programs(["gcloud"]);
+        let fewer_programs = open().with_programs(["gcloud"]);
         assert!(fewer_programs.check(command).is_err());
         // A command built by hand, or deserialized, was never verified.
         let by_hand = Command::new("aws", ["configure"]);
-        assert!(CommandPolicy::default().check(&by_hand).is_err());
+        assert!(open().check(&by_hand).is_err());
         let round_trip: Command =
             serde_json::from_str(&serde_json::to_string(command).unwrap()).unwrap();
         assert_eq!(&round_trip, command);
@@ -1403,7 +1159,7 @@ mod tests {
 
     fn reason(script: &str) -> String {
         match parse(script) {
-            Err(Error::UnsafeCommand { reason }) => reason,
+            Err(Error::UnsafeCommand { reason, .. }) => reason,
             other => panic!("expected UnsafeCommand for {script:?}, got {other:?}"),
         }
     }
@@ -1463,7 +1219,7 @@ mod tests {
         // What is displayed is what runs: a carriage return cannot hide text.
         let spoof = parse_script(
             "aws iam delete-user --user-name 'admin\r aws s3 ls'",
-            &CommandPolicy::default(),
+            &open(),
         )
         .unwrap();
         assert!(spoof[0].to_string().contains("\\r"), "{}", spoof[0]);
@@ -1500,7 +1256,7 @@ mod tests {
 
     #[test]
     fn policy_checks_commands_built_directly() {
-        let policy = CommandPolicy::default();
+        let policy = open();
         assert!(policy.check(&Command::new("aws", ["s3", "ls"])).is_ok());
         assert!(policy.check(&Command::new("/usr/bin/aws", ["s3"])).is_err());
         assert!(
@@ -1516,7 +1272,7 @@ mod tests {
         );
         assert!(
             policy
-                .check(&Command::new("gcloud", ["--config", "c.yaml"]))
+                .check(&Command::new("gcloud", ["compute", "x", "--config", "c.yaml"]))
                 .is_ok()
         );
         assert!(
@@ -1524,14 +1280,19 @@ mod tests {
                 .check(&Command::new("gcloud", ["--configuration=x"]))
                 .is_err()
         );
-        let custom = CommandPolicy::new().with_programs(["kubectl"]);
-        assert!(custom.check(&Command::new("aws", ["s3"])).is_err());
+        let custom = open().with_programs(["kubectl"]);
+        assert!(custom.check(&Command::new("aws", ["s3", "ls"])).is_err());
         assert!(
             custom
                 .allow_program("aws")
-                .check(&Command::new("aws", ["s3"]))
+                .check(&Command::new("aws", ["s3", "ls"]))
                 .is_ok()
         );
+        // The default catalog knows no `aws s3 ls`.
+        let err = CommandPolicy::default()
+            .check(&Command::new("aws", ["s3", "ls"]))
+            .unwrap_err();
+        assert_eq!(err.refusal(), Some(crate::Refusal::OperationNotAllowed));
     }
 
     #[test]
@@ -1552,7 +1313,7 @@ mod tests {
     }
 
     fn steps(script: &str) -> Result<Vec<crate::planner::Step>> {
-        parse_script_steps(script, &CommandPolicy::default())
+        parse_script_steps(script, &open())
     }
 
     #[test]
@@ -1574,7 +1335,7 @@ mod tests {
             }
         }
         // A file write is not a command; a policy sets its own limit (at least 1).
-        let two = CommandPolicy::default().with_max_commands(2);
+        let two = open().with_max_commands(2);
         let writes =
             "echo '{}' > p.json\naws iam a --doc file://p.json\naws iam b --doc file://p.json";
         assert_eq!(parse_script_steps(writes, &two).unwrap().len(), 2);
@@ -1612,7 +1373,7 @@ mod tests {
         // A heredoc, quoted delimiter: `$` stays literal; echo -n; && and file://.
         let script = "cat > deny.json <<'EOF'\n{\"a\": \"$HOME ; | && `x`\"}\n  two\nEOF\n\
              echo -n hello world > note.txt && aws s3 cp note.txt s3://b/k\n\
-             gcloud iam policies create d --policy-file deny.json && aws iam put --doc file://deny.json";
+             gcloud iam policies create d --kind=denypolicies --policy-file deny.json && aws iam put --doc file://deny.json";
         let got = steps(script).unwrap();
         assert_eq!(got.len(), 3);
         assert_eq!(got[0].files[0].contents(), "hello world");

@@ -518,10 +518,13 @@ impl ContextMap {
         let command = &step.command;
         let program = command.program();
         if let Some(cloud) = program_cloud(program).filter(|c| *c != target.cloud) {
-            return Err(Error::unsafe_command(format!(
-                "`{program}` acts on {cloud}, but the finding is in {}",
-                target.cloud
-            )));
+            return Err(Error::refused(
+                crate::Refusal::ContextMismatch,
+                format!(
+                    "`{program}` acts on {cloud}, but the finding is in {}",
+                    target.cloud
+                ),
+            ));
         }
         let ctx = match target.cloud {
             Cloud::Aws => {
@@ -550,10 +553,13 @@ impl ContextMap {
                     .ok_or_else(|| unmapped(target))?;
                 let named = command.option_value("--subscription");
                 if let Some(named) = named.filter(|n| !n.eq_ignore_ascii_case(subscription)) {
-                    return Err(Error::unsafe_command(format!(
-                        "`{program}` names subscription {named:?}, but the finding is in \
+                    return Err(Error::refused(
+                        crate::Refusal::ContextMismatch,
+                        format!(
+                            "`{program}` names subscription {named:?}, but the finding is in \
                          subscription {subscription}"
-                    )));
+                        ),
+                    ));
                 }
                 if !build {
                     return Ok(None);
@@ -578,10 +584,13 @@ impl ContextMap {
                 let gcp = self.gcp_project(project).ok_or_else(|| unmapped(target))?;
                 let named = command.option_value("--project");
                 if let Some(named) = named.filter(|n| *n != project) {
-                    return Err(Error::unsafe_command(format!(
-                        "`{program}` names project {named:?}, but the finding is in project \
+                    return Err(Error::refused(
+                        crate::Refusal::ContextMismatch,
+                        format!(
+                            "`{program}` names project {named:?}, but the finding is in project \
                          {project}"
-                    )));
+                        ),
+                    ));
                 }
                 if !build {
                     return Ok(None);

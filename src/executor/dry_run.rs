@@ -113,23 +113,28 @@ impl DryRunExecutor {
 #[async_trait]
 impl CommandExecutor for DryRunExecutor {
     fn check(&self, step: &Step, target: &Target) -> Result<()> {
-        self.policy.check(&step.command)?;
+        self.policy.check_for(step, target)?;
         super::files::check(&step.command, &step.files)?;
         self.contexts.check(step, target)
     }
 
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
-        self.policy.check(&step.command)?;
+        self.policy.check_for(step, target)?;
         super::files::check(&step.command, &step.files)?;
         let ExecContext {
             env: context,
             extra_args,
         } = self.contexts.resolve(step, target)?;
-        if step.read_only && !super::is_query(&step.command) {
-            return Err(crate::Error::unsafe_command(format!(
-                "a read-only step must be a query (get-/list-/describe-...), not `{}`",
-                step.command
-            )));
+        let query =
+            self.policy.operation_class(&step.command) == Some(super::OperationClass::ReadOnly);
+        if step.read_only && !query {
+            return Err(crate::Error::refused(
+                crate::Refusal::OperationNotAllowed,
+                format!(
+                    "a read-only step must be a read-only operation of the catalog, not `{}`",
+                    step.command
+                ),
+            ));
         }
         // The record (opt-in) shares the context; a planned step's outcome
         // takes it over.
@@ -208,13 +213,13 @@ mod tests {
         );
         let mislabelled = Step::read_only(Command::new(
             "aws",
-            ["iam", "delete-user", "--user-name", "u"],
+            ["iam", "detach-user-policy", "--user-name", "u"],
         ));
         let err = dry.execute(&mislabelled, &target).await.unwrap_err();
-        assert!(err.to_string().contains("must be a query"), "{err}");
+        assert!(err.to_string().contains("must be a read-only operation"), "{err}");
         let change = Step::new(Command::new(
             "aws",
-            ["iam", "delete-user", "--user-name", "u"],
+            ["iam", "detach-user-policy", "--user-name", "u"],
         ));
         assert_eq!(
             dry.execute(&change, &target).await.unwrap().status,

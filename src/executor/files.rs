@@ -57,21 +57,28 @@ impl StepFile {
         let name = name.into();
         let contents = contents.into();
         if !is_plain_name(&name) {
-            return Err(Error::unsafe_command(format!(
-                "file name {:?} is not a plain name (letters, digits, `.`, `_`, `-`)",
-                name.escape_debug().to_string()
-            )));
+            return Err(Error::refused(
+                crate::Refusal::StepFile,
+                format!(
+                    "file name {:?} is not a plain name (letters, digits, `.`, `_`, `-`)",
+                    name.escape_debug().to_string()
+                ),
+            ));
         }
         if contents.len() > MAX_FILE_BYTES {
-            return Err(Error::unsafe_command(format!(
-                "file `{name}` holds {} bytes, more than {MAX_FILE_BYTES}",
-                contents.len()
-            )));
+            return Err(Error::refused(
+                crate::Refusal::StepFile,
+                format!(
+                    "file `{name}` holds {} bytes, more than {MAX_FILE_BYTES}",
+                    contents.len()
+                ),
+            ));
         }
         if contents.contains('\0') {
-            return Err(Error::unsafe_command(format!(
-                "file `{name}` holds a NUL byte"
-            )));
+            return Err(Error::refused(
+                crate::Refusal::StepFile,
+                format!("file `{name}` holds a NUL byte"),
+            ));
         }
         Ok(StepFile {
             name,
@@ -140,10 +147,13 @@ pub(crate) fn refers_once(command: &Command, name: &str) -> Result<bool> {
     match references(command, name) {
         0 => Ok(false),
         1 => Ok(true),
-        n => Err(Error::unsafe_command(format!(
-            "file `{name}` is named {n} times in `{command}`: which argument is the file \
+        n => Err(Error::refused(
+            crate::Refusal::StepFile,
+            format!(
+                "file `{name}` is named {n} times in `{command}`: which argument is the file \
              is ambiguous"
-        ))),
+            ),
+        )),
     }
 }
 
@@ -151,10 +161,13 @@ pub(crate) fn refers_once(command: &Command, name: &str) -> Result<bool> {
 /// referred to exactly once by the command.
 pub(crate) fn check(command: &Command, files: &[StepFile]) -> Result<()> {
     if files.len() > MAX_STEP_FILES {
-        return Err(Error::unsafe_command(format!(
-            "{} files attached to `{command}`, more than {MAX_STEP_FILES}",
-            files.len()
-        )));
+        return Err(Error::refused(
+            crate::Refusal::StepFile,
+            format!(
+                "{} files attached to `{command}`, more than {MAX_STEP_FILES}",
+                files.len()
+            ),
+        ));
     }
     for (i, file) in files.iter().enumerate() {
         if files
@@ -163,51 +176,47 @@ pub(crate) fn check(command: &Command, files: &[StepFile]) -> Result<()> {
             .iter()
             .any(|f| f.name == file.name)
         {
-            return Err(Error::unsafe_command(format!(
-                "file `{}` is attached twice",
-                file.name
-            )));
+            return Err(Error::refused(
+                crate::Refusal::StepFile,
+                format!("file `{}` is attached twice", file.name),
+            ));
         }
         if !refers_once(command, &file.name)? {
-            return Err(Error::unsafe_command(format!(
-                "file `{}` is attached to `{command}`, which does not refer to it",
-                file.name
-            )));
+            return Err(Error::refused(
+                crate::Refusal::StepFile,
+                format!(
+                    "file `{}` is attached to `{command}`, which does not refer to it",
+                    file.name
+                ),
+            ));
         }
     }
     Ok(())
 }
 
-/// The attached files written to a private directory, removed on drop.
+/// The attached files written into a command's private directory (which
+/// the caller creates and removes).
 #[derive(Debug)]
 pub(crate) struct Materialized {
-    dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
 }
 
 impl Materialized {
-    /// Writes `files` into a fresh private directory.
-    pub(crate) fn write(files: &[StepFile]) -> Result<Self> {
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("remediation-step-");
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
-        let dir = builder
-            .tempdir()
-            .map_err(|e| Error::io("creating a private directory for step files", e))?;
-        restrict(dir.path(), 0o700)?;
+    /// Writes `files` into `dir`, a fresh private directory.
+    pub(crate) fn write(dir: &Path, files: &[StepFile]) -> Result<Self> {
+        restrict(dir, 0o700)?;
         for file in files {
-            let path = dir.path().join(&file.name);
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut handle = options
-                .open(&path)
-                .map_err(|e| Error::io(format!("creating step file `{}`", file.name), e))?;
-            std::io::Write::write_all(&mut handle, file.contents.as_bytes())
-                .map_err(|e| Error::io(format!("writing step file `{}`", file.name), e))?;
+            let path = dir.join(&file.name);
+            crate::executor::sandbox::write_private(&path, &file.contents).map_err(|e| {
+                Error::refused(
+                    crate::Refusal::StepFile,
+                    format!("writing step file `{}`: {e}", file.name),
+                )
+            })?;
         }
-        Ok(Materialized { dir })
+        Ok(Materialized {
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// `argv` with every reference to one of `files` replaced by its path.
@@ -215,7 +224,7 @@ impl Materialized {
         let mut argv = argv;
         for arg in argv.iter_mut().skip(1) {
             for file in files {
-                let path = self.dir.path().join(&file.name);
+                let path = self.dir.join(&file.name);
                 if let Some(replaced) = substitute(arg, &file.name, &path.to_string_lossy()) {
                     *arg = replaced;
                     break;
@@ -346,7 +355,8 @@ mod tests {
     fn files_are_private_and_removed_afterwards() {
         use std::os::unix::fs::PermissionsExt;
         let files = [StepFile::new("policy.json", "{\"rules\":[]}\n").unwrap()];
-        let written = Materialized::write(&files).unwrap();
+        let home = crate::executor::sandbox::private_home().unwrap();
+        let written = Materialized::write(home.path(), &files).unwrap();
         let argv = written.argv(
             vec![
                 "gcloud".into(),
@@ -367,6 +377,7 @@ mod tests {
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         drop(written);
+        drop(home);
         assert!(!dir.exists());
     }
 }

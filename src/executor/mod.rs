@@ -10,7 +10,9 @@ pub mod command;
 pub mod context;
 pub mod dry_run;
 pub mod files;
+pub mod policy;
 pub mod process;
+mod sandbox;
 
 use crate::error::Result;
 use crate::model::Target;
@@ -23,16 +25,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use command::{
-    Command, CommandPolicy, DEFAULT_MAX_COMMANDS, is_query, parse_script, parse_script_steps,
-};
+pub use command::{Command, parse_script, parse_script_steps};
 pub use context::{
     AwsProfileMapping, AzureContext, AzureSubscriptionMapping, ContextMap, Env, ExecContext,
     GcpContext, GcpProjectMapping,
 };
 pub use dry_run::{DryRunExecutor, RecordedStep};
 pub use files::StepFile;
-pub use process::ProcessExecutor;
+pub use policy::{CommandPolicy, DEFAULT_MAX_COMMANDS, OperationClass, PolicyFile, is_query};
+pub use process::{AwsSourceCredentials, ProcessExecutor};
 
 /// How a step ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -159,10 +160,13 @@ async fn run_checked(
     expect: &crate::planner::Expectation,
 ) -> Result<StepOutcome> {
     if !step.read_only {
-        return Err(crate::Error::unsafe_command(format!(
-            "`{}` carries an expectation but is not read-only",
-            step.command
-        )));
+        return Err(crate::Error::refused(
+            crate::Refusal::OperationNotAllowed,
+            format!(
+                "`{}` carries an expectation but is not read-only",
+                step.command
+            ),
+        ));
     }
     let started = tokio::time::Instant::now();
     let mut attempts = 0u32;

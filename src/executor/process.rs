@@ -1,11 +1,12 @@
 //! Runs steps as child processes — the argv directly, never through a shell —
 //! in the target account's context, with a timeout and bounded output capture.
 
+use super::sandbox::Sandbox;
 use super::{CommandExecutor, CommandPolicy, ContextMap, ExecContext, StepOutcome, StepStatus};
 use crate::error::{Error, Result};
 use crate::model::Target;
 use crate::planner::Step;
-use crate::redact::redact;
+use crate::redact::{Secret, redact, redact_argv};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -29,6 +30,18 @@ pub const SCRUBBED_ENV: &[&str] = &[
     "AWS_DEFAULT_PROFILE",
 ];
 
+/// Variables the sandbox sets itself: given with
+/// [`ProcessExecutor::with_env_var`], `PATH` is where the CLIs are looked up
+/// and the configuration locations are the operator's files; a child never
+/// gets them as given.
+const SEALED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+];
+
 /// Default per-step time limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default size of the kept stdout and stderr tails, in bytes.
@@ -48,13 +61,22 @@ const PIPE_GRACE: Duration = Duration::from_secs(1);
 /// * The argv goes to the operating system as is (`tokio::process::Command`);
 ///   no shell ever sees it. Every step is re-checked against the policy and
 ///   the context map before it runs.
-/// * The child inherits the worker's environment minus [`SCRUBBED_ENV`], plus
-///   the variables given with [`with_env_var`](Self::with_env_var), plus the
-///   resolved context (`AWS_PROFILE`, region), in that order of precedence.
+/// * The program is the absolute path resolved when the executor was built
+///   (a program that was not found is refused as `cannot_start`).
+/// * The child is sealed (see the `sandbox` module docs in the README's
+///   security model): an empty environment plus an allowlist (`PATH` of the
+///   resolved CLIs' directories, locale, proxies, CA bundles), the variables
+///   given with [`with_env_var`](Self::with_env_var) minus [`SCRUBBED_ENV`],
+///   then the resolved context (`AWS_PROFILE`, region...), in that order of
+///   precedence. `HOME`, `TMPDIR` and the working directory are a fresh
+///   private directory per command, holding the step's files and a generated
+///   aws configuration (`cli_follow_urlparam = false`, no aliases, no
+///   plugins); it is removed when the command ends. The child leads its own
+///   process group, which is killed when the step ends or times out.
 /// * stdin is closed; stdout and stderr are read incrementally and only their
 ///   last [`with_output_limit`](Self::with_output_limit) bytes are kept, both
 ///   passed through [`redact`].
-/// * A step that outlives its timeout is killed and reported as
+/// * A step that outlives its timeout is killed (its whole process group) and reported as
 ///   `Ok(StepOutcome { status: Failed, exit_code: None, .. })` with a note at
 ///   the end of its stderr tail, like any other failed command: the engine
 ///   stops the plan and retries the delivery later. `Err` is reserved for
@@ -66,6 +88,65 @@ pub struct ProcessExecutor {
     output_limit: usize,
     query_output_limit: usize,
     env: BTreeMap<String, String>,
+    sandbox: Sandbox,
+    source_credentials: Option<AwsSourceCredentials>,
+}
+
+/// AWS credentials a child may use as a named profile (`source_profile =
+/// NAME` in the operator's config): written for each aws command into its
+/// private home, never into a shared or predictable place.
+#[derive(Clone)]
+pub struct AwsSourceCredentials {
+    profile: String,
+    access_key_id: String,
+    secret_access_key: Secret,
+    session_token: Option<Secret>,
+}
+
+impl std::fmt::Debug for AwsSourceCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsSourceCredentials")
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsSourceCredentials {
+    /// Credentials known to the CLI as profile `profile`.
+    pub fn new(
+        profile: impl Into<String>,
+        access_key_id: impl Into<String>,
+        secret_access_key: Secret,
+        session_token: Option<Secret>,
+    ) -> Self {
+        AwsSourceCredentials {
+            profile: profile.into(),
+            access_key_id: access_key_id.into(),
+            secret_access_key,
+            session_token,
+        }
+    }
+
+    /// The profile name.
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    /// Writes a credentials file holding this profile into `home`.
+    fn write(&self, home: &std::path::Path) -> Result<std::path::PathBuf> {
+        let mut text = format!(
+            "[{}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            self.profile,
+            self.access_key_id,
+            self.secret_access_key.expose()
+        );
+        if let Some(token) = &self.session_token {
+            text.push_str(&format!("aws_session_token = {}\n", token.expose()));
+        }
+        let path = home.join(".aws").join("credentials");
+        super::sandbox::write_private(&path, &text)?;
+        Ok(path)
+    }
 }
 
 impl std::fmt::Debug for ProcessExecutor {
@@ -77,13 +158,23 @@ impl std::fmt::Debug for ProcessExecutor {
             .field("timeout", &self.timeout)
             .field("output_limit", &self.output_limit)
             .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("programs", &self.sandbox.found().collect::<Vec<_>>())
+            .field("source_credentials", &self.source_credentials)
             .finish()
     }
 }
 
 impl ProcessExecutor {
     /// An executor enforcing `policy` and resolving accounts through `contexts`.
+    ///
+    /// The policy's programs are resolved to absolute paths now, on the
+    /// worker's `PATH` (absolute entries only), and the operator's CLI
+    /// configuration is located from the worker's environment
+    /// (`AWS_CONFIG_FILE` or `~/.aws/config`, `AWS_SHARED_CREDENTIALS_FILE`
+    /// or `~/.aws/credentials`, `CLOUDSDK_CONFIG` or `~/.config/gcloud`,
+    /// `AZURE_CONFIG_DIR` or `~/.azure`).
     pub fn new(policy: CommandPolicy, contexts: ContextMap) -> Self {
+        let sandbox = Sandbox::new(policy.programs(), &|k| std::env::var(k).ok());
         ProcessExecutor {
             policy,
             contexts,
@@ -91,7 +182,40 @@ impl ProcessExecutor {
             output_limit: DEFAULT_OUTPUT_LIMIT,
             query_output_limit: DEFAULT_QUERY_OUTPUT_LIMIT,
             env: BTreeMap::new(),
+            sandbox,
+            source_credentials: None,
         }
+    }
+
+    /// Fails, naming them, if any of `programs` was not found when the
+    /// executor was built: a worker calls this at start-up for the CLIs its
+    /// clouds need, so a missing CLI is found before the first alert.
+    pub fn require_programs<'a>(&self, programs: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let missing: Vec<&str> = programs
+            .into_iter()
+            .filter(|p| self.sandbox.program(p).is_err())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "CLI not found on PATH (absolute entries only): {}",
+            missing.join(", ")
+        )))
+    }
+
+    /// The CLIs the executor found, with their absolute paths.
+    pub fn programs(&self) -> impl Iterator<Item = (&str, &std::path::Path)> {
+        self.sandbox.found()
+    }
+
+    /// Gives every aws command `credentials` as a named profile, in a
+    /// credentials file written into the command's private home (and
+    /// removed with it). For a worker whose own credentials live in its
+    /// environment (AWS Lambda) and whose profiles assume roles from them.
+    pub fn with_aws_source_credentials(mut self, credentials: AwsSourceCredentials) -> Self {
+        self.source_credentials = Some(credentials);
+        self
     }
 
     /// Sets the per-step timeout (default 300 s).
@@ -114,48 +238,71 @@ impl ProcessExecutor {
         self
     }
 
-    /// Sets an environment variable for every child (`PATH`, `AWS_CONFIG_FILE`,
-    /// `AWS_ENDPOINT_URL`...). The resolved context wins over it, and the
-    /// variables in [`SCRUBBED_ENV`] are removed even when set here.
+    /// Sets an environment variable for every child (`AWS_ENDPOINT_URL`...).
+    /// The resolved context wins over it, and the variables in
+    /// [`SCRUBBED_ENV`] are never passed. Some keys configure the sandbox
+    /// instead: `PATH` is where the CLIs are looked up (again, now; the
+    /// child's `PATH` is their directories), and `AWS_CONFIG_FILE`,
+    /// `AWS_SHARED_CREDENTIALS_FILE`, `CLOUDSDK_CONFIG`, `AZURE_CONFIG_DIR`
+    /// name the operator's configuration. `HOME` and `TMPDIR` are always the
+    /// command's private directory.
     pub fn with_env_var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.insert(key.into(), value.into());
+        let (key, value) = (key.into(), value.into());
+        if key == "PATH" {
+            let programs: Vec<String> = self.policy.programs().map(str::to_owned).collect();
+            self.sandbox
+                .resolve(programs.iter().map(String::as_str), &value);
+        }
+        self.sandbox.set_location(&key, &value);
+        self.env.insert(key, value);
         self
     }
 
     async fn run(&self, step: &Step, ctx: ExecContext) -> Result<StepOutcome> {
         let command = &step.command;
-        let mut child_command = tokio::process::Command::new(command.program());
-        // Attached files live until the command has finished (dropped at the end).
-        let mut written = None;
+        let program = self.sandbox.program(command.program())?;
+        // The child's home, cwd and tmp: private, and removed (at the end of
+        // this function) once the command and its process group are gone.
+        let home = super::sandbox::private_home()?;
+        let mut child_command = tokio::process::Command::new(program);
         if ctx.extra_args.is_empty() && step.files.is_empty() {
             child_command.args(command.args());
         } else {
             let mut argv = ctx.argv(command);
             if !step.files.is_empty() {
-                let files = super::files::Materialized::write(&step.files)?;
+                let files = super::files::Materialized::write(home.path(), &step.files)?;
                 argv = files.argv(argv, &step.files);
-                written = Some(files);
             }
             child_command.args(argv.get(1..).unwrap_or_default());
         }
         child_command
+            .env_clear()
+            .envs(self.sandbox.env(home.path()))
+            .current_dir(home.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for key in SCRUBBED_ENV {
-            child_command.env_remove(key);
+        #[cfg(unix)]
+        child_command.process_group(0);
+        if command.program() == "aws" {
+            let config = self.sandbox.write_aws_config(home.path())?;
+            child_command.env("AWS_CONFIG_FILE", config);
+            if let Some(source) = &self.source_credentials {
+                let file = source.write(home.path())?;
+                child_command.env("AWS_SHARED_CREDENTIALS_FILE", file);
+            }
         }
-        let extra = self
-            .env
-            .iter()
-            .filter(|(k, _)| !SCRUBBED_ENV.contains(&k.as_str()));
+        let extra = self.env.iter().filter(|(k, _)| {
+            !SCRUBBED_ENV.contains(&k.as_str()) && !SEALED_ENV.contains(&k.as_str())
+        });
         child_command.envs(extra).envs(ctx.env.iter());
 
         let start = Instant::now();
         let mut child = child_command
             .spawn()
-            .map_err(|e| Error::io(format!("spawning `{}`", command.program()), e))?;
+            .map_err(|e| spawn_error(command.program(), e))?;
+        let group = child.id();
         let keep = self.output_limit.saturating_add(REDACTION_MARGIN);
         let stdout_limit = if step.read_only {
             self.output_limit.max(self.query_output_limit)
@@ -185,6 +332,9 @@ impl ProcessExecutor {
                 return Err(Error::io(format!("waiting for `{}`", command.program()), e));
             }
             Err(_) => {
+                // The whole process group first: a grandchild must not finish
+                // the work after the step is recorded as killed.
+                kill_group(group);
                 // kill_on_drop covers cancellation; here the child is killed and reaped now.
                 if let Err(e) = child.kill().await {
                     tracing::warn!(error = %e, "could not kill timed-out child");
@@ -197,6 +347,8 @@ impl ProcessExecutor {
                 (StepStatus::Failed, None, Some(note))
             }
         };
+        // Whatever the child left running in its group ends with it.
+        kill_group(group);
         let mut outcome = StepOutcome::new(status);
         outcome.exit_code = exit_code;
         outcome.duration = start.elapsed();
@@ -210,7 +362,7 @@ impl ProcessExecutor {
             }
             outcome.stderr_tail.push_str(&note);
         }
-        drop(written);
+        drop(home);
         tracing::info!(
             status = ?outcome.status,
             exit_code = ?outcome.exit_code,
@@ -224,20 +376,20 @@ impl ProcessExecutor {
 #[async_trait]
 impl CommandExecutor for ProcessExecutor {
     fn check(&self, step: &Step, target: &Target) -> Result<()> {
-        self.policy.check(&step.command)?;
+        self.policy.check_for(step, target)?;
         super::files::check(&step.command, &step.files)?;
         self.contexts.check(step, target)
     }
 
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
         // Re-checked here: a caller may execute without having called check.
-        self.policy.check(&step.command)?;
+        self.policy.check_for(step, target)?;
         super::files::check(&step.command, &step.files)?;
         let ctx = self.contexts.resolve(step, target)?;
         let span = tracing::info_span!(
             "step",
             program = step.command.program(),
-            command = %redact(&step.command.to_string()),
+            command = %redact_argv(step.command.argv()).join(" "),
             cloud = %target.cloud,
             account = target.account_id.as_deref().unwrap_or("<none>"),
             profile = ctx.env.get(super::context::AWS_PROFILE).map(String::as_str).unwrap_or(""),
@@ -245,6 +397,39 @@ impl CommandExecutor for ProcessExecutor {
         self.run(step, ctx).instrument(span).await
     }
 }
+
+/// A spawn failure: a command that cannot start (missing program,
+/// permission, argument list too long) is refused, not retried; anything
+/// else (out of processes) is temporary.
+fn spawn_error(program: &str, e: std::io::Error) -> Error {
+    use std::io::ErrorKind;
+    const E2BIG: i32 = 7;
+    let cannot_start = matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied)
+        || e.raw_os_error() == Some(E2BIG);
+    if cannot_start {
+        Error::refused(
+            crate::Refusal::CannotStart,
+            format!("`{program}` could not be started: {e}"),
+        )
+    } else {
+        Error::io(format!("spawning `{program}`"), e)
+    }
+}
+
+/// Kills the process group the child leads (it was started with
+/// `process_group(0)`), grandchildren included. A group already gone is fine.
+#[cfg(unix)]
+fn kill_group(group: Option<u32>) {
+    let pid = group
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}
+
+#[cfg(not(unix))]
+fn kill_group(_group: Option<u32>) {}
 
 /// Why a process that exited without a code ended.
 #[cfg(unix)]

@@ -1,0 +1,255 @@
+//! Argument classes: what the *allowed* CLI would do with each argument.
+//!
+//! A value that is a local path, a `file://` reference to something other
+//! than a file attached to the step, an az `@file`, or a URL the CLI would
+//! fetch makes an allowed operation read or write the worker's files or reach
+//! the network on the attacker's behalf; options that carry whole parameter
+//! sets (`--cli-input-json`), pass words through (`--`) or shape ssh are
+//! refused outright; a context option named twice (the CLI takes the last,
+//! a check would see the first) is refused too.
+
+use super::Violation;
+use crate::error::Refusal;
+use crate::executor::Command;
+
+/// Options of every program whose value names a file the CLI reads: it must
+/// name a file attached to the step.
+fn is_file_option(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.ends_with("-file") || name.ends_with("_file") || name.ends_with("-from-file")
+}
+
+/// The options that pick a command's context, by program: named once at most,
+/// and (for the argparse CLIs) never abbreviated.
+fn context_options(program: &str) -> &'static [&'static str] {
+    match program {
+        "aws" => &["--region"],
+        "gcloud" => &["--project", "--region", "--zone"],
+        "az" => &["--subscription"],
+        "gsutil" => &["-u", "-p"],
+        _ => &[],
+    }
+}
+
+/// Checks every argument of `command` except the operation path words
+/// (`path_at`), given the names of the files attached to the step.
+pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Result<(), Violation> {
+    let program = command.program();
+    let args = command.args();
+    let contexts = context_options(program);
+    let mut seen: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        i += 1;
+        if path_at.contains(&(i - 1)) {
+            continue;
+        }
+        if arg == "--" {
+            return Err(Violation::new(
+                Refusal::DeniedOption,
+                format!("`--` in `{program}`: words after it are passed through unchecked"),
+            ));
+        }
+        if arg.to_ascii_lowercase().contains("proxycommand") {
+            return Err(Violation::new(
+                Refusal::DeniedOption,
+                format!("{} sets an ssh ProxyCommand", super::quoted(arg)),
+            ));
+        }
+        let is_option = arg.starts_with('-') && arg.len() > 1;
+        if !is_option {
+            value(program, arg, arg, files)?;
+            continue;
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (arg.as_str(), None),
+        };
+        // Context options: once, and not abbreviated.
+        if let Some(context) = contexts.iter().find(|c| {
+            **c == name || (name.starts_with("--") && name.len() > 2 && c.starts_with(name))
+        }) {
+            if *context != name {
+                return Err(Violation::new(
+                    Refusal::ContextMismatch,
+                    format!(
+                        "{} abbreviates the context option {context}",
+                        super::quoted(name)
+                    ),
+                ));
+            }
+            if seen.contains(context) {
+                return Err(Violation::new(
+                    Refusal::ContextMismatch,
+                    format!("{context} is named twice: the CLI would use the last one"),
+                ));
+            }
+            seen.push(context);
+        }
+        if is_file_option(name) {
+            let named = match inline {
+                Some(v) => Some(v),
+                None => args
+                    .get(i)
+                    .map(|a| a.as_str())
+                    .filter(|a| !a.starts_with('-')),
+            };
+            let attached = named.is_some_and(|v| {
+                let v = v
+                    .strip_prefix("file://")
+                    .or_else(|| v.strip_prefix("fileb://"))
+                    .unwrap_or(v);
+                files.contains(&v)
+            });
+            if !attached {
+                return Err(Violation::new(
+                    Refusal::FileReference,
+                    format!(
+                        "{} reads a file: its value must name a file attached to the step",
+                        super::quoted(name)
+                    ),
+                ));
+            }
+            if inline.is_none() {
+                i += 1;
+            }
+            continue;
+        }
+        if let Some(v) = inline {
+            value(program, v, arg, files)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks one value (`arg` is the whole argument, for the reason).
+fn value(program: &str, v: &str, arg: &str, files: &[&str]) -> Result<(), Violation> {
+    let t = v.trim_start();
+    let lower = t.to_ascii_lowercase();
+    let shown = super::quoted(arg);
+    if lower.contains("file://") || lower.contains("fileb://") {
+        let attached = ["file://", "fileb://"]
+            .iter()
+            .any(|p| t.strip_prefix(p).is_some_and(|name| files.contains(&name)));
+        if !attached {
+            return Err(Violation::new(
+                Refusal::FileReference,
+                format!("{shown} names a file that is not attached to the step"),
+            ));
+        }
+        return Ok(());
+    }
+    if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("ftp://")
+    {
+        let google_resource = matches!(program, "gcloud" | "gsutil")
+            && (lower.starts_with("https://www.googleapis.com/")
+                || lower
+                    .strip_prefix("https://")
+                    .and_then(|rest| rest.split('/').next())
+                    .is_some_and(|host| host.ends_with(".googleapis.com")));
+        if !google_resource {
+            return Err(Violation::new(
+                Refusal::Url,
+                format!("{shown} is a URL the CLI would fetch"),
+            ));
+        }
+        return Ok(());
+    }
+    if program == "az" && t.starts_with('@') {
+        return Err(Violation::new(
+            Refusal::FileReference,
+            format!("{shown}: az reads `@` values from a file"),
+        ));
+    }
+    let azure_id = program == "az"
+        && (lower.starts_with("/subscriptions/") || lower.starts_with("/providers/"));
+    let path = (t.starts_with('/') && !azure_id)
+        || t.starts_with('~')
+        || t.starts_with("./")
+        || t.starts_with("../")
+        || t == "."
+        || t == ".."
+        || t.starts_with('\\');
+    if path {
+        return Err(Violation::new(
+            Refusal::LocalPath,
+            format!("{shown} is a local path"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(program: &str, args: &[&str], files: &[&str]) -> Option<Refusal> {
+        check(&Command::new(program, args.iter().copied()), &[], files)
+            .err()
+            .map(|v| v.code)
+    }
+
+    #[test]
+    fn values_are_classed() {
+        use Refusal::*;
+        let aws = |a: &[&str]| code("aws", a, &["policy.json"]);
+        assert_eq!(aws(&["--policy-document", "file://policy.json"]), None);
+        assert_eq!(aws(&["--policy-document=file://policy.json"]), None);
+        assert_eq!(
+            aws(&["--policy-document", "file://~/.aws/credentials"]),
+            Some(FileReference)
+        );
+        assert_eq!(
+            aws(&["--policy-document", "FILE:///etc/passwd"]),
+            Some(FileReference)
+        );
+        assert_eq!(
+            aws(&["--policy-document", " file://x"]),
+            Some(FileReference)
+        );
+        assert_eq!(aws(&["--body", "fileb://$HOME/x"]), Some(FileReference));
+        assert_eq!(
+            aws(&["--policy-document", "https://evil.example/p"]),
+            Some(Url)
+        );
+        assert_eq!(aws(&["--body", "/proc/self/environ"]), Some(LocalPath));
+        assert_eq!(aws(&["--body=~/x"]), Some(LocalPath));
+        assert_eq!(aws(&["../x"]), Some(LocalPath));
+        assert_eq!(aws(&["s3://bucket/key", "--bucket", "b"]), None);
+        assert_eq!(aws(&["--cli-input-json-file", "x"]), Some(FileReference));
+        assert_eq!(aws(&["--", "x"]), Some(DeniedOption));
+        assert_eq!(
+            aws(&["--region", "a", "--region", "b"]),
+            Some(ContextMismatch)
+        );
+        assert_eq!(aws(&["--regio", "b"]), Some(ContextMismatch));
+        let az = |a: &[&str]| code("az", a, &[]);
+        assert_eq!(az(&["--ids", "/subscriptions/x/resourceGroups/r"]), None);
+        assert_eq!(az(&["--parameters", "@params.json"]), Some(FileReference));
+        assert_eq!(az(&["--template-file", "t.json"]), Some(FileReference));
+        assert_eq!(
+            az(&["--subscription", "a", "--subscription=b"]),
+            Some(ContextMismatch)
+        );
+        let gcloud = |a: &[&str]| code("gcloud", a, &["policy.json"]);
+        assert_eq!(gcloud(&["--policy-file=policy.json"]), None);
+        assert_eq!(gcloud(&["--policy-file", "policy.json"]), None);
+        assert_eq!(gcloud(&["--exec-file=run.sh"]), Some(FileReference));
+        assert_eq!(
+            gcloud(&["--metadata-from-file", "startup-script=/x"]),
+            Some(FileReference)
+        );
+        assert_eq!(
+            gcloud(&["https://www.googleapis.com/compute/v1/projects/p/global/networks/n"]),
+            None
+        );
+        assert_eq!(
+            gcloud(&["--ssh-flag=-oProxyCommand=sh"]),
+            Some(DeniedOption)
+        );
+        assert_eq!(
+            gcloud(&["--project=a", "--project", "b"]),
+            Some(ContextMismatch)
+        );
+    }
+}

@@ -1,0 +1,389 @@
+//! Grants: a remediation takes access away, it does not hand it out.
+//!
+//! Identity policy documents a script creates or puts may only deny; AWS-managed
+//! policies may be attached only when they deny; resource policies may not
+//! allow everyone or another account; ACLs, IAM bindings and snapshot shares
+//! may not be opened to the public; firewall rules may not be opened to the
+//! world. An operator can allow identity grants or public grants on the policy.
+
+use super::Violation;
+use super::catalog::Operation;
+use crate::error::Refusal;
+use crate::executor::{Command, StepFile};
+use serde_json::Value;
+
+/// What the policy lets through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(super) struct GrantRules {
+    /// Identity policies that allow, and attaching any AWS-managed policy.
+    pub(super) identity_grants: bool,
+    /// Resource policies, ACLs and rules open to everyone or another account.
+    pub(super) public_grants: bool,
+}
+
+/// aws operations that write an identity policy document (`--policy-document`).
+const IDENTITY_DOCUMENTS: &[&str] = &[
+    "iam create-policy",
+    "iam create-policy-version",
+    "iam put-group-policy",
+    "iam put-role-policy",
+    "iam put-user-policy",
+];
+/// aws operations that attach a managed policy (`--policy-arn`).
+const ATTACH: &[&str] = &[
+    "iam attach-group-policy",
+    "iam attach-role-policy",
+    "iam attach-user-policy",
+];
+/// AWS-managed policies that only deny, which a remediation may attach.
+pub(crate) const DENY_MANAGED: &[&str] = &[
+    "AWSCompromisedKeyQuarantine",
+    "AWSCompromisedKeyQuarantineV2",
+    "AWSCompromisedKeyQuarantineV3",
+    "AWSDenyAll",
+];
+/// aws operations whose option holds a resource policy document.
+const RESOURCE_DOCUMENTS: &[(&str, &str)] = &[
+    ("ecr set-repository-policy", "--policy-text"),
+    ("kms put-key-policy", "--policy"),
+    ("s3api put-bucket-policy", "--policy"),
+    ("secretsmanager put-resource-policy", "--resource-policy"),
+    ("sqs set-queue-attributes", "--attributes"),
+    ("sns set-topic-attributes", "--attribute-value"),
+];
+/// Canned ACLs that open a bucket or object.
+const PUBLIC_ACLS: &[&str] = &["public-read", "public-read-write", "authenticated-read"];
+
+/// Every value of option `name` in `command` (`--name v` or `--name=v`).
+pub(super) fn option_values<'c>(command: &'c Command, name: &str) -> Vec<&'c str> {
+    let args = command.args();
+    let mut values = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        if arg == name {
+            if let Some(v) = args.get(i + 1) {
+                values.push(v.as_str());
+            }
+        } else if let Some(v) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            values.push(v);
+        }
+    }
+    values
+}
+
+/// The document a value stands for: an attached file's contents for
+/// `file://NAME`, the value itself otherwise.
+fn document<'a>(value: &'a str, files: &'a [StepFile]) -> &'a str {
+    let name = value
+        .strip_prefix("file://")
+        .or_else(|| value.strip_prefix("fileb://"))
+        .unwrap_or(value);
+    files
+        .iter()
+        .find(|f| f.name() == name)
+        .map_or(value, StepFile::contents)
+}
+
+fn refused(reason: String) -> Violation {
+    Violation::new(Refusal::PolicyDocument, reason)
+}
+
+/// The statements of a policy document (a list, or a single object).
+fn statements(text: &str, what: &str) -> Result<Vec<Value>, Violation> {
+    let doc: Value = serde_json::from_str(text.trim())
+        .map_err(|e| refused(format!("{what} is not a JSON policy document ({e})")))?;
+    match doc.get("Statement") {
+        Some(Value::Array(list)) => Ok(list.clone()),
+        Some(one @ Value::Object(_)) => Ok(vec![one.clone()]),
+        _ => Err(refused(format!("{what} has no Statement"))),
+    }
+}
+
+/// Checks the grants `command` makes; `account` is the finding's AWS account
+/// when known, so a principal of another account is told apart.
+pub(super) fn check(
+    command: &Command,
+    op: &Operation,
+    files: &[StepFile],
+    rules: GrantRules,
+    account: Option<&str>,
+) -> Result<(), Violation> {
+    let path = op.path.as_str();
+    match command.program() {
+        "aws" => aws(command, path, files, rules, account),
+        "gsutil" if !rules.public_grants => gsutil(command, op),
+        "gcloud" => gcloud(command, path, rules),
+        "az" if !rules.public_grants => az(command, path),
+        _ => Ok(()),
+    }
+}
+
+fn aws(
+    command: &Command,
+    path: &str,
+    files: &[StepFile],
+    rules: GrantRules,
+    account: Option<&str>,
+) -> Result<(), Violation> {
+    if !rules.identity_grants && IDENTITY_DOCUMENTS.contains(&path) {
+        for value in option_values(command, "--policy-document") {
+            for statement in statements(document(value, files), "--policy-document")? {
+                if statement.get("Effect").and_then(Value::as_str) != Some("Deny") {
+                    return Err(refused(format!(
+                        "`aws {path}` writes an identity policy with a statement that does not \
+                         deny: a remediation's identity policies may only deny"
+                    )));
+                }
+            }
+        }
+    }
+    if !rules.identity_grants && ATTACH.contains(&path) {
+        for arn in option_values(command, "--policy-arn") {
+            if let Some((_, name)) = arn.split_once(":iam::aws:policy/") {
+                let name = name.rsplit('/').next().unwrap_or(name);
+                if !DENY_MANAGED.contains(&name) {
+                    return Err(refused(format!(
+                        "`aws {path}` attaches the AWS-managed policy {name}, which grants: only \
+                         deny policies ({}) may be attached",
+                        DENY_MANAGED.join(", ")
+                    )));
+                }
+            }
+        }
+    }
+    if rules.public_grants {
+        return Ok(());
+    }
+    if let Some((_, option)) = RESOURCE_DOCUMENTS.iter().find(|(p, _)| *p == path) {
+        for value in option_values(command, option) {
+            let text = document(value, files);
+            resource_document(path, option, text, account)?;
+        }
+    }
+    if path == "lambda add-permission" {
+        for principal in option_values(command, "--principal") {
+            if principal == "*" || foreign(principal, account) {
+                return Err(refused(format!(
+                    "`aws {path}` grants to {principal:?}: everyone or another account"
+                )));
+            }
+        }
+    }
+    for acl in option_values(command, "--acl") {
+        if PUBLIC_ACLS.contains(&acl.to_ascii_lowercase().as_str()) {
+            return Err(refused(format!("`aws {path}` sets the public ACL {acl}")));
+        }
+    }
+    let lower: Vec<String> = command
+        .args()
+        .iter()
+        .map(|a| a.as_str().to_ascii_lowercase())
+        .collect();
+    if lower
+        .iter()
+        .any(|a| a.contains("/global/allusers") || a.contains("/global/authenticatedusers"))
+    {
+        return Err(refused(format!(
+            "`aws {path}` grants to all users or all authenticated users"
+        )));
+    }
+    let shares = path.ends_with("-snapshot-attribute") || path.ends_with("image-attribute");
+    if shares
+        && lower
+            .iter()
+            .any(|a| a == "add" || a.contains("add=") || a == "--values-to-add")
+    {
+        return Err(refused(format!("`aws {path}` shares a snapshot or image")));
+    }
+    if path.contains("authorize-security-group") && opens_to_world(&lower) {
+        return Err(refused(format!(
+            "`aws {path}` opens a security group to the whole internet"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether one of the (lower-cased) arguments names the whole internet.
+fn opens_to_world(lower: &[String]) -> bool {
+    lower
+        .iter()
+        .any(|a| a.contains("0.0.0.0/0") || a.contains("::/0"))
+}
+
+/// Whether `principal` names an account other than `account`.
+fn foreign(principal: &str, account: Option<&str>) -> bool {
+    let id = if principal.len() == 12 && principal.bytes().all(|b| b.is_ascii_digit()) {
+        Some(principal)
+    } else if principal.starts_with("arn:") {
+        principal.split(':').nth(4).filter(|a| a.len() == 12)
+    } else {
+        None
+    };
+    match (id, account) {
+        (Some(id), Some(account)) => id != account,
+        _ => false,
+    }
+}
+
+fn resource_document(
+    path: &str,
+    option: &str,
+    text: &str,
+    account: Option<&str>,
+) -> Result<(), Violation> {
+    let text = if path == "sqs set-queue-attributes" {
+        // A JSON map of attributes whose `Policy` is the document as a string.
+        if !text.contains("Policy") {
+            return Ok(());
+        }
+        let map: Value = serde_json::from_str(text.trim()).map_err(|_| {
+            refused(format!(
+                "`aws {path}` sets a Policy attribute that is not given as JSON"
+            ))
+        })?;
+        match map.get("Policy").and_then(Value::as_str) {
+            Some(policy) => policy.to_owned(),
+            None => return Ok(()),
+        }
+    } else {
+        if path == "sns set-topic-attributes" && !text.trim_start().starts_with('{') {
+            return Ok(());
+        }
+        text.to_owned()
+    };
+    for statement in statements(&text, option)? {
+        let effect = statement.get("Effect").and_then(Value::as_str);
+        if effect.is_some_and(|e| e.eq_ignore_ascii_case("deny")) {
+            continue;
+        }
+        if statement.get("NotPrincipal").is_some() {
+            return Err(refused(format!(
+                "`aws {path}` allows with NotPrincipal: everyone but a few"
+            )));
+        }
+        let mut principals = Vec::new();
+        match statement.get("Principal") {
+            Some(Value::String(p)) => principals.push(p.clone()),
+            Some(Value::Object(map)) => {
+                for value in map.values() {
+                    match value {
+                        Value::String(p) => principals.push(p.clone()),
+                        Value::Array(list) => principals
+                            .extend(list.iter().filter_map(Value::as_str).map(str::to_owned)),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(p) = principals
+            .iter()
+            .find(|p| p.contains('*') || foreign(p, account))
+        {
+            return Err(refused(format!(
+                "`aws {path}` allows {p:?}: a resource policy may not grant to everyone or \
+                 another account"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn gsutil(command: &Command, op: &Operation) -> Result<(), Violation> {
+    let path = op.path.as_str();
+    let args = command.args();
+    if path.ends_with(" ch") {
+        let mut i = op.path_at.last().map_or(0, |p| p + 1);
+        while let Some(arg) = args.get(i) {
+            i += 1;
+            match arg.as_str() {
+                "-d" => i += 1,
+                "-R" | "-r" | "-f" => {}
+                a if a.starts_with("gs://") => {}
+                a => {
+                    return Err(refused(format!(
+                        "`gsutil {path}` may only remove entries (`-d`), not add {}",
+                        super::quoted(a)
+                    )));
+                }
+            }
+        }
+    }
+    if path.ends_with(" set")
+        && args
+            .iter()
+            .any(|a| PUBLIC_ACLS.contains(&a.to_ascii_lowercase().as_str()))
+    {
+        return Err(refused(format!("`gsutil {path}` sets a public ACL")));
+    }
+    Ok(())
+}
+
+fn gcloud(command: &Command, path: &str, rules: GrantRules) -> Result<(), Violation> {
+    if !rules.identity_grants && path.starts_with("iam policies ") {
+        let kinds = option_values(command, "--kind");
+        if kinds.is_empty()
+            || kinds
+                .iter()
+                .any(|k| !k.eq_ignore_ascii_case("denypolicies"))
+        {
+            return Err(refused(format!(
+                "`gcloud {path}` must write deny policies (`--kind=denypolicies`)"
+            )));
+        }
+    }
+    if rules.public_grants || path.contains("remove") {
+        return Ok(());
+    }
+    let lower: Vec<String> = command
+        .args()
+        .iter()
+        .map(|a| a.as_str().to_ascii_lowercase())
+        .collect();
+    if lower
+        .iter()
+        .any(|a| a.contains("allusers") || a.contains("allauthenticatedusers"))
+    {
+        return Err(refused(format!(
+            "`gcloud {path}` grants to allUsers or allAuthenticatedUsers"
+        )));
+    }
+    if path.starts_with("compute firewall-rules") && opens_to_world(&lower) {
+        return Err(refused(format!(
+            "`gcloud {path}` opens a firewall rule to the whole internet"
+        )));
+    }
+    Ok(())
+}
+
+fn az(command: &Command, path: &str) -> Result<(), Violation> {
+    let opened = |name: &str, closed: &[&str]| {
+        option_values(command, name)
+            .iter()
+            .any(|v| !closed.iter().any(|c| v.eq_ignore_ascii_case(c)))
+    };
+    if opened("--public-access", &["off", "none"])
+        || opened("--allow-blob-public-access", &["false"])
+        || opened("--public-network-access", &["disabled"])
+        || opened("--default-action", &["deny"])
+    {
+        return Err(refused(format!("`az {path}` opens public access")));
+    }
+    let allows = option_values(command, "--access")
+        .iter()
+        .any(|v| v.eq_ignore_ascii_case("allow"));
+    let world = ["--source-address-prefixes", "--source-address-prefix"]
+        .iter()
+        .flat_map(|o| option_values(command, o))
+        .any(|v| {
+            matches!(
+                v.to_ascii_lowercase().as_str(),
+                "*" | "0.0.0.0/0" | "internet" | "any"
+            )
+        });
+    if allows && world {
+        return Err(refused(format!(
+            "`az {path}` allows traffic from the whole internet"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,522 @@
+//! [`CommandPolicy`]: what a command taken from a finding may do — which
+//! programs, which operations of each (a default-deny [catalog](catalog)),
+//! which options and argument values, which grants, and which context.
+//!
+//! A check refuses with a [`Refusal`] code naming the class and a reason
+//! naming the argument. The checks, in the order they run:
+//!
+//! 1. the program is an allowed bare name (`program_not_allowed`);
+//! 2. no option picks credentials, endpoint, TLS trust, debug logging, a
+//!    parameter file, a pass-through or ssh behaviour (`denied_option`);
+//! 3. the operation is in the catalog and not denied (`operation_not_allowed`);
+//! 4. every argument is checked as the CLI would use it: no local paths
+//!    (`local_path`), no file references but to files attached to the step
+//!    (`file_reference`), no URLs the CLI would fetch (`url`), each context
+//!    option once and unabbreviated (`context_mismatch`);
+//! 5. the grants it makes: identity policies only deny, resource policies,
+//!    ACLs and rules not open to everyone or another account (`policy_document`);
+//! 6. with a target ([`check_for`](CommandPolicy::check_for)): every account,
+//!    subscription or project it names is the finding's (`context_mismatch`).
+
+mod arguments;
+pub mod catalog;
+mod file;
+mod grants;
+mod scope;
+
+pub use catalog::OperationClass;
+pub use file::PolicyFile;
+
+use super::{Command, StepFile};
+use crate::error::{Error, Refusal, Result};
+use crate::model::Target;
+use crate::planner::Step;
+use catalog::Catalog;
+use grants::GrantRules;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// A refusal: its class and its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Violation {
+    pub(crate) code: Refusal,
+    pub(crate) reason: String,
+}
+
+impl Violation {
+    pub(crate) fn new(code: Refusal, reason: impl Into<String>) -> Self {
+        Violation {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn into_error(self) -> Error {
+        Error::refused(self.code, self.reason)
+    }
+}
+
+/// `text` in backticks, with anything unprintable escaped so a reason is
+/// readable and cannot itself carry control characters into logs.
+pub(crate) fn quoted(text: &str) -> String {
+    format!("`{}`", text.escape_debug())
+}
+
+/// What one program may not be given, whatever the catalog says.
+///
+/// Options (`--profile`) would choose the program's own credentials, endpoint or
+/// TLS trust instead of the executor's context; subcommands (`aws configure`,
+/// `gcloud auth`) are runs of positional words that change the CLI's stored
+/// credentials or configuration, and with it the context of every later step.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct ProgramRules {
+    /// Sorted and without duplicates, for an ordered lookup per argument.
+    options: Vec<String>,
+    subcommands: BTreeSet<Vec<String>>,
+}
+
+/// Programs whose option parser (Python `argparse`) accepts any unambiguous
+/// abbreviation of a long option: `aws --prof x` means `aws --profile x`
+/// (verified with aws-cli 1.46). For these, prefixes of a denied option are denied too.
+const ABBREVIATING_PROGRAMS: &[&str] = &["aws", "az"];
+
+/// How many commands one script may hold unless a policy says otherwise
+/// ([`CommandPolicy::with_max_commands`]).
+pub const DEFAULT_MAX_COMMANDS: usize = 64;
+
+/// Options denied by default, by program.
+const DEFAULT_DENIED_OPTIONS: &[(&str, &str)] = &[
+    ("aws", "--profile"),
+    ("aws", "--endpoint-url"),
+    ("aws", "--no-verify-ssl"),
+    ("aws", "--ca-bundle"),
+    // Debug output prints request headers, session tokens included.
+    ("aws", "--debug"),
+    // A whole parameter set from a file (or a URL) past every argument check.
+    ("aws", "--cli-input-json"),
+    ("aws", "--cli-input-yaml"),
+    ("aws", "--generate-cli-skeleton"),
+    ("aws", "--cli-auto-prompt"),
+    // Code that runs on the instance.
+    ("aws", "--user-data"),
+    ("az", "--debug"),
+    ("gcloud", "--log-http"),
+    ("gcloud", "--verbosity"),
+    // A flags file can carry any denied flag past this check.
+    ("gcloud", "--flags-file"),
+    ("gcloud", "--account"),
+    ("gcloud", "--impersonate-service-account"),
+    ("gcloud", "--access-token-file"),
+    ("gcloud", "--configuration"),
+    ("gcloud", "--credential-file-override"),
+    ("gcloud", "--ssh-flag"),
+    ("gcloud", "--ssh-key-file"),
+    ("gcloud", "--strict-host-key-checking"),
+    ("gcloud", "--command"),
+    // boto configuration overrides, debug output with headers, extra
+    // headers, impersonation.
+    ("gsutil", "-o"),
+    ("gsutil", "-D"),
+    ("gsutil", "-DD"),
+    ("gsutil", "-d"),
+    ("gsutil", "-h"),
+    ("gsutil", "-i"),
+];
+
+/// Subcommands denied by default (and absent from the catalog): they change
+/// the CLI's credentials or configuration, or hand out tokens.
+const DEFAULT_DENIED_SUBCOMMANDS: &[(&str, &[&str])] = &[
+    ("aws", &["configure"]),
+    ("gcloud", &["auth"]),
+    ("gcloud", &["config"]),
+    ("gcloud", &["components"]),
+    ("az", &["login"]),
+    // `az rest --url` sends the ARM bearer token to any URL.
+    ("az", &["rest"]),
+    ("az", &["logout"]),
+    ("az", &["account", "set"]),
+    ("az", &["account", "clear"]),
+    ("az", &["extension"]),
+];
+
+/// Which programs, operations, options, values and grants a command may use.
+///
+/// The default allows `aws`, `az`, `gcloud` and `gsutil`, the operations of
+/// the built-in catalog (see the README's operation table), and denies:
+///
+/// * `aws`: `--profile`, `--endpoint-url`, `--no-verify-ssl`, `--ca-bundle`,
+///   `--debug`, `--cli-input-json`/`--cli-input-yaml`, `--user-data`,
+///   including abbreviations such as `--prof`; the subcommand `configure`.
+/// * `gcloud`: `--account`, `--impersonate-service-account`,
+///   `--access-token-file`, `--configuration`, `--flags-file`, `--log-http`,
+///   `--verbosity`, the ssh flags; the groups `auth`, `config`, `components`.
+/// * `az`: `--debug`; `login`, `logout`, `account set|clear`, `extension`, `rest`.
+/// * `gsutil`: `-o` (boto configuration), `-d`/`-D`/`-DD`, `-h`, `-i`.
+///
+/// Denied options and subcommands win over the catalog: widening the catalog
+/// never re-enables them. Identity policy documents may only deny and
+/// resource policies may not grant publicly, unless
+/// [`allow_identity_grants`](Self::allow_identity_grants) /
+/// [`allow_public_grants`](Self::allow_public_grants).
+///
+/// A script parsed under a policy may hold at most
+/// [`max_commands`](Self::max_commands) commands ([`DEFAULT_MAX_COMMANDS`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandPolicy {
+    programs: BTreeSet<String>,
+    /// The most commands one script may hold.
+    max_commands: usize,
+    /// Denied options and subcommands by program: one lookup per check.
+    denied: BTreeMap<String, ProgramRules>,
+    /// The operations allowed, shared until changed.
+    catalog: Arc<Catalog>,
+    grants: GrantRules,
+    /// A hash of all the rules above, recomputed whenever they change; never 0.
+    /// Equal rules give equal fingerprints, so a command checked by one policy
+    /// is known to pass an identical one (see [`Command`]'s `verified_by`).
+    fingerprint: u64,
+}
+
+impl Default for CommandPolicy {
+    fn default() -> Self {
+        let policy = CommandPolicy {
+            programs: BTreeSet::new(),
+            max_commands: DEFAULT_MAX_COMMANDS,
+            denied: BTreeMap::new(),
+            catalog: catalog::builtin(),
+            grants: GrantRules::default(),
+            fingerprint: 0,
+        }
+        .with_programs(["aws", "az", "gcloud", "gsutil"]);
+        let policy = DEFAULT_DENIED_OPTIONS
+            .iter()
+            .fold(policy, |p, (program, option)| {
+                p.deny_option(*program, *option)
+            });
+        DEFAULT_DENIED_SUBCOMMANDS
+            .iter()
+            .fold(policy, |p, (program, words)| {
+                p.deny_subcommand(*program, words.iter().copied())
+            })
+    }
+}
+
+impl CommandPolicy {
+    /// The default policy (see the type docs).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the most commands one script may hold (at least 1); a longer
+    /// script is refused whole by [`parse_script`](super::parse_script) and
+    /// [`parse_script_steps`](super::parse_script_steps).
+    pub fn with_max_commands(mut self, max: usize) -> Self {
+        self.max_commands = max.max(1);
+        self.refingerprint()
+    }
+
+    /// The most commands one script may hold.
+    pub fn max_commands(&self) -> usize {
+        self.max_commands
+    }
+
+    /// Refuses a script's command number `number` if it is one too many.
+    pub(crate) fn count_command(&self, number: usize, statement: usize) -> Result<()> {
+        if number > self.max_commands {
+            return Err(Error::refused(
+                Refusal::TooManyCommands,
+                format!(
+                    "more than {} commands in the script, in statement {statement}",
+                    self.max_commands
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Replaces the allowed programs with `programs` (denied options stay).
+    pub fn with_programs<I, S>(mut self, programs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.programs = programs.into_iter().map(Into::into).collect();
+        self.refingerprint()
+    }
+
+    /// Allows one more program, by bare name (a name with a path separator
+    /// can never pass [`check`](Self::check)). Its operations still have to
+    /// be [allowed](Self::allow_operation).
+    pub fn allow_program(mut self, program: impl Into<String>) -> Self {
+        self.programs.insert(program.into());
+        self.refingerprint()
+    }
+
+    /// Allows the operation `path` of `program` (`"iam tag-user"` for `aws`,
+    /// `"network nsg rule update"` for `az`) with its `class`.
+    pub fn allow_operation(
+        mut self,
+        program: impl Into<String>,
+        path: impl Into<String>,
+        class: OperationClass,
+    ) -> Self {
+        Arc::make_mut(&mut self.catalog)
+            .entry(program.into())
+            .or_default()
+            .insert(normalize_path(&path.into()), class);
+        self.refingerprint()
+    }
+
+    /// Removes the operation `path` of `program` from the catalog.
+    pub fn deny_operation(mut self, program: impl AsRef<str>, path: impl AsRef<str>) -> Self {
+        if let Some(ops) = Arc::make_mut(&mut self.catalog).get_mut(program.as_ref()) {
+            ops.remove(&normalize_path(path.as_ref()));
+        }
+        self.refingerprint()
+    }
+
+    /// Empties the catalog: nothing runs until operations are allowed.
+    pub fn without_operations(mut self) -> Self {
+        self.catalog = Arc::new(Catalog::new());
+        self.refingerprint()
+    }
+
+    /// Lets identity policy documents allow, and any AWS-managed policy be
+    /// attached (by default they may only deny).
+    pub fn allow_identity_grants(mut self, allow: bool) -> Self {
+        self.grants.identity_grants = allow;
+        self.refingerprint()
+    }
+
+    /// Lets resource policies, ACLs and rules grant to everyone or another
+    /// account (refused by default).
+    pub fn allow_public_grants(mut self, allow: bool) -> Self {
+        self.grants.public_grants = allow;
+        self.refingerprint()
+    }
+
+    /// Denies `option` (`--name`, also matched as `--name=value`) for `program`.
+    pub fn deny_option(mut self, program: impl Into<String>, option: impl Into<String>) -> Self {
+        let options = &mut self.denied.entry(program.into()).or_default().options;
+        let option = option.into();
+        if let Err(at) = options.binary_search(&option) {
+            options.insert(at, option);
+        }
+        self.refingerprint()
+    }
+
+    /// Denies the run of positional `words` (`["account", "set"]`) for `program`.
+    pub fn deny_subcommand<I, S>(mut self, program: impl Into<String>, words: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let words: Vec<String> = words.into_iter().map(Into::into).collect();
+        if !words.is_empty() {
+            self.denied
+                .entry(program.into())
+                .or_default()
+                .subcommands
+                .insert(words);
+        }
+        self.refingerprint()
+    }
+
+    /// Recomputes the fingerprint after a rule changed.
+    fn refingerprint(mut self) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.programs.hash(&mut hasher);
+        self.max_commands.hash(&mut hasher);
+        self.denied.hash(&mut hasher);
+        self.catalog.hash(&mut hasher);
+        self.grants.hash(&mut hasher);
+        self.fingerprint = hasher.finish() | 1;
+        self
+    }
+
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The allowed programs.
+    pub fn programs(&self) -> impl Iterator<Item = &str> {
+        self.programs.iter().map(String::as_str)
+    }
+
+    /// Whether `program` is an allowed bare program name.
+    pub fn allows_program(&self, program: &str) -> bool {
+        self.programs.contains(program)
+    }
+
+    /// The allowed operations of every program, with their classes.
+    pub fn operations(&self) -> impl Iterator<Item = (&str, &str, OperationClass)> {
+        self.catalog.iter().flat_map(|(program, ops)| {
+            ops.iter()
+                .map(move |(path, class)| (program.as_str(), path.as_str(), *class))
+        })
+    }
+
+    /// The class of `command`'s operation, if the catalog holds it.
+    pub fn operation_class(&self, command: &Command) -> Option<OperationClass> {
+        catalog::lookup(&self.catalog, command)
+            .ok()
+            .map(|op| op.class)
+    }
+
+    /// Checks one command on its own (no files attached, no target): see the
+    /// [module docs](self) for what is refused.
+    pub fn check(&self, command: &Command) -> Result<()> {
+        if command.verified_by() == self.fingerprint {
+            return Ok(());
+        }
+        self.violation(command, &[], None, true)
+            .map_err(Violation::into_error)
+    }
+
+    /// Checks a step: its command with the files attached to it (a
+    /// `file://NAME` must name one of them, and the documents they hold are
+    /// checked like inline ones).
+    pub fn check_step(&self, step: &Step) -> Result<()> {
+        if step.files.is_empty() && step.command.verified_by() == self.fingerprint {
+            return Ok(());
+        }
+        self.violation(&step.command, &step.files, None, true)
+            .map_err(Violation::into_error)
+    }
+
+    /// Checks a step for `target`: [`check_step`](Self::check_step), and
+    /// that every account, subscription or project it names is the
+    /// target's own, and that no resource policy grants to another account.
+    pub fn check_for(&self, step: &Step, target: &Target) -> Result<()> {
+        self.violation(&step.command, &step.files, Some(target), true)
+            .map_err(Violation::into_error)
+    }
+
+    /// Why `command` may not run, if it may not. `scan_nul` is false only for
+    /// commands the script parser built, whose scanner already refused NUL bytes.
+    pub(crate) fn violation(
+        &self,
+        command: &Command,
+        files: &[StepFile],
+        target: Option<&Target>,
+        scan_nul: bool,
+    ) -> std::result::Result<(), Violation> {
+        let program = command.program();
+        if program.is_empty() {
+            return Err(Violation::new(
+                Refusal::ProgramNotAllowed,
+                "empty program name",
+            ));
+        }
+        if program.contains(['/', '\\']) {
+            return Err(Violation::new(
+                Refusal::ProgramNotAllowed,
+                format!(
+                    "program given as a path ({}); only bare names are allowed",
+                    quoted(program)
+                ),
+            ));
+        }
+        if !self.allows_program(program) {
+            return Err(Violation::new(
+                Refusal::ProgramNotAllowed,
+                format!(
+                    "program {} is not allowed (allowed: {})",
+                    quoted(program),
+                    self.programs().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if scan_nul && command.argv().iter().any(|a| a.contains('\0')) {
+            return Err(Violation::new(
+                Refusal::ShellSyntax,
+                "NUL byte in an argument",
+            ));
+        }
+        if let Some(rules) = self.denied.get(program) {
+            denied(program, rules, command)?;
+        }
+        let op = catalog::lookup(&self.catalog, command)?;
+        let names: Vec<&str> = files.iter().map(StepFile::name).collect();
+        arguments::check(command, &op.path_at, &names)?;
+        let account = target
+            .filter(|t| t.cloud == crate::model::Cloud::Aws)
+            .and_then(|t| t.account_id.as_deref());
+        grants::check(command, &op, files, self.grants, account)?;
+        if let Some(target) = target {
+            scope::check(command, &op, files, target)?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses the options and subcommands `rules` deny.
+fn denied(
+    program: &str,
+    rules: &ProgramRules,
+    command: &Command,
+) -> std::result::Result<(), Violation> {
+    let abbreviates = ABBREVIATING_PROGRAMS.contains(&program);
+    for arg in command.args() {
+        if !arg.starts_with('-') {
+            continue;
+        }
+        let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
+        // The denied options that start with `name` sort together, from
+        // the first one not less than `name`: one lookup finds the exact
+        // match or, for abbreviating programs, any option `name` abbreviates.
+        let first = rules
+            .options
+            .get(rules.options.partition_point(|d| d.as_str() < name));
+        let denied = first.filter(|denied| {
+            *denied == name
+                || (abbreviates
+                    && name.starts_with("--")
+                    && name.len() > 2
+                    && denied.starts_with(name))
+        });
+        if let Some(denied) = denied {
+            return Err(Violation::new(
+                Refusal::DeniedOption,
+                format!(
+                    "option {} ({denied} for {program}) is not allowed: it would change the \
+                     credentials, endpoint, TLS trust, logging or input the executor controls",
+                    quoted(name),
+                ),
+            ));
+        }
+    }
+    for words in &rules.subcommands {
+        if command
+            .args()
+            .windows(words.len())
+            .any(|w| w == words.as_slice())
+        {
+            return Err(Violation::new(
+                Refusal::OperationNotAllowed,
+                format!(
+                    "`{program} {}` is not allowed: it changes the CLI's stored credentials or \
+                     configuration",
+                    words.join(" ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An operation path as the catalog keys it: words separated by one space.
+fn normalize_path(path: &str) -> String {
+    path.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether `command` reads like a query that changes nothing: its operation
+/// is in the built-in catalog as [read-only](OperationClass::ReadOnly).
+/// A dry run runs [read-only](crate::planner::Step::read_only) steps for real
+/// only when its policy classes the operation read-only, so a step wrongly
+/// marked read-only (by a buggy planner) is refused instead of changing anything.
+pub fn is_query(command: &Command) -> bool {
+    catalog::lookup(&catalog::builtin(), command)
+        .is_ok_and(|op| op.class == OperationClass::ReadOnly)
+}
