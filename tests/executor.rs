@@ -3,13 +3,14 @@
 
 mod support;
 
+use remediation::executor::OperationClass;
 use remediation::executor::{
     Command, CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, ProcessExecutor,
     StepStatus,
 };
 use remediation::model::{Cloud, Target};
 use remediation::planner::Step;
-use remediation::{Error, ErrorKind};
+use remediation::{ErrorKind, Refusal};
 use std::time::{Duration, Instant};
 use support::StandIn;
 
@@ -39,16 +40,19 @@ async fn profile_and_region_follow_the_target() {
     let standin = StandIn::new();
     let executor = standin.executor(contexts());
     let runs = [
-        (step(&["s3", "ls"]), aws_target(PROD, Some("eu-west-1"))),
         (
-            step(&["iam", "list-users"]),
+            step(&["sts", "get-caller-identity"]),
+            aws_target(PROD, Some("eu-west-1")),
+        ),
+        (
+            step(&["iam", "get-user", "--user-name", "u"]),
             aws_target(DEV, Some("global")),
         ),
         (
             step(&["ec2", "describe-instances", "--region", "ap-south-1"]),
             aws_target(PROD, Some("eu-west-1")),
         ),
-        (step(&["s3", "ls"]), aws_target(DEV, None)),
+        (step(&["sts", "get-caller-identity"]), aws_target(DEV, None)),
     ];
     for (step, target) in &runs {
         let outcome = executor.execute(step, target).await.unwrap();
@@ -57,7 +61,7 @@ async fn profile_and_region_follow_the_target() {
     }
     let calls = standin.calls();
     assert_eq!(calls.len(), 4);
-    assert_eq!(calls[0].argv, ["aws", "s3", "ls"]);
+    assert_eq!(calls[0].argv, ["aws", "sts", "get-caller-identity"]);
     assert_eq!(calls[0].var("AWS_PROFILE"), Some("prod"));
     assert_eq!(calls[0].var("AWS_REGION"), Some("eu-west-1"));
     assert_eq!(calls[0].var("AWS_DEFAULT_REGION"), Some("eu-west-1"));
@@ -85,7 +89,10 @@ async fn ambient_credentials_set_on_the_executor_do_not_reach_the_child() {
         .with_env_var("AWS_PROFILE", "ambient")
         .with_env_var("AWS_DEFAULT_PROFILE", "ambient");
     executor
-        .execute(&step(&["s3", "ls"]), &aws_target(PROD, None))
+        .execute(
+            &step(&["sts", "get-caller-identity"]),
+            &aws_target(PROD, None),
+        )
         .await
         .unwrap();
     let calls = standin.calls();
@@ -148,7 +155,10 @@ async fn inherited_env_child() {
     let standin = StandIn::new();
     standin
         .executor(contexts())
-        .execute(&step(&["s3", "ls"]), &aws_target(DEV, None))
+        .execute(
+            &step(&["sts", "get-caller-identity"]),
+            &aws_target(DEV, None),
+        )
         .await
         .unwrap();
     let calls = standin.calls();
@@ -163,8 +173,8 @@ async fn inherited_env_child() {
 async fn unmapped_accounts_are_refused_and_nothing_runs() {
     let standin = StandIn::new();
     let executor = standin.executor(contexts());
-    let aws = step(&["s3", "ls"]);
-    let az = Step::new(Command::new("az", ["vm", "list"]));
+    let aws = step(&["sts", "get-caller-identity"]);
+    let az = Step::new(Command::new("az", ["acr", "show", "--name", "r"]));
     for (step, target) in [
         (&aws, aws_target("333333333333", Some("us-east-1"))),
         (&aws, Target::new(Cloud::Aws, None)),
@@ -189,14 +199,16 @@ async fn default_profile_only_when_configured() {
     let without = standin.executor(contexts());
     assert!(
         without
-            .execute(&step(&["s3", "ls"]), &target)
+            .execute(&step(&["sts", "get-caller-identity"]), &target)
             .await
             .is_err()
     );
     assert_eq!(standin.calls(), vec![]);
 
     let with = standin.executor(contexts().with_default_aws_profile("fallback"));
-    with.execute(&step(&["s3", "ls"]), &target).await.unwrap();
+    with.execute(&step(&["sts", "get-caller-identity"]), &target)
+        .await
+        .unwrap();
     let calls = standin.calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].var("AWS_PROFILE"), Some("fallback"));
@@ -209,8 +221,8 @@ async fn disallowed_commands_are_refused_even_without_check() {
     let target = aws_target(PROD, None);
     for command in [
         Command::new("sh", ["-c", "aws s3 ls"]),
-        Command::new("aws", ["s3", "ls", "--profile", "other"]),
-        Command::new(standin.bin_dir().join("aws").display().to_string(), ["s3"]),
+        Command::new("aws", ["sts", "get-caller-identity", "--profile", "other"]),
+        Command::new(standin.bin_dir().join("aws").display().to_string(), ["sts"]),
     ] {
         let err = executor
             .execute(&Step::new(command.clone()), &target)
@@ -251,7 +263,7 @@ async fn a_step_past_its_timeout_is_killed_and_reported() {
     let start = Instant::now();
     let outcome = executor
         .execute(
-            &step(&["glue", "get-dev-endpoint"]),
+            &step(&["glue", "get-dev-endpoint", "--endpoint-name", "e"]),
             &aws_target(PROD, None),
         )
         .await
@@ -295,7 +307,7 @@ async fn output_tails_are_bounded_and_redacted() {
         .with_env_var("STANDIN_STDOUT", "0123456789abcdef");
     let outcome = executor
         .execute(
-            &step(&["iam", "create-access-key"]),
+            &step(&["iam", "get-user", "--user-name", "u"]),
             &aws_target(PROD, None),
         )
         .await
@@ -318,20 +330,26 @@ async fn output_tails_are_bounded_and_redacted() {
 }
 
 #[tokio::test]
-async fn a_missing_program_is_an_io_error_naming_it() {
+async fn a_missing_program_is_refused_as_cannot_start_naming_it() {
     let standin = StandIn::new();
-    let executor = standin.wire(ProcessExecutor::new(
-        CommandPolicy::default().allow_program("remediation-no-such-cli"),
-        contexts(),
-    ));
+    let policy = CommandPolicy::default()
+        .allow_program("remediation-no-such-cli")
+        .allow_operation("remediation-no-such-cli", "*", OperationClass::Remediating);
+    let executor = standin.wire(ProcessExecutor::new(policy, contexts()));
     let target = aws_target(PROD, None);
     let step = Step::new(Command::new("remediation-no-such-cli", ["x"]));
-    match executor.execute(&step, &target).await {
-        Err(err @ Error::Io { .. }) => {
-            assert!(err.to_string().contains("remediation-no-such-cli"), "{err}")
-        }
-        other => panic!("expected an I/O error, got {other:?}"),
-    }
+    let err = executor.execute(&step, &target).await.unwrap_err();
+    assert_eq!(err.refusal(), Some(Refusal::CannotStart), "{err}");
+    assert!(err.to_string().contains("remediation-no-such-cli"), "{err}");
+    assert!(!err.is_temporary());
+    let missing = executor.require_programs(["aws", "remediation-no-such-cli"]);
+    assert!(
+        missing
+            .unwrap_err()
+            .to_string()
+            .contains("remediation-no-such-cli")
+    );
+    assert!(executor.require_programs(["aws", "az", "gcloud"]).is_ok());
 }
 
 #[tokio::test]
@@ -341,9 +359,9 @@ async fn dry_run_records_and_runs_nothing() {
     assert!(dry.is_dry_run());
     let target = aws_target(PROD, Some("global"));
     for args in [
-        &["s3", "ls"][..],
-        &["iam", "list-users"],
-        &["iam", "list-roles"],
+        &["sts", "get-caller-identity"][..],
+        &["iam", "get-user", "--user-name", "u"],
+        &["iam", "list-attached-user-policies", "--user-name", "u"],
     ] {
         let outcome = dry.execute(&step(args), &target).await.unwrap();
         assert_eq!(outcome.status, StepStatus::Planned);
@@ -352,8 +370,20 @@ async fn dry_run_records_and_runs_nothing() {
     }
     let recorded = dry.recorded();
     assert_eq!(recorded.len(), 2, "bounded to the last two");
-    assert_eq!(recorded[0].command.argv(), ["aws", "iam", "list-users"]);
-    assert_eq!(recorded[1].command.argv(), ["aws", "iam", "list-roles"]);
+    assert_eq!(
+        recorded[0].command.argv(),
+        ["aws", "iam", "get-user", "--user-name", "u"]
+    );
+    assert_eq!(
+        recorded[1].command.argv(),
+        [
+            "aws",
+            "iam",
+            "list-attached-user-policies",
+            "--user-name",
+            "u"
+        ]
+    );
     assert_eq!(recorded[1].context["AWS_PROFILE"], "prod");
     assert_eq!(recorded[1].target, target);
     assert_eq!(dry.take_recorded().len(), 2);
@@ -363,7 +393,10 @@ async fn dry_run_records_and_runs_nothing() {
     let real = standin.executor(contexts());
     let unmapped = aws_target("333333333333", None);
     let shell = Step::new(Command::new("sh", ["-c", "id"]));
-    for (step, target) in [(&step(&["s3", "ls"]), &unmapped), (&shell, &target)] {
+    for (step, target) in [
+        (&step(&["sts", "get-caller-identity"]), &unmapped),
+        (&shell, &target),
+    ] {
         let dry_err = dry.check(step, target).unwrap_err();
         let real_err = real.check(step, target).unwrap_err();
         assert_eq!(dry_err.to_string(), real_err.to_string());

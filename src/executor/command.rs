@@ -266,9 +266,10 @@ pub fn parse_script_steps(
         let number = index + 1;
         if let Some((_, write)) = writes.next_if(|(i, _)| *i == index) {
             if files.len() == MAX_STEP_FILES {
-                return Err(Error::unsafe_command(format!(
-                    "more than {MAX_STEP_FILES} files written, in statement {number}"
-                )));
+                return Err(Error::refused(
+                    Refusal::StepFile,
+                    format!("more than {MAX_STEP_FILES} files written, in statement {number}"),
+                ));
             }
             let contents = match write.body {
                 Some(body) => body,
@@ -278,10 +279,13 @@ pub fn parse_script_steps(
                 Error::refused(Refusal::StepFile, format!("{e} in statement {number}"))
             })?;
             if files.iter().any(|(f, _)| f.name() == file.name()) {
-                return Err(Error::unsafe_command(format!(
-                    "file `{}` is written twice, in statement {number}",
-                    file.name()
-                )));
+                return Err(Error::refused(
+                    Refusal::StepFile,
+                    format!(
+                        "file `{}` is written twice, in statement {number}",
+                        file.name()
+                    ),
+                ));
             }
             files.push((file, false));
             continue;
@@ -317,10 +321,13 @@ pub fn parse_script_steps(
         }
     }
     if let Some((file, _)) = files.iter().find(|(_, used)| !used) {
-        return Err(Error::unsafe_command(format!(
-            "file `{}` is written but no later command reads it",
-            file.name()
-        )));
+        return Err(Error::refused(
+            Refusal::StepFile,
+            format!(
+                "file `{}` is written but no later command reads it",
+                file.name()
+            ),
+        ));
     }
     Ok(steps)
 }
@@ -1129,10 +1136,7 @@ mod tests {
         let commands = parse("aws s3 ls --recursive").unwrap();
         let command = &commands[0];
         // Same rules, built separately: the memoized verdict applies.
-        assert_eq!(
-            open().fingerprint(),
-            open().fingerprint()
-        );
+        assert_eq!(open().fingerprint(), open().fingerprint());
         assert!(open().check(command).is_ok());
         // Any changed rule changes the fingerprint, so the command is walked again.
         let stricter = open().deny_option("aws", "--recursive");
@@ -1272,7 +1276,10 @@ mod tests {
         );
         assert!(
             policy
-                .check(&Command::new("gcloud", ["compute", "x", "--config", "c.yaml"]))
+                .check(&Command::new(
+                    "gcloud",
+                    ["compute", "x", "--config", "c.yaml"]
+                ))
                 .is_ok()
         );
         assert!(

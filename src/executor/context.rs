@@ -382,7 +382,7 @@ fn program_cloud(program: &str) -> Option<Cloud> {
     match program {
         "aws" => Some(Cloud::Aws),
         "az" => Some(Cloud::Azure),
-        "gcloud" => Some(Cloud::Gcp),
+        "gcloud" | "gsutil" => Some(Cloud::Gcp),
         _ => None,
     }
 }

@@ -216,7 +216,10 @@ mod tests {
             ["iam", "detach-user-policy", "--user-name", "u"],
         ));
         let err = dry.execute(&mislabelled, &target).await.unwrap_err();
-        assert!(err.to_string().contains("must be a read-only operation"), "{err}");
+        assert!(
+            err.to_string().contains("must be a read-only operation"),
+            "{err}"
+        );
         let change = Step::new(Command::new(
             "aws",
             ["iam", "detach-user-policy", "--user-name", "u"],

@@ -74,6 +74,10 @@ pub struct Call {
     pub pid: u32,
     /// Files named by absolute-path arguments: path → (permission bits, contents).
     pub files: BTreeMap<String, (u32, String)>,
+    /// The child's whole environment.
+    pub environ: BTreeMap<String, String>,
+    /// The child's working directory.
+    pub cwd: String,
 }
 
 impl Call {
@@ -97,7 +101,7 @@ impl StandIn {
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("bin dir");
         let binary = standin_binary();
-        for program in ["aws", "az", "gcloud"] {
+        for program in ["aws", "az", "gcloud", "gsutil"] {
             // A symlink: the stand-in records the name it was called by.
             std::os::unix::fs::symlink(binary, bin.join(program)).expect("link stand-in");
         }
@@ -169,11 +173,22 @@ impl StandIn {
                             .collect()
                     })
                     .unwrap_or_default();
+                let environ = value["environ"]
+                    .as_object()
+                    .map(|vars| {
+                        vars.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let cwd = value["cwd"].as_str().unwrap_or_default().to_owned();
                 Call {
                     argv,
                     env,
                     pid,
                     files,
+                    environ,
+                    cwd,
                 }
             })
             .collect()

@@ -1,13 +1,16 @@
 //! Recording stand-in for `aws` / `az` / `gcloud` (a test double, never the executor).
 //!
 //! Compiled by the test support code with `rustc` (no dependencies), once per
-//! test binary; each stand-in directory links `aws`, `az` and `gcloud` to it.
+//! test binary; each stand-in directory links `aws`, `az`, `gcloud` and `gsutil` to it.
 //!
 //! Appends one JSON line per invocation to the file named by
 //! `REMEDIATION_STANDIN_LOG`: `{"argv": [...], "env": {NAME: value-or-null, ...},
+//! "environ": {NAME: value, ...} (all of it), "cwd": "...",
 //! "files": {PATH: {"mode": N, "contents": "..."}}, "pid": N}` (files: every
 //! existing file an absolute-path argument names, read while the command runs). Then, if asked through its environment: writes `STANDIN_STDOUT` /
-//! `STANDIN_STDERR` (repeated `STANDIN_REPEAT` times), sleeps `STANDIN_SLEEP`
+//! `STANDIN_STDERR` (repeated `STANDIN_REPEAT` times), starts a grandchild
+//! that writes `STANDIN_GRANDCHILD_WRITE` after `STANDIN_GRANDCHILD_DELAY`
+//! seconds, sleeps `STANDIN_SLEEP`
 //! seconds, and exits with `STANDIN_EXIT_CODE` (default 0).
 
 use std::io::Write;
@@ -88,8 +91,21 @@ fn main() {
             None => line.push_str("null"),
         }
     }
+    // The whole environment and the working directory, for the sealing tests.
+    line.push_str("}, \"environ\": {");
+    for (i, (name, value)) in std::env::vars_os().enumerate() {
+        if i > 0 {
+            line.push_str(", ");
+        }
+        json_string(&mut line, &name.to_string_lossy());
+        line.push_str(": ");
+        json_string(&mut line, &value.to_string_lossy());
+    }
+    line.push_str("}, \"cwd\": ");
+    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    json_string(&mut line, &cwd);
     // Files named by the arguments, as the command saw them while it ran.
-    line.push_str("}, \"files\": {");
+    line.push_str(", \"files\": {");
     let mut first = true;
     for path in args.iter().filter_map(|a| file_argument(a)) {
         use std::os::unix::fs::PermissionsExt;
@@ -114,6 +130,13 @@ fn main() {
     file.write_all(line.as_bytes())
         .expect("stand-in: write log");
 
+    // A grandchild that writes a file later, unless its process group is killed first.
+    if let Ok(path) = std::env::var("STANDIN_GRANDCHILD_WRITE") {
+        let delay = std::env::var("STANDIN_GRANDCHILD_DELAY").unwrap_or_else(|_| "1".to_owned());
+        let _ = std::process::Command::new("/bin/sh")
+            .args(["-c", "/bin/sleep \"$0\"; echo written > \"$1\"", &delay, &path])
+            .spawn();
+    }
     let repeat: usize = std::env::var("STANDIN_REPEAT")
         .ok()
         .and_then(|r| r.parse().ok())

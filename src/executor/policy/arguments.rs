@@ -12,6 +12,36 @@ use super::Violation;
 use crate::error::Refusal;
 use crate::executor::Command;
 
+/// Instance metadata keys that run code on the instance or grant ssh access
+/// (GCE `startup-script`, `ssh-keys`...; EC2 user data is a denied option).
+const CODE_METADATA: &[&str] = &[
+    "startup-script",
+    "shutdown-script",
+    "windows-startup-script",
+    "windows-shutdown-script",
+    "sysprep-specialize-script",
+    "ssh-keys",
+    "sshkeys",
+    "user-data",
+];
+
+/// The code-bearing metadata key a (lower-cased) `key=value,...` argument
+/// sets, if any (also `enable-oslogin=false`, which re-enables metadata keys).
+fn code_metadata(lower: &str) -> Option<&'static str> {
+    let value = lower.strip_prefix("--metadata=").unwrap_or(lower);
+    value.split(',').find_map(|pair| {
+        let (key, val) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = key.trim();
+        if key == "enable-oslogin" && val.trim() == "false" {
+            return Some("enable-oslogin");
+        }
+        CODE_METADATA
+            .iter()
+            .find(|k| key == **k || (key.starts_with(**k) && key.contains("-script")))
+            .copied()
+    })
+}
+
 /// Options of every program whose value names a file the CLI reads: it must
 /// name a file attached to the step.
 fn is_file_option(name: &str) -> bool {
@@ -50,7 +80,17 @@ pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Res
                 format!("`--` in `{program}`: words after it are passed through unchecked"),
             ));
         }
-        if arg.to_ascii_lowercase().contains("proxycommand") {
+        let lower = arg.to_ascii_lowercase();
+        if let Some(key) = code_metadata(&lower).filter(|_| program == "gcloud") {
+            return Err(Violation::new(
+                Refusal::DeniedOption,
+                format!(
+                    "{} sets `{key}`, metadata that runs code or grants shell access",
+                    super::quoted(arg)
+                ),
+            ));
+        }
+        if lower.contains("proxycommand") {
             return Err(Violation::new(
                 Refusal::DeniedOption,
                 format!("{} sets an ssh ProxyCommand", super::quoted(arg)),
@@ -115,11 +155,34 @@ pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Res
             }
             continue;
         }
+        // `aws sqs ... --queue-url https://sqs...`: a URL the CLI never
+        // fetches (its paramfile handling exempts it); scope checks its account.
+        let queue_url = program == "aws" && name.len() > 4 && "--queue-url".starts_with(name);
+        if queue_url {
+            let url = inline.or_else(|| args.get(i).map(|a| a.as_str()));
+            if url.is_some_and(is_sqs_url) {
+                if inline.is_none() {
+                    i += 1;
+                }
+                continue;
+            }
+        }
         if let Some(v) = inline {
             value(program, v, arg, files)?;
         }
     }
     Ok(())
+}
+
+/// Whether `url` is an SQS queue URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`,
+/// or the legacy `https://queue.amazonaws.com/...`).
+pub(super) fn is_sqs_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    (host.starts_with("sqs.") || host == "queue.amazonaws.com")
+        && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
 }
 
 /// Checks one value (`arg` is the whole argument, for the reason).
@@ -155,7 +218,9 @@ fn value(program: &str, v: &str, arg: &str, files: &[&str]) -> Result<(), Violat
         }
         return Ok(());
     }
-    if program == "az" && t.starts_with('@') {
+    // az loads `@path` — also after the first `=` of any word (`--tags k=@f`).
+    let after_equals = t.split_once('=').map(|(_, rest)| rest.trim_start());
+    if program == "az" && (t.starts_with('@') || after_equals.is_some_and(|r| r.starts_with('@'))) {
         return Err(Violation::new(
             Refusal::FileReference,
             format!("{shown}: az reads `@` values from a file"),

@@ -135,7 +135,16 @@ fn path_words(command: &Command) -> Result<Vec<(usize, &str)>, Violation> {
                         i += 2;
                         continue;
                     }
-                    return Err(before(arg));
+                    // Every other top-level option configures gsutil itself:
+                    // `-o` boto settings, `-d`/`-D` debug output with
+                    // credentials, `-h` headers, `-i` impersonation.
+                    return Err(Violation::new(
+                        Refusal::DeniedOption,
+                        format!(
+                            "gsutil option {} is not allowed: it would change the                              configuration, credentials, headers or logging the executor controls",
+                            super::quoted(arg)
+                        ),
+                    ));
                 }
                 words.push((i, arg.as_str()));
             }

@@ -55,16 +55,34 @@ const RESOURCE_DOCUMENTS: &[(&str, &str)] = &[
 const PUBLIC_ACLS: &[&str] = &["public-read", "public-read-write", "authenticated-read"];
 
 /// Every value of option `name` in `command` (`--name v` or `--name=v`).
+///
+/// For the argparse CLIs (`aws`, `az`), which take any unambiguous
+/// abbreviation of an option (`--policy-doc` is `--policy-document`), an
+/// option that abbreviates `name` counts as `name`.
 pub(super) fn option_values<'c>(command: &'c Command, name: &str) -> Vec<&'c str> {
+    let abbreviates = super::ABBREVIATING_PROGRAMS.contains(&command.program());
+    let matches = |given: &str| {
+        given == name
+            || (abbreviates
+                && given.starts_with("--")
+                && given.len() > 2
+                && name.starts_with(given))
+    };
     let args = command.args();
     let mut values = Vec::new();
     for (i, arg) in args.iter().enumerate() {
-        if arg == name {
-            if let Some(v) = args.get(i + 1) {
-                values.push(v.as_str());
+        match arg.split_once('=') {
+            Some((given, v)) if given.starts_with('-') => {
+                if matches(given) {
+                    values.push(v);
+                }
             }
-        } else if let Some(v) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
-            values.push(v);
+            _ if arg.starts_with('-') && matches(arg) => {
+                if let Some(v) = args.get(i + 1) {
+                    values.push(v.as_str());
+                }
+            }
+            _ => {}
         }
     }
     values
@@ -346,6 +364,16 @@ fn gcloud(command: &Command, path: &str, rules: GrantRules) -> Result<(), Violat
         return Err(refused(format!(
             "`gcloud {path}` grants to allUsers or allAuthenticatedUsers"
         )));
+    }
+    let public_acl = lower.iter().any(|a| {
+        let value = a.rsplit('=').next().unwrap_or(a);
+        matches!(
+            value,
+            "publicread" | "publicreadwrite" | "authenticatedread"
+        )
+    });
+    if public_acl {
+        return Err(refused(format!("`gcloud {path}` sets a public ACL")));
     }
     if path.starts_with("compute firewall-rules") && opens_to_world(&lower) {
         return Err(refused(format!(

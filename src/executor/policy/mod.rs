@@ -78,7 +78,7 @@ struct ProgramRules {
 /// Programs whose option parser (Python `argparse`) accepts any unambiguous
 /// abbreviation of a long option: `aws --prof x` means `aws --profile x`
 /// (verified with aws-cli 1.46). For these, prefixes of a denied option are denied too.
-const ABBREVIATING_PROGRAMS: &[&str] = &["aws", "az"];
+pub(super) const ABBREVIATING_PROGRAMS: &[&str] = &["aws", "az"];
 
 /// How many commands one script may hold unless a policy says otherwise
 /// ([`CommandPolicy::with_max_commands`]).
@@ -113,14 +113,17 @@ const DEFAULT_DENIED_OPTIONS: &[(&str, &str)] = &[
     ("gcloud", "--ssh-key-file"),
     ("gcloud", "--strict-host-key-checking"),
     ("gcloud", "--command"),
-    // boto configuration overrides, debug output with headers, extra
-    // headers, impersonation.
-    ("gsutil", "-o"),
-    ("gsutil", "-D"),
-    ("gsutil", "-DD"),
-    ("gsutil", "-d"),
-    ("gsutil", "-h"),
-    ("gsutil", "-i"),
+    // Hidden flags that pick the credentials or the API hosts, or bill
+    // another project.
+    ("gcloud", "--authorization-token-file"),
+    ("gcloud", "--authority-selector"),
+    ("gcloud", "--universe-domain"),
+    ("gcloud", "--billing-project"),
+    ("gcloud", "--trace-token"),
+    // gsutil's top-level options (`-o` boto overrides, `-d`/`-D` debug
+    // output with credentials, `-h` headers, `-i` impersonation) can only
+    // come before its subcommand, where nothing but `-m`, `-q` and `-u` is
+    // accepted (see the catalog); after it, `-d` means "remove".
 ];
 
 /// Subcommands denied by default (and absent from the catalog): they change

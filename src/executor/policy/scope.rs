@@ -65,6 +65,14 @@ pub(super) fn check(
                     }
                 }
             }
+            for url in option_values(command, "--queue-url") {
+                let account = url.split('/').nth(3).unwrap_or_default();
+                if account != own {
+                    return Err(mismatch(format!(
+                        "--queue-url names account {account:?}, but the finding is in account {own}"
+                    )));
+                }
+            }
             for option in AWS_ACCOUNT_OPTIONS {
                 if let Some(v) = option_values(command, option)
                     .into_iter()
