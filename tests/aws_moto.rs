@@ -74,11 +74,8 @@ async fn prisma_script_attaches_the_policy_in_moto() {
         }
     };
 
-    run(Command::new(
-        "aws",
-        ["iam", "create-user", "--user-name", "U"],
-    ))
-    .await;
+    // Set-up outside the worker: creating users is not a remediation.
+    support::moto::aws_cli(&venv, &moto, &["iam", "create-user", "--user-name", "U"]);
 
     // The documented Prisma Cloud API output form: two commands joined by `and`.
     let script = format!(

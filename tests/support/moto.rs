@@ -118,3 +118,43 @@ pub fn free_port() -> u16 {
         .expect("bind a free port")
         .port()
 }
+
+/// Runs the venv's real aws CLI against `moto` with the dummy credentials,
+/// outside any executor (test set-up); panics unless it succeeds. Returns stdout.
+pub fn aws_cli(venv: &Path, moto: &MotoServer, args: &[&str]) -> String {
+    let output = Command::new(venv.join("bin").join("aws"))
+        .args(["--endpoint-url", &moto.endpoint(), "--region", "us-east-1"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("running the aws CLI");
+    assert!(
+        output.status.success(),
+        "aws {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Everything moto holds, as JSON text (`GET /moto-api/data.json`).
+pub fn dump(moto: &MotoServer) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", moto.port())).expect("connect to moto");
+    write!(
+        stream,
+        "GET /moto-api/data.json HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request the moto dump");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the moto dump");
+    assert!(
+        response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
+        "moto dump: {}",
+        response.lines().next().unwrap_or_default()
+    );
+    response
+}
