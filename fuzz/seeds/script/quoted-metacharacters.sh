@@ -1,0 +1,1 @@
+aws iam create-policy --policy-name X --policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"s3:*","Resource":"*","Condition":{"StringEquals":{"aws:x":"a;b|c&&d>e$f`g`"}}}]}'

@@ -1,0 +1,1 @@
+aws s3 ls; aws iam list-users
