@@ -158,6 +158,15 @@ struct Args {
     /// Refuse a script (alert-cli, prisma) holding more commands than this.
     #[arg(long, default_value_t = remediation::executor::DEFAULT_MAX_COMMANDS)]
     max_commands: usize,
+    /// Widen or narrow the operation catalog from a YAML or JSON file (see the
+    /// README's security model).
+    #[arg(long, value_name = "FILE")]
+    command_policy: Option<std::path::PathBuf>,
+    /// Give every command this variable (repeatable): `NAME=VALUE`, or `NAME`
+    /// to pass the worker's own value. Commands see nothing else of the
+    /// worker's environment but locale, proxies and CA bundles.
+    #[arg(long = "child-env", value_name = "NAME[=VALUE]")]
+    child_env: Vec<String>,
     /// In dry run, settle deliveries as a real run would.
     #[arg(long)]
     settle_in_dry_run: bool,
@@ -426,16 +435,49 @@ async fn main() -> ExitCode {
         contexts = contexts.with_aws_profile(SAMPLE_ACCOUNT, "default");
     }
 
-    let policy = CommandPolicy::default().with_max_commands(args.max_commands);
+    let policy = match &args.command_policy {
+        Some(path) => match CommandPolicy::from_file(path) {
+            Ok(policy) => policy,
+            Err(e) => return fail(format!("--command-policy: {e}")),
+        },
+        None => CommandPolicy::default(),
+    };
+    let policy = policy.with_max_commands(args.max_commands);
+    let process = |contexts: ContextMap| {
+        let mut executor = ProcessExecutor::new(policy.clone(), contexts)
+            .with_timeout(Duration::from_secs(args.step_timeout));
+        for var in &args.child_env {
+            let (name, value) = match var.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_owned())),
+                None => (var.as_str(), std::env::var(var).ok()),
+            };
+            if let Some(value) = value {
+                executor = executor.with_env_var(name, value);
+            }
+        }
+        executor
+    };
     // Built before the planners: the cloudtrail planner's read-only queries run through it.
     let executor: Arc<dyn CommandExecutor> = if args.execute {
-        Arc::new(
-            ProcessExecutor::new(policy.clone(), contexts)
-                .with_timeout(Duration::from_secs(args.step_timeout)),
-        )
+        let executor = process(contexts.clone());
+        // A CLI the mapped clouds need and that is missing is found now, not at the first alert.
+        let needed = [
+            (
+                "aws",
+                !args.account_profiles.is_empty()
+                    || args.default_profile.is_some()
+                    || (args.azure_subscriptions.is_empty() && args.gcp_projects.is_empty()),
+            ),
+            ("az", !args.azure_subscriptions.is_empty()),
+            ("gcloud", !args.gcp_projects.is_empty()),
+        ];
+        let needed = needed.iter().filter(|(_, n)| *n).map(|(p, _)| *p);
+        if let Err(e) = executor.require_programs(needed) {
+            return fail(e.to_string());
+        }
+        Arc::new(executor)
     } else {
-        let queries = ProcessExecutor::new(policy.clone(), contexts.clone())
-            .with_timeout(Duration::from_secs(args.step_timeout));
+        let queries = process(contexts.clone());
         Arc::new(
             DryRunExecutor::new(policy.clone(), contexts).with_query_executor(Arc::new(queries)),
         )

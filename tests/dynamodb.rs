@@ -513,6 +513,7 @@ async fn two_worker_processes_with_dedup_table_run_each_alert_once() {
             .args(["--summary", "json", "--concurrency", "2"])
             .env("PATH", standin.path_env())
             .env(support::LOG_VAR, standin.log_path())
+            .env("REMEDIATION_CHILD_ENV", support::LOG_VAR)
             .env("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint())
             .env("REMEDIATION_DEDUP_TIMEOUT_SECS", "30")
             .env("AWS_REGION", "us-east-1")

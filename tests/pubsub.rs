@@ -834,6 +834,7 @@ async fn the_remediate_worker_reads_a_subscription() {
         .env("PUBSUB_EMULATOR_HOST", env.emulator.host())
         .env("PATH", standin.path_env())
         .env(support::LOG_VAR, standin.log_path())
+        .env("REMEDIATION_CHILD_ENV", support::LOG_VAR)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -900,6 +901,7 @@ async fn the_pubsub_worker_example_drains_a_subscription_and_exits() {
         .env("PUBSUB_EMULATOR_HOST", env.emulator.host())
         .env("PATH", standin.path_env())
         .env(support::LOG_VAR, standin.log_path())
+        .env("REMEDIATION_CHILD_ENV", support::LOG_VAR)
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(120), run)

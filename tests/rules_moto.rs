@@ -418,6 +418,7 @@ print("{}")
         .env("AWS_CONFIG_FILE", aws.file("config"))
         .env("AWS_SHARED_CREDENTIALS_FILE", aws.file("credentials"))
         .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .env("REMEDIATION_CHILD_ENV", "AWS_ENDPOINT_URL")
         .output()
         .await
         .expect("run the worker");

@@ -1382,6 +1382,7 @@ async fn the_ported_script_drains_the_queue_and_exits() {
         .env("AUTH_KEY", PRISMA_TOKEN)
         .env("ACCOUNT_PROFILES", format!("{ACCOUNT}=remediator"))
         .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("REMEDIATION_CHILD_ENV", "AWS_ENDPOINT_URL")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")

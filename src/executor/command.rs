@@ -208,6 +208,8 @@ fn quoted(text: &str) -> String {
 pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>> {
     let (statements, _) = Scanner::new(script).scan()?;
     let mut commands = Vec::with_capacity(statements.len().min(policy.max_commands()));
+    // Managed policies the script creates (deny-only, by the policy check).
+    let mut created: Vec<String> = Vec::new();
     for words in statements {
         for group in split_on_and(&words, policy, commands.len())? {
             let number = commands.len() + 1;
@@ -216,6 +218,7 @@ pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>
             policy
                 .violation(&command, &[], None, false)
                 .map_err(|v| in_statement(v, number))?;
+            attached_policies(&command, &mut created, number)?;
             command.verified_by = policy.fingerprint();
             commands.push(command);
         }
@@ -362,7 +365,7 @@ fn attached_policies(command: &Command, created: &mut Vec<String>, number: usize
                 return Err(Error::refused(
                     Refusal::PolicyDocument,
                     format!(
-                        "statement {number} attaches {arn:?}, a policy this script did not                          create as a deny policy: an existing policy may grant anything"
+                        "statement {number} attaches {arn:?}, a policy this script did not create as a deny policy: an existing policy may grant anything"
                     ),
                 ));
             }

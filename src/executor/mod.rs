@@ -13,6 +13,7 @@ pub mod files;
 pub mod policy;
 pub mod process;
 mod sandbox;
+pub use sandbox::CHILD_ENV;
 
 use crate::error::Result;
 use crate::model::Target;

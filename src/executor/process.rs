@@ -172,7 +172,9 @@ impl ProcessExecutor {
     /// configuration is located from the worker's environment
     /// (`AWS_CONFIG_FILE` or `~/.aws/config`, `AWS_SHARED_CREDENTIALS_FILE`
     /// or `~/.aws/credentials`, `CLOUDSDK_CONFIG` or `~/.config/gcloud`,
-    /// `AZURE_CONFIG_DIR` or `~/.azure`).
+    /// `AZURE_CONFIG_DIR` or `~/.azure`). The worker variables named in
+    /// [`CHILD_ENV`](super::CHILD_ENV) (`REMEDIATION_CHILD_ENV=AWS_ENDPOINT_URL,...`)
+    /// are passed to every command.
     pub fn new(policy: CommandPolicy, contexts: ContextMap) -> Self {
         let sandbox = Sandbox::new(policy.programs(), &|k| std::env::var(k).ok());
         ProcessExecutor {

@@ -40,6 +40,11 @@ const PASSED_THROUGH: &[&str] = &[
     "CURL_CA_BUNDLE",
 ];
 
+/// The worker variable listing (comma-separated) more worker variables every
+/// command gets, such as `AWS_ENDPOINT_URL`. The operator's choice: never list
+/// a secret.
+pub const CHILD_ENV: &str = "REMEDIATION_CHILD_ENV";
+
 /// Locale categories passed through.
 const LOCALE: &[&str] = &[
     "LC_ALL",

@@ -42,6 +42,20 @@ pub(crate) fn builtin() -> Arc<Catalog> {
     Arc::clone(&BUILTIN)
 }
 
+/// The hash of the built-in catalog, computed once.
+pub(crate) fn builtin_hash() -> u64 {
+    static HASH: LazyLock<u64> = LazyLock::new(|| hash(&BUILTIN));
+    *HASH
+}
+
+/// A hash of `catalog`, for policy fingerprints.
+pub(crate) fn hash(catalog: &Catalog) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    catalog.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// aws global options that take a value and may come before the service.
 const AWS_GLOBAL_VALUED: &[&str] = &[
     "--region",
@@ -141,7 +155,7 @@ fn path_words(command: &Command) -> Result<Vec<(usize, &str)>, Violation> {
                     return Err(Violation::new(
                         Refusal::DeniedOption,
                         format!(
-                            "gsutil option {} is not allowed: it would change the                              configuration, credentials, headers or logging the executor controls",
+                            "gsutil option {} is not allowed: it would change the configuration, credentials, headers or logging the executor controls",
                             super::quoted(arg)
                         ),
                     ));

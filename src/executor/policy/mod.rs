@@ -173,6 +173,9 @@ pub struct CommandPolicy {
     denied: BTreeMap<String, ProgramRules>,
     /// The operations allowed, shared until changed.
     catalog: Arc<Catalog>,
+    /// A hash of `catalog`, recomputed only when it changes (hashing it on
+    /// every builder call made building a policy slow).
+    catalog_hash: u64,
     grants: GrantRules,
     /// A hash of all the rules above, recomputed whenever they change; never 0.
     /// Equal rules give equal fingerprints, so a command checked by one policy
@@ -187,6 +190,7 @@ impl Default for CommandPolicy {
             max_commands: DEFAULT_MAX_COMMANDS,
             denied: BTreeMap::new(),
             catalog: catalog::builtin(),
+            catalog_hash: catalog::builtin_hash(),
             grants: GrantRules::default(),
             fingerprint: 0,
         }
@@ -267,6 +271,7 @@ impl CommandPolicy {
             .entry(program.into())
             .or_default()
             .insert(normalize_path(&path.into()), class);
+        self.catalog_hash = catalog::hash(&self.catalog);
         self.refingerprint()
     }
 
@@ -275,12 +280,14 @@ impl CommandPolicy {
         if let Some(ops) = Arc::make_mut(&mut self.catalog).get_mut(program.as_ref()) {
             ops.remove(&normalize_path(path.as_ref()));
         }
+        self.catalog_hash = catalog::hash(&self.catalog);
         self.refingerprint()
     }
 
     /// Empties the catalog: nothing runs until operations are allowed.
     pub fn without_operations(mut self) -> Self {
         self.catalog = Arc::new(Catalog::new());
+        self.catalog_hash = catalog::hash(&self.catalog);
         self.refingerprint()
     }
 
@@ -332,7 +339,7 @@ impl CommandPolicy {
         self.programs.hash(&mut hasher);
         self.max_commands.hash(&mut hasher);
         self.denied.hash(&mut hasher);
-        self.catalog.hash(&mut hasher);
+        self.catalog_hash.hash(&mut hasher);
         self.grants.hash(&mut hasher);
         self.fingerprint = hasher.finish() | 1;
         self
