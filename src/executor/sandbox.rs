@@ -122,6 +122,15 @@ impl Sandbox {
                 .iter()
                 .filter_map(|k| env(k).map(|v| ((*k).to_owned(), v))),
         );
+        // The operator's own list of variables commands need (endpoints, tooling).
+        let listed = env(CHILD_ENV).unwrap_or_default();
+        for name in listed.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let sealed = super::process::SCRUBBED_ENV.contains(&name)
+                || ["PATH", "HOME", "TMPDIR"].contains(&name);
+            if let Some(value) = env(name).filter(|_| !sealed) {
+                passed.push((name.to_owned(), value));
+            }
+        }
         let mut sandbox = Sandbox {
             passed,
             aws_config: located(env("AWS_CONFIG_FILE"), home, ".aws/config"),
