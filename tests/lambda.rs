@@ -189,7 +189,11 @@ async fn batch_item_failures_are_exactly_the_records_not_done() {
         // the first copy, so this one must come back later, not be dropped.
         record("m-dup", &good, 1),
         // Unsafe: a pipe. Poison, like undecodable bodies.
-        record("m-unsafe", &alert("P-unsafe", "aws iam list-users | sh"), 1),
+        record(
+            "m-unsafe",
+            &alert("P-unsafe", "aws iam get-user --user-name u | sh"),
+            1,
+        ),
         // A CloudTrail event in its EventBridge envelope: no alert-cli remediation.
         record("m-ct", &cloudtrail, 1),
         // Failing for the fifth time: dead-lettered (left to the redrive policy).
@@ -242,6 +246,13 @@ async fn batch_item_failures_are_exactly_the_records_not_done() {
         (RecordOutcome::Acked, "no_remediation".into())
     );
     assert_eq!(outcome("m-fail5").1, "step_failed");
+    assert_eq!(
+        outcome("m-unsafe"),
+        (
+            RecordOutcome::DeadLettered(remediation::source::DeadLetterOutcome::LeftToRedrive),
+            "unsafe_command".into()
+        )
+    );
     assert!(matches!(
         outcome("m-fail5").0,
         RecordOutcome::DeadLettered(_)
@@ -266,6 +277,13 @@ async fn batch_item_failures_are_exactly_the_records_not_done() {
     assert_eq!(poison.source, "lambda:sqs:prisma-alerts");
     let good = records.iter().find(|r| r.message_id == "m-good").unwrap();
     assert_eq!(good.decision, AuditDecision::Executed);
+    // Refused for the pipe, not for its (catalog) operation.
+    let unsafe_ = records.iter().find(|r| r.message_id == "m-unsafe").unwrap();
+    let reason = unsafe_.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("unsafe_command: shell_syntax: "),
+        "{reason}"
+    );
 
     // Redelivered by SQS (the failures only), the duplicate is now known done.
     let again = sqs_event(vec![record(
@@ -284,7 +302,7 @@ async fn audit_only_dead_letters_are_reported_done_with_their_body() {
     let s = setup(|b| b.with_dead_letter_audit_only());
     let event = sqs_event(vec![
         record("m-poison", "{\"neither\":1}", 1),
-        record("m-ok", &alert("P-1", "aws iam list-users"), 1),
+        record("m-ok", &alert("P-1", "aws iam get-user --user-name u"), 1),
     ]);
     let report = s.handler.handle_sqs(event, in_a_minute()).await;
     assert!(
@@ -299,6 +317,13 @@ async fn audit_only_dead_letters_are_reported_done_with_their_body() {
         .unwrap();
     assert_eq!(poison.dead_letter.as_deref(), Some("audit_only"));
     assert_eq!(poison.body.as_deref(), Some("{\"neither\":1}"));
+    let ok = s
+        .audit
+        .records()
+        .into_iter()
+        .find(|r| r.message_id == "m-ok")
+        .unwrap();
+    assert_eq!(ok.decision, AuditDecision::Executed);
 }
 
 #[tokio::test]
@@ -347,12 +372,13 @@ async fn the_deadline_stops_new_steps_and_reports_the_rest() {
             "m-1",
             &alert(
                 "P-1",
-                "aws iam tag-user --user-name slow-step --tags Key=a,Value=b",
+                "aws iam detach-user-policy --user-name slow-step \
+                 --policy-arn arn:aws:iam::123456789012:policy/p",
             ),
             1,
         ),
-        record("m-2", &alert("P-2", "aws iam list-users"), 1),
-        record("m-3", &alert("P-3", "aws iam list-users"), 1),
+        record("m-2", &alert("P-2", "aws iam get-user --user-name u"), 1),
+        record("m-3", &alert("P-3", "aws iam get-user --user-name u"), 1),
     ]);
     // 3 s left, 2 s margin: no step starts after 1 s.
     let t0 = Instant::now();
@@ -374,7 +400,11 @@ async fn the_deadline_stops_new_steps_and_reports_the_rest() {
     );
 
     // Already inside the margin: nothing starts, everything comes back.
-    let event = sqs_event(vec![record("m-4", &alert("P-4", "aws iam list-users"), 1)]);
+    let event = sqs_event(vec![record(
+        "m-4",
+        &alert("P-4", "aws iam get-user --user-name u"),
+        1,
+    )]);
     let report = s
         .handler
         .handle_sqs(event, Some(SystemTime::now() + Duration::from_millis(500)))
@@ -456,7 +486,7 @@ async fn eventbridge_handler_fails_the_invocation_when_the_plan_failed() {
     assert_eq!(audited.body.as_deref(), Some(odd));
 
     // Out of time before it started.
-    let late = relayed("ev-4", &alert("P-4", "aws iam list-users"));
+    let late = relayed("ev-4", &alert("P-4", "aws iam get-user --user-name u"));
     let e = s
         .handler
         .handle_eventbridge(late.as_bytes(), Some(SystemTime::now()))
@@ -480,6 +510,7 @@ fn start_function(
     cmd.env_clear()
         .env("PATH", standin.path_env())
         .env(support::LOG_VAR, standin.log_path())
+        .env("REMEDIATION_CHILD_ENV", support::LOG_VAR)
         .env("AWS_LAMBDA_RUNTIME_API", api.host_port())
         .env("AWS_LAMBDA_FUNCTION_NAME", "remediation-test")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
@@ -539,13 +570,13 @@ async fn sqs_function_end_to_end_through_the_runtime_api() {
         record("m-good", &good, 1),
         record("m-poison", "garbage", 1),
         record("m-test", &fixture("prisma/pan-enhanced-remediation-test-T-0-body.json"), 1),
-        record("m-unmapped", &alert("P-e2e-2", "aws iam list-users").replace(ACCOUNT, "999999999999"), 1),
+        record("m-unmapped", &alert("P-e2e-2", "aws iam get-user --user-name u").replace(ACCOUNT, "999999999999"), 1),
     ]});
     let id = api.invoke("req-sqs-1", &event.to_string(), Duration::from_secs(60));
     let posted = api.wait_for(&id, Duration::from_secs(60)).await;
     // A second invocation on the same (warm) function: the deadline is
     // already inside the margin, so nothing runs and the record comes back.
-    let late = json!({"Records": [record("m-late", &alert("P-e2e-3", "aws iam list-users"), 1)]});
+    let late = json!({"Records": [record("m-late", &alert("P-e2e-3", "aws iam get-user --user-name u"), 1)]});
     let id2 = api.invoke("req-sqs-2", &late.to_string(), Duration::from_millis(500));
     let posted2 = api.wait_for(&id2, Duration::from_secs(30)).await;
     let (stdout, stderr) = stop(function).await;
@@ -578,26 +609,31 @@ async fn sqs_function_end_to_end_through_the_runtime_api() {
     );
     assert_eq!(calls[0].var("AWS_PROFILE"), Some("remediator"));
     // The role's credentials reach the CLI only as a source profile in a
-    // private file, never as environment variables overriding the profile.
+    // file in the command's private home, never as environment variables
+    // overriding the profile, and never in a shared place.
     assert_eq!(calls[0].var("AWS_ACCESS_KEY_ID"), None);
     assert_eq!(calls[0].var("AWS_SESSION_TOKEN"), None);
-    let credentials = tmp.path().join("remediation-aws/credentials");
-    assert_eq!(
-        calls[0].var("AWS_SHARED_CREDENTIALS_FILE"),
-        Some(credentials.to_str().unwrap())
+    let credentials = calls[0]
+        .var("AWS_SHARED_CREDENTIALS_FILE")
+        .unwrap()
+        .to_owned();
+    let home = &calls[0].environ["HOME"];
+    assert!(
+        credentials.starts_with(home.as_str()),
+        "{credentials} is not in {home}"
     );
-    let text = std::fs::read_to_string(&credentials).unwrap();
+    let (mode, text) = &calls[0].files[&credentials];
     assert!(
         text.starts_with("[function-role]\naws_access_key_id = ASIAFUNCTIONROLE0001\n"),
         "{text}"
     );
     assert!(text.contains("aws_session_token = function-session-token"));
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&credentials)
-        .unwrap()
-        .permissions()
-        .mode();
     assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        !std::path::Path::new(&credentials).exists(),
+        "left behind: {credentials}"
+    );
+    assert!(!tmp.path().join("remediation-aws").exists());
     for output in [&stdout, &stderr] {
         assert!(
             !output.contains("function-secret-value") && !output.contains("function-session-token")

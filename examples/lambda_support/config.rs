@@ -17,14 +17,16 @@
 //! | `REMEDIATION_DEDUP_TABLE` | feature `dynamodb`: share dedup in this DynamoDB table (`AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` override the endpoint) |
 //! | `REMEDIATION_DEAD_LETTER` | `redrive` (default: poison reported failed, the redrive policy parks it) or `audit-only` |
 //! | `SQS_DEAD_LETTER_QUEUE_URL` | feature `sqs`: send poison to this queue instead |
-//! | `REMEDIATION_FUNCTION_PROFILE` | a profile name: the function role's credentials (from its environment, which the executor scrubs from every command) are written to `$TMPDIR/remediation-aws/credentials` (mode 0600) under this name and `AWS_SHARED_CREDENTIALS_FILE` points the CLI at it, so profiles in the packaged `AWS_CONFIG_FILE` can use `source_profile = NAME` + `role_arn = ...` |
+//! | `REMEDIATION_FUNCTION_PROFILE` | a profile name: the function role's credentials (from its environment, which the executor scrubs from every command) are written, for each aws command, into its private home (mode 0600, removed when the command ends) under this name, and `AWS_SHARED_CREDENTIALS_FILE` points the CLI at it, so profiles in the packaged `AWS_CONFIG_FILE` can use `source_profile = NAME` + `role_arn = ...` |
 
 use remediation::engine::{AuditSink, EngineConfig, JsonLinesAudit, NoAudit, Stats};
 use remediation::executor::{
-    CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, ProcessExecutor,
+    AwsSourceCredentials, CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor,
+    ProcessExecutor,
 };
 use remediation::lambda::{LambdaHandler, LambdaHandlerBuilder};
 use remediation::planner::{AlertCliPlanner, CloudTrailPlanner, PlannerChain, RemediationPlanner};
+use remediation::redact::Secret;
 use remediation::rules::RuleSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +64,7 @@ pub async fn handler_from_env() -> Result<LambdaHandler, String> {
     let process = |contexts: ContextMap| {
         let p = ProcessExecutor::new(policy.clone(), contexts).with_timeout(step_timeout);
         match &function_credentials {
-            Some(path) => p.with_env_var("AWS_SHARED_CREDENTIALS_FILE", path.display().to_string()),
+            Some(credentials) => p.with_aws_source_credentials(credentials.clone()),
             None => p,
         }
     };
@@ -152,10 +154,9 @@ pub async fn handler_from_env() -> Result<LambdaHandler, String> {
 }
 
 /// `REMEDIATION_FUNCTION_PROFILE`: the function role's credentials as a named
-/// profile in a private credentials file; returns the file's path.
-fn function_profile() -> Result<Option<std::path::PathBuf>, String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+/// profile, which the executor writes into each aws command's private home
+/// (removed with it): never a file in a shared or predictable place.
+fn function_profile() -> Result<Option<AwsSourceCredentials>, String> {
     let Some(name) = var("REMEDIATION_FUNCTION_PROFILE") else {
         return Ok(None);
     };
@@ -170,28 +171,16 @@ fn function_profile() -> Result<Option<std::path::PathBuf>, String> {
     let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) else {
         return Err(
             "REMEDIATION_FUNCTION_PROFILE needs the function's credentials in \
-                    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (Lambda sets them)"
+             AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (Lambda sets them)"
                 .into(),
         );
     };
-    let dir = std::env::temp_dir().join("remediation-aws");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let path = dir.join("credentials");
-    let mut text =
-        format!("[{name}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n");
-    if let Some(token) = var("AWS_SESSION_TOKEN") {
-        text.push_str(&format!("aws_session_token = {token}\n"));
-    }
-    // Not the secret itself in any message: only the path.
-    let _ = std::fs::remove_file(&path);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    Ok(Some(path))
+    Ok(Some(AwsSourceCredentials::new(
+        name,
+        id,
+        Secret::new(secret),
+        var("AWS_SESSION_TOKEN").map(Secret::new),
+    )))
 }
 
 #[cfg(feature = "dynamodb")]

@@ -7,7 +7,8 @@
 //! `REMEDIATION_STANDIN_LOG`: `{"argv": [...], "env": {NAME: value-or-null, ...},
 //! "environ": {NAME: value, ...} (all of it), "cwd": "...",
 //! "files": {PATH: {"mode": N, "contents": "..."}}, "pid": N}` (files: every
-//! existing file an absolute-path argument names, read while the command runs). Then, if asked through its environment: writes `STANDIN_STDOUT` /
+//! existing file an absolute-path argument names, and the files
+//! `AWS_SHARED_CREDENTIALS_FILE` and `AWS_CONFIG_FILE` name, read while the command runs). Then, if asked through its environment: writes `STANDIN_STDOUT` /
 //! `STANDIN_STDERR` (repeated `STANDIN_REPEAT` times), starts a grandchild
 //! that writes `STANDIN_GRANDCHILD_WRITE` after `STANDIN_GRANDCHILD_DELAY`
 //! seconds, sleeps `STANDIN_SLEEP`
@@ -73,7 +74,10 @@ fn main() {
 
     let args: Vec<String> = args.collect();
     let mut line = String::from("{\"argv\": [");
-    for (i, arg) in std::iter::once(program).chain(args.iter().cloned()).enumerate() {
+    for (i, arg) in std::iter::once(program)
+        .chain(args.iter().cloned())
+        .enumerate()
+    {
         if i > 0 {
             line.push_str(", ");
         }
@@ -102,12 +106,21 @@ fn main() {
         json_string(&mut line, &value.to_string_lossy());
     }
     line.push_str("}, \"cwd\": ");
-    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
     json_string(&mut line, &cwd);
     // Files named by the arguments, as the command saw them while it ran.
     line.push_str(", \"files\": {");
     let mut first = true;
-    for path in args.iter().filter_map(|a| file_argument(a)) {
+    // And the files the aws CLI reads from its environment.
+    let config_files: Vec<String> = ["AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .filter(|p| std::path::Path::new(p).is_file())
+        .collect();
+    let named = args.iter().filter_map(|a| file_argument(a));
+    for path in named.chain(config_files.iter().map(String::as_str)) {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o777);
         let contents = std::fs::read_to_string(path).unwrap_or_default();
@@ -134,7 +147,12 @@ fn main() {
     if let Ok(path) = std::env::var("STANDIN_GRANDCHILD_WRITE") {
         let delay = std::env::var("STANDIN_GRANDCHILD_DELAY").unwrap_or_else(|_| "1".to_owned());
         let _ = std::process::Command::new("/bin/sh")
-            .args(["-c", "/bin/sleep \"$0\"; echo written > \"$1\"", &delay, &path])
+            .args([
+                "-c",
+                "/bin/sleep \"$0\"; echo written > \"$1\"",
+                &delay,
+                &path,
+            ])
             .spawn();
     }
     let repeat: usize = std::env::var("STANDIN_REPEAT")
