@@ -61,6 +61,9 @@ pub enum Refusal {
     /// A policy document that grants (identity policies may only deny;
     /// resource policies may not grant to everyone or another account).
     PolicyDocument,
+    /// A catalog operation used to make something less safe, set a
+    /// credential, run code or set arbitrary properties.
+    Weakens,
     /// A step file that is malformed, unused or ambiguous.
     StepFile,
     /// The command could not be started (program missing, argument list too long).
@@ -81,6 +84,7 @@ impl Refusal {
             Refusal::Url => "url",
             Refusal::ContextMismatch => "context_mismatch",
             Refusal::PolicyDocument => "policy_document",
+            Refusal::Weakens => "weakens",
             Refusal::StepFile => "step_file",
             Refusal::CannotStart => "cannot_start",
         }

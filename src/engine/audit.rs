@@ -117,6 +117,10 @@ pub struct AuditRecord {
     pub reason: Option<String>,
     /// The reason code alone.
     pub reason_code: Option<String>,
+    /// For `unsafe_command`: the class of refusal (`operation_not_allowed`,
+    /// `local_path`, `context_mismatch`...; see [`Refusal`](crate::Refusal)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
     /// The planner that made the plan.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub planner: Option<String>,
@@ -177,6 +181,7 @@ impl AuditRecord {
             decision: AuditDecision::Skipped,
             reason: None,
             reason_code: None,
+            refusal: None,
             planner: None,
             steps: Vec::new(),
             settle: SettleAction::None,
@@ -188,10 +193,11 @@ impl AuditRecord {
         }
     }
 
-    /// Records `body` as text, or base64 if it is not UTF-8.
+    /// Records `body` as text, or base64 if it is not UTF-8; text goes
+    /// through the redaction table first (a poison message may carry secrets).
     pub fn set_body(&mut self, body: &[u8]) {
         match std::str::from_utf8(body) {
-            Ok(s) => self.body = Some(s.to_owned()),
+            Ok(s) => self.body = Some(crate::redact::redact(s)),
             Err(_) => {
                 use base64::Engine as _;
                 self.body_base64 = Some(base64::engine::general_purpose::STANDARD.encode(body));

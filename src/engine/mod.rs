@@ -429,6 +429,8 @@ struct EventResult {
     /// dedup store), not the message: nack, never dead-letter, however often
     /// it was delivered.
     service_outage: bool,
+    /// For a refused command: the class of refusal.
+    refusal: Option<crate::Refusal>,
 }
 
 impl EventResult {
@@ -442,7 +444,14 @@ impl EventResult {
             retry_now: false,
             claim: None,
             service_outage: false,
+            refusal: None,
         }
+    }
+
+    /// The same result, naming `e`'s class of refusal if it is one.
+    fn refused_by(mut self, e: &Error) -> Self {
+        self.refusal = e.refusal();
+        self
     }
 
     fn skip(skip: &Skip) -> Self {
@@ -493,7 +502,7 @@ fn step_error(index: usize, e: &Error) -> EventResult {
     } else {
         AuditDecision::Failed
     };
-    EventResult::new(decision, reason_code(e), format!("step {}: {e}", index + 1))
+    EventResult::new(decision, reason_code(e), format!("step {}: {e}", index + 1)).refused_by(e)
 }
 
 fn is_rejection(e: &Error) -> bool {
@@ -807,7 +816,7 @@ impl Inner {
         );
         async move {
             if let Some(why) = work.undecodable.take() {
-                tracing::warn!(reason = %why, "undecodable delivery");
+                tracing::warn!(reason = %redact(&why), "undecodable delivery");
                 let result = EventResult::new(AuditDecision::Rejected, "undecodable", why);
                 let record = self.record_for(&work.delivery);
                 self.settle(work.delivery, record, result).await;
@@ -910,7 +919,8 @@ impl Inner {
                     AuditDecision::Rejected,
                     reason_code(&e),
                     e.to_string(),
-                ));
+                )
+                .refused_by(&e));
             }
             Err(e) => {
                 let code = if e.is_temporary() {
@@ -1138,10 +1148,12 @@ impl Inner {
             if audited {
                 record.stamp();
                 record.reason_code = Some(result.code.to_owned());
+                record.refusal = result.refusal.map(|r| r.as_str().to_owned());
+                // Details quote commands and their errors: through the one redaction table.
                 record.reason = Some(if result.detail.is_empty() {
                     result.code.to_owned()
                 } else {
-                    format!("{}: {}", result.code, result.detail)
+                    redact(&format!("{}: {}", result.code, result.detail))
                 });
                 record.planner = result.planner;
                 record.steps = if record.steps.is_empty() {
@@ -1208,7 +1220,7 @@ impl Inner {
             tracing::debug!(
                 decision = result.decision.as_str(),
                 reason = result.code,
-                detail = %result.detail,
+                detail = %crate::redact::redact_cow(&result.detail),
                 "delivery settled"
             );
             if !audited {

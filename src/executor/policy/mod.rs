@@ -15,7 +15,10 @@
 //!    option once and unabbreviated (`context_mismatch`);
 //! 5. the grants it makes: identity policies only deny, resource policies,
 //!    ACLs and rules not open to everyone or another account (`policy_document`);
-//! 6. with a target ([`check_for`](CommandPolicy::check_for)): every account,
+//! 6. it does not use a catalog operation backwards: suspend versioning,
+//!    turn logging off, set a password, a startup command or arbitrary
+//!    properties (`weakens`);
+//! 7. with a target ([`check_for`](CommandPolicy::check_for)): every account,
 //!    subscription or project it names is the finding's (`context_mismatch`).
 
 mod arguments;
@@ -23,6 +26,7 @@ pub mod catalog;
 mod file;
 mod grants;
 mod scope;
+mod weakening;
 
 pub use catalog::OperationClass;
 pub use file::PolicyFile;
@@ -454,6 +458,7 @@ impl CommandPolicy {
             .filter(|t| t.cloud == crate::model::Cloud::Aws)
             .and_then(|t| t.account_id.as_deref());
         grants::check(command, &op, files, self.grants, account)?;
+        weakening::check(command, &op)?;
         if let Some(target) = target {
             scope::check(command, &op, files, target)?;
         }
