@@ -72,11 +72,8 @@ pub(super) fn option_values<'c>(command: &'c Command, name: &str) -> Vec<&'c str
     let mut values = Vec::new();
     for (i, arg) in args.iter().enumerate() {
         match arg.split_once('=') {
-            Some((given, v)) if given.starts_with('-') => {
-                if matches(given) {
-                    values.push(v);
-                }
-            }
+            Some((given, v)) if given.starts_with('-') && matches(given) => values.push(v),
+            Some((given, _)) if given.starts_with('-') => {}
             _ if arg.starts_with('-') && matches(arg) => {
                 if let Some(v) = args.get(i + 1) {
                     values.push(v.as_str());

@@ -1,5 +1,5 @@
 //! [`CommandPolicy`]: what a command taken from a finding may do — which
-//! programs, which operations of each (a default-deny [catalog](catalog)),
+//! programs, which operations of each (a default-deny [catalog]),
 //! which options and argument values, which grants, and which context.
 //!
 //! A check refuses with a [`Refusal`] code naming the class and a reason
