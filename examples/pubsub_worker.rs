@@ -79,7 +79,12 @@ async fn main() -> ExitCode {
     };
     let policy = CommandPolicy::default();
     let executor: Arc<dyn CommandExecutor> = if args.execute {
-        Arc::new(ProcessExecutor::new(policy.clone(), contexts))
+        let executor = ProcessExecutor::new(policy.clone(), contexts);
+        // A missing CLI is found now, not at the first alert.
+        if let Err(e) = executor.require_programs(["gcloud"]) {
+            return fail(&e);
+        }
+        Arc::new(executor)
     } else {
         Arc::new(DryRunExecutor::new(policy.clone(), contexts))
     };

@@ -109,15 +109,17 @@ async fn main() -> ExitCode {
     } else {
         Arc::new(Drain::new(sqs))
     };
-    let mut engine = Engine::builder(
-        source,
-        Arc::new(planner),
-        Arc::new(ProcessExecutor::new(policy, contexts)),
-    )
-    // Poison (undecodable, unsafe, unmapped account) is dead-lettered at once;
-    // a failing step is retried on later deliveries.
-    .config(EngineConfig::default())
-    .stats(stats);
+    let executor = ProcessExecutor::new(policy, contexts);
+    // A missing CLI is found now, not at the first alert.
+    if let Err(e) = executor.require_programs(["aws"]) {
+        eprintln!("sqs_prisma_iam: {e}");
+        return ExitCode::from(2);
+    }
+    let mut engine = Engine::builder(source, Arc::new(planner), Arc::new(executor))
+        // Poison (undecodable, unsafe, unmapped account) is dead-lettered at once;
+        // a failing step is retried on later deliveries.
+        .config(EngineConfig::default())
+        .stats(stats);
     if let Some(path) = &args.audit {
         match JsonLinesAudit::append(path) {
             Ok(a) => engine = engine.audit(Arc::new(a)),

@@ -502,7 +502,20 @@ fn step_error(index: usize, e: &Error) -> EventResult {
     } else {
         AuditDecision::Failed
     };
-    EventResult::new(decision, reason_code(e), format!("step {}: {e}", index + 1)).refused_by(e)
+    let detail = match e {
+        Error::UnsafeCommand { code, reason } => format!("{code}: step {}: {reason}", index + 1),
+        e => format!("step {}: {e}", index + 1),
+    };
+    EventResult::new(decision, reason_code(e), detail).refused_by(e)
+}
+
+/// An error as the detail after its reason code: an unsafe command's
+/// display already starts with `unsafe_command`, which the code says.
+fn detail_of(e: &Error) -> String {
+    match e {
+        Error::UnsafeCommand { code, reason } => format!("{code}: {reason}"),
+        e => e.to_string(),
+    }
 }
 
 fn is_rejection(e: &Error) -> bool {
@@ -918,7 +931,7 @@ impl Inner {
                 return Err(EventResult::new(
                     AuditDecision::Rejected,
                     reason_code(&e),
-                    e.to_string(),
+                    detail_of(&e),
                 )
                 .refused_by(&e));
             }

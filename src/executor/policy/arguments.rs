@@ -67,7 +67,7 @@ pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Res
     let program = command.program();
     let args = command.args();
     let contexts = context_options(program);
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: Vec<(&str, Option<&str>)> = Vec::new();
     let mut i = 0;
     while let Some(arg) = args.get(i) {
         i += 1;
@@ -118,13 +118,21 @@ pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Res
                     ),
                 ));
             }
-            if seen.contains(context) {
-                return Err(Violation::new(
-                    Refusal::ContextMismatch,
-                    format!("{context} is named twice: the CLI would use the last one"),
-                ));
+            // Named twice: the CLI would use the last one, a check may have
+            // read the first. The same value twice (a Prisma template does
+            // that) changes nothing.
+            let value = inline.or_else(|| args.get(i).map(|a| a.as_str()));
+            if let Some((_, first)) = seen.iter().find(|(c, _)| c == context) {
+                if *first != value {
+                    return Err(Violation::new(
+                        Refusal::ContextMismatch,
+                        format!(
+                            "{context} is named twice with different values: the CLI would use the last one"
+                        ),
+                    ));
+                }
             }
-            seen.push(context);
+            seen.push((context, value));
         }
         if is_file_option(name) {
             let named = match inline {
@@ -162,6 +170,22 @@ pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Res
             let url = inline.or_else(|| args.get(i).map(|a| a.as_str()));
             if url.is_some_and(is_sqs_url) {
                 if inline.is_none() {
+                    i += 1;
+                }
+                continue;
+            }
+        }
+        // aws names that start with `/` and are no files: CloudWatch log
+        // groups (`/aws/lambda/x`), IAM paths (`/division/`). The aws CLI reads
+        // files only through `file://`, which the value check still applies.
+        let aws_name = program == "aws"
+            && ["log-group-name", "--path", "--path-prefix"]
+                .iter()
+                .any(|n| name.contains(n));
+        if aws_name {
+            let v = inline.or_else(|| args.get(i).map(|a| a.as_str()));
+            if let Some(v) = v.filter(|v| v.starts_with('/') && !v.contains("://")) {
+                if inline.is_none() && args.get(i).map(|a| a.as_str()) == Some(v) {
                     i += 1;
                 }
                 continue;

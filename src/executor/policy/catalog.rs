@@ -164,9 +164,9 @@ fn path_words(command: &Command) -> Result<Vec<(usize, &str)>, Violation> {
             }
             _ => {
                 if is_option {
-                    if !words.is_empty() {
-                        break;
-                    }
+                    // gcloud takes flags between the command words too: Prisma's
+                    // most common template is `gcloud compute --project=P
+                    // firewall-rules update NAME --disabled`.
                     if program == "gcloud" {
                         if GCLOUD_LEADING.contains(&name) || arg.contains('=') {
                             i += 1;
@@ -176,6 +176,9 @@ fn path_words(command: &Command) -> Result<Vec<(usize, &str)>, Violation> {
                             i += 2;
                             continue;
                         }
+                    }
+                    if !words.is_empty() {
+                        break;
                     }
                     return Err(before(arg));
                 }
@@ -344,6 +347,19 @@ mod tests {
         assert_eq!(found.path, "compute firewall-rules update");
         assert_eq!(found.words, 3);
         assert!(op("gcloud", &["meta", "test", "--exec-file=x.sh"]).is_err());
+        let prisma = op(
+            "gcloud",
+            &[
+                "compute",
+                "--project=p",
+                "firewall-rules",
+                "update",
+                "r",
+                "--disabled",
+            ],
+        )
+        .unwrap();
+        assert_eq!(prisma.path, "compute firewall-rules update");
         assert!(op("gcloud", &["--verbosity=debug", "compute", "ssh", "vm"]).is_err());
     }
 }

@@ -502,12 +502,16 @@ fn denied(
             ));
         }
     }
+    // Subcommands are the leading positional words: a resource that happens
+    // to be named `config` further on is not the subcommand.
+    let leading = command
+        .args()
+        .iter()
+        .position(|a| a.starts_with('-'))
+        .unwrap_or(command.args().len());
+    let leading = command.args().get(..leading).unwrap_or_default();
     for words in &rules.subcommands {
-        if command
-            .args()
-            .windows(words.len())
-            .any(|w| w == words.as_slice())
-        {
+        if leading.windows(words.len()).any(|w| w == words.as_slice()) {
             return Err(Violation::new(
                 Refusal::OperationNotAllowed,
                 format!(
