@@ -238,10 +238,18 @@ impl Sandbox {
     /// path: the operator's profiles (if any) with `cli_follow_urlparam =
     /// false` in each, without `[plugins]` or `cli_legacy_plugin_path`.
     pub(crate) fn write_aws_config(&self, home: &Path) -> Result<PathBuf> {
+        // A missing file is an empty configuration, as the CLI reads it.
         let operator = match &self.aws_config {
-            Some(file) => std::fs::read_to_string(file).map_err(|e| {
-                Error::io(format!("reading the aws config file {}", file.display()), e)
-            })?,
+            Some(file) => match std::fs::read_to_string(file) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("reading the aws config file {}", file.display()),
+                        e,
+                    ));
+                }
+            },
             None => String::new(),
         };
         let dir = home.join(".aws");
