@@ -245,8 +245,11 @@ async fn web_identity_child() {
     let (config, credentials) = operator_files(dir.path());
     // Control: the CLI given the worker's environment and AWS_PROFILE runs as
     // the worker's role — the attack this guards against is real.
+    // Its own HOME: the CLI caches assumed-role credentials in ~/.aws/cli/cache.
+    let direct_home = tempfile::tempdir().unwrap();
     let direct = std::process::Command::new(venv.join("bin").join("aws"))
         .args(["sts", "get-caller-identity", "--output", "json"])
+        .env("HOME", direct_home.path())
         .env("AWS_PROFILE", "remediator")
         .env("AWS_CONFIG_FILE", &config)
         .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)

@@ -345,29 +345,30 @@ fn in_statement(v: super::policy::Violation, number: usize) -> Error {
 /// policy the script did not create: an existing policy of the account may
 /// grant anything. AWS-managed policies are checked by the policy itself.
 fn attached_policies(command: &Command, created: &mut Vec<String>, number: usize) -> Result<()> {
-    if command.program() != "aws" || command.args().first().map(|a| a.as_str()) != Some("iam") {
+    let Some(path) = super::policy::aws_operation(command) else {
         return Ok(());
-    }
-    let operation = command.args().iter().filter(|a| !a.starts_with('-')).nth(1);
-    match operation.map(|a| a.as_str()) {
-        Some("create-policy") => {
-            if let Some(name) = command.option_value("--policy-name") {
+    };
+    match path.as_str() {
+        "iam create-policy" => {
+            for name in super::policy::option_values(command, "--policy-name") {
                 created.push(name.to_owned());
             }
         }
-        Some("attach-user-policy" | "attach-role-policy" | "attach-group-policy") => {
-            let arn = command.option_value("--policy-arn").unwrap_or_default();
-            if arn.contains(":iam::aws:policy/") {
-                return Ok(());
-            }
-            let name = arn.rsplit('/').next().unwrap_or_default();
-            if !created.iter().any(|c| c == name) {
-                return Err(Error::refused(
-                    Refusal::PolicyDocument,
-                    format!(
-                        "statement {number} attaches {arn:?}, a policy this script did not create as a deny policy: an existing policy may grant anything"
-                    ),
-                ));
+        "iam attach-user-policy" | "iam attach-role-policy" | "iam attach-group-policy" => {
+            for arn in super::policy::option_values(command, "--policy-arn") {
+                if arn.contains(":iam::aws:policy/") {
+                    continue;
+                }
+                let name = arn.rsplit('/').next().unwrap_or_default();
+                if !created.iter().any(|c| c == name) {
+                    return Err(Error::refused(
+                        Refusal::PolicyDocument,
+                        format!(
+                            "statement {number} attaches {arn:?}, a policy this script did not \
+                             create as a deny policy: an existing policy may grant anything"
+                        ),
+                    ));
+                }
             }
         }
         _ => {}

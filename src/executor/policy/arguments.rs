@@ -27,9 +27,14 @@ const CODE_METADATA: &[&str] = &[
 
 /// The code-bearing metadata key a (lower-cased) `key=value,...` argument
 /// sets, if any (also `enable-oslogin=false`, which re-enables metadata keys).
+/// gcloud's `^X^` prefix picks another delimiter than `,`.
 fn code_metadata(lower: &str) -> Option<&'static str> {
     let value = lower.strip_prefix("--metadata=").unwrap_or(lower);
-    value.split(',').find_map(|pair| {
+    let (delimiter, value) = match value.strip_prefix('^').and_then(|r| r.split_once('^')) {
+        Some((d, rest)) if !d.is_empty() => (d.to_owned(), rest),
+        _ => (",".to_owned(), value),
+    };
+    value.split(delimiter.as_str()).find_map(|pair| {
         let (key, val) = pair.split_once('=').unwrap_or((pair, ""));
         let key = key.trim();
         if key == "enable-oslogin" && val.trim() == "false" {
@@ -68,6 +73,7 @@ pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Res
     let args = command.args();
     let contexts = context_options(program);
     let mut seen: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut options: Vec<(&str, Option<&str>)> = Vec::new();
     let mut i = 0;
     while let Some(arg) = args.get(i) {
         i += 1;
@@ -105,6 +111,7 @@ pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Res
             Some((name, value)) => (name, Some(value)),
             None => (arg.as_str(), None),
         };
+
         // Context options: once, and not abbreviated.
         if let Some(context) = contexts.iter().find(|c| {
             **c == name || (name.starts_with("--") && name.len() > 2 && c.starts_with(name))
@@ -133,6 +140,28 @@ pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Res
                 }
             }
             seen.push((context, value));
+        }
+        // Any other option named twice with another value: the CLI keeps
+        // the last one, a check may have read the first. (Abbreviations
+        // cannot be told from other options here; the checks that read a
+        // sensitive option read every value of every abbreviation.)
+        // gsutil's `-d` is repeated by design (one entry removed per `-d`).
+        let value_here = inline.or_else(|| {
+            args.get(i)
+                .map(|a| a.as_str())
+                .filter(|a| !a.starts_with('-'))
+        });
+        if name.starts_with("--") {
+            if let Some((other, _)) = options.iter().find(|(o, v)| *o == name && *v != value_here) {
+                return Err(Violation::new(
+                    Refusal::DeniedOption,
+                    format!(
+                        "{} is named twice with different values: the CLI would use the last one",
+                        super::quoted(other)
+                    ),
+                ));
+            }
+            options.push((name, value_here));
         }
         if is_file_option(name) {
             let named = match inline {

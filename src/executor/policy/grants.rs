@@ -59,7 +59,7 @@ const PUBLIC_ACLS: &[&str] = &["public-read", "public-read-write", "authenticate
 /// For the argparse CLIs (`aws`, `az`), which take any unambiguous
 /// abbreviation of an option (`--policy-doc` is `--policy-document`), an
 /// option that abbreviates `name` counts as `name`.
-pub(super) fn option_values<'c>(command: &'c Command, name: &str) -> Vec<&'c str> {
+pub(crate) fn option_values<'c>(command: &'c Command, name: &str) -> Vec<&'c str> {
     let abbreviates = super::ABBREVIATING_PROGRAMS.contains(&command.program());
     let matches = |given: &str| {
         given == name
@@ -188,11 +188,7 @@ fn aws(
             return Err(refused(format!("`aws {path}` sets the public ACL {acl}")));
         }
     }
-    let lower: Vec<String> = command
-        .args()
-        .iter()
-        .map(|a| a.as_str().to_ascii_lowercase())
-        .collect();
+    let lower = decoded_lower(command);
     if lower
         .iter()
         .any(|a| a.contains("/global/allusers") || a.contains("/global/authenticatedusers"))
@@ -202,14 +198,19 @@ fn aws(
         )));
     }
     let shares = path.ends_with("-snapshot-attribute") || path.ends_with("image-attribute");
-    if shares
-        && lower
-            .iter()
-            .any(|a| a == "add" || a.contains("add=") || a == "--values-to-add")
-    {
+    let adds = |a: &String| {
+        a == "add"
+            || a.ends_with("=add")
+            || a.contains("add=")
+            || a.contains("\"add\"")
+            || a.contains("add:")
+            || (a.starts_with("--values-to-a") && "--values-to-add".starts_with(a.as_str()))
+    };
+    if shares && lower.iter().any(adds) {
         return Err(refused(format!("`aws {path}` shares a snapshot or image")));
     }
-    if path.contains("authorize-security-group") && opens_to_world(&lower) {
+    let network = path.contains("authorize-security-group") || path == "eks update-cluster-config";
+    if network && opens_to_world(&lower) {
         return Err(refused(format!(
             "`aws {path}` opens a security group to the whole internet"
         )));
@@ -217,11 +218,31 @@ fn aws(
     Ok(())
 }
 
-/// Whether one of the (lower-cased) arguments names the whole internet.
-fn opens_to_world(lower: &[String]) -> bool {
-    lower
+/// The arguments as the CLI reads them (JSON escapes decoded), lower-cased.
+fn decoded_lower(command: &Command) -> Vec<String> {
+    command
+        .args()
         .iter()
-        .any(|a| a.contains("0.0.0.0/0") || a.contains("::/0"))
+        .map(|a| super::decoded(a).to_ascii_lowercase())
+        .collect()
+}
+
+/// Whether one of the (lower-cased) arguments names a network range wider
+/// than a `/8` (IPv4) or a `/16` (IPv6): `0.0.0.0/0`, or two `/1`s.
+pub(super) fn opens_to_world(lower: &[String]) -> bool {
+    lower.iter().any(|a| {
+        a.split(|c: char| !(c.is_ascii_hexdigit() || c == '.' || c == ':' || c == '/'))
+            .filter_map(|word| word.split_once('/'))
+            .any(|(address, prefix)| {
+                let Ok(bits) = prefix.parse::<u8>() else {
+                    return false;
+                };
+                let v4 = address.split('.').count() == 4
+                    && address.split('.').all(|o| o.parse::<u8>().is_ok());
+                let v6 = address.contains(':');
+                (v4 && bits < 8) || (v6 && bits < 16)
+            })
+    })
 }
 
 /// Whether `principal` names an account other than `account`.
@@ -247,7 +268,7 @@ fn resource_document(
 ) -> Result<(), Violation> {
     let text = if path == "sqs set-queue-attributes" {
         // A JSON map of attributes whose `Policy` is the document as a string.
-        if !text.contains("Policy") {
+        if !super::decoded(text).contains("Policy") {
             return Ok(());
         }
         let map: Value = serde_json::from_str(text.trim()).map_err(|_| {
@@ -323,12 +344,27 @@ fn gsutil(command: &Command, op: &Operation) -> Result<(), Violation> {
             }
         }
     }
-    if path.ends_with(" set")
-        && args
+    // `acl set` / `defacl set`: a canned ACL that keeps the bucket private,
+    // never a file (which could grant anything).
+    if path.ends_with("acl set") {
+        let after = op.path_at.last().map_or(0, |p| p + 1);
+        let acl = args
+            .get(after..)
+            .unwrap_or_default()
             .iter()
-            .any(|a| PUBLIC_ACLS.contains(&a.to_ascii_lowercase().as_str()))
-    {
-        return Err(refused(format!("`gsutil {path}` sets a public ACL")));
+            .find(|a| !a.starts_with('-'));
+        let private = [
+            "private",
+            "project-private",
+            "bucket-owner-read",
+            "bucket-owner-full-control",
+        ];
+        if !acl.is_some_and(|a| private.iter().any(|p| a.eq_ignore_ascii_case(p))) {
+            return Err(refused(format!(
+                "`gsutil {path}` may only set a private canned ACL ({})",
+                private.join(", ")
+            )));
+        }
     }
     Ok(())
 }
@@ -349,11 +385,7 @@ fn gcloud(command: &Command, path: &str, rules: GrantRules) -> Result<(), Violat
     if rules.public_grants || path.contains("remove") {
         return Ok(());
     }
-    let lower: Vec<String> = command
-        .args()
-        .iter()
-        .map(|a| a.as_str().to_ascii_lowercase())
-        .collect();
+    let lower = decoded_lower(command);
     if lower
         .iter()
         .any(|a| a.contains("allusers") || a.contains("allauthenticatedusers"))
@@ -372,7 +404,10 @@ fn gcloud(command: &Command, path: &str, rules: GrantRules) -> Result<(), Violat
     if public_acl {
         return Err(refused(format!("`gcloud {path}` sets a public ACL")));
     }
-    if path.starts_with("compute firewall-rules") && opens_to_world(&lower) {
+    let network = path.starts_with("compute firewall-rules")
+        || path == "sql instances patch"
+        || path == "container clusters update";
+    if network && opens_to_world(&lower) {
         return Err(refused(format!(
             "`gcloud {path}` opens a firewall rule to the whole internet"
         )));
@@ -392,6 +427,23 @@ fn az(command: &Command, path: &str) -> Result<(), Violation> {
         || opened("--default-action", &["deny"])
     {
         return Err(refused(format!("`az {path}` opens public access")));
+    }
+    if path == "aks update"
+        && option_values(command, "--api-server-authorized-ip-ranges")
+            .iter()
+            .any(|v| v.trim().is_empty())
+    {
+        return Err(refused(format!(
+            "`az {path}` removes the API server's authorized ranges"
+        )));
+    }
+    let lower = decoded_lower(command);
+    if matches!(
+        path,
+        "aks update" | "network nsg rule create" | "network nsg rule update"
+    ) && opens_to_world(&lower)
+    {
+        return Err(refused(format!("`az {path}` opens to the whole internet")));
     }
     let allows = option_values(command, "--access")
         .iter()

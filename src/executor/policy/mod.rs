@@ -60,6 +60,56 @@ impl Violation {
     }
 }
 
+/// `text` as the CLI will read it: a JSON value with its escapes decoded
+/// (`"\u0055sers"` is `"Users"`), strings that hold JSON themselves (a
+/// policy inside an attribute map) decoded too, so no check can be hidden
+/// behind an escape. Anything else is returned as it is.
+pub(crate) fn decoded(text: &str) -> std::borrow::Cow<'_, str> {
+    let t = text.trim_start();
+    let json = t.starts_with('{') || t.starts_with('[') || t.starts_with('"');
+    if json && text.contains('\\') {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(t) {
+            let mut out = String::with_capacity(text.len());
+            raw(&value, &mut out, 0);
+            return std::borrow::Cow::Owned(out);
+        }
+    }
+    std::borrow::Cow::Borrowed(text)
+}
+
+/// Writes `value` with its strings unescaped (and decoded again when they
+/// hold JSON, a few levels deep).
+fn raw(value: &serde_json::Value, out: &mut String, depth: usize) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => match serde_json::from_str::<Value>(s.trim_start()) {
+            Ok(inner @ (Value::Object(_) | Value::Array(_))) if depth < 4 => {
+                raw(&inner, out, depth + 1)
+            }
+            _ => out.push_str(s),
+        },
+        Value::Array(items) => {
+            out.push('[');
+            for item in items {
+                raw(item, out, depth);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (k, v) in map {
+                out.push_str(k);
+                out.push(':');
+                raw(v, out, depth);
+                out.push(',');
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
 /// `text` in backticks, with anything unprintable escaped so a reason is
 /// readable and cannot itself carry control characters into logs.
 pub(crate) fn quoted(text: &str) -> String {
@@ -524,6 +574,21 @@ fn denied(
     }
     Ok(())
 }
+
+/// The operation path of an aws command (`iam attach-user-policy`), found
+/// as the catalog finds it (global options skipped), if it has one.
+pub(crate) fn aws_operation(command: &Command) -> Option<String> {
+    if command.program() != "aws" {
+        return None;
+    }
+    let mut any = Catalog::new();
+    any.entry("aws".to_owned())
+        .or_default()
+        .insert(catalog::ANY.to_owned(), OperationClass::Remediating);
+    catalog::lookup(&any, command).ok().map(|op| op.path)
+}
+
+pub(crate) use grants::option_values;
 
 /// An operation path as the catalog keys it: words separated by one space.
 fn normalize_path(path: &str) -> String {

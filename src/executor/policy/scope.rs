@@ -35,12 +35,23 @@ fn mismatch(reason: String) -> Violation {
 }
 
 /// The texts a command hands its CLI: its arguments and the files it reads.
-fn texts<'a>(command: &'a Command, files: &'a [StepFile]) -> impl Iterator<Item = &'a str> {
+fn texts<'a>(
+    command: &'a Command,
+    files: &'a [StepFile],
+) -> impl Iterator<Item = std::borrow::Cow<'a, str>> {
     command
         .args()
         .iter()
         .map(|a| a.as_str())
         .chain(files.iter().map(StepFile::contents))
+        .map(|t| match t.split_once('=') {
+            // `--opt={...}`: the value is the document.
+            Some((option, value)) if option.starts_with('-') => match super::decoded(value) {
+                std::borrow::Cow::Owned(v) => std::borrow::Cow::Owned(v),
+                std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(t),
+            },
+            _ => super::decoded(t),
+        })
 }
 
 /// Checks that `command` acts only on `target`.
@@ -55,7 +66,7 @@ pub(super) fn check(
         Cloud::Aws => {
             if let Some(arn) = ARN.as_ref() {
                 for text in texts(command, files) {
-                    for found in arn.captures_iter(text) {
+                    for found in arn.captures_iter(&text) {
                         let account = found.get(1).map_or("", |m| m.as_str());
                         if account != own {
                             return Err(mismatch(format!(
@@ -87,7 +98,16 @@ pub(super) fn check(
         Cloud::Azure => {
             if let Some(re) = SUBSCRIPTION.as_ref() {
                 for text in texts(command, files) {
-                    for found in re.captures_iter(text) {
+                    if text
+                        .to_ascii_lowercase()
+                        .contains("/providers/microsoft.management/")
+                    {
+                        return Err(mismatch(format!(
+                            "a resource id names a management group, above the finding's \
+                             subscription {own}"
+                        )));
+                    }
+                    for found in re.captures_iter(&text) {
                         let sub = found.get(1).map_or("", |m| m.as_str());
                         if !sub.eq_ignore_ascii_case(own) {
                             return Err(mismatch(format!(
@@ -110,6 +130,22 @@ fn gcp(command: &Command, op: &Operation, files: &[StepFile], own: &str) -> Resu
         for text in texts(command, files) {
             // Attachment points are URL-encoded (`...googleapis.com%2Fprojects%2FP`).
             let decoded = text.replace("%2F", "/").replace("%2f", "/");
+            // A service account's email names its project.
+            for word in decoded.split(|c: char| !(c.is_ascii_alphanumeric() || "@.-_".contains(c)))
+            {
+                if let Some(project) = word
+                    .strip_suffix(".iam.gserviceaccount.com")
+                    .and_then(|w| w.rsplit_once('@'))
+                    .map(|(_, p)| p)
+                {
+                    if project != own {
+                        return Err(mismatch(format!(
+                            "a service account of project {project:?}, but the finding is in \
+                             project {own}"
+                        )));
+                    }
+                }
+            }
             for found in re.captures_iter(&decoded) {
                 let project = found.get(1).map_or("", |m| m.as_str());
                 if project != own {

@@ -19,6 +19,10 @@ enum Forbid {
     Values(&'static [&'static str]),
     /// Every value but these (case-insensitive, exact).
     AllBut(&'static [&'static str]),
+    /// Exactly these words (case-insensitive): for positional settings.
+    Exact(&'static [&'static str]),
+    /// A value must be given, and be one of these (case-insensitive).
+    Required(&'static [&'static str]),
 }
 
 /// A rule: program, operation (`*` = every operation), option (`""` =
@@ -45,11 +49,13 @@ const RULES: &[Rule] = &[
     ("aws", "cloudtrail update-trail", "--no-is-multi-region-trail", Forbid::Any, "narrows the trail"),
     ("aws", "cloudtrail update-trail", "--s3-bucket-name", Forbid::Any, "redirects the logs"),
     ("aws", "kms put-key-policy", "--bypass-policy-lockout-safety-check", Forbid::Any, "bypasses the lockout check"),
+    ("aws", "s3api put-public-access-block", "--public-access-block-configuration", Forbid::Values(&["=false", ":false"]), "turns a public access block off"),
+    ("aws", "s3control put-public-access-block", "--public-access-block-configuration", Forbid::Values(&["=false", ":false"]), "turns a public access block off"),
     // az
     ("az", "acr update", "--admin-enabled", Forbid::AllBut(&["false"]), "enables the admin user"),
     ("az", "sql server audit-policy update", "--state", Forbid::AllBut(&["enabled"]), "turns auditing off"),
     ("az", "sql db tde set", "--status", Forbid::AllBut(&["enabled"]), "turns encryption off"),
-    ("az", "network nsg rule create", "--access", Forbid::AllBut(&["deny"]), "creates an allow rule"),
+    ("az", "network nsg rule create", "--access", Forbid::Required(&["deny"]), "creates an allow rule (Allow is the default)"),
     ("az", "network nsg rule update", "--access", Forbid::AllBut(&["deny"]), "turns a rule into an allow rule"),
     ("az", "webapp config set", "--startup-file", Forbid::Any, "sets the command the app runs"),
     ("az", "webapp config set", "--linux-fx-version", Forbid::Any, "sets the image the app runs"),
@@ -69,6 +75,13 @@ const RULES: &[Rule] = &[
     // gcloud
     ("gcloud", "compute firewall-rules update", "--no-disabled", Forbid::Any, "re-enables a rule"),
     ("gcloud", "compute firewall-rules update", "--allow", Forbid::Any, "widens a rule"),
+    ("gcloud", "compute firewall-rules update", "--rules", Forbid::Any, "widens a rule"),
+    ("gcloud", "*", "--acl-file", Forbid::Any, "sets an ACL from a file (it can grant anything)"),
+    ("gcloud", "*", "--default-object-acl-file", Forbid::Any, "sets an ACL from a file (it can grant anything)"),
+    ("gcloud", "*", "--lifecycle-file", Forbid::Any, "sets a lifecycle (it can delete every object)"),
+    ("gcloud", "*", "--cors-file", Forbid::Any, "sets CORS from a file"),
+    ("gcloud", "logging sinks create", "", Forbid::Values(&["storage.googleapis.com/"]), "sends logs to a bucket, which names no project"),
+    ("az", "*", "--add", Forbid::Any, "adds arbitrary entries (access policies, network rules)"),
     ("gcloud", "compute instances remove-metadata", "--all", Forbid::Any, "removes every protection key"),
     ("gcloud", "compute instances remove-metadata", "--keys", Forbid::Values(&["enable-oslogin", "block-project-ssh-keys"]), "removes a protection key"),
     ("gcloud", "compute networks subnets update", "--no-enable-flow-logs", Forbid::Any, "turns flow logs off"),
@@ -79,12 +92,12 @@ const RULES: &[Rule] = &[
     ("gcloud", "storage buckets update", "--add-acl-grant", Forbid::Any, "adds an ACL grant"),
     ("gcloud", "storage buckets update", "--no-public-access-prevention", Forbid::Any, "allows public access"),
     // gsutil: the setting is a positional word
-    ("gsutil", "logging set", "", Forbid::Values(&["off"]), "turns logging off"),
-    ("gsutil", "versioning set", "", Forbid::Values(&["off"]), "turns versioning off"),
-    ("gsutil", "ubla set", "", Forbid::Values(&["off"]), "turns uniform access off"),
-    ("gsutil", "uniformbucketlevelaccess set", "", Forbid::Values(&["off"]), "turns uniform access off"),
-    ("gsutil", "pap set", "", Forbid::Values(&["unspecified", "inherited"]), "allows public access"),
-    ("gsutil", "publicaccessprevention set", "", Forbid::Values(&["unspecified", "inherited"]), "allows public access"),
+    ("gsutil", "logging set", "", Forbid::Exact(&["off"]), "turns logging off"),
+    ("gsutil", "versioning set", "", Forbid::Exact(&["off"]), "turns versioning off"),
+    ("gsutil", "ubla set", "", Forbid::Exact(&["off"]), "turns uniform access off"),
+    ("gsutil", "uniformbucketlevelaccess set", "", Forbid::Exact(&["off"]), "turns uniform access off"),
+    ("gsutil", "pap set", "", Forbid::Exact(&["unspecified", "inherited"]), "allows public access"),
+    ("gsutil", "publicaccessprevention set", "", Forbid::Exact(&["unspecified", "inherited"]), "allows public access"),
 ];
 
 /// Options whose name says they set a credential: a remediation never does.
@@ -148,10 +161,46 @@ const OPENING_VALUES: &[&str] = &[
     "internet",
 ];
 
+/// Every word given to an az generic setter: `--set a=1 b=2` sets both, and
+/// `--set=a=1` one.
+fn setter_words<'c>(command: &'c Command, option: &str) -> Vec<&'c str> {
+    let args = command.args();
+    let mut words = Vec::new();
+    let mut taking = false;
+    for arg in args {
+        if arg.starts_with('-') {
+            let name = arg.split_once('=').map_or(arg.as_str(), |(n, _)| n);
+            taking = name.len() > 2 && option.starts_with(name);
+            if let Some((_, v)) = arg.split_once('=').filter(|_| taking) {
+                words.push(v);
+                taking = false;
+            }
+            continue;
+        }
+        if taking {
+            words.push(arg.as_str());
+        }
+    }
+    words
+}
+
 /// Refuses az generic setters that run code, set credentials, or open access.
 fn az_setters(command: &Command, op: &Operation) -> Result<(), Violation> {
-    for option in ["--set", "--add"] {
-        for pair in option_values(command, option) {
+    for option in ["--set"] {
+        for pair in setter_words(command, option) {
+            if pair.trim_start().starts_with(['{', '['])
+                || pair.contains("={")
+                || pair.contains("=[")
+            {
+                return Err(Violation::new(
+                    Refusal::Weakens,
+                    format!(
+                        "`az {}` {option} {}: a generic setter may set plain values only",
+                        op.path,
+                        super::quoted(pair)
+                    ),
+                ));
+            }
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let key = key.to_ascii_lowercase().replace(['_', '-'], "");
             let value = value.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
@@ -192,6 +241,9 @@ pub(super) fn check(command: &Command, op: &Operation) -> Result<(), Violation> 
     if program == "az" {
         az_setters(command, op)?;
     }
+    if program == "gcloud" {
+        metadata(command, op)?;
+    }
     for (p, path, option, forbid, why) in RULES {
         if *p != program || (*path != "*" && *path != op.path) {
             continue;
@@ -199,11 +251,7 @@ pub(super) fn check(command: &Command, op: &Operation) -> Result<(), Violation> 
         if option.is_empty() {
             let after = op.path_at.last().map_or(0, |i| i + 1);
             let words = command.args().get(after..).unwrap_or_default();
-            let exact = |w: &&compact_str::CompactString| match forbid {
-                Forbid::Values(values) => values.iter().any(|v| w.eq_ignore_ascii_case(v)),
-                _ => forbidden(forbid, w),
-            };
-            if let Some(w) = words.iter().find(exact) {
+            if let Some(w) = words.iter().find(|w| forbidden(forbid, w)) {
                 return Err(refused(why, w));
             }
             continue;
@@ -220,7 +268,8 @@ pub(super) fn check(command: &Command, op: &Operation) -> Result<(), Violation> 
         let values = option_values(command, option);
         let hit = match forbid {
             Forbid::Any => present || !values.is_empty(),
-            _ => values.iter().any(|v| forbidden(forbid, v)),
+            Forbid::Required(_) => values.is_empty() || values.iter().any(|v| forbidden(forbid, v)),
+            _ => values.iter().any(|v| forbidden(forbid, &super::decoded(v))),
         };
         if hit {
             return Err(refused(why, option));
@@ -234,6 +283,53 @@ fn forbidden(forbid: &Forbid, value: &str) -> bool {
     match forbid {
         Forbid::Any => true,
         Forbid::Values(values) => values.iter().any(|v| value.contains(v)),
-        Forbid::AllBut(allowed) => !allowed.iter().any(|v| value == *v),
+        Forbid::AllBut(allowed) | Forbid::Required(allowed) => !allowed.iter().any(|v| value == *v),
+        Forbid::Exact(words) => words.iter().any(|v| value == *v),
     }
+}
+
+/// Metadata keys an `add-metadata` may set, and the values that protect.
+const SAFE_METADATA: &[(&str, &[&str])] = &[
+    ("block-project-ssh-keys", &["true", "1"]),
+    ("enable-oslogin", &["true", "1"]),
+    ("enable-oslogin-2fa", &["true", "1"]),
+    ("serial-port-enable", &["false", "0"]),
+    ("serial-port-logging-enable", &["false", "0"]),
+    ("enable-guest-attributes", &["false", "0"]),
+];
+
+/// `gcloud ... add-metadata`: only protective keys with protective values.
+fn metadata(command: &Command, op: &Operation) -> Result<(), Violation> {
+    if !op.path.ends_with("add-metadata") {
+        return Ok(());
+    }
+    for value in option_values(command, "--metadata") {
+        let (delimiter, pairs) = match value.strip_prefix('^').and_then(|r| r.split_once('^')) {
+            Some((d, rest)) if !d.is_empty() => (d, rest),
+            _ => (",", value),
+        };
+        for pair in pairs.split(delimiter) {
+            let (key, val) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = key.trim().to_ascii_lowercase();
+            let safe = SAFE_METADATA.iter().any(|(k, vals)| {
+                *k == key && vals.iter().any(|v| val.trim().eq_ignore_ascii_case(v))
+            });
+            if !safe {
+                return Err(Violation::new(
+                    Refusal::Weakens,
+                    format!(
+                        "`gcloud {}` sets metadata {}: only protective keys may be set ({})",
+                        op.path,
+                        super::quoted(pair),
+                        SAFE_METADATA
+                            .iter()
+                            .map(|(k, _)| *k)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
