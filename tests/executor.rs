@@ -116,33 +116,18 @@ async fn ambient_credentials_inherited_from_the_worker_do_not_reach_the_child() 
     // The worker's own environment is the real danger. Rather than mutate this
     // process's environment (tests run in parallel), run this test binary again
     // with credentials in its environment, executing only `inherited_env_child`.
-    let exe = std::env::current_exe().unwrap();
-    let output = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "inherited_env_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_MARKER, "1")
-        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        )
-        .env("AWS_SESSION_TOKEN", "token")
-        .env("AWS_PROFILE", "ambient")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child test failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.contains("1 passed"),
-        "the child test did not run:\n{stdout}"
+    support::rerun_with_env(
+        "inherited_env_child",
+        CHILD_MARKER,
+        [
+            ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            ),
+            ("AWS_SESSION_TOKEN", "token"),
+            ("AWS_PROFILE", "ambient"),
+        ],
     );
 }
 

@@ -107,22 +107,10 @@ async fn run_like_engine(
 
 /// Runs this test binary again with `env`, executing only `test`.
 fn rerun(test: &str, env: &[(&str, String)]) {
-    let exe = std::env::current_exe().unwrap();
-    let output = std::process::Command::new(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_MARKER, "1")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child test failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.contains("1 passed"),
-        "the child test did not run:\n{stdout}"
+    support::rerun_with_env(
+        test,
+        CHILD_MARKER,
+        env.iter().map(|(k, v)| (*k, v.as_str())),
     );
 }
 

@@ -215,23 +215,7 @@ const CHILD_MARKER: &str = "REMEDIATION_TEST_SEALED_CHILD";
 async fn a_child_inherits_none_of_the_workers_secrets() {
     // Run this test binary again with the secrets in its environment (the
     // worker's own environment is the danger), executing only `sealed_child`.
-    let exe = std::env::current_exe().unwrap();
-    let output = std::process::Command::new(exe)
-        .args(["--exact", "sealed_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_MARKER, "1")
-        .envs(WORKER_SECRETS.iter().copied())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child test failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.contains("1 passed"),
-        "the child test did not run:\n{stdout}"
-    );
+    support::rerun_with_env("sealed_child", CHILD_MARKER, WORKER_SECRETS.iter().copied());
 }
 
 #[tokio::test]

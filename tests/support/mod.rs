@@ -221,3 +221,31 @@ pub async fn run_until(
     let summary = run.await.expect("engine task").expect("engine run");
     (summary, reached)
 }
+
+/// Runs this test binary again with `marker` and `env` set, executing only
+/// the test `test`, and asserts that it ran and passed. For tests about the
+/// worker's own environment, which a test must not change in its own process
+/// (tests run in parallel).
+pub fn rerun_with_env<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
+    test: &str,
+    marker: &str,
+    env: impl IntoIterator<Item = (K, V)>,
+) {
+    let exe = std::env::current_exe().expect("the test binary");
+    let output = std::process::Command::new(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(marker, "1")
+        .envs(env)
+        .output()
+        .expect("re-running the test binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child test did not run:\n{stdout}"
+    );
+}

@@ -198,6 +198,17 @@ fn path_words(command: &Command) -> Result<Vec<(usize, &str)>, Violation> {
     Ok(words)
 }
 
+/// An aws command's `SERVICE OPERATION`, found as [`lookup`] finds it.
+pub(crate) fn aws_path(command: &Command) -> Option<String> {
+    if command.program() != "aws" {
+        return None;
+    }
+    match path_words(command).ok()?.as_slice() {
+        [(_, service), (_, operation), ..] => Some(format!("{service} {operation}")),
+        _ => None,
+    }
+}
+
 /// An operation allowed by [`ANY`] whose words cannot be told.
 fn anything(class: OperationClass) -> Operation {
     Operation {

@@ -453,8 +453,28 @@ impl CommandPolicy {
     /// that every account, subscription or project it names is the
     /// target's own, and that no resource policy grants to another account.
     pub fn check_for(&self, step: &Step, target: &Target) -> Result<()> {
+        if step.files.is_empty() && step.command.verified_by() == self.fingerprint {
+            // The target-independent checks passed when the script was
+            // parsed under this policy: only what depends on the target is left.
+            return self
+                .scoped(&step.command, &step.files, target)
+                .map_err(Violation::into_error);
+        }
         self.violation(&step.command, &step.files, Some(target), true)
             .map_err(Violation::into_error)
+    }
+
+    /// The checks that depend on the target: principals of other accounts
+    /// in resource policies, and every account, subscription or project named.
+    fn scoped(
+        &self,
+        command: &Command,
+        files: &[StepFile],
+        target: &Target,
+    ) -> std::result::Result<(), Violation> {
+        let op = catalog::lookup(&self.catalog, command)?;
+        grants::check(command, &op, files, self.grants, aws_account(Some(target)))?;
+        scope::check(command, &op, files, target)
     }
 
     /// Why `command` may not run, if it may not. `scan_nul` is false only for
@@ -504,16 +524,20 @@ impl CommandPolicy {
         let op = catalog::lookup(&self.catalog, command)?;
         let names: Vec<&str> = files.iter().map(StepFile::name).collect();
         arguments::check(command, &op.path_at, &names)?;
-        let account = target
-            .filter(|t| t.cloud == crate::model::Cloud::Aws)
-            .and_then(|t| t.account_id.as_deref());
-        grants::check(command, &op, files, self.grants, account)?;
+        grants::check(command, &op, files, self.grants, aws_account(target))?;
         weakening::check(command, &op)?;
-        if let Some(target) = target {
-            scope::check(command, &op, files, target)?;
+        match target {
+            Some(target) => scope::check(command, &op, files, target),
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// The finding's AWS account, when the target is one.
+fn aws_account(target: Option<&Target>) -> Option<&str> {
+    target
+        .filter(|t| t.cloud == crate::model::Cloud::Aws)
+        .and_then(|t| t.account_id.as_deref())
 }
 
 /// Refuses the options and subcommands `rules` deny.
@@ -578,14 +602,7 @@ fn denied(
 /// The operation path of an aws command (`iam attach-user-policy`), found
 /// as the catalog finds it (global options skipped), if it has one.
 pub(crate) fn aws_operation(command: &Command) -> Option<String> {
-    if command.program() != "aws" {
-        return None;
-    }
-    let mut any = Catalog::new();
-    any.entry("aws".to_owned())
-        .or_default()
-        .insert(catalog::ANY.to_owned(), OperationClass::Remediating);
-    catalog::lookup(&any, command).ok().map(|op| op.path)
+    catalog::aws_path(command)
 }
 
 pub(crate) use grants::option_values;
