@@ -86,8 +86,8 @@ pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Res
                 format!("`--` in `{program}`: words after it are passed through unchecked"),
             ));
         }
-        let lower = arg.to_ascii_lowercase();
-        if let Some(key) = code_metadata(&lower).filter(|_| program == "gcloud") {
+        let metadata = (program == "gcloud").then(|| code_metadata(&arg.to_ascii_lowercase()));
+        if let Some(key) = metadata.flatten() {
             return Err(Violation::new(
                 Refusal::DeniedOption,
                 format!(
@@ -96,7 +96,7 @@ pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Res
                 ),
             ));
         }
-        if lower.contains("proxycommand") {
+        if super::contains_ignore_case(arg, "proxycommand") {
             return Err(Violation::new(
                 Refusal::DeniedOption,
                 format!("{} sets an ssh ProxyCommand", super::quoted(arg)),
@@ -241,9 +241,12 @@ pub(super) fn is_sqs_url(url: &str) -> bool {
 /// Checks one value (`arg` is the whole argument, for the reason).
 fn value(program: &str, v: &str, arg: &str, files: &[&str]) -> Result<(), Violation> {
     let t = v.trim_start();
-    let lower = t.to_ascii_lowercase();
-    let shown = super::quoted(arg);
-    if lower.contains("file://") || lower.contains("fileb://") {
+    let starts = |prefix: &str| {
+        t.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    if super::contains_ignore_case(t, "file://") || super::contains_ignore_case(t, "fileb://") {
+        let shown = super::quoted(arg);
         let attached = ["file://", "fileb://"]
             .iter()
             .any(|p| t.strip_prefix(p).is_some_and(|name| files.contains(&name)));
@@ -255,8 +258,8 @@ fn value(program: &str, v: &str, arg: &str, files: &[&str]) -> Result<(), Violat
         }
         return Ok(());
     }
-    if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("ftp://")
-    {
+    if starts("http://") || starts("https://") || starts("ftp://") {
+        let lower = t.to_ascii_lowercase();
         let google_resource = matches!(program, "gcloud" | "gsutil")
             && (lower.starts_with("https://www.googleapis.com/")
                 || lower
@@ -266,7 +269,7 @@ fn value(program: &str, v: &str, arg: &str, files: &[&str]) -> Result<(), Violat
         if !google_resource {
             return Err(Violation::new(
                 Refusal::Url,
-                format!("{shown} is a URL the CLI would fetch"),
+                format!("{} is a URL the CLI would fetch", super::quoted(arg)),
             ));
         }
         return Ok(());
@@ -276,11 +279,10 @@ fn value(program: &str, v: &str, arg: &str, files: &[&str]) -> Result<(), Violat
     if program == "az" && (t.starts_with('@') || after_equals.is_some_and(|r| r.starts_with('@'))) {
         return Err(Violation::new(
             Refusal::FileReference,
-            format!("{shown}: az reads `@` values from a file"),
+            format!("{}: az reads `@` values from a file", super::quoted(arg)),
         ));
     }
-    let azure_id = program == "az"
-        && (lower.starts_with("/subscriptions/") || lower.starts_with("/providers/"));
+    let azure_id = program == "az" && (starts("/subscriptions/") || starts("/providers/"));
     let path = (t.starts_with('/') && !azure_id)
         || t.starts_with('~')
         || t.starts_with("./")
@@ -291,7 +293,7 @@ fn value(program: &str, v: &str, arg: &str, files: &[&str]) -> Result<(), Violat
     if path {
         return Err(Violation::new(
             Refusal::LocalPath,
-            format!("{shown} is a local path"),
+            format!("{} is a local path", super::quoted(arg)),
         ));
     }
     Ok(())

@@ -168,6 +168,58 @@ fn aws(
     if rules.public_grants {
         return Ok(());
     }
+    aws_principals(command, path, files, account)?;
+    for acl in option_values(command, "--acl") {
+        if PUBLIC_ACLS.contains(&acl.to_ascii_lowercase().as_str()) {
+            return Err(refused(format!("`aws {path}` sets the public ACL {acl}")));
+        }
+    }
+    let shares = path.ends_with("-snapshot-attribute") || path.ends_with("image-attribute");
+    let network = path.contains("authorize-security-group") || path == "eks update-cluster-config";
+    // Lower-cased, decoded copies only where a check reads them.
+    let groups = command
+        .args()
+        .iter()
+        .any(|a| super::contains_ignore_case(a, "users") || a.contains('\\'));
+    if !(groups || shares || network) {
+        return Ok(());
+    }
+    let lower = decoded_lower(command);
+    if lower
+        .iter()
+        .any(|a| a.contains("/global/allusers") || a.contains("/global/authenticatedusers"))
+    {
+        return Err(refused(format!(
+            "`aws {path}` grants to all users or all authenticated users"
+        )));
+    }
+    let adds = |a: &String| {
+        a == "add"
+            || a.ends_with("=add")
+            || a.contains("add=")
+            || a.contains("\"add\"")
+            || a.contains("add:")
+            || (a.starts_with("--values-to-a") && "--values-to-add".starts_with(a.as_str()))
+    };
+    if shares && lower.iter().any(adds) {
+        return Err(refused(format!("`aws {path}` shares a snapshot or image")));
+    }
+    if network && opens_to_world(&lower) {
+        return Err(refused(format!(
+            "`aws {path}` opens a security group to the whole internet"
+        )));
+    }
+    Ok(())
+}
+
+/// The checks of a resource policy's principals (for `account`, the
+/// finding's: another account's principal is a grant too).
+fn aws_principals(
+    command: &Command,
+    path: &str,
+    files: &[StepFile],
+    account: Option<&str>,
+) -> Result<(), Violation> {
     if let Some((_, option)) = RESOURCE_DOCUMENTS.iter().find(|(p, _)| *p == path) {
         for value in option_values(command, option) {
             let text = document(value, files);
@@ -183,39 +235,22 @@ fn aws(
             }
         }
     }
-    for acl in option_values(command, "--acl") {
-        if PUBLIC_ACLS.contains(&acl.to_ascii_lowercase().as_str()) {
-            return Err(refused(format!("`aws {path}` sets the public ACL {acl}")));
-        }
-    }
-    let lower = decoded_lower(command);
-    if lower
-        .iter()
-        .any(|a| a.contains("/global/allusers") || a.contains("/global/authenticatedusers"))
-    {
-        return Err(refused(format!(
-            "`aws {path}` grants to all users or all authenticated users"
-        )));
-    }
-    let shares = path.ends_with("-snapshot-attribute") || path.ends_with("image-attribute");
-    let adds = |a: &String| {
-        a == "add"
-            || a.ends_with("=add")
-            || a.contains("add=")
-            || a.contains("\"add\"")
-            || a.contains("add:")
-            || (a.starts_with("--values-to-a") && "--values-to-add".starts_with(a.as_str()))
-    };
-    if shares && lower.iter().any(adds) {
-        return Err(refused(format!("`aws {path}` shares a snapshot or image")));
-    }
-    let network = path.contains("authorize-security-group") || path == "eks update-cluster-config";
-    if network && opens_to_world(&lower) {
-        return Err(refused(format!(
-            "`aws {path}` opens a security group to the whole internet"
-        )));
-    }
     Ok(())
+}
+
+/// What of [`check`] depends on the finding's account: the principals of
+/// resource policies. The rest passed when the command was checked alone.
+pub(super) fn check_principals(
+    command: &Command,
+    op: &Operation,
+    files: &[StepFile],
+    rules: GrantRules,
+    account: Option<&str>,
+) -> Result<(), Violation> {
+    if command.program() != "aws" || rules.public_grants {
+        return Ok(());
+    }
+    aws_principals(command, &op.path, files, account)
 }
 
 /// The arguments as the CLI reads them (JSON escapes decoded), lower-cased.

@@ -110,6 +110,12 @@ fn raw(value: &serde_json::Value, out: &mut String, depth: usize) {
     }
 }
 
+/// Whether `haystack` contains `needle` (ASCII, any case), without allocating.
+pub(crate) fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
 /// `text` in backticks, with anything unprintable escaped so a reason is
 /// readable and cannot itself carry control characters into logs.
 pub(crate) fn quoted(text: &str) -> String {
@@ -473,7 +479,7 @@ impl CommandPolicy {
         target: &Target,
     ) -> std::result::Result<(), Violation> {
         let op = catalog::lookup(&self.catalog, command)?;
-        grants::check(command, &op, files, self.grants, aws_account(Some(target)))?;
+        grants::check_principals(command, &op, files, self.grants, aws_account(Some(target)))?;
         scope::check(command, &op, files, target)
     }
 

@@ -65,7 +65,8 @@ pub(super) fn check(
     match target.cloud {
         Cloud::Aws => {
             if let Some(arn) = ARN.as_ref() {
-                for text in texts(command, files) {
+                let named = texts(command, files).filter(|t| t.contains("arn:"));
+                for text in named {
                     for found in arn.captures_iter(&text) {
                         let account = found.get(1).map_or("", |m| m.as_str());
                         if account != own {
