@@ -245,7 +245,10 @@ fn value(program: &str, v: &str, arg: &str, files: &[&str]) -> Result<(), Violat
         t.get(..prefix.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
     };
-    if super::contains_ignore_case(t, "file://") || super::contains_ignore_case(t, "fileb://") {
+    let scheme = t.contains("://");
+    if scheme
+        && (super::contains_ignore_case(t, "file://") || super::contains_ignore_case(t, "fileb://"))
+    {
         let shown = super::quoted(arg);
         let attached = ["file://", "fileb://"]
             .iter()
@@ -258,7 +261,7 @@ fn value(program: &str, v: &str, arg: &str, files: &[&str]) -> Result<(), Violat
         }
         return Ok(());
     }
-    if starts("http://") || starts("https://") || starts("ftp://") {
+    if scheme && (starts("http://") || starts("https://") || starts("ftp://")) {
         let lower = t.to_ascii_lowercase();
         let google_resource = matches!(program, "gcloud" | "gsutil")
             && (lower.starts_with("https://www.googleapis.com/")

@@ -177,10 +177,12 @@ fn aws(
     let shares = path.ends_with("-snapshot-attribute") || path.ends_with("image-attribute");
     let network = path.contains("authorize-security-group") || path == "eks update-cluster-config";
     // Lower-cased, decoded copies only where a check reads them.
-    let groups = command
-        .args()
-        .iter()
-        .any(|a| super::contains_ignore_case(a, "users") || a.contains('\\'));
+    // AllUsers / AuthenticatedUsers are granted through ACLs.
+    let groups = path.contains("acl")
+        && command
+            .args()
+            .iter()
+            .any(|a| super::contains_ignore_case(a, "users") || a.contains('\\'));
     if !(groups || shares || network) {
         return Ok(());
     }

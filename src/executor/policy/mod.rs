@@ -113,7 +113,14 @@ fn raw(value: &serde_json::Value, out: &mut String, depth: usize) {
 /// Whether `haystack` contains `needle` (ASCII, any case), without allocating.
 pub(crate) fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
     let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    let Some(&first) = n.first() else {
+        return true;
+    };
+    // Candidates by the first byte in either case, then one comparison each.
+    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), h).any(|i| {
+        h.get(i..i + n.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(n))
+    })
 }
 
 /// `text` in backticks, with anything unprintable escaped so a reason is

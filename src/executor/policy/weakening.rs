@@ -102,6 +102,9 @@ const RULES: &[Rule] = &[
 
 /// Options whose name says they set a credential: a remediation never does.
 fn sets_credential(name: &str) -> bool {
+    if !name.starts_with("--") {
+        return false;
+    }
     if !super::contains_ignore_case(name, "pass")
         && !super::contains_ignore_case(name, "secret")
         && !super::contains_ignore_case(name, "token")
