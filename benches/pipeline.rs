@@ -7,7 +7,8 @@
 use bytes::Bytes;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use remediation::engine::{Engine, EngineConfig};
-use remediation::executor::{CommandPolicy, ContextMap, DryRunExecutor};
+use remediation::executor::{ContextMap, DryRunExecutor};
+use remediation::plan::CommandPolicy;
 use remediation::planner::AlertCliPlanner;
 use remediation::source::MemorySource;
 use std::sync::Arc;

@@ -14,8 +14,9 @@
 use clap::Parser;
 use remediation::engine::{Engine, JsonLinesAudit};
 use remediation::executor::{
-    AwsProfileMapping, CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, ProcessExecutor,
+    AwsProfileMapping, CommandExecutor, ContextMap, DryRunExecutor, ProcessExecutor,
 };
+use remediation::plan::CommandPolicy;
 use remediation::planner::CloudTrailPlanner;
 use remediation::rules::RuleSet;
 use remediation::source::FileSource;

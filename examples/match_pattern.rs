@@ -9,7 +9,7 @@
 //! output stays aligned with the input; the exit status is then 1. Blank lines
 //! are skipped. An invalid pattern is reported with its path, exit status 2.
 
-use remediation::rules::EventPattern;
+use remediation::plan::EventPattern;
 use std::io::{BufRead, BufWriter, Write};
 use std::process::ExitCode;
 

@@ -21,8 +21,9 @@
 use clap::Parser;
 use remediation::engine::{Engine, EngineConfig, JsonLinesAudit};
 use remediation::executor::{
-    CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, GcpProjectMapping, ProcessExecutor,
+    CommandExecutor, ContextMap, DryRunExecutor, GcpProjectMapping, ProcessExecutor,
 };
+use remediation::plan::CommandPolicy;
 use remediation::planner::AlertCliPlanner;
 use remediation::source::PubSubSource;
 use std::process::ExitCode;

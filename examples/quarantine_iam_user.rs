@@ -15,11 +15,13 @@
 use clap::Parser;
 use remediation::engine::{Engine, JsonLinesAudit};
 use remediation::executor::{
-    AwsProfileMapping, CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, ProcessExecutor,
+    AwsProfileMapping, CommandExecutor, ContextMap, DryRunExecutor, ProcessExecutor,
 };
+use remediation::plan::CommandPolicy;
+use remediation::plan::EventPattern;
 use remediation::planner::CloudTrailPlanner;
 use remediation::rules::{
-    EventPattern, PrincipalPattern, QuarantineIamUser, QuarantineParameters, Rule, RuleSet,
+    PrincipalPattern, QuarantineIamUser, QuarantineParameters, Rule, RuleSet,
 };
 use remediation::source::FileSource;
 use std::sync::Arc;

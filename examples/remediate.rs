@@ -76,16 +76,16 @@
 //! configuration or an unreadable source.
 
 use clap::Parser;
-use remediation::engine::{
-    AuditRecord, AuditSink, Engine, EngineConfig, JsonLinesAudit, Stats, Summary, TeeAudit,
-};
+use remediation::engine::{AuditRecord, AuditSink, Engine, EngineConfig, JsonLinesAudit, TeeAudit};
 use remediation::executor::{
-    AwsProfileMapping, AzureSubscriptionMapping, CommandExecutor, CommandPolicy, ContextMap,
-    DryRunExecutor, GcpProjectMapping, ProcessExecutor,
+    AwsProfileMapping, AzureSubscriptionMapping, CommandExecutor, ContextMap, DryRunExecutor,
+    GcpProjectMapping, ProcessExecutor,
 };
+use remediation::plan::CommandPolicy;
 use remediation::planner::{AlertCliPlanner, CloudTrailPlanner, PlannerChain, RemediationPlanner};
 use remediation::rules::RuleSet;
 use remediation::source::{AlertSource, FileSource};
+use remediation::telemetry::{Stats, Summary};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -156,7 +156,7 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     max_deliveries: u32,
     /// Refuse a script (alert-cli, prisma) holding more commands than this.
-    #[arg(long, default_value_t = remediation::executor::DEFAULT_MAX_COMMANDS)]
+    #[arg(long, default_value_t = remediation::plan::DEFAULT_MAX_COMMANDS)]
     max_commands: usize,
     /// Widen or narrow the operation catalog from a YAML or JSON file (see the
     /// README's security model).

@@ -30,10 +30,12 @@
 //! ```
 
 use clap::Parser;
-use remediation::engine::{Engine, EngineConfig, JsonLinesAudit, Stats};
-use remediation::executor::{CommandPolicy, ContextMap, ProcessExecutor};
+use remediation::engine::{Engine, EngineConfig, JsonLinesAudit};
+use remediation::executor::{ContextMap, ProcessExecutor};
+use remediation::plan::CommandPolicy;
 use remediation::planner::prisma::PrismaPlannerBuilder;
 use remediation::source::{AlertSource, Drain, SqsSourceBuilder};
+use remediation::telemetry::Stats;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;

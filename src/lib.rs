@@ -25,7 +25,8 @@
 //!
 //! ```no_run
 //! use remediation::engine::{Engine, EngineConfig, JsonLinesAudit};
-//! use remediation::executor::{CommandPolicy, ContextMap, DryRunExecutor};
+//! use remediation::plan::CommandPolicy;
+//! use remediation::executor::{ContextMap, DryRunExecutor};
 //! use remediation::planner::AlertCliPlanner;
 //! use remediation::source::FileSource;
 //! use std::sync::Arc;
@@ -86,9 +87,11 @@ pub mod executor;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod model;
+pub mod plan;
 pub mod planner;
 pub mod redact;
 pub mod rules;
 pub mod source;
+pub mod telemetry;
 
 pub use error::{Error, ErrorKind, Refusal, Result};

@@ -7,11 +7,10 @@
 
 mod support;
 
-use remediation::executor::{
-    Command, CommandExecutor, CommandPolicy, ContextMap, ProcessExecutor, StepStatus, parse_script,
-};
+use remediation::executor::{CommandExecutor, ContextMap, ProcessExecutor, StepStatus};
 use remediation::model::{Cloud, Target};
-use remediation::planner::Step;
+use remediation::plan::Step;
+use remediation::plan::{Command, CommandPolicy, parse_script};
 use support::moto::{MotoServer, venv};
 
 const ACCOUNT: &str = "123456789012";

@@ -19,14 +19,15 @@ mod support;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use remediation::engine::{
-    AuditDecision, Backoff, Claim, Counter, DedupStore, DynamoDedup, Engine, EngineConfig,
-    MemoryAudit, SettleAction,
+    AuditDecision, Claim, DedupStore, DynamoDedup, Engine, EngineConfig, MemoryAudit, SettleAction,
 };
-use remediation::executor::{CommandPolicy, ContextMap};
+use remediation::executor::ContextMap;
 use remediation::lambda::LambdaHandler;
 use remediation::model::decode;
+use remediation::plan::CommandPolicy;
 use remediation::planner::AlertCliPlanner;
 use remediation::source::MemorySource;
+use remediation::telemetry::{Backoff, Counter};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;

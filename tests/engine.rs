@@ -6,15 +6,15 @@ mod conformance;
 
 use async_trait::async_trait;
 use remediation::engine::{
-    AuditDecision, AuditRecord, Backoff, Engine, EngineConfig, LeasePolicy, MemoryAudit,
-    SettleAction,
+    AuditDecision, AuditRecord, Engine, EngineConfig, LeasePolicy, MemoryAudit, SettleAction,
 };
-use remediation::executor::{
-    CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, StepOutcome, StepStatus,
-};
+use remediation::executor::{CommandExecutor, ContextMap, DryRunExecutor, StepOutcome, StepStatus};
 use remediation::model::Target;
-use remediation::planner::{AlertCliPlanner, Step};
+use remediation::plan::CommandPolicy;
+use remediation::plan::Step;
+use remediation::planner::AlertCliPlanner;
 use remediation::source::{FileSource, MemorySource};
+use remediation::telemetry::Backoff;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -112,7 +112,7 @@ async fn run(
     q: &MemorySource,
     exec: Arc<dyn CommandExecutor>,
     config: EngineConfig,
-) -> (remediation::engine::Summary, Vec<AuditRecord>) {
+) -> (remediation::telemetry::Summary, Vec<AuditRecord>) {
     let audit = Arc::new(MemoryAudit::new());
     let engine = Engine::builder(
         Arc::new(q.clone()),

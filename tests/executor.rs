@@ -3,13 +3,13 @@
 
 mod support;
 
-use remediation::executor::OperationClass;
 use remediation::executor::{
-    Command, CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, ProcessExecutor,
-    StepStatus,
+    CommandExecutor, ContextMap, DryRunExecutor, ProcessExecutor, StepStatus,
 };
 use remediation::model::{Cloud, Target};
-use remediation::planner::Step;
+use remediation::plan::OperationClass;
+use remediation::plan::Step;
+use remediation::plan::{Command, CommandPolicy};
 use remediation::{ErrorKind, Refusal};
 use std::time::{Duration, Instant};
 use support::StandIn;

@@ -2,7 +2,8 @@
 //! over-long lines, and broken files.
 
 use remediation::engine::{AuditDecision, Engine, MemoryAudit};
-use remediation::executor::{CommandPolicy, ContextMap, DryRunExecutor};
+use remediation::executor::{ContextMap, DryRunExecutor};
+use remediation::plan::CommandPolicy;
 use remediation::planner::AlertCliPlanner;
 use remediation::source::{AlertSource, FileFormat, FileSource};
 use std::io::Write;

@@ -4,12 +4,10 @@
 mod support;
 
 use proptest::prelude::*;
-use remediation::executor::{
-    Command, CommandExecutor, CommandPolicy, ContextMap, OperationClass, ProcessExecutor,
-    parse_script, parse_script_steps,
-};
+use remediation::executor::{CommandExecutor, ContextMap, ProcessExecutor};
 use remediation::model::{Cloud, Target};
-use remediation::planner::Step;
+use remediation::plan::Step;
+use remediation::plan::{Command, CommandPolicy, OperationClass, parse_script, parse_script_steps};
 use remediation::{Error, Refusal};
 use support::StandIn;
 

@@ -14,12 +14,13 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use remediation::engine::{AuditDecision, EngineConfig, MemoryAudit, SettleAction};
 use remediation::executor::{
-    CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, ProcessExecutor, StepOutcome,
-    StepStatus,
+    CommandExecutor, ContextMap, DryRunExecutor, ProcessExecutor, StepOutcome, StepStatus,
 };
 use remediation::lambda::{LambdaHandler, RecordOutcome};
 use remediation::model::Target;
-use remediation::planner::{AlertCliPlanner, Step};
+use remediation::plan::CommandPolicy;
+use remediation::plan::Step;
+use remediation::planner::AlertCliPlanner;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -16,7 +16,7 @@
 //! through arrays (an empty array has no leaf, like an absent field); `$or`
 //! needs two or more alternatives.
 
-use remediation::rules::EventPattern;
+use remediation::plan::EventPattern;
 use serde_json::Value;
 
 /// (pattern, event, expected)

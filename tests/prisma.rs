@@ -8,17 +8,19 @@
 mod support;
 
 use remediation::engine::{
-    AuditDecision, AuditSink, Backoff, Engine, EngineConfig, JsonLinesAudit, MemoryAudit,
-    SettleAction, Summary, TeeAudit,
+    AuditDecision, AuditSink, Engine, EngineConfig, JsonLinesAudit, MemoryAudit, SettleAction,
+    TeeAudit,
 };
 use remediation::executor::ContextMap;
 use remediation::model::{Event, decode};
+use remediation::plan::{Decision, SkipReason};
+use remediation::planner::RemediationPlanner;
 use remediation::planner::prisma::{
     PrismaPlanner, PrismaPlannerBuilder, RemediationApi, RetryPolicy,
 };
-use remediation::planner::{Decision, RemediationPlanner, SkipReason};
 use remediation::redact::Secret;
 use remediation::source::{AlertSource, FileSource, MemorySource};
+use remediation::telemetry::{Backoff, Summary};
 use remediation::{ErrorKind, Result};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -234,7 +236,7 @@ fn builder(server: &MockServer) -> PrismaPlannerBuilder {
         .with_batch_window(ms(10))
 }
 
-fn plan_of(d: &Result<Decision>) -> &remediation::planner::Plan {
+fn plan_of(d: &Result<Decision>) -> &remediation::plan::Plan {
     match d {
         Ok(Decision::Plan(p)) => p,
         other => panic!("expected a plan, got {other:?}"),

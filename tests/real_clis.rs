@@ -15,11 +15,9 @@
 
 mod support;
 
-use remediation::executor::{
-    CommandExecutor, CommandPolicy, ContextMap, GcpContext, ProcessExecutor, StepStatus,
-    parse_script_steps,
-};
+use remediation::executor::{CommandExecutor, ContextMap, GcpContext, ProcessExecutor, StepStatus};
 use remediation::model::{Cloud, Target};
+use remediation::plan::{CommandPolicy, parse_script_steps};
 use remediation::{Error, Refusal};
 use serde::Deserialize;
 use std::path::Path;

@@ -4,16 +4,15 @@
 use async_trait::async_trait;
 use remediation::engine::{AuditDecision, Engine, EngineConfig, MemoryAudit};
 use remediation::executor::{
-    Command, CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, StepOutcome, StepStatus,
-    run_step,
+    CommandExecutor, ContextMap, DryRunExecutor, StepOutcome, StepStatus, run_step,
 };
 use remediation::model::{Cloud, CloudTrailRecord, Event, Target};
-use remediation::planner::{
-    CloudTrailPlanner, Decision, Expectation, Plan, RemediationPlanner, SkipReason, Step,
-};
+use remediation::plan::EventPattern;
+use remediation::plan::{Command, CommandPolicy};
+use remediation::plan::{Decision, Expectation, Plan, SkipReason, Step};
+use remediation::planner::{CloudTrailPlanner, RemediationPlanner};
 use remediation::rules::{
-    EventPattern, GlueDevEndpointGuard, PrincipalPattern, QuarantineIamUser, QuarantineParameters,
-    Rule, RuleSet,
+    GlueDevEndpointGuard, PrincipalPattern, QuarantineIamUser, QuarantineParameters, Rule, RuleSet,
 };
 use remediation::source::MemorySource;
 use serde_json::{Value, json};

@@ -13,8 +13,9 @@ mod support;
 
 use remediation::engine::{AuditDecision, AuditRecord, Engine, MemoryAudit};
 use remediation::executor::{
-    CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor, ProcessExecutor, StepStatus,
+    CommandExecutor, ContextMap, DryRunExecutor, ProcessExecutor, StepStatus,
 };
+use remediation::plan::CommandPolicy;
 use remediation::planner::CloudTrailPlanner;
 use remediation::rules::RuleSet;
 use remediation::source::FileSource;

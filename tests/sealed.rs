@@ -11,10 +11,10 @@ mod support;
 
 use remediation::Refusal;
 use remediation::executor::{
-    AzureContext, CommandExecutor, CommandPolicy, ContextMap, GcpContext, ProcessExecutor,
-    StepStatus, parse_script_steps,
+    AzureContext, CommandExecutor, ContextMap, GcpContext, ProcessExecutor, StepStatus,
 };
 use remediation::model::{Cloud, Target};
+use remediation::plan::{CommandPolicy, parse_script_steps};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -17,13 +17,17 @@ use azure_messaging_servicebus::service_bus::{
 };
 use conformance::{QueueFactory, TestQueue, receive_one};
 use remediation::ErrorKind;
-use remediation::engine::{Engine, EngineConfig, MemoryAudit, Stats};
-use remediation::executor::{CommandExecutor, CommandPolicy, StepOutcome, StepStatus};
+use remediation::engine::{Engine, EngineConfig, MemoryAudit};
+use remediation::executor::{CommandExecutor, StepOutcome, StepStatus};
 use remediation::model::Target;
-use remediation::planner::{AlertCliPlanner, Step};
+use remediation::plan::CommandPolicy;
+use remediation::plan::Step;
+use remediation::planner::AlertCliPlanner;
 use remediation::redact::Secret;
-use remediation::source::servicebus::{EndpointOverride, SOURCE_MESSAGE_ID_PROPERTY, api};
+use remediation::source::servicebus::{EndpointOverride, SOURCE_MESSAGE_ID_PROPERTY};
 use remediation::source::{AlertSource, DeadLetterMode, ServiceBusSource, ServiceBusSourceBuilder};
+use remediation::telemetry::ApiCall;
+use remediation::telemetry::Stats;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -267,7 +271,7 @@ async fn an_empty_entity_answers_204_after_the_wait() {
     assert!(got.is_empty());
     assert!(t0.elapsed() >= Duration::from_secs(1), "{:?}", t0.elapsed());
     assert_eq!(
-        stats.snapshot().api_calls[api::PEEK_LOCK],
+        stats.snapshot().api_calls[ApiCall::ServiceBusPeekLock.as_str()],
         1,
         "no batch fill when empty"
     );
@@ -300,7 +304,10 @@ async fn a_batch_is_filled_by_several_receives_in_flight() {
     bodies.dedup();
     assert_eq!(bodies.len(), 25, "each message handed out once");
     // 10 + 10 + (5 found + 5 empty answers) peek-locks.
-    assert_eq!(stats.snapshot().api_calls[api::PEEK_LOCK], 30);
+    assert_eq!(
+        stats.snapshot().api_calls[ApiCall::ServiceBusPeekLock.as_str()],
+        30
+    );
     for d in a.into_iter().chain(b).chain(c) {
         d.ack().await.unwrap();
     }
@@ -354,7 +361,7 @@ async fn an_extension_longer_than_the_lock_keeps_renewing_until_settled() {
         );
     }
     d.ack().await.expect("complete after background renewals");
-    assert!(stats.snapshot().api_calls[api::RENEW_LOCK] >= 3);
+    assert!(stats.snapshot().api_calls[ApiCall::ServiceBusRenewLock.as_str()] >= 3);
     assert!(emu.messages("long").is_empty());
 }
 
@@ -749,9 +756,10 @@ async fn poison_left_to_max_delivery_count_is_audited_with_its_body() {
 #[cfg(feature = "prisma")]
 mod azure_end_to_end {
     use super::*;
-    use remediation::engine::{AuditDecision, Backoff, Counter, Summary};
+    use remediation::engine::AuditDecision;
     use remediation::executor::{AzureContext, ContextMap, ProcessExecutor};
     use remediation::planner::PrismaPlanner;
+    use remediation::telemetry::{Backoff, Counter, Summary};
     use std::collections::{HashMap, HashSet};
     use std::path::{Path, PathBuf};
     use support::StandIn;
@@ -1148,7 +1156,7 @@ mod azure_end_to_end {
         assert_eq!(summary.executed, alerts as u64, "{summary:?}");
         assert!(summary.extended >= alerts as u64, "{summary:?}");
         assert!(
-            summary.api_calls[api::RENEW_LOCK] >= 2 * alerts as u64,
+            summary.api_calls[ApiCall::ServiceBusRenewLock.as_str()] >= 2 * alerts as u64,
             "{:?}",
             summary.api_calls
         );

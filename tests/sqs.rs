@@ -13,13 +13,14 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use conformance::{QueueFactory, TestQueue};
-use remediation::engine::{
-    AuditDecision, Backoff, Counter, Engine, EngineConfig, LeasePolicy, MemoryAudit, Stats, Summary,
-};
-use remediation::executor::{CommandPolicy, ContextMap, ProcessExecutor};
+use remediation::engine::{AuditDecision, Engine, EngineConfig, LeasePolicy, MemoryAudit};
+use remediation::executor::{ContextMap, ProcessExecutor};
+use remediation::plan::CommandPolicy;
 use remediation::planner::{AlertCliPlanner, RemediationPlanner};
-use remediation::source::sqs::{REASON_ATTRIBUTE, api};
+use remediation::source::sqs::REASON_ATTRIBUTE;
 use remediation::source::{AlertSource, DeadLetterMode, SqsSource};
+use remediation::telemetry::ApiCall;
+use remediation::telemetry::{Backoff, Counter, Stats, Summary};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -624,7 +625,10 @@ async fn iam_alerts_are_remediated_end_to_end(case: PlannerCase, alerts: usize) 
         );
     }
     assert_eq!(moto.depth(&url).await, (0, 0, 0), "queue not empty");
-    assert_eq!(summary.api_calls.get(api::GET_QUEUE_URL), Some(&1));
+    assert_eq!(
+        summary.api_calls.get(ApiCall::SqsGetQueueUrl.as_str()),
+        Some(&1)
+    );
     eprintln!(
         "end to end: {alerts} alerts, {} SQS calls ({:.3} per alert): {:?}",
         sqs_calls(&summary),
@@ -707,7 +711,7 @@ async fn a_failed_step_reappears_and_succeeds_later() {
             assert_eq!(r.delivery_count, 2, "{r:?}");
         }
     }
-    assert!(summary.api_calls[api::CHANGE_MESSAGE_VISIBILITY] >= 5);
+    assert!(summary.api_calls[ApiCall::SqsChangeMessageVisibility.as_str()] >= 5);
     assert_eq!(moto.depth(&url).await, (0, 0, 0));
 }
 
@@ -758,7 +762,7 @@ async fn poison_is_parked_in_the_configured_dead_letter_queue() {
         (0, 0, 0),
         "poison left in the queue"
     );
-    assert_eq!(summary.api_calls[api::SEND_MESSAGE], 1);
+    assert_eq!(summary.api_calls[ApiCall::SqsSendMessage.as_str()], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -837,7 +841,10 @@ async fn poison_on_a_queue_without_any_dead_letter_queue_is_audited_not_looped()
     assert_eq!(records[0].dead_letter.as_deref(), Some("audit_only"));
     assert_eq!(records[0].body.as_deref(), Some(POISON));
     assert_eq!(moto.depth(&url).await, (0, 0, 0));
-    assert_eq!(summary.api_calls[api::GET_QUEUE_ATTRIBUTES], 1);
+    assert_eq!(
+        summary.api_calls[ApiCall::SqsGetQueueAttributes.as_str()],
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1187,7 +1194,7 @@ async fn an_invalid_receipt_handle_is_reported_and_counted() {
     assert!(e.to_string().contains("ReceiptHandleIsInvalid"), "{e}");
     assert_eq!(source.invalid_receipts(), 2);
     assert_eq!(
-        source.stats().snapshot().api_calls[api::DELETE_MESSAGE_BATCH],
+        source.stats().snapshot().api_calls[ApiCall::SqsDeleteMessageBatch.as_str()],
         1
     );
 }
@@ -1240,7 +1247,7 @@ async fn a_partly_failed_delete_batch_fails_only_its_entry() {
     let deletes_before = stats
         .snapshot()
         .api_calls
-        .get(api::DELETE_MESSAGE_BATCH)
+        .get(ApiCall::SqsDeleteMessageBatch.as_str())
         .copied();
     let (b, c) = (rest.remove(0), rest.remove(0));
     let (ra, rb, rc) = tokio::join!(a.ack(), b.ack(), c.ack());
@@ -1249,7 +1256,7 @@ async fn a_partly_failed_delete_batch_fails_only_its_entry() {
     rb.expect("b deleted");
     rc.expect("c deleted");
     assert_eq!(source.invalid_receipts(), 1);
-    let deletes = stats.snapshot().api_calls[api::DELETE_MESSAGE_BATCH];
+    let deletes = stats.snapshot().api_calls[ApiCall::SqsDeleteMessageBatch.as_str()];
     assert_eq!(
         deletes - deletes_before.unwrap_or(0),
         1,

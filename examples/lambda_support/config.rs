@@ -19,15 +19,16 @@
 //! | `SQS_DEAD_LETTER_QUEUE_URL` | feature `sqs`: send poison to this queue instead |
 //! | `REMEDIATION_FUNCTION_PROFILE` | a profile name: the function role's credentials (from its environment, which the executor scrubs from every command) are written, for each aws command, into its private home (mode 0600, removed when the command ends) under this name, and `AWS_SHARED_CREDENTIALS_FILE` points the CLI at it, so profiles in the packaged `AWS_CONFIG_FILE` can use `source_profile = NAME` + `role_arn = ...` |
 
-use remediation::engine::{AuditSink, EngineConfig, JsonLinesAudit, NoAudit, Stats};
+use remediation::engine::{AuditSink, EngineConfig, JsonLinesAudit, NoAudit};
 use remediation::executor::{
-    AwsSourceCredentials, CommandExecutor, CommandPolicy, ContextMap, DryRunExecutor,
-    ProcessExecutor,
+    AwsSourceCredentials, CommandExecutor, ContextMap, DryRunExecutor, ProcessExecutor,
 };
 use remediation::lambda::{LambdaHandler, LambdaHandlerBuilder};
+use remediation::plan::CommandPolicy;
 use remediation::planner::{AlertCliPlanner, CloudTrailPlanner, PlannerChain, RemediationPlanner};
 use remediation::redact::Secret;
 use remediation::rules::RuleSet;
+use remediation::telemetry::Stats;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use remediation::executor::{CommandPolicy, parse_script_steps};
+use remediation::plan::{CommandPolicy, parse_script_steps};
 use remediation::model::cloudtrail::{EventBridgeEvent, LogsSubscription, RecordSplitter};
 use remediation::model::{self, CloudTrailRecord, Event, LogEntry, PrismaAlert, SccNotification};
 use serde::de::IgnoredAny;

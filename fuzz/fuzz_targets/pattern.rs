@@ -9,7 +9,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use remediation::rules::{EventPattern, eventbridge_view_of};
+use remediation::plan::EventPattern;
+use remediation::rules::eventbridge_view_of;
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {

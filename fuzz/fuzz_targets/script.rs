@@ -16,7 +16,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use remediation::executor::{Command, CommandPolicy, parse_script, parse_script_steps};
+use remediation::plan::{Command, CommandPolicy, parse_script, parse_script_steps};
 use std::sync::LazyLock;
 
 /// Built once: `CommandPolicy::default()` fingerprints the whole operation

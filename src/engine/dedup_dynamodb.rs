@@ -29,8 +29,8 @@
 //! nacks it, so nothing runs without the store's answer.
 
 use super::dedup::{Claim, DedupStore};
-use super::stats::Stats;
 use crate::error::{Error, Result};
+use crate::telemetry::{ApiCall, Stats};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::Credentials;
@@ -66,18 +66,6 @@ const DONE: &str = "done";
 /// How long an abandoned claim's item lingers after its lease before
 /// DynamoDB's TTL may delete it (it is claimable again as soon as the lease ends).
 const CLAIM_LINGER_SECS: u64 = 3600;
-
-/// The stats keys under which DynamoDB calls are counted.
-pub mod api {
-    /// `PutItem` calls (claims).
-    pub const PUT_ITEM: &str = "dynamodb.PutItem";
-    /// `GetItem` calls (reading a claim's holder when the failed condition did not return it).
-    pub const GET_ITEM: &str = "dynamodb.GetItem";
-    /// `UpdateItem` calls (completions).
-    pub const UPDATE_ITEM: &str = "dynamodb.UpdateItem";
-    /// `DeleteItem` calls (releases).
-    pub const DELETE_ITEM: &str = "dynamodb.DeleteItem";
-}
 
 /// Builds a [`DynamoDedup`]. Only [`build`](Self::build) can fail.
 ///
@@ -202,7 +190,7 @@ impl DynamoDedupBuilder {
         self
     }
 
-    /// Counts every DynamoDB call in `stats` (see [`api`]).
+    /// Counts every DynamoDB call in `stats` (see [`ApiCall`]).
     pub fn with_stats(mut self, stats: Arc<Stats>) -> Self {
         self.stats = Some(stats);
         self
@@ -379,7 +367,7 @@ impl DynamoDedup {
 
     /// Reads the item under `key` (consistent read).
     async fn read(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
-        self.stats.count_api_call(api::GET_ITEM);
+        self.stats.count_api_call(ApiCall::DynamoDbGetItem);
         let out = self
             .client
             .get_item()
@@ -419,7 +407,7 @@ impl DedupStore for DynamoDedup {
         let lease_until =
             now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
         let expires_at = lease_until / 1000 + CLAIM_LINGER_SECS;
-        self.stats.count_api_call(api::PUT_ITEM);
+        self.stats.count_api_call(ApiCall::DynamoDbPutItem);
         let put = self
             .client
             .put_item()
@@ -468,7 +456,7 @@ impl DedupStore for DynamoDedup {
 
     async fn complete(&self, key: &str, ttl: Duration) -> Result<()> {
         let expires_at = (epoch_millis() / 1000).saturating_add(ttl.as_secs());
-        self.stats.count_api_call(api::UPDATE_ITEM);
+        self.stats.count_api_call(ApiCall::DynamoDbUpdateItem);
         let update = self
             .client
             .update_item()
@@ -503,7 +491,7 @@ impl DedupStore for DynamoDedup {
     }
 
     async fn release(&self, key: &str) -> Result<()> {
-        self.stats.count_api_call(api::DELETE_ITEM);
+        self.stats.count_api_call(ApiCall::DynamoDbDeleteItem);
         let delete = self
             .client
             .delete_item()

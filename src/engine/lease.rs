@@ -2,8 +2,8 @@
 //! ends, so a slow remediation (a Glue dev endpoint takes minutes) is not
 //! redelivered to another worker halfway through.
 
-use super::stats::{Counter, Stats};
 use crate::source::{Capabilities, Delivery};
+use crate::telemetry::{Counter, Stats};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;

@@ -8,21 +8,21 @@
 //! cancelling stops receiving and releases what has not started.
 
 pub mod audit;
-pub mod backoff;
 pub mod dedup;
 #[cfg(feature = "dynamodb")]
 pub mod dedup_dynamodb;
 pub mod lease;
-pub mod stats;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::executor::{CommandExecutor, StepOutcome, StepStatus};
 use crate::model::{Event, EventKind, decode};
-use crate::planner::{Decision, Plan, RemediationPlanner, Skip, SkipReason};
+use crate::plan::{Decision, Plan, Skip, SkipReason};
+use crate::planner::RemediationPlanner;
 use crate::redact::{redact, redact_argv};
 use crate::source::{
     AlertSource, Capabilities, DeadLetterOutcome, Delivery, file::TRUNCATED_ATTRIBUTE,
 };
+use crate::telemetry::{Backoff, Counter, Stats, Summary};
 use futures_util::FutureExt;
 use std::fmt;
 use std::future::Future;
@@ -40,12 +40,10 @@ pub use audit::{
     AuditDecision, AuditRecord, AuditSink, AuditStep, JsonLinesAudit, MemoryAudit, NoAudit,
     SettleAction, TeeAudit,
 };
-pub use backoff::Backoff;
 pub use dedup::{Claim, DedupStore, MemoryDedup};
 #[cfg(feature = "dynamodb")]
 pub use dedup_dynamodb::{DynamoDedup, DynamoDedupBuilder};
 pub use lease::LeasePolicy;
-pub use stats::{Counter, Stats, Summary};
 
 /// Engine settings. `Default` is a sensible production setup.
 #[derive(Clone, Debug)]

@@ -10,7 +10,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::{Cloud, Target};
-use crate::planner::Step;
+use crate::plan::Step;
+use crate::plan::execution::Env;
 use compact_str::CompactString;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,10 +21,6 @@ use std::sync::Arc;
 /// Maps keyed by configuration (account ids, profiles), not by message
 /// content: a fast hasher is enough.
 type FastMap<K, V> = foldhash::HashMap<K, V>;
-
-/// The environment of a step, shared: steps of the same account and region
-/// get the same map.
-pub type Env = Arc<BTreeMap<String, String>>;
 
 /// Most distinct (profile, region) environments a thread keeps for reuse;
 /// past it the cache starts over (regions come from findings, so the set is open).
@@ -162,7 +159,7 @@ pub struct ExecContext {
 impl ExecContext {
     /// The argv to run: the command's, with [`extra_args`](Self::extra_args)
     /// inserted before a `--` separator or at the end.
-    pub fn argv(&self, command: &crate::executor::Command) -> Vec<String> {
+    pub fn argv(&self, command: &crate::plan::Command) -> Vec<String> {
         let argv = command.argv();
         let mut out = Vec::with_capacity(argv.len() + self.extra_args.len());
         let cut = argv
@@ -628,7 +625,7 @@ fn unmapped(target: &Target) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::Command;
+    use crate::plan::Command;
 
     const SUB: &str = "0b1f6471-1bf0-4dda-aec3-cb9272f09590";
 

@@ -1,15 +1,13 @@
 //! The dry-run executor: checks and resolves every step exactly as the
 //! process executor would, records what would run, and runs nothing that
-//! changes anything: [read-only](crate::planner::Step::read_only) queries are
+//! changes anything: [read-only](crate::plan::Step::read_only) queries are
 //! executed for real, so plans that depend on them come out as they would.
 
-use super::{
-    Command, CommandExecutor, CommandPolicy, ContextMap, ExecContext, ProcessExecutor, StepFile,
-    StepOutcome, StepStatus,
-};
+use super::{CommandExecutor, ContextMap, ExecContext, ProcessExecutor, StepOutcome, StepStatus};
 use crate::error::Result;
 use crate::model::Target;
-use crate::planner::Step;
+use crate::plan::Step;
+use crate::plan::{Command, CommandPolicy, StepFile};
 use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -114,19 +112,19 @@ impl DryRunExecutor {
 impl CommandExecutor for DryRunExecutor {
     fn check(&self, step: &Step, target: &Target) -> Result<()> {
         self.policy.check_for(step, target)?;
-        super::files::check(&step.command, &step.files)?;
+        crate::plan::file::check(&step.command, &step.files)?;
         self.contexts.check(step, target)
     }
 
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
         self.policy.check_for(step, target)?;
-        super::files::check(&step.command, &step.files)?;
+        crate::plan::file::check(&step.command, &step.files)?;
         let ExecContext {
             env: context,
             extra_args,
         } = self.contexts.resolve(step, target)?;
-        let query =
-            self.policy.operation_class(&step.command) == Some(super::OperationClass::ReadOnly);
+        let query = self.policy.operation_class(&step.command)
+            == Some(crate::plan::OperationClass::ReadOnly);
         if step.read_only && !query {
             return Err(crate::Error::refused(
                 crate::Refusal::OperationNotAllowed,

@@ -6,127 +6,30 @@
 //! with; [`ProcessExecutor`] runs them as child processes and
 //! [`DryRunExecutor`] records what would run.
 
-pub mod command;
-pub mod context;
-pub mod dry_run;
-pub mod files;
-pub mod policy;
-pub mod process;
+mod context;
+mod dry_run;
+mod files;
+mod process;
 mod sandbox;
 pub use sandbox::CHILD_ENV;
 
 use crate::error::Result;
 use crate::model::Target;
-use crate::planner::Step;
-use async_trait::async_trait;
-use serde::Serialize;
-use std::fmt;
+use crate::plan::Step;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
 
-pub use command::{Command, parse_script, parse_script_steps};
+pub use crate::plan::execution::{CommandExecutor, Env, StepOutcome, StepStatus};
 pub use context::{
-    AwsProfileMapping, AzureContext, AzureSubscriptionMapping, ContextMap, Env, ExecContext,
+    AWS_DEFAULT_REGION, AWS_PROFILE, AWS_REGION, AZURE_CONFIG_DIR, AwsProfileMapping, AzureContext,
+    AzureSubscriptionMapping, CLOUDSDK_CONFIG, CLOUDSDK_CORE_PROJECT, ContextMap, ExecContext,
     GcpContext, GcpProjectMapping,
 };
-pub use dry_run::{DryRunExecutor, RecordedStep};
-pub use files::StepFile;
-pub use policy::{CommandPolicy, DEFAULT_MAX_COMMANDS, OperationClass, PolicyFile, is_query};
-pub use process::{AwsSourceCredentials, ProcessExecutor};
-
-/// How a step ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum StepStatus {
-    /// The command ran and exited 0.
-    Ok,
-    /// The command ran and failed (non-zero exit, killed, timed out).
-    Failed,
-    /// The command was not run because an earlier step failed or the worker stopped.
-    NotRun,
-    /// Dry run: the command would have run.
-    Planned,
-}
-
-/// What happened when a step was executed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StepOutcome {
-    /// How it ended.
-    pub status: StepStatus,
-    /// The exit code, if the process exited normally.
-    pub exit_code: Option<i32>,
-    /// Wall time.
-    pub duration: Duration,
-    /// The environment the executor set for the step (profile, region,
-    /// project...), secrets excluded.
-    pub context: context::Env,
-    /// Options the executor added to the command for its target
-    /// (`--subscription <id>`, `--project <id>`).
-    pub extra_args: Vec<String>,
-    /// The tail of standard output.
-    pub stdout_tail: String,
-    /// The tail of standard error, with secrets redacted.
-    pub stderr_tail: String,
-}
-
-impl StepOutcome {
-    /// An outcome with `status` and nothing else recorded.
-    pub fn new(status: StepStatus) -> Self {
-        StepOutcome {
-            status,
-            exit_code: None,
-            duration: Duration::ZERO,
-            context: Default::default(),
-            extra_args: Vec::new(),
-            stdout_tail: String::new(),
-            stderr_tail: String::new(),
-        }
-    }
-}
-
-/// Runs steps.
-///
-/// Before any step of a plan runs, the engine calls [`check`](Self::check) on
-/// every step, so a plan is refused whole (unmapped account, disallowed
-/// program) rather than half-run.
-#[async_trait]
-pub trait CommandExecutor: Send + Sync + fmt::Debug {
-    /// Checks that `step` may run for `target` (allowlist, mapped account), without running it.
-    fn check(&self, step: &Step, target: &Target) -> Result<()>;
-
-    /// Runs `step` for `target`. A command that ran and failed is `Ok` with
-    /// [`StepStatus::Failed`]; `Err` means it could not be run at all.
-    async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome>;
-
-    /// Whether this executor only records what would run.
-    fn is_dry_run(&self) -> bool {
-        false
-    }
-}
-
-/// Forwards the trait through smart pointers.
-macro_rules! forward_executor {
-    ($($ptr:ident),*) => {$(
-        #[async_trait]
-        impl<T: CommandExecutor + ?Sized> CommandExecutor for $ptr<T> {
-            fn check(&self, step: &Step, target: &Target) -> Result<()> {
-                (**self).check(step, target)
-            }
-            async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
-                (**self).execute(step, target).await
-            }
-            fn is_dry_run(&self) -> bool {
-                (**self).is_dry_run()
-            }
-        }
-    )*};
-}
-
-forward_executor!(Arc, Box);
+pub use dry_run::{DEFAULT_RECORD_LIMIT, DryRunExecutor, RecordedStep};
+pub use process::{
+    AwsSourceCredentials, DEFAULT_OUTPUT_LIMIT, DEFAULT_QUERY_OUTPUT_LIMIT, DEFAULT_TIMEOUT,
+    ProcessExecutor, SCRUBBED_ENV,
+};
 
 /// Runs `step` through `executor`, then checks its [`Expectation`] if it has
 /// one: the step's standard output must be JSON matching the expectation's
@@ -141,7 +44,7 @@ forward_executor!(Arc, Box);
 /// A step without an expectation is the executor's own future, unwrapped:
 /// the common case costs no allocation and no extra state.
 ///
-/// [`Expectation`]: crate::planner::Expectation
+/// [`Expectation`]: crate::plan::Expectation
 pub fn run_step<'a>(
     executor: &'a dyn CommandExecutor,
     step: &'a Step,
@@ -158,7 +61,7 @@ async fn run_checked(
     executor: &dyn CommandExecutor,
     step: &Step,
     target: &Target,
-    expect: &crate::planner::Expectation,
+    expect: &crate::plan::Expectation,
 ) -> Result<StepOutcome> {
     if !step.read_only {
         return Err(crate::Error::refused(

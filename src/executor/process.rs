@@ -2,10 +2,11 @@
 //! in the target account's context, with a timeout and bounded output capture.
 
 use super::sandbox::Sandbox;
-use super::{CommandExecutor, CommandPolicy, ContextMap, ExecContext, StepOutcome, StepStatus};
+use super::{CommandExecutor, ContextMap, ExecContext, StepOutcome, StepStatus};
 use crate::error::{Error, Result};
 use crate::model::Target;
-use crate::planner::Step;
+use crate::plan::CommandPolicy;
+use crate::plan::Step;
 use crate::redact::{Secret, redact, redact_argv};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -379,14 +380,14 @@ impl ProcessExecutor {
 impl CommandExecutor for ProcessExecutor {
     fn check(&self, step: &Step, target: &Target) -> Result<()> {
         self.policy.check_for(step, target)?;
-        super::files::check(&step.command, &step.files)?;
+        crate::plan::file::check(&step.command, &step.files)?;
         self.contexts.check(step, target)
     }
 
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
         // Re-checked here: a caller may execute without having called check.
         self.policy.check_for(step, target)?;
-        super::files::check(&step.command, &step.files)?;
+        crate::plan::file::check(&step.command, &step.files)?;
         let ctx = self.contexts.resolve(step, target)?;
         let span = tracing::info_span!(
             "step",

@@ -36,7 +36,8 @@
 //! ```no_run
 //! # async fn f() -> Result<(), lambda_runtime::Error> {
 //! use remediation::engine::JsonLinesAudit;
-//! use remediation::executor::{CommandPolicy, ContextMap, ProcessExecutor};
+//! use remediation::plan::CommandPolicy;
+//! use remediation::executor::{ContextMap, ProcessExecutor};
 //! use remediation::lambda::{LambdaHandler, run_sqs};
 //! use remediation::planner::AlertCliPlanner;
 //! use std::sync::Arc;
@@ -59,10 +60,11 @@ mod invocation;
 
 pub use invocation::RecordOutcome;
 
-use crate::engine::{AuditSink, DedupStore, Engine, EngineConfig, MemoryDedup, NoAudit, Stats};
+use crate::engine::{AuditSink, DedupStore, Engine, EngineConfig, MemoryDedup, NoAudit};
 use crate::executor::CommandExecutor;
 use crate::model::{BodyFormat, decode};
 use crate::planner::RemediationPlanner;
+use crate::telemetry::Stats;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
 use invocation::{Capture, DeadLetterPlan, InvocationSource, Record, Verdict};
@@ -605,9 +607,9 @@ mod dlq {
     //! Poison forwarded to an SQS dead-letter queue from inside a function.
 
     use super::invocation::Parker;
-    use crate::engine::Stats;
     use crate::error::{Error, Result};
-    use crate::source::sqs::{REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE, api};
+    use crate::source::sqs::{REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE};
+    use crate::telemetry::{ApiCall, Stats};
     use async_trait::async_trait;
     use aws_sdk_sqs::types::MessageAttributeValue;
     use std::fmt;
@@ -660,7 +662,7 @@ mod dlq {
                     .message_group_id("dead-letter")
                     .message_deduplication_id(if dedup.is_empty() { "-".into() } else { dedup });
             }
-            self.stats.count_api_call(api::SEND_MESSAGE);
+            self.stats.count_api_call(ApiCall::SqsSendMessage);
             send.send().await.map(|_| ()).map_err(|e| Error::Backend {
                 backend: "lambda",
                 message: format!(

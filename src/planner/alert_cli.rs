@@ -5,10 +5,11 @@
 //! chooses the commands. Every script still goes through [`parse_script_steps`] and
 //! the [`CommandPolicy`], so it can never become a shell.
 
-use super::{Decision, Plan, RemediationPlanner, Skip, SkipReason, Step};
+use super::RemediationPlanner;
 use crate::error::Result;
-use crate::executor::{CommandPolicy, parse_script_steps};
 use crate::model::Event;
+use crate::plan::{CommandPolicy, parse_script_steps};
+use crate::plan::{Decision, Plan, Skip, SkipReason, Step};
 use async_trait::async_trait;
 
 /// Plans from the CLI script an alert carries.

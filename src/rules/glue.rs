@@ -2,11 +2,11 @@
 //! configuration, security groups, public keys or a subnet is deleted once it
 //! is READY (it cannot be deleted while it is still provisioning).
 
-use super::EventPattern;
 use super::runbook::{Remediation, RuleContext};
 use crate::error::Result;
-use crate::executor::Command;
-use crate::planner::{Decision, Expectation, Plan, Skip, SkipReason, Step};
+use crate::plan::Command;
+use crate::plan::EventPattern;
+use crate::plan::{Decision, Expectation, Plan, Skip, SkipReason, Step};
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};

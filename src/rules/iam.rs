@@ -1,11 +1,11 @@
 //! `quarantine-iam-user`: an IAM user who made a matched call (typically an
 //! IAM change) without being an admin gets a deny policy attached.
 
-use super::EventPattern;
 use super::runbook::{Remediation, RuleContext};
 use crate::error::{Error, Result};
-use crate::executor::Command;
-use crate::planner::{Decision, Expectation, Plan, Skip, SkipReason, Step};
+use crate::plan::Command;
+use crate::plan::EventPattern;
+use crate::plan::{Decision, Expectation, Plan, Skip, SkipReason, Step};
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -37,11 +37,11 @@
 
 mod glue;
 mod iam;
-pub mod pattern;
 mod runbook;
 
 use crate::error::{Error, Result};
 use crate::model::CloudTrailRecord;
+use crate::plan::EventPattern;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -50,7 +50,6 @@ use std::sync::Arc;
 
 pub use glue::{GLUE_DEV_ENDPOINT_GUARD, GlueDevEndpointGuard, GlueGuardParameters};
 pub use iam::{QUARANTINE_IAM_USER, QuarantineIamUser, QuarantineParameters};
-pub use pattern::{EventPattern, PatternError};
 pub use runbook::{Probe, Remediation, RuleContext};
 
 /// One rule: events matching `pattern` are handed to `remediation`.
@@ -85,14 +84,14 @@ impl Rule {
 #[derive(Clone, Debug)]
 pub struct PrincipalPattern {
     text: String,
-    wildcard: Arc<pattern::Wildcard>,
+    wildcard: Arc<crate::plan::Wildcard>,
 }
 
 impl PrincipalPattern {
     /// Parses `text` (`arn:aws:iam::*:role/remediator`, `arn:aws:sts::*:assumed-role/remediator/*`).
     pub fn new(text: impl Into<String>) -> Result<Self> {
         let text = text.into();
-        let wildcard = pattern::Wildcard::parse(&text)?;
+        let wildcard = crate::plan::Wildcard::parse(&text)?;
         Ok(PrincipalPattern {
             text,
             wildcard: Arc::new(wildcard),

@@ -3,9 +3,10 @@
 //! mutating steps (or a skip).
 
 use crate::error::{Error, Result};
-use crate::executor::{Command, CommandExecutor, StepStatus};
+use crate::executor::{CommandExecutor, StepStatus};
 use crate::model::{CloudTrailRecord, Target};
-use crate::planner::{Decision, Step};
+use crate::plan::Command;
+use crate::plan::{Decision, Step};
 use async_trait::async_trait;
 use serde_json::Value;
 use std::fmt;
@@ -57,7 +58,7 @@ impl<'a> RuleContext<'a> {
 /// Planning happens before any step runs and outside the engine's lease
 /// keeping: queries here should be quick. Waiting (for a resource to become
 /// ready) belongs in the plan, as a read-only step with a polled
-/// [`Expectation`](crate::planner::Expectation), which the engine runs while
+/// [`Expectation`](crate::plan::Expectation), which the engine runs while
 /// extending the delivery's lease.
 #[async_trait]
 pub trait Remediation: Send + Sync + fmt::Debug {

@@ -46,9 +46,9 @@
 //! `Authorization` header, so requests are never logged here.)
 
 use super::{AlertSource, Capabilities, DeadLetterMode, DeadLetterOutcome, Delivery, Settle};
-use crate::engine::Stats;
 use crate::error::{Error, Result};
 use crate::redact::{Secret, redact};
+use crate::telemetry::{ApiCall, Stats};
 use async_trait::async_trait;
 use azure_core::headers::{HeaderName, Headers};
 use azure_core::{HttpClient, Method, Request, StatusCode, Url};
@@ -89,20 +89,6 @@ pub const SOURCE_MESSAGE_ID_PROPERTY: &str = "remediation-source-message-id";
 /// Set to `"base64"` on a forwarded message whose original body was not
 /// UTF-8 text (the forwarded body is then its base64 encoding).
 pub const BODY_ENCODING_PROPERTY: &str = "remediation-body-encoding";
-
-/// The stats keys under which Service Bus calls are counted, one per kind.
-pub mod api {
-    /// Peek-lock receives (`POST .../messages/head`).
-    pub const PEEK_LOCK: &str = "servicebus.PeekLock";
-    /// Completes (`DELETE {lock}`).
-    pub const COMPLETE: &str = "servicebus.Complete";
-    /// Unlocks (`PUT {lock}`).
-    pub const UNLOCK: &str = "servicebus.Unlock";
-    /// Lock renewals (`POST {lock}`).
-    pub const RENEW_LOCK: &str = "servicebus.RenewLock";
-    /// Sends to the dead-letter queue.
-    pub const SEND: &str = "servicebus.Send";
-}
 
 // ------------------------------------------------------------ connection string
 
@@ -892,7 +878,7 @@ impl Shared {
             "{}/messages/head?timeout={timeout_secs}",
             self.entity_uri(&self.entity)
         );
-        self.stats.count_api_call(api::PEEK_LOCK);
+        self.stats.count_api_call(ApiCall::ServiceBusPeekLock);
         let reply = self
             .call(
                 "peek-lock",
@@ -1042,9 +1028,9 @@ impl Shared {
     /// Complete, unlock or renew on a lock URI.
     async fn on_lock(&self, what: &'static str, method: Method, url: &str) -> Result<()> {
         self.stats.count_api_call(match what {
-            "complete" => api::COMPLETE,
-            "unlock" => api::UNLOCK,
-            _ => api::RENEW_LOCK,
+            "complete" => ApiCall::ServiceBusComplete,
+            "unlock" => ApiCall::ServiceBusUnlock,
+            _ => ApiCall::ServiceBusRenewLock,
         });
         let reply = self
             .call(what, method, url, &self.entity, None, SETTLE_TIMEOUT)
@@ -1063,7 +1049,7 @@ impl Shared {
         body: &Bytes,
         reason: &str,
     ) -> Result<()> {
-        self.stats.count_api_call(api::SEND);
+        self.stats.count_api_call(ApiCall::ServiceBusSend);
         let client = QueueClient::new(
             Arc::clone(&self.http),
             self.namespace.clone(),

@@ -35,8 +35,8 @@
 //! invisible until their visibility timeout ends, then are redelivered.
 
 use super::{AlertSource, Capabilities, DeadLetterMode, DeadLetterOutcome, Delivery, Settle};
-use crate::engine::Stats;
 use crate::error::{Error, Result};
+use crate::telemetry::{ApiCall, Stats};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::Credentials;
@@ -69,25 +69,6 @@ const DELETES_IN_FLIGHT: usize = 4;
 pub const REASON_ATTRIBUTE: &str = "remediation-dead-letter-reason";
 /// The message attribute carrying the original message id on parked messages.
 pub const SOURCE_MESSAGE_ID_ATTRIBUTE: &str = "remediation-source-message-id";
-
-/// The stats keys under which SQS API calls are counted, one per kind.
-pub mod api {
-    /// `ReceiveMessage` calls.
-    pub const RECEIVE_MESSAGE: &str = "sqs.ReceiveMessage";
-    /// `DeleteMessageBatch` calls.
-    pub const DELETE_MESSAGE_BATCH: &str = "sqs.DeleteMessageBatch";
-    /// `ChangeMessageVisibility` calls (nack, extend, redrive release).
-    pub const CHANGE_MESSAGE_VISIBILITY: &str = "sqs.ChangeMessageVisibility";
-    /// `ChangeMessageVisibilityBatch` calls (releasing held-back FIFO messages).
-    pub const CHANGE_MESSAGE_VISIBILITY_BATCH: &str = "sqs.ChangeMessageVisibilityBatch";
-    /// `SendMessage` calls (to the dead-letter queue).
-    pub const SEND_MESSAGE: &str = "sqs.SendMessage";
-    /// `GetQueueUrl` calls (queue given by name).
-    pub const GET_QUEUE_URL: &str = "sqs.GetQueueUrl";
-    /// `GetQueueAttributes` calls (once, to find the redrive policy when no
-    /// dead-letter queue is configured).
-    pub const GET_QUEUE_ATTRIBUTES: &str = "sqs.GetQueueAttributes";
-}
 
 /// Where the queue is: its name (resolved with `GetQueueUrl`) or its URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -327,7 +308,7 @@ impl SqsSourceBuilder {
         let queue_url = match queue {
             QueueRef::Url(url) => url,
             QueueRef::Name(name) => {
-                stats.count_api_call(api::GET_QUEUE_URL);
+                stats.count_api_call(ApiCall::SqsGetQueueUrl);
                 let out = client
                     .get_queue_url()
                     .queue_name(&name)
@@ -518,7 +499,8 @@ impl Shared {
     }
 
     async fn change_visibility(&self, receipt: &str, secs: u64) -> Result<()> {
-        self.stats.count_api_call(api::CHANGE_MESSAGE_VISIBILITY);
+        self.stats
+            .count_api_call(ApiCall::SqsChangeMessageVisibility);
         let outcome = self
             .client
             .change_message_visibility()
@@ -665,7 +647,7 @@ impl Shared {
             return;
         }
         self.stats
-            .count_api_call(api::CHANGE_MESSAGE_VISIBILITY_BATCH);
+            .count_api_call(ApiCall::SqsChangeMessageVisibilityBatch);
         let outcome = self
             .client
             .change_message_visibility_batch()
@@ -712,7 +694,7 @@ impl AlertSource for SqsSource {
             shared.wait
         };
         let asked = Instant::now();
-        shared.stats.count_api_call(api::RECEIVE_MESSAGE);
+        shared.stats.count_api_call(ApiCall::SqsReceiveMessage);
         let out = shared
             .client
             .receive_message()
@@ -908,7 +890,7 @@ impl SqsSettle {
                 .message_group_id(self.group.clone().unwrap_or_else(|| "dead-letter".into()))
                 .message_deduplication_id(dedup_id(&self.message_id));
         }
-        self.shared.stats.count_api_call(api::SEND_MESSAGE);
+        self.shared.stats.count_api_call(ApiCall::SqsSendMessage);
         send.send()
             .await
             .map_err(|e| sdk_error("SendMessage (dead-letter queue)", e))?;
@@ -920,7 +902,7 @@ impl SqsSettle {
 /// policy? Without one, released poison would come back forever, so dead
 /// letters are deleted and live on in the audit record only.
 async fn redrive_mode(client: &Client, queue_url: &str, stats: &Stats) -> Result<DeadLetterMode> {
-    stats.count_api_call(api::GET_QUEUE_ATTRIBUTES);
+    stats.count_api_call(ApiCall::SqsGetQueueAttributes);
     let out = client
         .get_queue_attributes()
         .queue_url(queue_url)
@@ -1026,7 +1008,7 @@ impl Flusher {
                     .ok()
             })
             .collect();
-        self.stats.count_api_call(api::DELETE_MESSAGE_BATCH);
+        self.stats.count_api_call(ApiCall::SqsDeleteMessageBatch);
         let sent = self
             .client
             .delete_message_batch()

@@ -15,8 +15,10 @@ pub mod pubsub_emulator;
 pub mod recording;
 pub mod servicebus;
 
-use remediation::engine::{Engine, Summary};
-use remediation::executor::{CommandPolicy, ContextMap, ProcessExecutor};
+use remediation::engine::Engine;
+use remediation::executor::{ContextMap, ProcessExecutor};
+use remediation::plan::CommandPolicy;
+use remediation::telemetry::Summary;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

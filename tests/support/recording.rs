@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use remediation::executor::{CommandExecutor, StepOutcome, StepStatus};
 use remediation::model::Target;
-use remediation::planner::Step;
+use remediation::plan::Step;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;

@@ -9,9 +9,9 @@
 
 use super::stats::{Endpoint, PrismaStats};
 use super::{Credentials, RetryPolicy};
-use crate::engine::Stats;
 use crate::error::{Error, Result};
 use crate::redact::{Secret, redact};
+use crate::telemetry::Stats;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};

@@ -46,12 +46,13 @@ mod stats;
 
 pub use stats::{PrismaStats, PrismaStatsSnapshot};
 
-use super::{Decision, Plan, RemediationPlanner, Skip, SkipReason, Step};
-use crate::engine::{Backoff, Stats};
+use super::RemediationPlanner;
 use crate::error::{Error, Result};
-use crate::executor::{CommandPolicy, parse_script_steps};
 use crate::model::Event;
+use crate::plan::{CommandPolicy, parse_script_steps};
+use crate::plan::{Decision, Plan, Skip, SkipReason, Step};
 use crate::redact::Secret;
+use crate::telemetry::{Backoff, Stats};
 use async_trait::async_trait;
 use client::{ApiClient, Failure, Reply, TokenTiming};
 use reqwest::Method;

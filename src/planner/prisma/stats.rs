@@ -2,6 +2,7 @@
 //! retries, rate-limit answers and how many alert ids each remediation call
 //! carried.
 
+use crate::telemetry::ApiCall;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,12 +30,12 @@ pub(crate) enum Endpoint {
 }
 
 impl Endpoint {
-    /// The kind under which the engine's [`Stats`](crate::engine::Stats) counts it.
-    pub(crate) fn api_call_kind(self) -> &'static str {
+    /// The kind under which the engine's [`Stats`](crate::telemetry::Stats) counts it.
+    pub(crate) fn api_call_kind(self) -> ApiCall {
         match self {
-            Endpoint::Login => "prisma.login",
-            Endpoint::Extend => "prisma.auth_token_extend",
-            Endpoint::Remediation => "prisma.remediation",
+            Endpoint::Login => ApiCall::PrismaLogin,
+            Endpoint::Extend => ApiCall::PrismaAuthTokenExtend,
+            Endpoint::Remediation => ApiCall::PrismaRemediation,
         }
     }
 }

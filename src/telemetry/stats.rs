@@ -1,10 +1,10 @@
 //! Counters for everything the engine decides and every settle and cloud API
 //! call it makes, readable while the worker runs and printed as a summary.
 
+use super::ApiCall;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Live counters. Cheap to update from many tasks.
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 #[derive(Default)]
 pub struct Stats {
     shards: [Shard; SHARDS],
-    api_calls: Mutex<BTreeMap<String, u64>>,
+    api_calls: [AtomicU64; ApiCall::ALL.len()],
 }
 
 /// Stripes per counter; threads beyond it share.
@@ -90,12 +90,12 @@ impl Stats {
     }
 
     /// Adds `n` to a counter.
-    pub fn add(&self, c: Counter, n: u64) {
+    pub(crate) fn add(&self, c: Counter, n: u64) {
         self.shards[shard_index()].0[Self::slot(c)].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Adds one to a counter.
-    pub fn incr(&self, c: Counter) {
+    pub(crate) fn incr(&self, c: Counter) {
         self.add(c, 1);
     }
 
@@ -107,11 +107,24 @@ impl Stats {
         })
     }
 
-    /// Counts one cloud API call of `kind` (e.g. `sqs.ReceiveMessage`, `prisma.remediation`).
-    pub fn count_api_call(&self, kind: &str) {
-        if let Ok(mut m) = self.api_calls.lock() {
-            *m.entry(kind.to_owned()).or_default() += 1;
-        }
+    /// Counts one cloud API call of `kind`.
+    #[cfg_attr(
+        not(any(
+            feature = "sqs",
+            feature = "servicebus",
+            feature = "pubsub",
+            feature = "dynamodb",
+            feature = "prisma"
+        )),
+        allow(dead_code)
+    )]
+    pub(crate) fn count_api_call(&self, kind: ApiCall) {
+        self.api_calls[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many calls of `kind` were counted.
+    pub fn api_calls(&self, kind: ApiCall) -> u64 {
+        self.api_calls[kind as usize].load(Ordering::Relaxed)
     }
 
     /// A consistent-enough copy of every counter.
@@ -131,7 +144,13 @@ impl Stats {
             steps_run: self.get(Counter::StepsRun),
             steps_failed: self.get(Counter::StepsFailed),
             receive_errors: self.get(Counter::ReceiveErrors),
-            api_calls: self.api_calls.lock().map(|m| m.clone()).unwrap_or_default(),
+            api_calls: ApiCall::ALL
+                .iter()
+                .filter_map(|&kind| {
+                    let n = self.api_calls(kind);
+                    (n > 0).then(|| (kind.as_str().to_owned(), n))
+                })
+                .collect(),
         }
     }
 }
@@ -176,12 +195,18 @@ pub struct Summary {
     /// Failed receive calls.
     #[serde(skip)]
     pub receive_errors: u64,
-    /// Cloud API calls by kind.
+    /// Cloud API calls by kind ([`ApiCall::as_str`]), the kinds never
+    /// called left out.
     #[serde(skip)]
     pub api_calls: BTreeMap<String, u64>,
 }
 
 impl Summary {
+    /// How many calls of `kind` were counted.
+    pub fn api_calls(&self, kind: ApiCall) -> u64 {
+        self.api_calls.get(kind.as_str()).copied().unwrap_or(0)
+    }
+
     /// Every counter as a JSON object (the decision counts, then the rest).
     pub fn to_detailed_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();

@@ -125,7 +125,7 @@ impl CommandPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::Command;
+    use crate::plan::Command;
 
     #[test]
     fn a_file_widens_and_narrows_the_catalog() {

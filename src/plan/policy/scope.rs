@@ -6,8 +6,8 @@ use super::Violation;
 use super::catalog::Operation;
 use super::grants::option_values;
 use crate::error::Refusal;
-use crate::executor::{Command, StepFile};
 use crate::model::{Cloud, Target};
+use crate::plan::{Command, StepFile};
 use regex::Regex;
 use std::sync::LazyLock;
 

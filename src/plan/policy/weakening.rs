@@ -8,7 +8,7 @@ use super::Violation;
 use super::catalog::Operation;
 use super::grants::option_values;
 use crate::error::Refusal;
-use crate::executor::Command;
+use crate::plan::Command;
 
 /// What a rule forbids for its option.
 #[derive(Clone, Copy, Debug)]

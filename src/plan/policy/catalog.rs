@@ -3,14 +3,14 @@
 //! [remediating](OperationClass::Remediating), and how a command's operation
 //! is found in its argv. Everything not in the catalog is refused.
 //!
-//! The built-in catalog (`src/executor/catalog.yaml`) is derived from the
+//! The built-in catalog (`src/plan/policy/catalog.yaml`) is derived from the
 //! `remediation.cliScriptTemplate` of the remediable policies Prisma Cloud
 //! publishes (PaloAltoNetworks/prisma-cloud-policies), the operations of the
 //! crate's own CloudTrail remediations, and the IAM remediation API's shapes.
 
 use super::Violation;
 use crate::error::Refusal;
-use crate::executor::Command;
+use crate::plan::Command;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -34,7 +34,7 @@ pub(crate) type Catalog = BTreeMap<String, BTreeMap<String, OperationClass>>;
 static BUILTIN: LazyLock<Arc<Catalog>> = LazyLock::new(|| {
     // The file is part of the crate and covered by a unit test; an
     // unreadable file would leave the catalog empty (deny everything), never open.
-    Arc::new(serde_yaml_ng::from_str(include_str!("../catalog.yaml")).unwrap_or_default())
+    Arc::new(serde_yaml_ng::from_str(include_str!("catalog.yaml")).unwrap_or_default())
 });
 
 /// The built-in catalog.
@@ -80,7 +80,7 @@ const GSUTIL_FLAGS: &[&str] = &["-m", "-q"];
 const GSUTIL_VALUED: &[&str] = &["-u"];
 /// The catalog key that allows every operation of a program: an operator's
 /// deliberate choice (tests of the script parser use it), never a default.
-pub const ANY: &str = "*";
+pub(crate) const ANY: &str = "*";
 /// The longest command path looked up (az and gcloud nest up to 5 groups).
 const MAX_PATH: usize = 6;
 

@@ -22,7 +22,7 @@
 //!    subscription or project it names is the finding's (`context_mismatch`).
 
 mod arguments;
-pub mod catalog;
+pub(crate) mod catalog;
 mod file;
 mod grants;
 mod scope;
@@ -34,7 +34,7 @@ pub use file::PolicyFile;
 use super::{Command, StepFile};
 use crate::error::{Error, Refusal, Result};
 use crate::model::Target;
-use crate::planner::Step;
+use crate::plan::Step;
 use catalog::Catalog;
 use grants::GrantRules;
 use std::collections::{BTreeMap, BTreeSet};
@@ -627,7 +627,7 @@ fn normalize_path(path: &str) -> String {
 
 /// Whether `command` reads like a query that changes nothing: its operation
 /// is in the built-in catalog as [read-only](OperationClass::ReadOnly).
-/// A dry run runs [read-only](crate::planner::Step::read_only) steps for real
+/// A dry run runs [read-only](crate::plan::Step::read_only) steps for real
 /// only when its policy classes the operation read-only, so a step wrongly
 /// marked read-only (by a buggy planner) is refused instead of changing anything.
 pub fn is_query(command: &Command) -> bool {

@@ -9,7 +9,7 @@
 use super::Violation;
 use super::catalog::Operation;
 use crate::error::Refusal;
-use crate::executor::{Command, StepFile};
+use crate::plan::{Command, StepFile};
 use serde_json::Value;
 
 /// What the policy lets through.

@@ -28,7 +28,7 @@
 //!   fields must match within the same element.
 //!
 //! ```
-//! use remediation::rules::EventPattern;
+//! use remediation::plan::EventPattern;
 //! let pattern = EventPattern::from_json(r#"{
 //!     "source": ["aws.iam"],
 //!     "detail": {"eventName": [{"prefix": "Create"}], "errorCode": [{"exists": false}]}

@@ -10,7 +10,7 @@
 
 use super::Violation;
 use crate::error::Refusal;
-use crate::executor::Command;
+use crate::plan::Command;
 
 /// Instance metadata keys that run code on the instance or grant ssh access
 /// (GCE `startup-script`, `ssh-keys`...; EC2 user data is a denied option).

@@ -251,12 +251,9 @@ pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>
 /// twice (`--key f.json --body f.json`: which one is the file?), more than
 /// [`MAX_STEP_FILES`](super::files::MAX_STEP_FILES) files, a bare `and` in an
 /// `echo` that writes a file — rejects the whole script.
-pub fn parse_script_steps(
-    script: &str,
-    policy: &CommandPolicy,
-) -> Result<Vec<crate::planner::Step>> {
-    use super::files::{MAX_STEP_FILES, StepFile, refers_once};
-    use crate::planner::Step;
+pub fn parse_script_steps(script: &str, policy: &CommandPolicy) -> Result<Vec<crate::plan::Step>> {
+    use super::file::{MAX_STEP_FILES, StepFile, refers_once};
+    use crate::plan::Step;
     let mut scanner = Scanner::new(script);
     scanner.files = true;
     let (statements, writes) = scanner.scan()?;
@@ -1080,12 +1077,12 @@ fn is_assignment(word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::{DEFAULT_MAX_COMMANDS, is_query};
+    use crate::plan::{DEFAULT_MAX_COMMANDS, is_query};
 
     /// The default policy with every operation allowed: these tests are
     /// about the parser, not the catalog.
     fn open() -> CommandPolicy {
-        use crate::executor::OperationClass::Remediating;
+        use crate::plan::OperationClass::Remediating;
         ["aws", "az", "gcloud", "gsutil"]
             .into_iter()
             .fold(CommandPolicy::default(), |p, program| {
@@ -1323,7 +1320,7 @@ mod tests {
         );
     }
 
-    fn steps(script: &str) -> Result<Vec<crate::planner::Step>> {
+    fn steps(script: &str) -> Result<Vec<crate::plan::Step>> {
         parse_script_steps(script, &open())
     }
 
@@ -1408,7 +1405,7 @@ mod tests {
 
     #[test]
     fn a_script_writes_at_most_max_step_files() {
-        use crate::executor::files::MAX_STEP_FILES;
+        use crate::plan::MAX_STEP_FILES;
         let script = |n: usize| {
             let names: Vec<String> = (0..n).map(|i| format!("f{i}.json")).collect();
             let writes: String = names.iter().map(|f| format!("echo x > {f}\n")).collect();
