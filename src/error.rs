@@ -1,5 +1,23 @@
 //! The one public error type of the crate, with a coarse [`ErrorKind`] and a
 //! temporary/permanent classification that drives retry decisions.
+//!
+//! Each backend (SQS, DynamoDB, Service Bus, Pub/Sub, Prisma Cloud) has a
+//! private error of its own and one `From` conversion into [`Error`], tagged
+//! with the backend's name; HTTP 401 becomes [`ErrorKind::Unauthenticated`]
+//! and 403 [`ErrorKind::PermissionDenied`] for every one of them.
+//!
+//! # What the engine does with each kind
+//!
+//! | kind | from `receive` | from planning | from a step |
+//! |------|----------------|---------------|-------------|
+//! | `Decode` | — | rejected, dead-lettered (`undecodable`) | — |
+//! | `UnsafeCommand` | — | rejected, dead-lettered (`unsafe_command`) | rejected, dead-lettered |
+//! | `UnmappedAccount` | — | rejected, dead-lettered (`unmapped_account`) | rejected, dead-lettered |
+//! | `Config`, `Unauthenticated`, `PermissionDenied` | the worker stops with the error | failed (`planner_error`), nacked, never parked: refused credentials say nothing about the message | failed (`step_failed`), retried, dead-lettered after the source's attempts |
+//! | `Backend`, temporary | retried with backoff | failed (`planner_unavailable`), nacked, never parked | failed, retried |
+//! | `Backend`, permanent | the worker stops with the error | failed (`planner_error`), retried, dead-lettered after the source's attempts | failed, retried |
+//! | `Timeout`, `Io` | retried with backoff | failed (`planner_unavailable`), nacked, never parked | failed, retried |
+//! | `Cancelled` | the worker stops | nacked (`cancelled`) | nacked (`cancelled`) |
 
 use std::time::Duration;
 
@@ -24,6 +42,12 @@ pub enum ErrorKind {
     Timeout,
     /// A remote service (queue, API) failed.
     Backend,
+    /// A remote service refused the worker's credentials (HTTP 401, an
+    /// expired or unknown token or key, a bad signature).
+    Unauthenticated,
+    /// A remote service accepted the credentials but refused the operation
+    /// (HTTP 403, `AccessDenied`).
+    PermissionDenied,
     /// A delivery was settled twice.
     AlreadySettled,
     /// The operation is not supported by this source or executor.
@@ -162,6 +186,28 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
+    /// A remote backend refused the worker's credentials.
+    #[error("{backend}: unauthenticated: {message}")]
+    Unauthenticated {
+        /// Which backend (`sqs`, `prisma`...).
+        backend: &'static str,
+        /// What was refused, without secrets.
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+    /// A remote backend refused an operation to the worker's identity.
+    #[error("{backend}: permission denied: {message}")]
+    PermissionDenied {
+        /// Which backend (`sqs`, `prisma`...).
+        backend: &'static str,
+        /// What was refused, without secrets.
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
     /// A delivery was already settled; the second settle did nothing.
     #[error("delivery {message_id} was already settled")]
     AlreadySettled {
@@ -187,6 +233,8 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Backend { .. } => ErrorKind::Backend,
+            Error::Unauthenticated { .. } => ErrorKind::Unauthenticated,
+            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Error::AlreadySettled { .. } => ErrorKind::AlreadySettled,
             Error::NotSupported(_) => ErrorKind::NotSupported,
             Error::Cancelled(_) => ErrorKind::Cancelled,
@@ -231,6 +279,44 @@ impl Error {
         match self {
             Error::UnsafeCommand { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+
+    /// Whether the error says the worker's credentials or permissions are
+    /// wrong ([`ErrorKind::Config`], [`ErrorKind::Unauthenticated`],
+    /// [`ErrorKind::PermissionDenied`]): nothing about the message at hand.
+    pub fn is_setup_problem(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::Config | ErrorKind::Unauthenticated | ErrorKind::PermissionDenied
+        )
+    }
+
+    /// The error for an HTTP answer with `status` from `backend`: 401 is
+    /// [`Error::Unauthenticated`], 403 [`Error::PermissionDenied`], 408, 429
+    /// and 5xx a temporary [`Error::Backend`], anything else a permanent one.
+    #[cfg_attr(
+        not(any(feature = "servicebus", feature = "prisma", feature = "pubsub")),
+        allow(dead_code)
+    )]
+    pub(crate) fn http_status(backend: &'static str, status: u16, message: String) -> Self {
+        match status {
+            401 => Error::Unauthenticated {
+                backend,
+                message,
+                source: None,
+            },
+            403 => Error::PermissionDenied {
+                backend,
+                message,
+                source: None,
+            },
+            _ => Error::Backend {
+                backend,
+                message,
+                temporary: status == 408 || status == 429 || status >= 500,
+                source: None,
+            },
         }
     }
 

@@ -80,7 +80,8 @@
 )]
 
 #[cfg(any(feature = "sqs", feature = "dynamodb"))]
-mod aws;
+pub mod aws;
+mod config;
 pub mod engine;
 mod error;
 pub mod executor;

@@ -31,6 +31,12 @@ pub trait DedupStore: Send + Sync + fmt::Debug {
     async fn complete(&self, key: &str, ttl: Duration) -> Result<()>;
     /// Gives up a claim without completing it (the remediation failed or was not run).
     async fn release(&self, key: &str) -> Result<()>;
+
+    /// Counts this store's API calls in `stats` from now on: the engine
+    /// calls it with its own when it is built.
+    fn attach_stats(&self, stats: &Arc<crate::telemetry::Stats>) {
+        let _ = stats;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

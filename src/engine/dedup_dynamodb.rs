@@ -29,11 +29,11 @@
 //! nacks it, so nothing runs without the store's answer.
 
 use super::dedup::{Claim, DedupStore};
+use crate::aws::AwsClientOptions;
 use crate::error::{Error, Result};
 use crate::telemetry::{ApiCall, Stats};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -74,9 +74,7 @@ const CLAIM_LINGER_SECS: u64 = 3600;
 #[derive(Clone, Default)]
 pub struct DynamoDedupBuilder {
     table: Option<String>,
-    endpoint: Option<String>,
-    region: Option<String>,
-    credentials: Option<Credentials>,
+    aws: AwsClientOptions,
     client: Option<Client>,
     owner: Option<String>,
     timeout: Option<Duration>,
@@ -87,10 +85,7 @@ impl fmt::Debug for DynamoDedupBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DynamoDedupBuilder")
             .field("table", &self.table)
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            // Never print credentials, not even the key id.
-            .field("static_credentials", &self.credentials.is_some())
+            .field("aws", &self.aws)
             .field("client", &self.client.is_some())
             .field("owner", &self.owner)
             .field("timeout", &self.timeout)
@@ -141,33 +136,7 @@ impl DynamoDedupBuilder {
         self
     }
 
-    /// Sends every call to `endpoint` (a local server) instead of AWS.
-    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = Some(endpoint.into());
-        self
-    }
-
-    /// The region (default: from the AWS chain).
-    pub fn with_region(mut self, region: impl Into<String>) -> Self {
-        self.region = Some(region.into());
-        self
-    }
-
-    /// Static credentials instead of the AWS chain (local servers, tests).
-    pub fn with_static_credentials(
-        mut self,
-        access_key_id: impl Into<String>,
-        secret_access_key: impl Into<String>,
-    ) -> Self {
-        self.credentials = Some(Credentials::new(
-            access_key_id,
-            secret_access_key,
-            None,
-            None,
-            "remediation-static",
-        ));
-        self
-    }
+    crate::aws::aws_client_setters!();
 
     /// A fully configured client; endpoint, region, credentials and timeout
     /// set on this builder are then ignored.
@@ -207,12 +176,7 @@ impl DynamoDedupBuilder {
         let client = match self.client {
             Some(c) => c,
             None => {
-                let shared = crate::aws::load_config(
-                    self.endpoint.as_deref(),
-                    self.region.as_deref(),
-                    self.credentials.as_ref(),
-                )
-                .await;
+                let shared = self.aws.load().await;
                 let timeout = self.timeout.unwrap_or(Duration::from_secs(5));
                 let config = aws_sdk_dynamodb::config::Builder::from(&shared)
                     .timeout_config(

@@ -153,6 +153,10 @@ impl EngineBuilder {
     /// Builds the engine.
     pub fn build(mut self) -> Engine {
         self.inner.caps = self.inner.source.capabilities();
+        let stats = &self.inner.stats;
+        self.inner.source.attach_stats(stats);
+        self.inner.planner.attach_stats(stats);
+        self.inner.dedup.attach_stats(stats);
         Engine {
             inner: Arc::new(self.inner),
         }
@@ -942,7 +946,7 @@ impl Inner {
                 let mut r = EventResult::new(AuditDecision::Failed, code, e.to_string());
                 // An API outage or refused credentials say nothing about the
                 // message: parking it would lose work that succeeds later.
-                r.service_outage = e.is_temporary() || e.kind() == ErrorKind::Config;
+                r.service_outage = e.is_temporary() || e.is_setup_problem();
                 return Err(r);
             }
         };

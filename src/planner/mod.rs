@@ -12,6 +12,7 @@ pub mod prisma;
 use crate::error::Result;
 use crate::model::Event;
 use crate::plan::{Decision, Skip, SkipReason};
+use crate::telemetry::Stats;
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
@@ -33,6 +34,12 @@ pub trait RemediationPlanner: Send + Sync + fmt::Debug {
 
     /// Plans a batch of events at once.
     async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>>;
+
+    /// Counts this planner's API calls in `stats` from now on: the engine
+    /// calls it with its own when it is built.
+    fn attach_stats(&self, stats: &Arc<Stats>) {
+        let _ = stats;
+    }
 }
 
 /// Forwards the trait through smart pointers.
@@ -45,6 +52,9 @@ macro_rules! forward_planner {
             }
             async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>> {
                 (**self).plan(events).await
+            }
+            fn attach_stats(&self, stats: &Arc<Stats>) {
+                (**self).attach_stats(stats)
             }
         }
     )*};
@@ -78,6 +88,12 @@ impl PlannerChain {
 impl RemediationPlanner for PlannerChain {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn attach_stats(&self, stats: &Arc<Stats>) {
+        for planner in &self.planners {
+            planner.attach_stats(stats);
+        }
     }
 
     async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>> {

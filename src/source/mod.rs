@@ -17,6 +17,7 @@ pub mod servicebus;
 pub mod sqs;
 
 use crate::error::Result;
+use crate::telemetry::Stats;
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -285,6 +286,13 @@ pub trait AlertSource: Send + Sync + fmt::Debug {
     /// What the source can do natively.
     fn capabilities(&self) -> Capabilities;
 
+    /// Counts this source's API calls in `stats` from now on: the engine
+    /// calls it with its own when it is built. Sources that count nothing
+    /// ignore it.
+    fn attach_stats(&self, stats: &Arc<Stats>) {
+        let _ = stats;
+    }
+
     /// Whether the source is finished: it will never return another delivery.
     /// Queues are never exhausted; files are, at their end.
     fn is_exhausted(&self) -> bool {
@@ -306,6 +314,9 @@ macro_rules! forward_alert_source {
             }
             fn capabilities(&self) -> Capabilities {
                 (**self).capabilities()
+            }
+            fn attach_stats(&self, stats: &Arc<Stats>) {
+                (**self).attach_stats(stats)
             }
             fn is_exhausted(&self) -> bool {
                 (**self).is_exhausted()
@@ -359,6 +370,10 @@ impl<S: AlertSource> AlertSource for Drain<S> {
 
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
+    }
+
+    fn attach_stats(&self, stats: &Arc<Stats>) {
+        self.inner.attach_stats(stats);
     }
 
     fn is_exhausted(&self) -> bool {

@@ -35,11 +35,11 @@
 //! invisible until their visibility timeout ends, then are redelivered.
 
 use super::{AlertSource, Capabilities, DeadLetterMode, DeadLetterOutcome, Delivery, Settle};
+use crate::aws::AwsClientOptions;
 use crate::error::{Error, Result};
 use crate::telemetry::{ApiCall, Stats};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::config::Credentials;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
@@ -94,9 +94,7 @@ impl QueueRef {
 #[derive(Clone)]
 pub struct SqsSourceBuilder {
     queue: Option<QueueRef>,
-    endpoint: Option<String>,
-    region: Option<String>,
-    credentials: Option<Credentials>,
+    aws: AwsClientOptions,
     client: Option<Client>,
     dead_letter_queue_url: Option<String>,
     wait: Duration,
@@ -109,10 +107,7 @@ impl fmt::Debug for SqsSourceBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqsSourceBuilder")
             .field("queue", &self.queue)
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            // Never print credentials, not even the key id.
-            .field("static_credentials", &self.credentials.is_some())
+            .field("aws", &self.aws)
             .field("custom_client", &self.client.is_some())
             .field("dead_letter_queue_url", &self.dead_letter_queue_url)
             .field("wait", &self.wait)
@@ -126,9 +121,7 @@ impl Default for SqsSourceBuilder {
     fn default() -> Self {
         SqsSourceBuilder {
             queue: None,
-            endpoint: None,
-            region: None,
-            credentials: None,
+            aws: AwsClientOptions::default(),
             client: None,
             dead_letter_queue_url: None,
             wait: Duration::from_secs(MAX_WAIT_SECS),
@@ -209,33 +202,7 @@ impl SqsSourceBuilder {
         self
     }
 
-    /// Sends every call to `endpoint` (a local server such as moto) instead of AWS.
-    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = Some(endpoint.into());
-        self
-    }
-
-    /// The region, instead of the one from the AWS chain.
-    pub fn with_region(mut self, region: impl Into<String>) -> Self {
-        self.region = Some(region.into());
-        self
-    }
-
-    /// Static credentials instead of the AWS chain (local servers, tests).
-    pub fn with_static_credentials(
-        mut self,
-        access_key_id: impl Into<String>,
-        secret_access_key: impl Into<String>,
-    ) -> Self {
-        self.credentials = Some(Credentials::new(
-            access_key_id,
-            secret_access_key,
-            None,
-            None,
-            "remediation-static",
-        ));
-        self
-    }
+    crate::aws::aws_client_setters!();
 
     /// A fully configured client; endpoint, region and credentials set on
     /// this builder are then ignored.
@@ -296,12 +263,7 @@ impl SqsSourceBuilder {
         let client = match self.client.clone() {
             Some(c) => c,
             None => {
-                let config = crate::aws::load_config(
-                    self.endpoint.as_deref(),
-                    self.region.as_deref(),
-                    self.credentials.as_ref(),
-                )
-                .await;
+                let config = self.aws.load().await;
                 Client::new(&config)
             }
         };
