@@ -1,0 +1,206 @@
+//! Commands as argv vectors, the [`CommandPolicy`] allowlist, and [`parse_script`],
+//! which turns CLI-script text (from an API or an alert) into commands without ever
+//! giving it to a shell.
+//!
+//! # How a script is read
+//!
+//! A quote-aware scan splits the text into statements and rejects every shell
+//! construct that would make the text mean more than "run these programs with
+//! these words"; each statement's words are then unquoted by the [`shlex`] crate.
+//! The rules, in the order a reader needs them:
+//!
+//! * Statements are separated by `;`, `&&`, newlines, and the bare (unquoted)
+//!   word `and` when the next word is an allowed program (the Prisma Cloud API
+//!   writes `aws iam create-policy ... and aws iam attach-user-policy ...`).
+//!   A bare `and` followed by an unquoted word that is *not* an allowed program
+//!   and not an option (`and sh -c ...`) is rejected as ambiguous; a bare `and`
+//!   followed by an option or a quoted word, or at the end, is an ordinary argument.
+//! * Single quotes keep everything literal; double quotes keep everything literal
+//!   except `\"`, `\\`, `\$`, `` \` `` and backslash-newline. A `$` or backtick
+//!   inside double quotes is rejected (the shell would expand it). Quoted text may
+//!   hold any Unicode except bidirectional overrides and control characters other
+//!   than tab, newline and carriage return (the `Display` of a [`Command`] shows
+//!   arguments holding those escaped, so what is shown is what runs).
+//! * Outside quotes, these are rejected wherever they appear: pipes `|` `||`,
+//!   redirections `>` `>>` `<` `N>` `&>`, heredocs `<<`, `$` in any form
+//!   (`$(...)`, `${...}`, `$VAR`, `$'...'`), backticks, background `&`, `(` `)`
+//!   `{` `}`, non-ASCII characters (lookalikes such as `；`, `ａws`, zero-width or
+//!   non-breaking spaces, bidi overrides) and control characters, including a
+//!   carriage return (so `\r\n` line endings are refused rather than guessed at).
+//!   NUL bytes are refused everywhere.
+//! * A backslash before a newline outside single quotes is a line continuation and
+//!   is removed, as a shell does (`aws s3 \` + newline + `ls` is `aws s3 ls`).
+//!   A backslash before any other character makes that character literal.
+//! * A `#` that starts the first word of a statement begins a comment that runs to
+//!   the end of the line and is skipped. A `#` starting any later word is rejected:
+//!   a trailing comment would silently drop words a reader may think will run.
+//!   A `#` inside a word (`a#b`) is literal.
+//! * `*`, `?`, `[`, `~` and `!` are passed literally: no shell runs, so nothing
+//!   globs or expands them.
+//! * Each resulting command must pass [`CommandPolicy::check`]; a `NAME=value`
+//!   word before the program (an environment assignment) is rejected.
+//!
+//! One violation anywhere rejects the whole script with
+//! [`Error::UnsafeCommand`], so a plan is never half-run.
+
+mod scan;
+mod script;
+#[cfg(test)]
+mod tests;
+
+pub use script::{parse_script, parse_script_steps};
+
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A command: a program and its arguments. Never a shell string.
+///
+/// Serializes as a JSON array of strings (the argv). Deserializing refuses an
+/// empty array, so a command always has a program.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(into = "Vec<String>", try_from = "Vec<String>")]
+pub struct Command {
+    /// Never empty: element 0 is the program.
+    ///
+    /// Shared, so cloning a command (into a plan, a dry-run record, an audit
+    /// line) never copies its arguments. Words of up to 24 bytes (most words
+    /// of a CLI command) are stored inline, without an allocation of their own.
+    argv: std::sync::Arc<[CompactString]>,
+    /// The fingerprint of the [`CommandPolicy`] this argv passed when
+    /// [`parse_script`] built it, so executors checking the same command
+    /// against an identical policy need not walk it again; 0 when unchecked.
+    /// The argv is immutable, so the verdict cannot go stale.
+    verified_by: u64,
+}
+
+impl PartialEq for Command {
+    fn eq(&self, other: &Self) -> bool {
+        self.argv == other.argv
+    }
+}
+
+impl Eq for Command {}
+
+impl std::hash::Hash for Command {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.argv.hash(state);
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Command").field("argv", &self.argv).finish()
+    }
+}
+
+impl Command {
+    /// The fingerprint of the policy that verified this argv (0: unchecked).
+    pub(crate) fn verified_by(&self) -> u64 {
+        self.verified_by
+    }
+
+    /// A command running `program` with `args`.
+    pub fn new<I, S>(program: impl Into<String>, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut argv = vec![CompactString::from(program.into())];
+        argv.extend(args.into_iter().map(|a| CompactString::from(a.into())));
+        Command {
+            argv: argv.into(),
+            verified_by: 0,
+        }
+    }
+
+    /// A command from a whole argv, or `None` if `argv` is empty.
+    pub fn from_argv<S: Into<CompactString>>(argv: Vec<S>) -> Option<Self> {
+        if argv.is_empty() {
+            None
+        } else {
+            Some(Command {
+                argv: argv.into_iter().map(Into::into).collect(),
+                verified_by: 0,
+            })
+        }
+    }
+
+    /// The program (first argv element).
+    pub fn program(&self) -> &str {
+        self.argv
+            .first()
+            .map(CompactString::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The arguments after the program.
+    pub fn args(&self) -> &[CompactString] {
+        self.argv.get(1..).unwrap_or_default()
+    }
+
+    /// The whole argv, program first. Each word dereferences to `&str`.
+    pub fn argv(&self) -> &[CompactString] {
+        &self.argv
+    }
+
+    /// The argv as owned strings (e.g. to record or compare it).
+    pub fn to_argv(&self) -> Vec<String> {
+        self.argv.iter().map(|a| a.as_str().to_owned()).collect()
+    }
+
+    /// The value of option `name` (`--region x` or `--region=x`), if the command
+    /// names it. Used to honour a command's own `--region`.
+    pub fn option_value(&self, name: &str) -> Option<&str> {
+        let args = self.args();
+        for (i, arg) in args.iter().enumerate() {
+            if arg == name {
+                return Some(
+                    args.get(i + 1)
+                        .map(CompactString::as_str)
+                        .unwrap_or_default(),
+                );
+            }
+            if let Some(value) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+                return Some(value);
+            }
+        }
+        None
+    }
+}
+
+impl From<Command> for Vec<String> {
+    fn from(command: Command) -> Self {
+        command.to_argv()
+    }
+}
+
+impl TryFrom<Vec<String>> for Command {
+    type Error = &'static str;
+
+    fn try_from(argv: Vec<String>) -> std::result::Result<Self, Self::Error> {
+        Command::from_argv(argv).ok_or("a command needs at least a program")
+    }
+}
+
+/// Shell-quoted, for humans only: this text is never executed.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Control characters (a `\r` inside a quoted argument) would let the
+        // displayed command differ from the one that runs: show those argvs
+        // escaped. Only a NUL byte makes quoting fail; escaped too.
+        if self.argv.iter().any(|a| a.chars().any(char::is_control)) {
+            return write!(f, "{:?}", self.argv);
+        }
+        match shlex::try_join(self.argv.iter().map(CompactString::as_str)) {
+            Ok(joined) => f.write_str(&joined),
+            Err(_) => write!(f, "{:?}", self.argv),
+        }
+    }
+}
+
+/// `text` in backticks, with anything unprintable escaped so a reason is
+/// readable and cannot itself carry control characters into logs.
+fn quoted(text: &str) -> String {
+    format!("`{}`", text.escape_debug())
+}
