@@ -1,0 +1,420 @@
+//! Handling a batch of deliveries: decode, gate, claim, plan, then finish
+//! each one (execute, settle, audit).
+
+use super::result::*;
+use super::*;
+
+impl Inner {
+    pub(super) fn dry_run(&self) -> bool {
+        self.executor.is_dry_run()
+    }
+
+    /// Where claims go. A dry run remediates nothing, so it never writes the
+    /// configured (possibly shared) store: a real run must not believe a
+    /// finding handled, nor wait for a dry run's claim. It keeps its own
+    /// in-memory store instead, so a finding delivered twice within the dry
+    /// run is reported `duplicate` just as the real run would report it.
+    pub(super) fn dedup_store(&self) -> &dyn DedupStore {
+        if self.dry_run() {
+            &self.dry_planned
+        } else {
+            &*self.dedup
+        }
+    }
+
+    /// The audit record a delivery starts with. Nobody reads the record of a
+    /// disabled sink, so it names the delivery only when one is enabled.
+    pub(super) fn record_for(&self, delivery: &Delivery) -> AuditRecord {
+        if self.audit.enabled() {
+            AuditRecord::untimed(
+                self.source.name(),
+                delivery.message_id(),
+                delivery.delivery_count(),
+            )
+        } else {
+            AuditRecord::untimed(String::new(), String::new(), delivery.delivery_count())
+        }
+    }
+
+    /// Asks the planner, turning a panic into a permanent error per event.
+    pub(super) async fn plan_guarded(&self, events: &[Event]) -> Vec<Result<Decision>> {
+        match AssertUnwindSafe(self.planner.plan(events))
+            .catch_unwind()
+            .await
+        {
+            Ok(answers) => answers,
+            Err(_) => events
+                .iter()
+                .map(|_| Err(panicked("planner", "plan")))
+                .collect(),
+        }
+    }
+
+    /// Releases deliveries beyond the concurrency limit for redelivery, audited.
+    pub(super) async fn release_surplus(&self, surplus: Vec<Delivery>) {
+        tracing::warn!(
+            count = surplus.len(),
+            "source returned more deliveries than asked; releasing the surplus"
+        );
+        for delivery in surplus {
+            let record = self.record_for(&delivery);
+            let mut result = EventResult::new(
+                AuditDecision::Failed,
+                "over_capacity",
+                "the source returned more deliveries than asked; released for redelivery",
+            );
+            result.retry_now = true;
+            self.settle(delivery, record, result).await;
+        }
+    }
+
+    pub(super) async fn handle_batch(
+        self: Arc<Self>,
+        batch: Vec<Delivery>,
+        permits: OwnedSemaphorePermit,
+        cancel: CancellationToken,
+    ) {
+        // Decode and gate every delivery. The batch holds one permit per
+        // delivery until it is settled.
+        let mut works = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            works.push(self.decode_and_gate(delivery).await);
+        }
+        // Plan everything that passed the gate in one call. Events are moved
+        // out for the call and back afterwards, never copied.
+        let mut held: Vec<Vec<Option<Event>>> = works
+            .iter_mut()
+            .map(|w| {
+                std::mem::take(&mut w.events)
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            })
+            .collect();
+        let mut slots = Vec::with_capacity(works.len());
+        let mut to_plan = Vec::with_capacity(works.len());
+        for (wi, w) in works.iter().enumerate() {
+            for (ei, g) in w.gated.iter().enumerate() {
+                if g.is_err() {
+                    continue;
+                }
+                if let Some(event) = held[wi][ei].take() {
+                    slots.push((wi, ei));
+                    to_plan.push(event);
+                }
+            }
+        }
+        let mut plans: Vec<Vec<Option<Result<Decision>>>> = works
+            .iter()
+            .map(|w| (0..w.gated.len()).map(|_| None).collect())
+            .collect();
+        if !to_plan.is_empty() {
+            let mut answers = self.plan_guarded(&to_plan).await.into_iter();
+            for (&(wi, ei), event) in slots.iter().zip(to_plan) {
+                held[wi][ei] = Some(event);
+                plans[wi][ei] = Some(answers.next().unwrap_or_else(|| {
+                    Err(Error::Backend {
+                        backend: "planner",
+                        message: format!(
+                            "planner {} returned fewer decisions than events",
+                            self.planner.name()
+                        ),
+                        temporary: true,
+                        source: None,
+                    })
+                }));
+            }
+        }
+        for (w, events) in works.iter_mut().zip(held) {
+            w.events = events.into_iter().flatten().collect();
+        }
+        // One allocation per batch keeps the per-delivery futures out of
+        // this task's, which is copied as a whole when it is spawned.
+        Box::pin(self.finish_all(works, plans, permits, cancel)).await;
+    }
+
+    /// Executes and settles a batch's deliveries within one task (no spawn
+    /// per delivery). Most are done at their first poll (skips, refusals, dry
+    /// runs) and run one after the other, each in place; at the first that
+    /// has to wait, it and the rest of the batch run concurrently.
+    ///
+    /// `permits` holds one permit per delivery. Deliveries settled in place
+    /// return theirs together (one release instead of one each); once
+    /// deliveries run concurrently, each holds its own until it is settled.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    pub(super) fn finish_all(
+        &self,
+        works: Vec<Work>,
+        plans: Vec<Vec<Option<Result<Decision>>>>,
+        mut permits: OwnedSemaphorePermit,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        async move {
+            let mut batch = works.into_iter().zip(plans);
+            while let Some((work, decisions)) = batch.next() {
+                let mut next = std::pin::pin!(self.finish(work, decisions, &cancel));
+                if poll_once(next.as_mut()).await.is_some() {
+                    continue;
+                }
+                let own = permits.split(1);
+                let waiting = async move {
+                    next.await;
+                    drop(own);
+                };
+                let rest = futures_util::future::join_all(batch.map(|(work, decisions)| {
+                    let own = permits.split(1);
+                    let delivery = self.finish(work, decisions, &cancel);
+                    async move {
+                        delivery.await;
+                        drop(own);
+                    }
+                }));
+                // What is left are the permits of the deliveries already settled.
+                drop(permits);
+                futures_util::future::join(waiting, rest).await;
+                break;
+            }
+        }
+    }
+
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    pub(super) fn decode_and_gate(
+        &self,
+        delivery: Delivery,
+    ) -> impl Future<Output = Work> + Send + '_ {
+        // Decoding needs no await: only the dedup claims do.
+        let mut work = Work {
+            delivery,
+            events: Vec::new(),
+            gated: Vec::new(),
+            undecodable: None,
+        };
+        let mut decoded_events = Vec::new();
+        if let Some(limit) = work.delivery.attributes().get(TRUNCATED_ATTRIBUTE) {
+            work.undecodable = Some(format!("message longer than {limit} bytes (truncated)"));
+        } else {
+            match decode(work.delivery.body()) {
+                Err(e) => work.undecodable = Some(e.to_string()),
+                Ok(decoded) if decoded.events.is_empty() => {
+                    work.undecodable = Some(format!("{:?} body carries no event", decoded.format));
+                }
+                Ok(decoded) => decoded_events = decoded.events,
+            }
+        }
+        async move {
+            work.events.reserve_exact(decoded_events.len());
+            work.gated.reserve_exact(decoded_events.len());
+            for event in decoded_events {
+                let gated = match gate(&event) {
+                    Some(skip) => Err(EventResult::skip(&skip)),
+                    None => self.claim(&event).await,
+                };
+                work.events.push(event);
+                work.gated.push(gated);
+            }
+            work
+        }
+    }
+
+    /// Takes the event's dedup claim: `Ok` with the claimed key (`None` for
+    /// an event without one) if it may be planned, `Err` with the decision if not.
+    pub(super) async fn claim(
+        &self,
+        event: &Event,
+    ) -> std::result::Result<Option<String>, EventResult> {
+        let Some(key) = event.dedup_key() else {
+            return Ok(None);
+        };
+        let claim = AssertUnwindSafe(self.dedup_store().claim(&key, self.config.dedup_lease))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(panicked("dedup store", "claim")));
+        match claim {
+            Ok(Claim::Claimed) => Ok(Some(key)),
+            Ok(Claim::AlreadyDone) => Err(EventResult::new(
+                AuditDecision::Skipped,
+                SkipReason::Duplicate.code(),
+                "already remediated",
+            )),
+            Ok(Claim::InProgress) => {
+                let mut r = EventResult::new(
+                    AuditDecision::Skipped,
+                    SkipReason::Duplicate.code(),
+                    "being remediated by another delivery; retry later",
+                );
+                r.retry_now = true;
+                Err(r)
+            }
+            // Without the dedup store "once" cannot be promised: retry later.
+            // The outage says nothing about the message, so it is never
+            // dead-lettered for it, whatever its delivery count.
+            Err(e) => {
+                let mut r =
+                    EventResult::new(AuditDecision::Failed, "dedup_unavailable", e.to_string());
+                r.service_outage = true;
+                Err(r)
+            }
+        }
+    }
+
+    // `finish`, `execute_plan` and `settle` return `async move` blocks
+    // rather than being `async fn`s: an `async fn` keeps each by-value
+    // argument twice in its future (as argument and as local), and these
+    // futures nest into every delivery's, which a batch holds side by side.
+    // For the same reason `work` is used in place, not destructured.
+
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    pub(super) fn finish<'a>(
+        &'a self,
+        mut work: Work,
+        decisions: Vec<Option<Result<Decision>>>,
+        cancel: &'a CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        let first = work.events.first();
+        let span = tracing::info_span!(
+            "delivery",
+            message_id = work.delivery.message_id(),
+            alert_id = first.and_then(Event::alert_id),
+            event_id = first.and_then(Event::event_id),
+            account = first.and_then(Event::account_id),
+        );
+        async move {
+            if let Some(why) = work.undecodable.take() {
+                tracing::warn!(reason = %redact(&why), "undecodable delivery");
+                let result = EventResult::new(AuditDecision::Rejected, "undecodable", why);
+                let record = self.record_for(&work.delivery);
+                self.settle(work.delivery, record, result).await;
+                return;
+            }
+            let events = std::mem::take(&mut work.events);
+            let mut results = Vec::with_capacity(events.len());
+            for (gated, decision) in std::mem::take(&mut work.gated).into_iter().zip(decisions) {
+                let result = match gated {
+                    Err(r) => r,
+                    Ok(claim) => {
+                        let mut r = match self.plan_of(decision) {
+                            Ok(plan) => self.execute_plan(plan, &work.delivery, cancel).await,
+                            Err(r) => r,
+                        };
+                        r.claim = claim;
+                        r
+                    }
+                };
+                results.push(result);
+            }
+            // Complete or release dedup claims.
+            for r in &results {
+                if let Some(key) = &r.claim {
+                    // Done means remediated, or planned in a dry run (whose
+                    // store is its own, see `dedup_store`).
+                    let store = self.dedup_store();
+                    let update = match r.decision {
+                        AuditDecision::Executed | AuditDecision::Planned => {
+                            AssertUnwindSafe(store.complete(key, self.config.dedup_ttl))
+                                .catch_unwind()
+                                .await
+                        }
+                        _ => AssertUnwindSafe(store.release(key)).catch_unwind().await,
+                    };
+                    let outcome = update.unwrap_or_else(|_| Err(panicked("dedup store", "update")));
+                    if let Err(e) = outcome {
+                        tracing::warn!(key, error = %e, "dedup store update failed");
+                    }
+                }
+            }
+            let mut record = self.record_for(&work.delivery);
+            record.kind = events.first().map_or(EventKind::Unknown, Event::kind);
+            if events.len() > 1 {
+                record.events = Some(events.len());
+            }
+            // The delivery is settled by its worst event; the record describes that event.
+            let worst = results
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, r)| (r.severity(), std::cmp::Reverse(*i)))
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+            if let Some(event) = events.get(worst).filter(|_| self.audit.enabled()) {
+                record.alert_id = event.alert_id().map(str::to_owned);
+                record.event_id = event.event_id().map(str::to_owned);
+                record.account_id = event.account_id().map(str::to_owned);
+                record.cloud = Some(event.cloud().as_str().to_owned());
+            }
+            let mut steps = Vec::new();
+            for r in &mut results {
+                steps.append(&mut r.steps);
+            }
+            record.steps = steps;
+            let result = if worst < results.len() {
+                results.swap_remove(worst)
+            } else {
+                // Unreachable by construction (decode never yields zero events
+                // here), but a delivery must be settled whatever happens.
+                EventResult::new(
+                    AuditDecision::Rejected,
+                    "undecodable",
+                    "body carries no event",
+                )
+            };
+            self.settle(work.delivery, record, result).await;
+        }
+        .instrument(span)
+    }
+
+    /// The plan to run for one event, or the result that says why there is none.
+    pub(super) fn plan_of(
+        &self,
+        decision: Option<Result<Decision>>,
+    ) -> std::result::Result<Plan, EventResult> {
+        let decision = match decision {
+            Some(d) => d,
+            None => Err(Error::Backend {
+                backend: "planner",
+                message: "event was not planned".into(),
+                temporary: true,
+                source: None,
+            }),
+        };
+        let plan = match decision {
+            Ok(Decision::Skip(skip)) => return Err(EventResult::skip(&skip)),
+            Ok(Decision::Plan(plan)) => plan,
+            Err(e) if is_rejection(&e) => {
+                return Err(EventResult::new(
+                    AuditDecision::Rejected,
+                    reason_code(&e),
+                    detail_of(&e),
+                )
+                .refused_by(&e));
+            }
+            Err(e) => {
+                let code = if e.is_temporary() {
+                    "planner_unavailable"
+                } else {
+                    "planner_error"
+                };
+                let mut r = EventResult::new(AuditDecision::Failed, code, e.to_string());
+                // An API outage or refused credentials say nothing about the
+                // message: parking it would lose work that succeeds later.
+                r.service_outage = e.is_temporary() || e.is_setup_problem();
+                return Err(r);
+            }
+        };
+        if plan.steps.is_empty() {
+            return Err(EventResult::new(
+                AuditDecision::Skipped,
+                SkipReason::NoRemediation.code(),
+                format!("{} planned no step", plan.planner),
+            ));
+        }
+        Ok(plan)
+    }
+}

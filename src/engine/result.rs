@@ -1,0 +1,191 @@
+//! What the engine concluded about one delivery ([`EventResult`]), the
+//! reason codes it writes, the Prisma alert gate, and small task helpers.
+
+use super::*;
+
+/// Polls `fut` once with the current task's context: its output if it is
+/// done, `None` if it waits (its wake-up is then registered with this task).
+pub(super) fn poll_once<F: Future>(
+    mut fut: Pin<&mut F>,
+) -> impl Future<Output = Option<F::Output>> {
+    std::future::poll_fn(move |cx| {
+        Poll::Ready(match fut.as_mut().poll(cx) {
+            Poll::Ready(out) => Some(out),
+            Poll::Pending => None,
+        })
+    })
+}
+
+/// Adds to `held` the permits that are free, up to `want` in all, without waiting.
+pub(super) fn top_up(held: &mut OwnedSemaphorePermit, permits: &Arc<Semaphore>, want: usize) {
+    let missing = want
+        .saturating_sub(held.num_permits())
+        .min(permits.available_permits());
+    let Ok(missing) = u32::try_from(missing) else {
+        return;
+    };
+    if missing > 0 {
+        if let Ok(more) = Arc::clone(permits).try_acquire_many_owned(missing) {
+            held.merge(more);
+        }
+    }
+}
+
+/// The error standing in for a panic in user-supplied code (planner,
+/// executor, dedup store, audit sink): the delivery it hit is still settled.
+pub(super) fn panicked(component: &'static str, call: &str) -> Error {
+    tracing::error!(component, call, "panicked; treating as a permanent failure");
+    Error::Backend {
+        backend: component,
+        message: format!("{component} panicked in {call}"),
+        temporary: false,
+        source: None,
+    }
+}
+
+pub(super) fn log_join(done: std::result::Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        tracing::error!(error = %e, "delivery task failed");
+    }
+}
+
+/// The fate of one event of a delivery.
+#[derive(Debug)]
+pub(super) struct EventResult {
+    pub(super) decision: AuditDecision,
+    pub(super) code: &'static str,
+    pub(super) detail: String,
+    pub(super) steps: Vec<AuditStep>,
+    pub(super) planner: Option<String>,
+    /// For a failure or an in-progress duplicate: the settle delay to use.
+    pub(super) retry_now: bool,
+    /// The dedup key held for this event, to complete or release.
+    pub(super) claim: Option<String>,
+    /// A service failed (the planner's API: outage or misconfiguration; the
+    /// dedup store), not the message: nack, never dead-letter, however often
+    /// it was delivered.
+    pub(super) service_outage: bool,
+    /// For a refused command: the class of refusal.
+    pub(super) refusal: Option<crate::Refusal>,
+}
+
+impl EventResult {
+    pub(super) fn new(
+        decision: AuditDecision,
+        code: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        EventResult {
+            decision,
+            code,
+            detail: detail.into(),
+            steps: Vec::new(),
+            planner: None,
+            retry_now: false,
+            claim: None,
+            service_outage: false,
+            refusal: None,
+        }
+    }
+
+    /// The same result, naming `e`'s class of refusal if it is one.
+    pub(super) fn refused_by(mut self, e: &Error) -> Self {
+        self.refusal = e.refusal();
+        self
+    }
+
+    pub(super) fn skip(skip: &Skip) -> Self {
+        Self::new(
+            AuditDecision::Skipped,
+            skip.reason.code(),
+            skip.detail.clone(),
+        )
+    }
+
+    /// Orders results so the delivery is settled by its worst event.
+    pub(super) fn severity(&self) -> u8 {
+        match self.decision {
+            AuditDecision::Failed => 4,
+            AuditDecision::Rejected => 3,
+            AuditDecision::Executed | AuditDecision::Planned => 2,
+            AuditDecision::Skipped if self.code == "duplicate" && self.retry_now => 2,
+            AuditDecision::Skipped => 1,
+        }
+    }
+}
+
+/// One delivery moving through the pipeline.
+pub(super) struct Work {
+    pub(super) delivery: Delivery,
+    pub(super) events: Vec<Event>,
+    /// Per event: a decision already made (gate, dedup) as `Err`, or `Ok`
+    /// with the dedup key claimed for it (if it has one) = needs planning.
+    pub(super) gated: Vec<std::result::Result<Option<String>, EventResult>>,
+    pub(super) undecodable: Option<String>,
+}
+
+pub(super) fn reason_code(e: &Error) -> &'static str {
+    match e.kind() {
+        ErrorKind::UnsafeCommand => "unsafe_command",
+        ErrorKind::UnmappedAccount => "unmapped_account",
+        ErrorKind::Decode => "undecodable",
+        ErrorKind::Cancelled => "cancelled",
+        _ => "step_failed",
+    }
+}
+
+/// The result of a plan whose step `index` (0-based) could not run: rejected
+/// if the error refuses the command, failed otherwise.
+pub(super) fn step_error(index: usize, e: &Error) -> EventResult {
+    let decision = if is_rejection(e) {
+        AuditDecision::Rejected
+    } else {
+        AuditDecision::Failed
+    };
+    let detail = match e {
+        Error::UnsafeCommand { code, reason } => format!("{code}: step {}: {reason}", index + 1),
+        e => format!("step {}: {e}", index + 1),
+    };
+    EventResult::new(decision, reason_code(e), detail).refused_by(e)
+}
+
+/// An error as the detail after its reason code: an unsafe command's
+/// display already starts with `unsafe_command`, which the code says.
+pub(super) fn detail_of(e: &Error) -> String {
+    match e {
+        Error::UnsafeCommand { code, reason } => format!("{code}: {reason}"),
+        e => e.to_string(),
+    }
+}
+
+pub(super) fn is_rejection(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::UnsafeCommand | ErrorKind::UnmappedAccount | ErrorKind::Decode
+    )
+}
+
+pub(super) fn gate(event: &Event) -> Option<Skip> {
+    let Event::PrismaAlert(alert) = event else {
+        return None;
+    };
+    if alert.is_test_notification() {
+        return Some(Skip::new(
+            SkipReason::TestNotification,
+            "Prisma Cloud test notification",
+        ));
+    }
+    if !alert.is_open() {
+        return Some(Skip::new(
+            SkipReason::NotOpen,
+            format!("alert status is {}", alert.status().unwrap_or("unknown")),
+        ));
+    }
+    if alert.remediable() == Some(false) {
+        return Some(Skip::new(
+            SkipReason::NotRemediable,
+            "metadata.remediable is false",
+        ));
+    }
+    None
+}
