@@ -4,8 +4,8 @@
 
 use super::{Decision, RemediationPlanner, Skip, SkipReason};
 use crate::error::Result;
-use crate::executor::CommandExecutor;
 use crate::model::Event;
+use crate::plan::execution::CommandExecutor;
 use crate::rules::{Probe, RuleContext, RuleSet, eventbridge_view};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ pub struct CloudTrailPlanner {
 
 impl CloudTrailPlanner {
     /// The planner name: `cloudtrail`.
-    pub const NAME: &'static str = "cloudtrail";
+    pub const NAME: &'static str = crate::rules::PLANNER_NAME;
 
     /// A planner evaluating `rules`, running read-only queries with `executor`.
     pub fn new(rules: RuleSet, executor: Arc<dyn CommandExecutor>) -> Self {

@@ -159,12 +159,7 @@ impl Remediation for GlueDevEndpointGuard {
             .with_description(format!("delete dev endpoint {name}")),
         ];
         Ok(Decision::Plan(
-            Plan::new(
-                crate::planner::CloudTrailPlanner::NAME,
-                cx.target.clone(),
-                steps,
-            )
-            .with_description(format!(
+            Plan::new(super::PLANNER_NAME, cx.target.clone(), steps).with_description(format!(
                 "{}: dev endpoint {name} lacks {}",
                 cx.rule,
                 missing.join(", ")

@@ -267,12 +267,8 @@ impl Remediation for QuarantineIamUser {
             );
         }
         Ok(Decision::Plan(
-            Plan::new(
-                crate::planner::CloudTrailPlanner::NAME,
-                cx.target.clone(),
-                steps,
-            )
-            .with_description(format!("{}: quarantine IAM user {user}", cx.rule)),
+            Plan::new(super::PLANNER_NAME, cx.target.clone(), steps)
+                .with_description(format!("{}: quarantine IAM user {user}", cx.rule)),
         ))
     }
 }

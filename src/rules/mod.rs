@@ -42,6 +42,9 @@ mod runbook;
 use crate::error::{Error, Result};
 use crate::model::CloudTrailRecord;
 use crate::plan::EventPattern;
+
+/// The name of the planner that evaluates rules, written in their plans.
+pub(crate) const PLANNER_NAME: &str = "cloudtrail";
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::fmt;

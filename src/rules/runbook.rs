@@ -3,9 +3,9 @@
 //! mutating steps (or a skip).
 
 use crate::error::{Error, Result};
-use crate::executor::{CommandExecutor, StepStatus};
 use crate::model::{CloudTrailRecord, Target};
 use crate::plan::Command;
+use crate::plan::execution::{CommandExecutor, StepStatus};
 use crate::plan::{Decision, Step};
 use async_trait::async_trait;
 use serde_json::Value;
