@@ -28,7 +28,7 @@
 //! Here every status is checked, bodies are bytes, `BrokerProperties` is read
 //! leniently, and a message is always handed out with its body so the engine
 //! can settle it or record it. Dead letters forwarded to a queue are sent with
-//! the crate's [`QueueClient`].
+//! the crate's [`QueueClient`](azure_messaging_servicebus::service_bus::QueueClient).
 //!
 //! # Local servers
 //!
@@ -54,7 +54,7 @@
 //!
 //! # Secrets
 //!
-//! The shared access key is held as a [`Secret`]; SAS tokens exist only in
+//! The shared access key is held as a [`Secret`](crate::redact::Secret); SAS tokens exist only in
 //! the `Authorization` header of a request. Neither appears in `Debug`
 //! output, logs or errors. (azure_core 0.21's `Headers` `Debug` prints the
 //! `Authorization` header, so requests are never logged here.)
