@@ -402,7 +402,7 @@ fn check_entity_path(path: &str) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use crate::error::ErrorKind;
     use crate::source::AlertSource;
 
     const KEY: &str = "c2VjcmV0LWtleS12YWx1ZS1mb3ItdGVzdHM9PQ==";

@@ -250,7 +250,7 @@ fn server_detail(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use crate::error::ErrorKind;
 
     fn call() -> Call {
         Call {
