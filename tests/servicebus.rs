@@ -396,7 +396,7 @@ async fn a_wrong_key_fails_fast_with_a_clear_error_naming_the_namespace() {
         .unwrap();
     let e = source.receive(10).await.expect_err("401");
     let text = e.to_string();
-    assert_eq!(e.kind(), ErrorKind::Backend);
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated);
     assert!(!e.is_temporary(), "a wrong key is not retried: {text}");
     for needle in ["401", NS, "alerts", ROOT_RULE, "SB_QUEUE_KEY"] {
         assert!(text.contains(needle), "{needle:?} missing from {text}");
@@ -1358,4 +1358,64 @@ async fn the_worker_refuses_a_malformed_servicebus_source() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("servicebus:NAMESPACE/QUEUE"), "{stderr}");
+}
+
+// ------------------------------------------------ configuration and telemetry
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_configured_from_vars_receives_and_counts_in_the_engines_stats() {
+    let emu = ServiceBusEmulator::start(NS).await;
+    emu.create_queue("alerts", short_lock(10));
+    emu.send("alerts", b"one");
+    let source = ServiceBusSourceBuilder::from_vars([
+        ("SERVICEBUS_CONNECTION_STRING", emu.connection_string(None)),
+        ("SB_QUEUE_NAME", "alerts".to_owned()),
+        ("SERVICEBUS_ENDPOINT", emu.endpoint()),
+        ("SERVICEBUS_WAIT_SECONDS", "1".to_owned()),
+    ])
+    .build()
+    .expect("a good configuration");
+    let d = receive_one(&source, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(&d.body()[..], b"one");
+    d.ack().await.unwrap();
+    let own = source.stats().api_calls(ApiCall::ServiceBusPeekLock);
+    assert!(own >= 1, "counted in its own stats before an engine: {own}");
+
+    // Built into an engine, it counts in the engine's stats, with what it
+    // counted before.
+    let source = Arc::new(source);
+    let engine = Engine::builder(
+        Arc::clone(&source) as Arc<dyn AlertSource>,
+        Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+        Arc::new(Recorder::default()),
+    )
+    .build();
+    assert!(Arc::ptr_eq(source.stats(), engine.stats()));
+    assert_eq!(engine.stats().api_calls(ApiCall::ServiceBusPeekLock), own);
+    assert_eq!(engine.stats().api_calls(ApiCall::ServiceBusComplete), 1);
+    let _ = source.receive(1).await.unwrap();
+    assert!(engine.stats().api_calls(ApiCall::ServiceBusPeekLock) > own);
+}
+
+#[test]
+fn a_bad_configuration_is_reported_by_build_without_the_key() {
+    let key = "a-key-that-must-not-be-shown";
+    let e = ServiceBusSourceBuilder::from_vars([
+        ("SB_QUEUE_KEY", key),
+        ("SERVICEBUS_WAIT_SECONDS", "soon"),
+        ("SERVICEBUS_ENDPOINT", "ftp://127.0.0.1"),
+    ])
+    .build()
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    let text = e.to_string();
+    for needle in [
+        "SERVICEBUS_WAIT_SECONDS",
+        "SERVICEBUS_ENDPOINT",
+        "no namespace",
+        "no key name",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from {text}");
+    }
+    assert!(!text.contains(key), "{text}");
 }
