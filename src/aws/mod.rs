@@ -7,6 +7,7 @@
 mod error;
 mod options;
 
+#[allow(unused_imports)] // see error.rs: adopted in the next step
 pub(crate) use error::{AwsError, classify};
 pub use options::AwsClientOptions;
 pub(crate) use options::aws_client_setters;
