@@ -53,6 +53,7 @@ pub(crate) trait ConfigKey: Copy + Eq + fmt::Display + 'static {
 ///     }
 /// }
 /// ```
+#[allow(unused_macros)] // used by the backends behind features
 macro_rules! config_keys {
     (
         $(#[$meta:meta])*
@@ -110,6 +111,7 @@ macro_rules! config_keys {
     (@secret) => { false };
     (@secret $t:tt) => { true };
 }
+#[allow(unused_imports)]
 pub(crate) use config_keys;
 
 /// The pairs of the process environment that are valid UTF-8.

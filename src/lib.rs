@@ -10,8 +10,8 @@
 //!   [`Delivery`](source::Delivery)s with one-shot settle verbs (`ack`,
 //!   `nack(delay)`, `extend`, `dead_letter`);
 //! * a [`RemediationPlanner`](planner::RemediationPlanner) turns decoded
-//!   [`Event`](model::Event)s into a [`Plan`](planner::Plan) of ordered steps, or a
-//!   [`Skip`](planner::Skip) with a reason;
+//!   [`Event`](model::Event)s into a [`Plan`](plan::Plan) of ordered steps, or a
+//!   [`Skip`](plan::Skip) with a reason;
 //! * a [`CommandExecutor`](executor::CommandExecutor) runs each step — an argv,
 //!   never a shell string — in the account's context.
 //!

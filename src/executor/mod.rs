@@ -1,7 +1,7 @@
 //! Execution: running a [`Step`] in a target's context.
 //!
-//! Commands are argv vectors, never shell strings ([`Command`]); scripts from an
-//! API or an alert go through [`parse_script`] and a [`CommandPolicy`] first.
+//! Commands are argv vectors, never shell strings ([`Command`](crate::plan::Command)); scripts from an
+//! API or an alert go through [`parse_script`](crate::plan::parse_script) and a [`CommandPolicy`](crate::plan::CommandPolicy) first.
 //! A [`ContextMap`] says which AWS profile and region each account's steps run
 //! with; [`ProcessExecutor`] runs them as child processes and
 //! [`DryRunExecutor`] records what would run.

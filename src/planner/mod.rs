@@ -1,5 +1,5 @@
-//! Planning: turning events into a [`Plan`] of ordered steps, or a [`Skip`] with
-//! a reason.
+//! Planning: turning events into a [`Plan`](crate::plan::Plan) of ordered steps, or a
+//! [`crate::plan::Skip`] with a reason.
 //!
 //! A [`RemediationPlanner`] plans a batch of events at once, so a planner backed
 //! by an API can make one call for many alerts.

@@ -8,7 +8,7 @@ use crate::plan::CommandPolicy;
 use compact_str::CompactString;
 
 /// Parses a CLI script into commands, rejecting the whole script on anything
-/// unsafe (see the [module docs](self) for the exact rules).
+/// unsafe (see the [module docs](crate::plan::Command) for the exact rules).
 ///
 /// An empty script, or one holding only blank lines and comments, yields no commands.
 pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>> {
@@ -37,7 +37,7 @@ pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>
 /// redirection a remediation script needs (a GCP deny policy for
 /// `gcloud iam policies create --policy-file=policy.json`, a JSON document for
 /// `aws ... file://policy.json`). Two forms are understood, and become a
-/// [`StepFile`](super::StepFile) attached to each later step that refers to
+/// [`StepFile`](crate::plan::StepFile) attached to each later step that refers to
 /// the file; nothing is written by a shell and the writing statement itself
 /// never runs:
 ///
@@ -55,7 +55,7 @@ pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>
 /// else — appending `>>`, file descriptors `2>`, redirecting a command's
 /// output, reading `<`, a file no command reads, a command naming a file
 /// twice (`--key f.json --body f.json`: which one is the file?), more than
-/// [`MAX_STEP_FILES`](super::files::MAX_STEP_FILES) files, a bare `and` in an
+/// [`MAX_STEP_FILES`](crate::plan::MAX_STEP_FILES) files, a bare `and` in an
 /// `echo` that writes a file — rejects the whole script.
 pub fn parse_script_steps(script: &str, policy: &CommandPolicy) -> Result<Vec<crate::plan::Step>> {
     use crate::plan::Step;

@@ -442,7 +442,7 @@ impl CommandPolicy {
     }
 
     /// Checks one command on its own (no files attached, no target): see the
-    /// [module docs](self) for what is refused.
+    /// [type docs](CommandPolicy) for what is refused.
     pub fn check(&self, command: &Command) -> Result<()> {
         if command.verified_by() == self.fingerprint {
             return Ok(());
