@@ -16,6 +16,7 @@ mod stats;
 
 pub use api::ApiCall;
 pub use backoff::Backoff;
-#[cfg_attr(not(feature = "servicebus"), allow(unused_imports))] // the other backends adopt it next
+#[cfg_attr(not(feature = "servicebus"), allow(unused_imports))]
+// the other backends adopt it next
 pub(crate) use slot::StatsSlot;
 pub use stats::{Counter, Stats, Summary};
