@@ -11,10 +11,10 @@
 pub mod cloudtrail;
 pub mod envelope;
 pub mod gcp;
-mod index;
-mod lenient;
+mod json;
 pub mod prisma;
-mod scan;
+
+use json::{index, lenient, scan};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

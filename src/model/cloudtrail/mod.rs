@@ -1189,8 +1189,8 @@ mod tests {
         #[test]
         fn scanner_agrees_with_serde_json_on_mutants(
             text in proptest::prelude::prop_oneof![
-                crate::model::index::mutants(include_str!("../../tests/fixtures/cloudtrail/awsdocs-iam-record-sts-AssumeRole-role-chaining.json")),
-                crate::model::index::mutants(include_str!("../../tests/fixtures/cloudtrail/custodian-event-cloud-trail-run-instances.json")),
+                crate::model::index::mutants(include_str!("../../../tests/fixtures/cloudtrail/awsdocs-iam-record-sts-AssumeRole-role-chaining.json")),
+                crate::model::index::mutants(include_str!("../../../tests/fixtures/cloudtrail/custodian-event-cloud-trail-run-instances.json")),
                 crate::model::index::mutants(r#"{"eventID":"e\u0041","userIdentity":{"type":"AssumedRole","sessionContext":{"attributes":{"mfaAuthenticated":"false"}}},"requestParameters":{"a":[1.5e3,-0,"x\\"]},"responseElements":null}"#),
             ]
         ) {

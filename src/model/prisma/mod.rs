@@ -839,8 +839,8 @@ mod tests {
         #[test]
         fn scanner_agrees_with_serde_json_on_mutants(
             text in proptest::prelude::prop_oneof![
-                crate::model::index::mutants(include_str!("../../tests/fixtures/prisma/schrius-high-alert.json")),
-                crate::model::index::mutants(include_str!("../../tests/fixtures/prisma/pc-docs-iam-remediation-sqs-alert.json")),
+                crate::model::index::mutants(include_str!("../../../tests/fixtures/prisma/schrius-high-alert.json")),
+                crate::model::index::mutants(include_str!("../../../tests/fixtures/prisma/pc-docs-iam-remediation-sqs-alert.json")),
                 crate::model::index::mutants(r#"{"alertId":"P-1","alertRemediationCli":{"cliScript":"aws s3 \"x\" \u00e9"},"resource":{"id":"r\n","data":{"a":[1,2,{"b":null}]}},"policyLabels":"[\"a\"]","metadata":{"remediable":"true"},"alertTs":"2020-01-01T00:00:00Z"}"#),
             ]
         ) {
