@@ -14,15 +14,13 @@ pub mod gcp;
 mod json;
 pub mod prisma;
 
-use json::{index, lenient, scan};
-
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub use cloudtrail::CloudTrailRecord;
 pub use envelope::{BodyFormat, Decoded, decode};
 pub use gcp::{LogEntry, SccNotification};
-pub use lenient::{LenientBool, RawJson, StringList, Timestamp};
+pub use json::{LenientBool, RawJson, StringList, Timestamp};
 pub use prisma::PrismaAlert;
 
 /// One decoded finding, ready to be gated and planned.

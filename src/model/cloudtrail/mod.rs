@@ -2,8 +2,8 @@
 //! `{"Records":[...]}` log files (streamed in bounded memory by
 //! [`RecordSplitter`]) and CloudWatch Logs subscription messages.
 
-use super::index::{Ctx, Flag, RawSpan, Span, Texts, index_struct};
-use super::lenient::{LenientBool, RawJson, wire_struct};
+use super::json::{Ctx, Flag, RawSpan, Span, Texts, index_struct};
+use super::json::{LenientBool, RawJson, wire_struct};
 use crate::error::{Error, Result};
 use compact_str::CompactString;
 use serde::de::DeserializeOwned;
@@ -1177,7 +1177,7 @@ mod tests {
     /// serde_json does.
     #[test]
     fn scanner_reads_fixtures_as_serde_json_does() {
-        for text in crate::model::index::fixture_objects("cloudtrail") {
+        for text in crate::model::json::fixture_objects("cloudtrail") {
             RecordIndex::scan_agrees(&text, true).unwrap();
         }
     }
@@ -1189,9 +1189,9 @@ mod tests {
         #[test]
         fn scanner_agrees_with_serde_json_on_mutants(
             text in proptest::prelude::prop_oneof![
-                crate::model::index::mutants(include_str!("../../../tests/fixtures/cloudtrail/awsdocs-iam-record-sts-AssumeRole-role-chaining.json")),
-                crate::model::index::mutants(include_str!("../../../tests/fixtures/cloudtrail/custodian-event-cloud-trail-run-instances.json")),
-                crate::model::index::mutants(r#"{"eventID":"e\u0041","userIdentity":{"type":"AssumedRole","sessionContext":{"attributes":{"mfaAuthenticated":"false"}}},"requestParameters":{"a":[1.5e3,-0,"x\\"]},"responseElements":null}"#),
+                crate::model::json::mutants(include_str!("../../../tests/fixtures/cloudtrail/awsdocs-iam-record-sts-AssumeRole-role-chaining.json")),
+                crate::model::json::mutants(include_str!("../../../tests/fixtures/cloudtrail/custodian-event-cloud-trail-run-instances.json")),
+                crate::model::json::mutants(r#"{"eventID":"e\u0041","userIdentity":{"type":"AssumedRole","sessionContext":{"attributes":{"mfaAuthenticated":"false"}}},"requestParameters":{"a":[1.5e3,-0,"x\\"]},"responseElements":null}"#),
             ]
         ) {
             if let Err(e) = RecordIndex::scan_agrees(&text, false) {

@@ -12,7 +12,7 @@
 //! [`LogEntry::from_slice`] / [`SccNotification::from_slice`]); raw fields
 //! cannot be rebuilt from a [`serde_json::Value`].
 
-use super::lenient::{LenientBool, RawJson, wire_struct};
+use super::json::{LenientBool, RawJson, wire_struct};
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;

@@ -8,11 +8,11 @@
 //! gives the full typed view ([`AlertDetails`]) on demand. The accessors look
 //! in each place a value can be, so callers need not know which shape arrived.
 
-use super::index::{
+use super::json::{
     Ctx, Flag, Indexed, ListSpan, Millis, Present, Span, SpanVisitor, Texts, index_struct,
 };
-use super::lenient::{LenientBool, RawJson, StringList, Timestamp, string_or_map, wire_struct};
-use super::scan::{Miss, Scan, Scanned};
+use super::json::{LenientBool, RawJson, StringList, Timestamp, string_or_map, wire_struct};
+use super::json::{Miss, Scan, Scanned};
 use crate::error::{Error, Result};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -784,7 +784,7 @@ mod tests {
     /// serde_json does.
     #[test]
     fn scanner_reads_fixtures_as_serde_json_does() {
-        for text in crate::model::index::fixture_objects("prisma") {
+        for text in crate::model::json::fixture_objects("prisma") {
             AlertIndex::scan_agrees(&text, true).unwrap();
         }
     }
@@ -839,9 +839,9 @@ mod tests {
         #[test]
         fn scanner_agrees_with_serde_json_on_mutants(
             text in proptest::prelude::prop_oneof![
-                crate::model::index::mutants(include_str!("../../../tests/fixtures/prisma/schrius-high-alert.json")),
-                crate::model::index::mutants(include_str!("../../../tests/fixtures/prisma/pc-docs-iam-remediation-sqs-alert.json")),
-                crate::model::index::mutants(r#"{"alertId":"P-1","alertRemediationCli":{"cliScript":"aws s3 \"x\" \u00e9"},"resource":{"id":"r\n","data":{"a":[1,2,{"b":null}]}},"policyLabels":"[\"a\"]","metadata":{"remediable":"true"},"alertTs":"2020-01-01T00:00:00Z"}"#),
+                crate::model::json::mutants(include_str!("../../../tests/fixtures/prisma/schrius-high-alert.json")),
+                crate::model::json::mutants(include_str!("../../../tests/fixtures/prisma/pc-docs-iam-remediation-sqs-alert.json")),
+                crate::model::json::mutants(r#"{"alertId":"P-1","alertRemediationCli":{"cliScript":"aws s3 \"x\" \u00e9"},"resource":{"id":"r\n","data":{"a":[1,2,{"b":null}]}},"policyLabels":"[\"a\"]","metadata":{"remediable":"true"},"alertTs":"2020-01-01T00:00:00Z"}"#),
             ]
         ) {
             if let Err(e) = AlertIndex::scan_agrees(&text, false) {
