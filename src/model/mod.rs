@@ -17,7 +17,7 @@ pub mod prisma;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-pub use cloudtrail::CloudTrailRecord;
+pub use cloudtrail::record::CloudTrailRecord;
 pub use envelope::{BodyFormat, Decoded, decode};
 pub use gcp::{LogEntry, SccNotification};
 pub use json::{LenientBool, RawJson, StringList, Timestamp};
