@@ -21,7 +21,7 @@ pub use cloudtrail::record::CloudTrailRecord;
 pub use envelope::{BodyFormat, Decoded, decode};
 pub use gcp::{LogEntry, SccNotification};
 pub use json::{LenientBool, RawJson, StringList, Timestamp};
-pub use prisma::PrismaAlert;
+pub use prisma::alert::PrismaAlert;
 
 /// One decoded finding, ready to be gated and planned.
 #[derive(Clone, Debug, PartialEq)]
