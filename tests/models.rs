@@ -8,10 +8,10 @@ use flate2::write::GzEncoder;
 use proptest::prelude::*;
 use remediation::ErrorKind;
 use remediation::model::cloudtrail::RecordSplitter;
-use remediation::model::gcp::{LogEntry, SccNotification};
 use remediation::model::prisma::AlertDetails;
 use remediation::model::{
-    BodyFormat, Cloud, CloudTrailRecord, Decoded, Event, PrismaAlert, Target, decode,
+    BodyFormat, Cloud, CloudTrailRecord, Decoded, Event, LogEntry, PrismaAlert, SccNotification,
+    Target, decode,
 };
 use serde_json::{Value, json};
 use std::io::{BufReader, Write};

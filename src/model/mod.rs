@@ -19,7 +19,8 @@ use std::fmt;
 
 pub use cloudtrail::record::CloudTrailRecord;
 pub use envelope::{BodyFormat, Decoded, decode};
-pub use gcp::{LogEntry, SccNotification};
+pub use gcp::log_entry::LogEntry;
+pub use gcp::scc::SccNotification;
 pub use json::{LenientBool, RawJson, StringList, Timestamp};
 pub use prisma::alert::PrismaAlert;
 

@@ -4,7 +4,7 @@
 //! details. Rarely needed subtrees stay raw JSON until an accessor parses them.
 
 use crate::error::Result;
-use crate::model::json::{LenientBool, RawJson, wire_struct};
+use crate::model::json::{LenientBool, RawJson, parse_raw, wire_struct};
 use compact_str::CompactString;
 use serde::de::DeserializeOwned;
 
@@ -247,13 +247,6 @@ impl UserIdentity {
     /// `inScopeOf` parsed into `T`; `None` when absent or `null`.
     pub fn in_scope_of<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         parse_raw(self.in_scope_of.as_ref())
-    }
-}
-
-fn parse_raw<T: DeserializeOwned>(raw: Option<&RawJson>) -> Result<Option<T>> {
-    match raw {
-        Some(r) => r.parse_opt(),
-        None => Ok(None),
     }
 }
 

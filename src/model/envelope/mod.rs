@@ -13,8 +13,8 @@
 //! [`MAX_DECOMPRESSED_BYTES`].
 
 use super::cloudtrail::{EventBridgeEvent, LogsSubscription, is_gzip, read_limited};
-use super::gcp::{LogEntry, SccNotification};
 use super::{CloudTrailRecord, Event, PrismaAlert};
+use super::{LogEntry, SccNotification};
 use crate::error::{Error, Result};
 use memchr::memmem;
 use serde::Deserialize;

@@ -18,7 +18,7 @@ pub(crate) use index::{
     Ctx, Flag, Indexed, ListSpan, Millis, Present, RawSpan, Seed, Span, SpanVisitor, Texts,
     index_struct,
 };
-pub(crate) use lenient::{string_or_map, wire_struct};
+pub(crate) use lenient::{parse_raw, string_or_map, wire_struct};
 pub(crate) use scan::{Miss, Scan, Scanned};
 #[cfg(test)]
 pub(crate) use testing::{fixture_objects, mutants};
