@@ -12,13 +12,20 @@
 //! [`MAX_NESTING`] levels; decompressed data is capped at
 //! [`MAX_DECOMPRESSED_BYTES`].
 
-use super::cloudtrail::{EventBridgeEvent, LogsSubscription, is_gzip, read_limited};
-use super::{CloudTrailRecord, Event, PrismaAlert};
-use super::{LogEntry, SccNotification};
+mod aws;
+mod probe;
+mod pubsub;
+
+use super::cloudtrail::{is_gzip, read_limited};
+use super::{CloudTrailRecord, Event, LogEntry, PrismaAlert, SccNotification};
 use crate::error::{Error, Result};
+use aws::{
+    decode_awslogs, decode_eventbridge, decode_logs_subscription, decode_records, decode_sns,
+};
 use memchr::memmem;
-use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use probe::Probe;
+use pubsub::decode_pubsub_push;
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use std::fmt;
 use std::sync::LazyLock;
@@ -204,168 +211,9 @@ fn decode_alert_list(body: &[u8]) -> Result<Decoded> {
     Ok(Decoded::new(BodyFormat::PrismaAlertList, false, events))
 }
 
-/// The top-level keys that tell shapes apart, with their raw values.
-#[derive(Default)]
-struct Probe<'a> {
-    alert_id: bool,
-    id: bool,
-    prisma_hint: bool,
-    event_id: bool,
-    event_version: bool,
-    sns_type: Option<&'a RawValue>,
-    sns_message: Option<&'a RawValue>,
-    records: Option<&'a RawValue>,
-    detail_type: bool,
-    awslogs: Option<&'a RawValue>,
-    logs_hint: bool,
-    gcp_log: bool,
-    gcp_scc: bool,
-    pubsub_message: Option<&'a RawValue>,
-    pubsub_subscription: bool,
-    azure: bool,
-    azure_authorization: bool,
-    azure_caller: bool,
-    keys: Vec<String>,
-}
-
-enum ProbeKey {
-    AlertId,
-    Id,
-    PrismaHint,
-    EventId,
-    EventVersion,
-    Type,
-    Message,
-    Records,
-    DetailType,
-    Awslogs,
-    LogsHint,
-    GcpLog,
-    GcpScc,
-    PubsubMessage,
-    PubsubSubscription,
-    Azure,
-    AzureAuthorization,
-    AzureCaller,
-    Other(String),
-}
-
 /// How many unknown key names an error message lists, and how long each may be.
 const KEYS_SHOWN: usize = 8;
 const KEY_CHARS: usize = 40;
-
-impl<'de> Deserialize<'de> for ProbeKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ProbeKey;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<ProbeKey, E> {
-                Ok(match s {
-                    "alertId" => ProbeKey::AlertId,
-                    "id" => ProbeKey::Id,
-                    "alertStatus"
-                    | "alertRuleName"
-                    | "alertRuleId"
-                    | "alertRemediationCli"
-                    | "policyName"
-                    | "callbackUrl"
-                    | "alertTs"
-                    | "alertTime" => ProbeKey::PrismaHint,
-                    "eventID" => ProbeKey::EventId,
-                    "eventVersion" => ProbeKey::EventVersion,
-                    "Type" => ProbeKey::Type,
-                    "Message" => ProbeKey::Message,
-                    "Records" => ProbeKey::Records,
-                    "detail-type" => ProbeKey::DetailType,
-                    "awslogs" => ProbeKey::Awslogs,
-                    "logEvents" | "messageType" => ProbeKey::LogsHint,
-                    "protoPayload" | "jsonPayload" | "textPayload" | "logName" => ProbeKey::GcpLog,
-                    "finding" | "notificationConfigName" => ProbeKey::GcpScc,
-                    "message" => ProbeKey::PubsubMessage,
-                    "subscription" => ProbeKey::PubsubSubscription,
-                    "records" | "eventDataId" | "value" => ProbeKey::Azure,
-                    "authorization" => ProbeKey::AzureAuthorization,
-                    "caller" => ProbeKey::AzureCaller,
-                    other => ProbeKey::Other(other.chars().take(KEY_CHARS).collect()),
-                })
-            }
-        }
-        d.deserialize_identifier(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for Probe<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Probe<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<Probe<'de>, A::Error> {
-                let mut p = Probe::default();
-                while let Some(key) = map.next_key::<ProbeKey>()? {
-                    let mut ignore = true;
-                    match key {
-                        ProbeKey::AlertId => p.alert_id = true,
-                        ProbeKey::Id => p.id = true,
-                        ProbeKey::PrismaHint => p.prisma_hint = true,
-                        ProbeKey::EventId => p.event_id = true,
-                        ProbeKey::EventVersion => p.event_version = true,
-                        ProbeKey::Type => {
-                            p.sns_type = Some(map.next_value()?);
-                            ignore = false;
-                        }
-                        ProbeKey::Message => {
-                            p.sns_message = Some(map.next_value()?);
-                            ignore = false;
-                        }
-                        ProbeKey::Records => {
-                            p.records = Some(map.next_value()?);
-                            ignore = false;
-                        }
-                        ProbeKey::DetailType => p.detail_type = true,
-                        ProbeKey::Awslogs => {
-                            p.awslogs = Some(map.next_value()?);
-                            ignore = false;
-                        }
-                        ProbeKey::LogsHint => p.logs_hint = true,
-                        ProbeKey::GcpLog => p.gcp_log = true,
-                        ProbeKey::GcpScc => p.gcp_scc = true,
-                        ProbeKey::PubsubMessage => {
-                            p.pubsub_message = Some(map.next_value()?);
-                            ignore = false;
-                        }
-                        ProbeKey::PubsubSubscription => p.pubsub_subscription = true,
-                        ProbeKey::Azure => p.azure = true,
-                        ProbeKey::AzureAuthorization => p.azure_authorization = true,
-                        ProbeKey::AzureCaller => p.azure_caller = true,
-                        ProbeKey::Other(k) => {
-                            if p.keys.len() < KEYS_SHOWN {
-                                p.keys.push(k);
-                            }
-                        }
-                    }
-                    if ignore {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(p)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-fn raw_str(raw: &RawValue) -> Option<String> {
-    serde_json::from_str::<String>(raw.get()).ok()
-}
 
 static ALERT_ID_KEY: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b"\"alertId\""));
@@ -453,205 +301,11 @@ fn decode_object(body: &[u8], depth: usize) -> Result<Decoded> {
     Err(Error::decode(message))
 }
 
-/// The `message` of a Pub/Sub push request.
-#[derive(Deserialize)]
-struct PushMessage {
-    #[serde(default)]
-    data: Option<String>,
-}
-
-fn decode_pubsub_push(message: &RawValue, depth: usize) -> Result<Decoded> {
-    use base64::Engine as _;
-    let message: PushMessage = serde_json::from_str(message.get())
-        .map_err(|e| Error::decode(format!("Pub/Sub push message is not an object: {e}")))?;
-    let data = message
-        .data
-        .ok_or_else(|| Error::decode("Pub/Sub push message without data"))?;
-    let next = nest(depth, "Pub/Sub push message")?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data.trim())
-        .map_err(|e| Error::decode(format!("Pub/Sub push message.data is not base64: {e}")))?;
-    decode_at(&bytes, next).map_err(|e| in_context(e, "Pub/Sub push message.data"))
-}
-
 fn alert(body: &[u8]) -> Result<Decoded> {
     let alert = PrismaAlert::from_slice(body)?;
     Ok(Decoded::one(
         BodyFormat::PrismaAlert,
         Event::PrismaAlert(Box::new(alert)),
-    ))
-}
-
-fn decode_sns(t: &RawValue, m: &RawValue, depth: usize) -> Result<Decoded> {
-    let kind = raw_str(t).unwrap_or_default();
-    if kind != "Notification" {
-        return Err(Error::decode(format!(
-            "SNS message of Type {:?} carries no finding (only Notification does)",
-            kind.chars().take(KEY_CHARS).collect::<String>()
-        )));
-    }
-    let message = raw_str(m)
-        .ok_or_else(|| Error::decode("SNS notification whose Message is not a string"))?;
-    let next = nest(depth, "SNS notification")?;
-    let mut inner =
-        decode_at(message.as_bytes(), next).map_err(|e| in_context(e, "SNS Message"))?;
-    inner.sns = true;
-    Ok(inner)
-}
-
-#[derive(Deserialize)]
-struct LambdaRecordProbe {
-    #[serde(rename = "eventSource", default)]
-    event_source: Option<String>,
-    #[serde(rename = "EventSource", default)]
-    event_source_sns: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct SqsRecord {
-    body: String,
-}
-
-#[derive(Deserialize)]
-struct SnsRecord {
-    #[serde(rename = "Sns")]
-    sns: SnsMessage,
-}
-
-#[derive(Deserialize)]
-struct SnsMessage {
-    #[serde(rename = "Message")]
-    message: String,
-}
-
-fn decode_records(records: &RawValue, depth: usize) -> Result<Decoded> {
-    let items: Vec<&RawValue> = serde_json::from_str(records.get())
-        .map_err(|e| Error::decode(format!("\"Records\" is not an array of objects: {e}")))?;
-    let Some(first) = items.first() else {
-        return Ok(Decoded::new(BodyFormat::CloudTrailLog, false, Vec::new()));
-    };
-    let probe: LambdaRecordProbe = serde_json::from_str(first.get())
-        .map_err(|e| Error::decode(format!("Records[0] is not an object: {e}")))?;
-    let source = probe
-        .event_source
-        .as_deref()
-        .or(probe.event_source_sns.as_deref())
-        .unwrap_or("");
-    match source {
-        "aws:sqs" => {
-            let next = nest(depth, "SQS event")?;
-            let mut events = Vec::new();
-            let mut sns = false;
-            for (i, item) in items.iter().enumerate() {
-                let ctx = format!("SQS record {i}");
-                let rec: SqsRecord = serde_json::from_str(item.get())
-                    .map_err(|e| Error::decode(format!("{ctx}: no string body: {e}")))?;
-                let inner =
-                    decode_at(rec.body.as_bytes(), next).map_err(|e| in_context(e, &ctx))?;
-                sns |= inner.sns;
-                events.extend(inner.events);
-            }
-            Ok(Decoded::new(BodyFormat::SqsEvent, sns, events))
-        }
-        "aws:sns" => {
-            let next = nest(depth, "SNS event")?;
-            let mut events = Vec::new();
-            let mut format = None;
-            for (i, item) in items.iter().enumerate() {
-                let ctx = format!("SNS record {i}");
-                let rec: SnsRecord = serde_json::from_str(item.get())
-                    .map_err(|e| Error::decode(format!("{ctx}: no Sns.Message string: {e}")))?;
-                let inner =
-                    decode_at(rec.sns.message.as_bytes(), next).map_err(|e| in_context(e, &ctx))?;
-                format.get_or_insert(inner.format);
-                events.extend(inner.events);
-            }
-            let format = format.unwrap_or(BodyFormat::CloudTrailLog);
-            Ok(Decoded::new(format, true, events))
-        }
-        "aws:s3" => Err(Error::decode(
-            "S3 event notification: it names a CloudTrail log object but carries no finding; \
-             fetch the object and read it with RecordSplitter",
-        )),
-        other if other.starts_with("aws:") => Err(Error::decode(format!(
-            "Lambda event from {} is not supported",
-            other.chars().take(KEY_CHARS).collect::<String>()
-        ))),
-        _ => {
-            let events = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    CloudTrailRecord::from_slice(item.get().as_bytes())
-                        .map(|r| Event::CloudTrail(Box::new(r)))
-                        .map_err(|e| in_context(e, &format!("Records[{i}]")))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Ok(Decoded::new(BodyFormat::CloudTrailLog, false, events))
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct AwsLogs {
-    data: String,
-}
-
-fn decode_awslogs(raw: &RawValue, depth: usize) -> Result<Decoded> {
-    use base64::Engine as _;
-    let logs: AwsLogs = serde_json::from_str(raw.get())
-        .map_err(|e| Error::decode(format!("awslogs without a data string: {e}")))?;
-    nest(depth, "CloudWatch Logs data")?;
-    let compressed = base64::engine::general_purpose::STANDARD
-        .decode(logs.data.trim())
-        .map_err(|e| Error::decode(format!("awslogs.data is not base64: {e}")))?;
-    if !is_gzip(&compressed) {
-        return Err(Error::decode("awslogs.data is not gzip-compressed"));
-    }
-    let bytes = read_limited(
-        flate2::read::MultiGzDecoder::new(&compressed[..]),
-        MAX_DECOMPRESSED_BYTES,
-        "awslogs.data",
-    )?;
-    decode_logs_subscription(&bytes).map_err(|e| in_context(e, "awslogs.data"))
-}
-
-fn decode_logs_subscription(body: &[u8]) -> Result<Decoded> {
-    let sub: LogsSubscription = serde_json::from_slice(body)
-        .map_err(|e| Error::decode(format!("invalid CloudWatch Logs subscription message: {e}")))?;
-    let events = sub
-        .log_events
-        .iter()
-        .enumerate()
-        .map(|(i, ev)| {
-            CloudTrailRecord::from_slice(ev.message.as_bytes())
-                .map(|r| Event::CloudTrail(Box::new(r)))
-                .map_err(|e| {
-                    in_context(
-                        e,
-                        &format!("CloudWatch Logs event {i} is not a CloudTrail record"),
-                    )
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Decoded::new(BodyFormat::CloudWatchLogs, false, events))
-}
-
-fn decode_eventbridge(body: &[u8]) -> Result<Decoded> {
-    let ev: EventBridgeEvent = serde_json::from_slice(body)
-        .map_err(|e| Error::decode(format!("invalid EventBridge event: {e}")))?;
-    if !ev.is_cloudtrail() {
-        return Err(Error::decode(format!(
-            "EventBridge event with detail-type {:?} is not a CloudTrail event",
-            ev.detail_type.chars().take(80).collect::<String>()
-        )));
-    }
-    let record = ev
-        .record()
-        .map_err(|e| in_context(e, "EventBridge detail"))?;
-    Ok(Decoded::one(
-        BodyFormat::EventBridge,
-        Event::CloudTrail(Box::new(record)),
     ))
 }
 
