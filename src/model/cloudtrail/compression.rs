@@ -1,6 +1,7 @@
 //! Gzip detection and decoding for the models and the file source: CloudTrail
-//! log files, CloudWatch Logs data and compressed message bodies. Crate-private;
-//! the public way to read a maybe-gzipped log file is [`RecordSplitter::open`](super::RecordSplitter::open).
+//! log files, CloudWatch Logs data and compressed message bodies.
+//! Crate-private; the public way to read a maybe-gzipped log file is
+//! [`RecordSplitter::open`](super::RecordSplitter::open).
 
 use crate::error::{Error, Result};
 use std::io::{BufRead, BufReader, ErrorKind as IoErrorKind, Read};

@@ -1,7 +1,9 @@
 //! The full typed view of a CloudTrail record ([`RecordDetails`], from
-//! [`CloudTrailRecord::details`](crate::model::CloudTrailRecord::details)) and its parts: the principal
+//! [`CloudTrailRecord::details`]) and its parts: the principal
 //! ([`UserIdentity`], [`SessionContext`]...), the resources touched, the TLS
 //! details. Rarely needed subtrees stay raw JSON until an accessor parses them.
+//!
+//! [`CloudTrailRecord::details`]: crate::model::CloudTrailRecord::details
 
 use crate::error::Result;
 use crate::model::json::{LenientBool, RawJson, parse_raw, wire_struct};
@@ -9,7 +11,7 @@ use compact_str::CompactString;
 use serde::de::DeserializeOwned;
 
 wire_struct! {
-    /// The full typed view of a CloudTrail record ([`CloudTrailRecord::details`](crate::model::CloudTrailRecord::details)).
+    /// The full typed view of a CloudTrail record ([`CloudTrailRecord::details`]).
     ///
     /// Every field is optional because CloudTrail omits what does not apply.
     /// The free-form payloads (`requestParameters`, `responseElements`,
@@ -21,6 +23,8 @@ wire_struct! {
     ///
     /// Parse from bytes or text (raw fields cannot be rebuilt from a
     /// [`serde_json::Value`]).
+    ///
+    /// [`CloudTrailRecord::details`]: crate::model::CloudTrailRecord::details
     #[derive(Clone, Debug, Default, PartialEq)]
     pub struct RecordDetails {
         /// `eventVersion`, e.g. `1.08`.

@@ -34,7 +34,7 @@ enum State {
 ///
 /// Other top-level keys, before or after `Records`, are skipped. The
 /// splitter checks structure (brackets, strings, separators) but not the
-/// contents of each record: parse them with [`CloudTrailRecord::from_slice`](crate::model::CloudTrailRecord::from_slice).
+/// contents of each record: parse them with [`CloudTrailRecord::from_slice`].
 /// After the first error the iterator ends.
 ///
 /// ```
@@ -44,6 +44,8 @@ enum State {
 /// assert_eq!(records, vec![br#"{"eventID":"a"}"#.to_vec(), br#"{"eventID":"b"}"#.to_vec()]);
 /// # Ok::<(), remediation::Error>(())
 /// ```
+///
+/// [`CloudTrailRecord::from_slice`]: crate::model::CloudTrailRecord::from_slice
 #[derive(Debug)]
 pub struct RecordSplitter<R> {
     reader: R,

@@ -1,4 +1,4 @@
-//! [`LogEntry`](crate::model::LogEntry): a Cloud Logging entry as a log sink
+//! [`LogEntry`]: a Cloud Logging entry as a log sink
 //! publishes it (a Cloud Audit Logs entry with its `protoPayload`, or another
 //! log such as Event Threat Detection's `jsonPayload`), and its parts.
 

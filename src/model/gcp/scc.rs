@@ -1,4 +1,4 @@
-//! [`SccNotification`](crate::model::SccNotification): a Security Command
+//! [`SccNotification`]: a Security Command
 //! Center finding notification, as a notification config publishes it to
 //! Pub/Sub, and its parts.
 

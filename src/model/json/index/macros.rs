@@ -3,10 +3,11 @@
 //! through [`Indexed`](super::Indexed).
 
 /// Defines a private, partial view of a JSON object read through
-/// [`Indexed`]: only the named fields are read (each field type implements
-/// `Indexed`), every other value is skipped without being built. Keys are
-/// dispatched on their length first, then compared as bytes. A field sent
-/// twice is an error (unless the first was `null`), as with derived structs.
+/// [`Indexed`](super::Indexed): only the named fields are read (each field
+/// type implements `Indexed`), every other value is skipped without being
+/// built. Keys are dispatched on their length first, then compared as bytes.
+/// A field sent twice is an error (unless the first was `null`), as with
+/// derived structs.
 macro_rules! index_struct {
     (
         $(#[$meta:meta])*
