@@ -7,11 +7,11 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use proptest::prelude::*;
 use remediation::ErrorKind;
-use remediation::model::cloudtrail::{RecordSplitter, open_maybe_gzip};
-use remediation::model::gcp::{LogEntry, SccNotification};
+use remediation::model::cloudtrail::RecordSplitter;
 use remediation::model::prisma::AlertDetails;
 use remediation::model::{
-    BodyFormat, Cloud, CloudTrailRecord, Decoded, Event, PrismaAlert, Target, decode,
+    BodyFormat, Cloud, CloudTrailRecord, Decoded, Event, LogEntry, PrismaAlert, SccNotification,
+    Target, decode,
 };
 use serde_json::{Value, json};
 use std::io::{BufReader, Write};
@@ -880,13 +880,16 @@ fn splitter_reads_gzip_files() {
     two.extend(gzip(&log.as_bytes()[10..]));
     std::fs::write(&gz, two).unwrap();
     for path in [&plain, &gz] {
-        let records: Vec<CloudTrailRecord> = RecordSplitter::new(open_maybe_gzip(path).unwrap())
+        let records: Vec<CloudTrailRecord> = RecordSplitter::open(path)
+            .unwrap()
             .map(|r| CloudTrailRecord::from_slice(&r.unwrap()).unwrap())
             .collect();
         assert_eq!(records.len(), 2, "{}", path.display());
         assert_eq!(records[1].event_id(), Some("e-1"));
     }
-    let err = open_maybe_gzip(&dir.path().join("missing")).err().unwrap();
+    let err = RecordSplitter::open(dir.path().join("missing"))
+        .err()
+        .unwrap();
     assert_eq!(err.kind(), ErrorKind::Io);
 }
 

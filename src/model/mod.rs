@@ -7,23 +7,29 @@
 //! Models are lenient where the wire is inconsistent (timestamps as strings or
 //! numbers, labels as arrays or JSON-in-a-string) and strict where it matters
 //! (an alert without an id is an error). Unknown fields stay reachable.
+//!
+//! The types users name most live here: [`Event`], [`Target`], [`Cloud`],
+//! [`decode`] and its [`Decoded`]/[`BodyFormat`], the findings
+//! ([`PrismaAlert`], [`CloudTrailRecord`], [`LogEntry`], [`SccNotification`])
+//! and the lenient values. [`cloudtrail`], [`prisma`] and [`gcp`] hold the
+//! parts of their full typed views, and [`cloudtrail::RecordSplitter`] for
+//! log files.
 
 pub mod cloudtrail;
-pub mod envelope;
+mod envelope;
 pub mod gcp;
-mod index;
-mod lenient;
+mod json;
 pub mod prisma;
-mod scan;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-pub use cloudtrail::CloudTrailRecord;
-pub use envelope::{BodyFormat, Decoded, decode};
-pub use gcp::{LogEntry, SccNotification};
-pub use lenient::{LenientBool, RawJson, StringList, Timestamp};
-pub use prisma::PrismaAlert;
+pub use cloudtrail::record::CloudTrailRecord;
+pub use envelope::{BodyFormat, Decoded, MAX_DECOMPRESSED_BYTES, MAX_NESTING, decode};
+pub use gcp::log_entry::LogEntry;
+pub use gcp::scc::SccNotification;
+pub use json::{LenientBool, RawJson, StringList, Timestamp};
+pub use prisma::alert::PrismaAlert;
 
 /// One decoded finding, ready to be gated and planned.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,7 +7,7 @@
 
 use super::{AlertSource, Capabilities, DeadLetterMode, Delivery};
 use crate::error::{Error, Result};
-use crate::model::cloudtrail::RecordSplitter;
+use crate::model::cloudtrail::{RecordSplitter, maybe_gunzip};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::fmt;
@@ -188,17 +188,8 @@ fn read_all(
     max_line: usize,
     tx: &Sender,
 ) -> Result<()> {
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let io = |e| Error::io(format!("reading {label}"), e);
-    let head = reader.fill_buf().map_err(io)?;
-    let mut reader: Box<dyn BufRead + Send> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(BufReader::with_capacity(
-            64 * 1024,
-            flate2::read::MultiGzDecoder::new(reader),
-        ))
-    } else {
-        Box::new(reader)
-    };
+    let mut reader = maybe_gunzip(BufReader::with_capacity(64 * 1024, reader), label)?;
     let format = match format {
         FileFormat::Auto => detect(&mut reader).map_err(io)?,
         f => f,

@@ -232,6 +232,15 @@ impl RawJson {
     }
 }
 
+/// An optional raw field parsed into `T`; `None` when absent or `null` (the
+/// accessors of the lenient models' raw subtrees).
+pub(crate) fn parse_raw<T: DeserializeOwned>(raw: Option<&RawJson>) -> Result<Option<T>> {
+    match raw {
+        Some(r) => r.parse_opt(),
+        None => Ok(None),
+    }
+}
+
 impl PartialEq for RawJson {
     fn eq(&self, other: &Self) -> bool {
         self.0.get() == other.0.get()
