@@ -1,0 +1,296 @@
+//! [`SqsSourceBuilder`]: where the queue is, how the client is made, and
+//! the receive and settle settings; `build` connects.
+
+use super::dead_letter::redrive_mode;
+use super::error::sdk_error;
+use super::fifo::Groups;
+use super::{BACKEND, MAX_VISIBILITY_SECS, MAX_WAIT_SECS, Shared, SqsSource};
+use crate::aws::AwsClientOptions;
+use crate::error::{Error, Result};
+use crate::source::DeadLetterMode;
+use crate::telemetry::{ApiCall, Stats};
+use aws_sdk_sqs::Client;
+use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Where the queue is: its name (resolved with `GetQueueUrl`) or its URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum QueueRef {
+    Name(String),
+    Url(String),
+}
+
+impl QueueRef {
+    fn parse(spec: &str) -> QueueRef {
+        if spec.starts_with("https://") || spec.starts_with("http://") {
+            QueueRef::Url(spec.to_owned())
+        } else {
+            QueueRef::Name(spec.to_owned())
+        }
+    }
+}
+
+/// Builds an [`SqsSource`]. Only [`build`](Self::build) can fail.
+///
+/// Region and credentials come from the standard AWS chain (environment,
+/// profile, SSO, instance metadata...) unless set here.
+#[derive(Clone)]
+pub struct SqsSourceBuilder {
+    queue: Option<QueueRef>,
+    aws: AwsClientOptions,
+    client: Option<Client>,
+    dead_letter_queue_url: Option<String>,
+    wait: Duration,
+    visibility: Duration,
+    flush_after: Duration,
+    stats: Option<Arc<Stats>>,
+}
+
+impl fmt::Debug for SqsSourceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqsSourceBuilder")
+            .field("queue", &self.queue)
+            .field("aws", &self.aws)
+            .field("custom_client", &self.client.is_some())
+            .field("dead_letter_queue_url", &self.dead_letter_queue_url)
+            .field("wait", &self.wait)
+            .field("visibility", &self.visibility)
+            .field("flush_after", &self.flush_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SqsSourceBuilder {
+    fn default() -> Self {
+        SqsSourceBuilder {
+            queue: None,
+            aws: AwsClientOptions::default(),
+            client: None,
+            dead_letter_queue_url: None,
+            wait: Duration::from_secs(MAX_WAIT_SECS),
+            visibility: Duration::from_secs(30),
+            flush_after: Duration::from_millis(5),
+            stats: None,
+        }
+    }
+}
+
+impl SqsSourceBuilder {
+    /// A builder with the defaults: 20 s long polling, 30 s visibility
+    /// timeout, acks flushed after 5 ms, no dead-letter queue (the queue's
+    /// redrive policy parks poison).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder configured from the environment:
+    ///
+    /// * `SQS_QUEUE_URL` — the queue's URL, or else
+    /// * `SQS_QUEUE_NAME` — its name, resolved with `GetQueueUrl`;
+    /// * `AWS_ENDPOINT_URL` — an endpoint override (a local server such as moto);
+    /// * `SQS_DEAD_LETTER_QUEUE_URL` — park poison there instead of relying on
+    ///   the redrive policy;
+    /// * `SQS_VISIBILITY_TIMEOUT` and `SQS_WAIT_TIME_SECONDS` — whole seconds.
+    ///
+    /// Region and credentials come from the standard AWS chain (`AWS_REGION`,
+    /// `AWS_PROFILE`, `AWS_ACCESS_KEY_ID`...). Unparsable numbers are ignored
+    /// with a warning and the defaults kept.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let mut b = Self::new();
+        if let Some(url) = var("SQS_QUEUE_URL") {
+            b = b.with_queue_url(url);
+        } else if let Some(name) = var("SQS_QUEUE_NAME") {
+            b = b.with_queue_name(name);
+        }
+        if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
+            b = b.with_endpoint(endpoint);
+        }
+        if let Some(dlq) = var("SQS_DEAD_LETTER_QUEUE_URL") {
+            b = b.with_dead_letter_queue_url(dlq);
+        }
+        let secs = |k: &str| {
+            var(k).and_then(|v| match v.trim().parse::<u64>() {
+                Ok(n) => Some(Duration::from_secs(n)),
+                Err(e) => {
+                    tracing::warn!(variable = k, error = %e, "ignoring unparsable setting");
+                    None
+                }
+            })
+        };
+        if let Some(v) = secs("SQS_VISIBILITY_TIMEOUT") {
+            b = b.with_visibility_timeout(v);
+        }
+        if let Some(w) = secs("SQS_WAIT_TIME_SECONDS") {
+            b = b.with_wait(w);
+        }
+        b
+    }
+
+    /// The queue, by URL (`https://...`) or by name.
+    pub fn with_queue(mut self, name_or_url: impl AsRef<str>) -> Self {
+        self.queue = Some(QueueRef::parse(name_or_url.as_ref()));
+        self
+    }
+
+    /// The queue's name, resolved with `GetQueueUrl` when building.
+    pub fn with_queue_name(mut self, name: impl Into<String>) -> Self {
+        self.queue = Some(QueueRef::Name(name.into()));
+        self
+    }
+
+    /// The queue's URL.
+    pub fn with_queue_url(mut self, url: impl Into<String>) -> Self {
+        self.queue = Some(QueueRef::Url(url.into()));
+        self
+    }
+
+    crate::aws::aws_client_setters!();
+
+    /// A fully configured client; endpoint, region and credentials set on
+    /// this builder are then ignored.
+    pub fn with_client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Parks dead letters in this queue (with the reason as the message
+    /// attribute [`REASON_ATTRIBUTE`]) and deletes them from the source queue.
+    ///
+    /// Without one, [`build`](Self::build) reads the queue's redrive policy
+    /// (`GetQueueAttributes`): if it has one, dead letters are released for
+    /// redelivery and the policy moves them after `maxReceiveCount` receives
+    /// ([`DeadLetterMode::Redrive`]); if not, they are deleted and their body
+    /// lives on in the audit record only ([`DeadLetterMode::AuditOnly`]),
+    /// rather than coming back forever.
+    pub fn with_dead_letter_queue_url(mut self, url: impl Into<String>) -> Self {
+        self.dead_letter_queue_url = Some(url.into());
+        self
+    }
+
+    /// How long a receive waits for messages (long polling); whole seconds,
+    /// at most 20. Default 20 s.
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = Duration::from_secs(wait.as_secs().min(MAX_WAIT_SECS));
+        self
+    }
+
+    /// The visibility timeout asked for on each receive: the lease the
+    /// engine's lease keeper extends. Whole seconds, 1 s to 12 h. Default 30 s.
+    pub fn with_visibility_timeout(mut self, visibility: Duration) -> Self {
+        self.visibility = Duration::from_secs(visibility.as_secs().clamp(1, MAX_VISIBILITY_SECS));
+        self
+    }
+
+    /// How long an ack waits for others to share its `DeleteMessageBatch`
+    /// call (a batch is sent at once when it holds 10). Default 5 ms.
+    pub fn with_ack_flush_after(mut self, after: Duration) -> Self {
+        self.flush_after = after;
+        self
+    }
+
+    /// Counts SQS API calls in `stats`; pass the engine's handle
+    /// ([`EngineBuilder::stats`](crate::engine::EngineBuilder::stats)) so calls
+    /// per alert can be read off one summary.
+    pub fn with_stats(mut self, stats: Arc<Stats>) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// Connects: builds the client and resolves the queue URL if a name was given.
+    pub async fn build(self) -> Result<SqsSource> {
+        let queue = self.queue.clone().ok_or_else(|| {
+            Error::Config("no SQS queue: set SQS_QUEUE_URL or SQS_QUEUE_NAME, or give one".into())
+        })?;
+        let stats = self.stats.clone().unwrap_or_default();
+        let client = match self.client.clone() {
+            Some(c) => c,
+            None => {
+                let config = self.aws.load().await;
+                Client::new(&config)
+            }
+        };
+        let queue_url = match queue {
+            QueueRef::Url(url) => url,
+            QueueRef::Name(name) => {
+                stats.count_api_call(ApiCall::SqsGetQueueUrl);
+                let out = client
+                    .get_queue_url()
+                    .queue_name(&name)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("GetQueueUrl", e))?;
+                out.queue_url()
+                    .map(str::to_owned)
+                    .ok_or_else(|| Error::Backend {
+                        backend: BACKEND,
+                        message: format!("GetQueueUrl for {name:?} returned no URL"),
+                        temporary: false,
+                        source: None,
+                    })?
+            }
+        };
+        let dead_letter_mode = if self.dead_letter_queue_url.is_some() {
+            DeadLetterMode::Native
+        } else {
+            redrive_mode(&client, &queue_url, &stats).await?
+        };
+        let queue_name = queue_url
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(&queue_url)
+            .to_owned();
+        let fifo = queue_name.ends_with(".fifo");
+        Ok(SqsSource {
+            name: format!("sqs:{queue_name}"),
+            shared: Arc::new(Shared {
+                client,
+                queue_url,
+                dead_letter_queue_url: self.dead_letter_queue_url,
+                dead_letter_mode,
+                wait: self.wait,
+                visibility: self.visibility,
+                flush_after: self.flush_after,
+                fifo,
+                stats,
+                deleter: OnceLock::new(),
+                groups: Mutex::new(Groups::default()),
+                invalid_receipts: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_spec_is_a_url_or_a_name() {
+        assert_eq!(
+            QueueRef::parse("https://sqs.us-east-1.amazonaws.com/123456789012/alerts"),
+            QueueRef::Url("https://sqs.us-east-1.amazonaws.com/123456789012/alerts".into())
+        );
+        assert_eq!(QueueRef::parse("alerts"), QueueRef::Name("alerts".into()));
+    }
+
+    #[test]
+    fn wait_and_visibility_are_capped() {
+        let b = SqsSourceBuilder::new()
+            .with_wait(Duration::from_secs(60))
+            .with_visibility_timeout(Duration::from_secs(0));
+        assert_eq!(b.wait, Duration::from_secs(20));
+        assert_eq!(b.visibility, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn builder_debug_hides_credentials() {
+        let b = SqsSourceBuilder::new().with_static_credentials("AKIAEXAMPLEKEYID", "s3cr3t-value");
+        let text = format!("{b:?}");
+        assert!(!text.contains("s3cr3t-value"), "{text}");
+        assert!(!text.contains("AKIAEXAMPLEKEYID"), "{text}");
+    }
+}
