@@ -1,59 +1,51 @@
-//! How DynamoDB failures become the crate's errors.
+//! How DynamoDB failures become the crate's errors: a failed SDK call through
+//! the shared AWS classifier ([`crate::aws::classify`]; throttling, 5xx,
+//! timeouts and connection failures are temporary, a missing table or refused
+//! access is not), everything else through [`DynamoError`].
 
-use super::BACKEND;
 use crate::error::Error;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use std::time::Duration;
 
-/// Maps an SDK error to the crate's error: throttling, 5xx, timeouts and
-/// connection failures are temporary; a missing table or refused access is not.
-pub(super) fn sdk_error<E>(op: &str, err: SdkError<E, HttpResponse>) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let (message, temporary) = match &err {
-        SdkError::ServiceError(s) => {
-            let e = s.err();
-            let code = e.code().unwrap_or("Unknown");
-            let status = s.raw().status().as_u16();
-            let temporary = code.contains("Throttl")
-                || matches!(
-                    code,
-                    "ProvisionedThroughputExceededException"
-                        | "RequestLimitExceeded"
-                        | "InternalServerError"
-                        | "ServiceUnavailable"
-                        | "TransactionConflictException"
-                )
-                || status >= 500
-                || status == 429;
-            (
-                format!("{op}: {code}: {}", e.message().unwrap_or("")),
-                temporary,
-            )
+/// A failure of the DynamoDB store that is not an SDK call failing.
+#[derive(Debug)]
+pub(super) enum DynamoError {
+    /// A request part (`what`: the table definition, the TTL specification)
+    /// could not be built.
+    Definition {
+        /// What could not be built.
+        what: &'static str,
+        /// The SDK builder's complaint.
+        message: String,
+    },
+    /// The table did not become active in time.
+    NotActive {
+        /// The table.
+        table: String,
+        /// How long it was waited for.
+        after: Duration,
+    },
+}
+
+impl DynamoError {
+    /// `what` could not be built, because of `e`.
+    pub(super) fn definition(what: &'static str, e: impl std::fmt::Display) -> DynamoError {
+        DynamoError::Definition {
+            what,
+            message: e.to_string(),
         }
-        SdkError::ConstructionFailure(_) => (format!("{op}: request could not be built"), false),
-        SdkError::TimeoutError(_) => (format!("{op}: timed out"), true),
-        SdkError::DispatchFailure(d) => (
-            format!(
-                "{op}: could not reach DynamoDB: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&err)
-            ),
-            !d.is_user(),
-        ),
-        SdkError::ResponseError(_) => (format!("{op}: unreadable response"), true),
-        _ => (
-            format!(
-                "{op}: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&err)
-            ),
-            true,
-        ),
-    };
-    Error::Backend {
-        backend: BACKEND,
-        message,
-        temporary,
-        source: Some(Box::new(err)),
+    }
+}
+
+impl From<DynamoError> for Error {
+    fn from(e: DynamoError) -> Self {
+        match e {
+            DynamoError::Definition { what, message } => {
+                Error::Config(format!("{what}: {message}"))
+            }
+            DynamoError::NotActive { table, after } => Error::Timeout {
+                what: format!("DynamoDB table {table} becoming active"),
+                after,
+            },
+        }
     }
 }

@@ -1,13 +1,14 @@
 //! The [`DedupStore`] calls: `claim` as a conditional `PutItem`, `complete`
 //! as a conditional `UpdateItem`, `release` as a conditional `DeleteItem`.
 
-use super::error::sdk_error;
+use super::BACKEND;
 use super::{
     CLAIM_LINGER_SECS, CLAIMED, DONE, DynamoDedup, KEY_ATTRIBUTE, LEASE_ATTRIBUTE, OWNER_ATTRIBUTE,
     STATE_ATTRIBUTE, TTL_ATTRIBUTE,
 };
+use crate::aws::classify;
 use crate::engine::dedup::{Claim, DedupStore};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::telemetry::ApiCall;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -27,7 +28,7 @@ impl DynamoDedup {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| sdk_error("GetItem", e))?;
+            .map_err(|e| classify(BACKEND, "GetItem", e))?;
         Ok(out.item)
     }
 }
@@ -93,7 +94,7 @@ impl DedupStore for DynamoDedup {
                     _ => None,
                 };
                 match held {
-                    None => Err(sdk_error("PutItem", e)),
+                    None => Err(Error::from(classify(BACKEND, "PutItem", e))),
                     Some(Some(item)) => Ok(verdict(&item, now_ms)),
                     // The server did not return the item: read it.
                     Some(None) => Ok(match self.read(key).await? {
@@ -137,7 +138,7 @@ impl DedupStore for DynamoDedup {
             {
                 Ok(())
             }
-            Err(e) => Err(sdk_error("UpdateItem", e)),
+            Err(e) => Err(Error::from(classify(BACKEND, "UpdateItem", e))),
         }
     }
 
@@ -164,7 +165,7 @@ impl DedupStore for DynamoDedup {
             {
                 Ok(())
             }
-            Err(e) => Err(sdk_error("DeleteItem", e)),
+            Err(e) => Err(Error::from(classify(BACKEND, "DeleteItem", e))),
         }
     }
 }

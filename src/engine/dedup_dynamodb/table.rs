@@ -1,7 +1,9 @@
 //! Creating the table: for tests and operations.
 
-use super::error::sdk_error;
+use super::BACKEND;
+use super::error::DynamoError;
 use super::{DynamoDedup, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
+use crate::aws::classify;
 use crate::error::{Error, Result};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
@@ -26,14 +28,14 @@ impl DynamoDedup {
                     .attribute_name(KEY_ATTRIBUTE)
                     .attribute_type(ScalarAttributeType::S)
                     .build()
-                    .map_err(|e| Error::Config(format!("table definition: {e}")))?,
+                    .map_err(|e| DynamoError::definition("table definition", e))?,
             )
             .key_schema(
                 KeySchemaElement::builder()
                     .attribute_name(KEY_ATTRIBUTE)
                     .key_type(KeyType::Hash)
                     .build()
-                    .map_err(|e| Error::Config(format!("table definition: {e}")))?,
+                    .map_err(|e| DynamoError::definition("table definition", e))?,
             )
             .send()
             .await;
@@ -42,7 +44,7 @@ impl DynamoDedup {
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_in_use_exception()) => {}
-            Err(e) => return Err(sdk_error("CreateTable", e)),
+            Err(e) => return Err(Error::from(classify(BACKEND, "CreateTable", e))),
         }
         let mut waited = Duration::ZERO;
         loop {
@@ -52,16 +54,17 @@ impl DynamoDedup {
                 .table_name(&self.table)
                 .send()
                 .await
-                .map_err(|e| sdk_error("DescribeTable", e))?;
+                .map_err(|e| classify(BACKEND, "DescribeTable", e))?;
             let status = described.table().and_then(|t| t.table_status()).cloned();
             if status == Some(TableStatus::Active) {
                 break;
             }
             if waited > Duration::from_secs(120) {
-                return Err(Error::Timeout {
-                    what: format!("DynamoDB table {} becoming active", self.table),
+                return Err(DynamoError::NotActive {
+                    table: self.table.clone(),
                     after: waited,
-                });
+                }
+                .into());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
             waited += Duration::from_millis(500);
@@ -75,7 +78,7 @@ impl DynamoDedup {
                     .attribute_name(TTL_ATTRIBUTE)
                     .enabled(true)
                     .build()
-                    .map_err(|e| Error::Config(format!("TTL specification: {e}")))?,
+                    .map_err(|e| DynamoError::definition("TTL specification", e))?,
             )
             .send()
             .await;
@@ -89,7 +92,7 @@ impl DynamoDedup {
             {
                 Ok(())
             }
-            Err(e) => Err(sdk_error("UpdateTimeToLive", e)),
+            Err(e) => Err(Error::from(classify(BACKEND, "UpdateTimeToLive", e))),
         }
     }
 }

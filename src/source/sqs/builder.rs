@@ -2,10 +2,10 @@
 //! the receive and settle settings; `build` connects.
 
 use super::dead_letter::redrive_mode;
-use super::error::sdk_error;
+use super::error::SqsError;
 use super::fifo::Groups;
 use super::{BACKEND, MAX_VISIBILITY_SECS, MAX_WAIT_SECS, Shared, SqsSource};
-use crate::aws::AwsClientOptions;
+use crate::aws::{AwsClientOptions, classify};
 use crate::error::{Error, Result};
 use crate::source::DeadLetterMode;
 use crate::telemetry::{ApiCall, Stats};
@@ -221,15 +221,10 @@ impl SqsSourceBuilder {
                     .queue_name(&name)
                     .send()
                     .await
-                    .map_err(|e| sdk_error("GetQueueUrl", e))?;
+                    .map_err(|e| classify(BACKEND, "GetQueueUrl", e))?;
                 out.queue_url()
                     .map(str::to_owned)
-                    .ok_or_else(|| Error::Backend {
-                        backend: BACKEND,
-                        message: format!("GetQueueUrl for {name:?} returned no URL"),
-                        temporary: false,
-                        source: None,
-                    })?
+                    .ok_or(SqsError::NoQueueUrl { name })?
             }
         };
         let dead_letter_mode = if self.dead_letter_queue_url.is_some() {

@@ -1,10 +1,12 @@
 //! Dead letters: poison sent to an SQS dead-letter queue (shared with the
 //! Lambda adapter), and the redrive policy read when there is none.
 
-use super::error::sdk_error;
+use super::BACKEND;
 use super::settle::SqsSettle;
 use super::{REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE};
+use crate::aws::classify;
 use crate::error::Result;
+use crate::error::{Error, ErrorKind};
 use crate::source::DeadLetterMode;
 use crate::telemetry::{ApiCall, Stats};
 use aws_sdk_sqs::Client;
@@ -42,7 +44,7 @@ impl SqsSettle {
         self.shared.stats.count_api_call(ApiCall::SqsSendMessage);
         send.send()
             .await
-            .map_err(|e| sdk_error("SendMessage (dead-letter queue)", e))?;
+            .map_err(|e| classify(BACKEND, "SendMessage (dead-letter queue)", e))?;
         self.shared.delete(&self.receipt).await
     }
 }
@@ -80,8 +82,8 @@ pub(super) async fn redrive_mode(
             }
         }
         Err(e) => {
-            let e = sdk_error("GetQueueAttributes", e);
-            if e.to_string().contains("AccessDenied") {
+            let e = Error::from(classify(BACKEND, "GetQueueAttributes", e));
+            if e.kind() == ErrorKind::PermissionDenied {
                 tracing::warn!(
                     queue = queue_url,
                     error = %e,

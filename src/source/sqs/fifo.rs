@@ -1,8 +1,9 @@
 //! FIFO queues: one delivery per message group at a time; later messages
 //! of a busy group are held back and handed out, in order, once it is acked.
 
-use super::Shared;
-use super::error::sdk_error;
+use super::{BACKEND, Shared};
+use crate::aws::classify;
+use crate::error::Error;
 use crate::source::Delivery;
 use crate::telemetry::ApiCall;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message};
@@ -127,7 +128,7 @@ impl Shared {
             ),
             Err(e) => tracing::warn!(
                 group,
-                error = %sdk_error("ChangeMessageVisibilityBatch", e),
+                error = %Error::from(classify(BACKEND, "ChangeMessageVisibilityBatch", e)),
                 "releasing held-back FIFO messages failed; they return after their visibility timeout"
             ),
         }

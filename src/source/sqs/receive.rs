@@ -1,10 +1,10 @@
 //! Receiving: `ReceiveMessage` long polls, and each message turned into a
 //! [`Delivery`] (receive count, first-seen time, attributes).
 
-use super::error::sdk_error;
 use super::fifo::Held;
 use super::settle::{SqsSettle, visibility_secs};
-use super::{SQS_BATCH, Shared};
+use super::{BACKEND, SQS_BATCH, Shared};
+use crate::aws::classify;
 use crate::error::Result;
 use crate::source::Delivery;
 use crate::telemetry::ApiCall;
@@ -52,7 +52,7 @@ impl Shared {
             .message_attribute_names("All")
             .send()
             .await
-            .map_err(|e| sdk_error("ReceiveMessage", e))?;
+            .map_err(|e| classify(BACKEND, "ReceiveMessage", e))?;
         // The lease counts from when the request was sent: never later than SQS's clock.
         let deadline = asked + shared.visibility;
         let messages = out.messages.unwrap_or_default();

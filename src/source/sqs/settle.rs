@@ -2,8 +2,9 @@
 //! flusher task, nack and extend as `ChangeMessageVisibility`, and the
 //! choice of how a dead letter leaves the queue.
 
-use super::error::{is_invalid_receipt, is_permanent_code, sdk_error};
+use super::error::{SqsError, is_invalid_receipt};
 use super::{BACKEND, DELETES_IN_FLIGHT, MAX_VISIBILITY_SECS, SQS_BATCH, Shared};
+use crate::aws::classify;
 use crate::error::{Error, Result};
 use crate::source::{DeadLetterMode, DeadLetterOutcome, Settle};
 use crate::telemetry::{ApiCall, Stats};
@@ -122,11 +123,16 @@ impl Settle for SqsSettle {
 }
 
 impl Shared {
-    fn note_error(&self, e: &Error) {
-        if is_invalid_receipt(e) {
+    /// The error of a settle call; one refused for its receipt handle
+    /// (`invalid_receipt`, decided on the service's error code) is counted
+    /// and logged.
+    fn settle_error(&self, e: impl Into<Error>, invalid_receipt: bool) -> Error {
+        let e = e.into();
+        if invalid_receipt {
             self.invalid_receipts.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(queue = %self.queue_url, error = %e, "receipt handle no longer valid");
         }
+        e
     }
 
     fn deleter(self: &Arc<Self>) -> mpsc::Sender<AckRequest> {
@@ -154,25 +160,21 @@ impl Shared {
             receipt: receipt.to_owned(),
             done,
         };
-        let closed = || Error::Backend {
-            backend: BACKEND,
-            message: "the ack batcher stopped".into(),
-            temporary: true,
-            source: None,
-        };
-        self.deleter().send(request).await.map_err(|_| closed())?;
-        let outcome = result.await.map_err(|_| closed())?;
-        if let Err(e) = &outcome {
-            self.note_error(e);
-        }
-        outcome
+        self.deleter()
+            .send(request)
+            .await
+            .map_err(|_| SqsError::BatcherStopped)?;
+        let outcome = result.await.map_err(|_| SqsError::BatcherStopped)?;
+        outcome.map_err(|e| {
+            let invalid = e.is_invalid_receipt();
+            self.settle_error(e, invalid)
+        })
     }
 
     pub(super) async fn change_visibility(&self, receipt: &str, secs: u64) -> Result<()> {
         self.stats
             .count_api_call(ApiCall::SqsChangeMessageVisibility);
-        let outcome = self
-            .client
+        self.client
             .change_message_visibility()
             .queue_url(&self.queue_url)
             .receipt_handle(receipt)
@@ -180,11 +182,11 @@ impl Shared {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| sdk_error("ChangeMessageVisibility", e));
-        if let Err(e) = &outcome {
-            self.note_error(e);
-        }
-        outcome
+            .map_err(|e| {
+                let e = classify(BACKEND, "ChangeMessageVisibility", e);
+                let invalid = is_invalid_receipt(e.code());
+                self.settle_error(e, invalid)
+            })
     }
 }
 
@@ -199,7 +201,7 @@ pub(super) fn visibility_secs(secs: u64) -> i32 {
 /// One ack waiting for its batch.
 pub(super) struct AckRequest {
     receipt: String,
-    done: oneshot::Sender<Result<()>>,
+    done: oneshot::Sender<Result<(), SqsError>>,
 }
 
 /// Collects acks into `DeleteMessageBatch` calls: a batch goes out when it
@@ -256,15 +258,9 @@ impl Flusher {
         let out = match sent {
             Ok(out) => out,
             Err(e) => {
-                let e = sdk_error("DeleteMessageBatch", e);
-                let (message, temporary) = (e.to_string(), e.is_temporary());
+                let e = SqsError::batch_failed(classify(BACKEND, "DeleteMessageBatch", e));
                 for r in batch {
-                    let _ = r.done.send(Err(Error::Backend {
-                        backend: BACKEND,
-                        message: message.clone(),
-                        temporary,
-                        source: None,
-                    }));
+                    let _ = r.done.send(Err(e.clone()));
                 }
                 return;
             }
@@ -276,23 +272,13 @@ impl Flusher {
             let result = if ok.contains(id.as_str()) {
                 Ok(())
             } else if let Some(f) = failed.remove(id.as_str()) {
-                Err(Error::Backend {
-                    backend: BACKEND,
-                    message: format!(
-                        "DeleteMessageBatch entry: {}: {}",
-                        f.code(),
-                        f.message().unwrap_or("")
-                    ),
-                    temporary: !f.sender_fault() && !is_permanent_code(f.code()),
-                    source: None,
+                Err(SqsError::EntryRefused {
+                    code: f.code().to_owned(),
+                    message: f.message().unwrap_or("").to_owned(),
+                    sender_fault: f.sender_fault(),
                 })
             } else {
-                Err(Error::Backend {
-                    backend: BACKEND,
-                    message: "DeleteMessageBatch returned no result for the entry".into(),
-                    temporary: true,
-                    source: None,
-                })
+                Err(SqsError::EntryMissing)
             };
             let _ = r.done.send(result);
         }
