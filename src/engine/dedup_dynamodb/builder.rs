@@ -1,7 +1,11 @@
-//! [`DynamoDedupBuilder`]: the table, how the client is made, the owner id.
+//! [`DynamoDedupBuilder`]: the table, how the client is made, the owner id,
+//! set in code or read through [`DynamoDedupConfigKey`]s from the
+//! environment or any list of pairs; `build` reports every configuration
+//! problem at once.
 
 use super::DynamoDedup;
 use crate::aws::AwsClientOptions;
+use crate::config::{self, Problems};
 use crate::error::{Error, Result};
 use crate::telemetry::Stats;
 use aws_sdk_dynamodb::Client;
@@ -10,6 +14,23 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+config::config_keys! {
+    /// The configuration keys of a [`DynamoDedupBuilder`]
+    /// ([`from_vars`](DynamoDedupBuilder::from_vars),
+    /// [`with_config`](DynamoDedupBuilder::with_config)); each one's name is
+    /// the environment variable [`from_env`](DynamoDedupBuilder::from_env) reads.
+    pub enum DynamoDedupConfigKey {
+        /// `REMEDIATION_DEDUP_TABLE`: the table name.
+        Table = "REMEDIATION_DEDUP_TABLE",
+        /// `AWS_ENDPOINT_URL_DYNAMODB`, else `AWS_ENDPOINT_URL`: an endpoint
+        /// override (a local server such as moto or DynamoDB Local).
+        Endpoint = "AWS_ENDPOINT_URL_DYNAMODB" ["AWS_ENDPOINT_URL"],
+        /// `REMEDIATION_DEDUP_TIMEOUT_SECS`: the per-call time limit, in
+        /// seconds (fractions allowed) or with a unit (`1500ms`).
+        Timeout = "REMEDIATION_DEDUP_TIMEOUT_SECS",
+    }
+}
 
 /// Builds a [`DynamoDedup`]. Only [`build`](Self::build) can fail.
 ///
@@ -23,6 +44,7 @@ pub struct DynamoDedupBuilder {
     owner: Option<String>,
     timeout: Option<Duration>,
     stats: Option<Arc<Stats>>,
+    problems: Problems,
 }
 
 impl fmt::Debug for DynamoDedupBuilder {
@@ -33,6 +55,7 @@ impl fmt::Debug for DynamoDedupBuilder {
             .field("client", &self.client.is_some())
             .field("owner", &self.owner)
             .field("timeout", &self.timeout)
+            .field("problems", &self.problems)
             .finish()
     }
 }
@@ -53,25 +76,49 @@ impl DynamoDedupBuilder {
     ///
     /// region and credentials from the standard AWS chain (`AWS_REGION`,
     /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, roles).
-    /// Names it does not know are ignored; empty values count as unset.
+    /// Names it does not know are ignored; empty values count as unset; a bad
+    /// value is reported by [`build`](Self::build), with every other problem.
     pub fn from_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let mut b = Self::new();
-        if let Some(table) = var("REMEDIATION_DEDUP_TABLE") {
-            b = b.with_table(table);
-        }
-        if let Some(endpoint) = var("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| var("AWS_ENDPOINT_URL"))
-        {
-            b = b.with_endpoint(endpoint);
-        }
-        if let Some(secs) =
-            var("REMEDIATION_DEDUP_TIMEOUT_SECS").and_then(|s| s.trim().parse::<f64>().ok())
-        {
-            if secs.is_finite() && secs > 0.0 {
-                b = b.with_timeout(Duration::from_secs_f64(secs));
-            }
-        }
-        b
+        Self::from_vars(config::env_vars())
+    }
+
+    /// A builder configured from `vars`, name–value pairs named as the
+    /// environment variables of [`from_env`](Self::from_env) (see
+    /// [`DynamoDedupConfigKey`]); other names are ignored.
+    pub fn from_vars<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        config::select::<DynamoDedupConfigKey, _, _>(vars)
+            .into_iter()
+            .fold(Self::new(), |b, (key, value)| b.with_config(key, &value))
+    }
+
+    /// Sets one configuration value; a bad one is reported by
+    /// [`build`](Self::build).
+    pub fn with_config(mut self, key: DynamoDedupConfigKey, value: &str) -> Self {
+        let mut problems = std::mem::take(&mut self.problems);
+        self = match key {
+            DynamoDedupConfigKey::Table => match value.trim() {
+                "" => {
+                    problems.bad_value(key, value, "empty");
+                    self
+                }
+                table => self.with_table(table),
+            },
+            DynamoDedupConfigKey::Endpoint => match problems.parse(key, value, config::http_url) {
+                Some(url) => self.with_endpoint(url),
+                None => self,
+            },
+            DynamoDedupConfigKey::Timeout => match problems.parse(key, value, timeout) {
+                Some(t) => self.with_timeout(t),
+                None => self,
+            },
+        };
+        self.problems = problems;
+        self
     }
 
     /// The table (see [`DynamoDedup::create_table`] for its shape).
@@ -109,14 +156,18 @@ impl DynamoDedupBuilder {
         self
     }
 
-    /// Builds the store. Fails if no table is named; does not call DynamoDB.
+    /// Builds the store. Fails with every configuration problem at once (bad
+    /// values, no table); does not call DynamoDB.
     pub async fn build(self) -> Result<DynamoDedup> {
-        let table = self.table.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
-            Error::Config(
-                "the DynamoDB dedup store needs a table (REMEDIATION_DEDUP_TABLE or with_table)"
-                    .into(),
-            )
-        })?;
+        const NO_TABLE: &str =
+            "the DynamoDB dedup store needs a table (REMEDIATION_DEDUP_TABLE or with_table)";
+        let mut problems = self.problems;
+        let table = self.table.filter(|t| !t.trim().is_empty());
+        if table.is_none() {
+            problems.push(NO_TABLE);
+        }
+        problems.check("DynamoDedupBuilder")?;
+        let table = table.ok_or_else(|| Error::Config(NO_TABLE.into()))?;
         let client = match self.client {
             Some(c) => c,
             None => {
@@ -141,6 +192,18 @@ impl DynamoDedupBuilder {
             stats: self.stats.unwrap_or_default(),
         })
     }
+}
+
+/// A per-call time limit: seconds (`2.5`) or a duration with its unit (`1500ms`), above zero.
+fn timeout(text: &str) -> std::result::Result<Duration, String> {
+    let t = match text.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|_| "not a number of seconds")?,
+        Err(_) => config::duration(text)?,
+    };
+    if t.is_zero() {
+        return Err("must be above zero".to_owned());
+    }
+    Ok(t)
 }
 
 /// Unique per store instance: where it runs, the process, the time, a counter.
@@ -174,6 +237,58 @@ mod tests {
         );
         let err = b.build().await.unwrap_err();
         assert!(err.to_string().contains("REMEDIATION_DEDUP_TABLE"), "{err}");
+    }
+
+    #[test]
+    fn values_are_read_by_their_key_names() {
+        let b = DynamoDedupBuilder::from_vars([
+            ("AWS_ENDPOINT_URL", "http://localhost:1"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://localhost:8000"),
+            ("REMEDIATION_DEDUP_TABLE", "dedup"),
+            ("REMEDIATION_DEDUP_TIMEOUT_SECS", "2.5"),
+        ]);
+        assert!(b.problems.is_empty(), "{:?}", b.problems);
+        assert_eq!(b.table.as_deref(), Some("dedup"));
+        assert_eq!(b.aws.endpoint(), Some("http://localhost:8000"));
+        assert_eq!(b.timeout, Some(Duration::from_millis(2500)));
+        let b = DynamoDedupBuilder::from_vars([("AWS_ENDPOINT_URL", "http://localhost:1")])
+            .with_config(DynamoDedupConfigKey::Timeout, "1500ms");
+        assert_eq!(b.aws.endpoint(), Some("http://localhost:1"));
+        assert_eq!(b.timeout, Some(Duration::from_millis(1500)));
+    }
+
+    #[tokio::test]
+    async fn every_bad_value_is_reported_by_build_at_once() {
+        let b = DynamoDedupBuilder::from_vars([
+            ("AWS_ENDPOINT_URL_DYNAMODB", "localhost:8000"),
+            ("REMEDIATION_DEDUP_TIMEOUT_SECS", "0"),
+        ])
+        .with_config(DynamoDedupConfigKey::Table, " ")
+        .with_static_credentials("AKIAEXAMPLEKEYID", "s3cr3t-value");
+        let shown = format!("{b:?}");
+        let e = b.build().await.expect_err("bad values").to_string();
+        // The empty table, and no table at all.
+        assert!(e.contains("DynamoDedupBuilder: 4 problems"), "{e}");
+        for key in [
+            DynamoDedupConfigKey::Table,
+            DynamoDedupConfigKey::Endpoint,
+            DynamoDedupConfigKey::Timeout,
+        ] {
+            assert!(e.contains(&format!("{key}: ")), "{key} missing: {e}");
+        }
+        for text in [&e, &shown] {
+            assert!(!text.contains("s3cr3t-value"), "{text}");
+            assert!(!text.contains("AKIAEXAMPLEKEYID"), "{text}");
+        }
+        let e = DynamoDedupBuilder::from_vars([("REMEDIATION_DEDUP_TIMEOUT_SECS", "soon")])
+            .build()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("2 problems") && e.contains("REMEDIATION_DEDUP_TIMEOUT_SECS: \"soon\""),
+            "{e}"
+        );
     }
 
     #[test]

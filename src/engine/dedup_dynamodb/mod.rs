@@ -33,7 +33,7 @@ mod error;
 mod store;
 mod table;
 
-pub use builder::DynamoDedupBuilder;
+pub use builder::{DynamoDedupBuilder, DynamoDedupConfigKey};
 
 use crate::error::Result;
 use crate::telemetry::Stats;

@@ -1,11 +1,14 @@
 //! [`SqsSourceBuilder`]: where the queue is, how the client is made, and
-//! the receive and settle settings; `build` connects.
+//! the receive and settle settings, set in code or read through
+//! [`SqsConfigKey`]s from the environment or any list of pairs; `build`
+//! reports every configuration problem at once, then connects.
 
 use super::dead_letter::redrive_mode;
 use super::error::SqsError;
 use super::fifo::Groups;
 use super::{BACKEND, MAX_VISIBILITY_SECS, MAX_WAIT_SECS, Shared, SqsSource};
 use crate::aws::{AwsClientOptions, classify};
+use crate::config::{self, Problems};
 use crate::error::{Error, Result};
 use crate::source::DeadLetterMode;
 use crate::telemetry::{ApiCall, Stats};
@@ -32,6 +35,29 @@ impl QueueRef {
     }
 }
 
+config::config_keys! {
+    /// The configuration keys of an [`SqsSourceBuilder`]
+    /// ([`from_vars`](SqsSourceBuilder::from_vars),
+    /// [`with_config`](SqsSourceBuilder::with_config)); each one's name is
+    /// the environment variable [`from_env`](SqsSourceBuilder::from_env) reads.
+    pub enum SqsConfigKey {
+        /// `SQS_QUEUE_NAME`: the queue's name, resolved with `GetQueueUrl`
+        /// (`SQS_QUEUE_URL` wins when both are set).
+        QueueName = "SQS_QUEUE_NAME",
+        /// `SQS_QUEUE_URL`: the queue's URL.
+        QueueUrl = "SQS_QUEUE_URL",
+        /// `AWS_ENDPOINT_URL`: an endpoint override (a local server such as moto).
+        Endpoint = "AWS_ENDPOINT_URL",
+        /// `SQS_DEAD_LETTER_QUEUE_URL`: park poison in this queue instead of
+        /// relying on the redrive policy.
+        DeadLetterQueueUrl = "SQS_DEAD_LETTER_QUEUE_URL",
+        /// `SQS_VISIBILITY_TIMEOUT`: the visibility timeout, whole seconds.
+        VisibilityTimeout = "SQS_VISIBILITY_TIMEOUT",
+        /// `SQS_WAIT_TIME_SECONDS`: the long-poll wait, whole seconds.
+        WaitTimeSeconds = "SQS_WAIT_TIME_SECONDS",
+    }
+}
+
 /// Builds an [`SqsSource`]. Only [`build`](Self::build) can fail.
 ///
 /// Region and credentials come from the standard AWS chain (environment,
@@ -46,6 +72,7 @@ pub struct SqsSourceBuilder {
     visibility: Duration,
     flush_after: Duration,
     stats: Option<Arc<Stats>>,
+    problems: Problems,
 }
 
 impl fmt::Debug for SqsSourceBuilder {
@@ -58,6 +85,7 @@ impl fmt::Debug for SqsSourceBuilder {
             .field("wait", &self.wait)
             .field("visibility", &self.visibility)
             .field("flush_after", &self.flush_after)
+            .field("problems", &self.problems)
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +101,7 @@ impl Default for SqsSourceBuilder {
             visibility: Duration::from_secs(30),
             flush_after: Duration::from_millis(5),
             stats: None,
+            problems: Problems::default(),
         }
     }
 }
@@ -95,38 +124,64 @@ impl SqsSourceBuilder {
     /// * `SQS_VISIBILITY_TIMEOUT` and `SQS_WAIT_TIME_SECONDS` — whole seconds.
     ///
     /// Region and credentials come from the standard AWS chain (`AWS_REGION`,
-    /// `AWS_PROFILE`, `AWS_ACCESS_KEY_ID`...). Unparsable numbers are ignored
-    /// with a warning and the defaults kept.
+    /// `AWS_PROFILE`, `AWS_ACCESS_KEY_ID`...). Empty values count as unset;
+    /// a bad value (a URL that is not one, a number that is not one) is
+    /// reported by [`build`](Self::build), with every other problem.
     pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let mut b = Self::new();
-        if let Some(url) = var("SQS_QUEUE_URL") {
-            b = b.with_queue_url(url);
-        } else if let Some(name) = var("SQS_QUEUE_NAME") {
-            b = b.with_queue_name(name);
-        }
-        if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
-            b = b.with_endpoint(endpoint);
-        }
-        if let Some(dlq) = var("SQS_DEAD_LETTER_QUEUE_URL") {
-            b = b.with_dead_letter_queue_url(dlq);
-        }
-        let secs = |k: &str| {
-            var(k).and_then(|v| match v.trim().parse::<u64>() {
-                Ok(n) => Some(Duration::from_secs(n)),
-                Err(e) => {
-                    tracing::warn!(variable = k, error = %e, "ignoring unparsable setting");
-                    None
+        Self::from_vars(config::env_vars())
+    }
+
+    /// A builder configured from `vars`, name–value pairs named as the
+    /// environment variables of [`from_env`](Self::from_env) (see
+    /// [`SqsConfigKey`]); other names are ignored.
+    pub fn from_vars<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        config::select::<SqsConfigKey, _, _>(vars)
+            .into_iter()
+            .fold(Self::new(), |b, (key, value)| b.with_config(key, &value))
+    }
+
+    /// Sets one configuration value; a bad one is reported by
+    /// [`build`](Self::build).
+    pub fn with_config(mut self, key: SqsConfigKey, value: &str) -> Self {
+        let mut problems = std::mem::take(&mut self.problems);
+        let url = |p: &mut Problems| p.parse(key, value, config::http_url);
+        let secs = |p: &mut Problems| p.parse(key, value, config::seconds);
+        self = match key {
+            SqsConfigKey::QueueName => match value.trim() {
+                "" => {
+                    problems.bad_value(key, value, "empty");
+                    self
                 }
-            })
+                name => self.with_queue_name(name),
+            },
+            SqsConfigKey::QueueUrl => match url(&mut problems) {
+                Some(u) => self.with_queue_url(u),
+                None => self,
+            },
+            SqsConfigKey::Endpoint => match url(&mut problems) {
+                Some(u) => self.with_endpoint(u),
+                None => self,
+            },
+            SqsConfigKey::DeadLetterQueueUrl => match url(&mut problems) {
+                Some(u) => self.with_dead_letter_queue_url(u),
+                None => self,
+            },
+            SqsConfigKey::VisibilityTimeout => match secs(&mut problems) {
+                Some(d) => self.with_visibility_timeout(d),
+                None => self,
+            },
+            SqsConfigKey::WaitTimeSeconds => match secs(&mut problems) {
+                Some(d) => self.with_wait(d),
+                None => self,
+            },
         };
-        if let Some(v) = secs("SQS_VISIBILITY_TIMEOUT") {
-            b = b.with_visibility_timeout(v);
-        }
-        if let Some(w) = secs("SQS_WAIT_TIME_SECONDS") {
-            b = b.with_wait(w);
-        }
-        b
+        self.problems = problems;
+        self
     }
 
     /// The queue, by URL (`https://...`) or by name.
@@ -199,11 +254,20 @@ impl SqsSourceBuilder {
         self
     }
 
-    /// Connects: builds the client and resolves the queue URL if a name was given.
+    /// Connects: builds the client and resolves the queue URL if a name was
+    /// given. Fails with every configuration problem at once (bad values,
+    /// no queue) before calling SQS.
     pub async fn build(self) -> Result<SqsSource> {
-        let queue = self.queue.clone().ok_or_else(|| {
-            Error::Config("no SQS queue: set SQS_QUEUE_URL or SQS_QUEUE_NAME, or give one".into())
-        })?;
+        const NO_QUEUE: &str = "no SQS queue: set SQS_QUEUE_URL or SQS_QUEUE_NAME, or give one";
+        let mut problems = self.problems.clone();
+        if self.queue.is_none() {
+            problems.push(NO_QUEUE);
+        }
+        problems.check("SqsSourceBuilder")?;
+        let queue = self
+            .queue
+            .clone()
+            .ok_or_else(|| Error::Config(NO_QUEUE.into()))?;
         let stats = self.stats.clone().unwrap_or_default();
         let client = match self.client.clone() {
             Some(c) => c,
@@ -279,6 +343,67 @@ mod tests {
             .with_visibility_timeout(Duration::from_secs(0));
         assert_eq!(b.wait, Duration::from_secs(20));
         assert_eq!(b.visibility, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn values_are_read_by_their_key_names() {
+        let b = SqsSourceBuilder::from_vars([
+            ("SQS_QUEUE_NAME", "alerts"),
+            (
+                "SQS_QUEUE_URL",
+                " http://localhost:4566/000000000000/alerts ",
+            ),
+            ("AWS_ENDPOINT_URL", "http://localhost:4566"),
+            ("SQS_DEAD_LETTER_QUEUE_URL", ""),
+            ("SQS_VISIBILITY_TIMEOUT", "45"),
+            ("SQS_WAIT_TIME_SECONDS", "3"),
+            ("UNRELATED", "whatever"),
+        ]);
+        assert!(b.problems.is_empty(), "{:?}", b.problems);
+        assert_eq!(
+            b.queue,
+            Some(QueueRef::Url(
+                "http://localhost:4566/000000000000/alerts".into()
+            ))
+        );
+        assert_eq!(b.aws.endpoint(), Some("http://localhost:4566"));
+        assert_eq!(b.dead_letter_queue_url, None);
+        assert_eq!(b.visibility, Duration::from_secs(45));
+        assert_eq!(b.wait, Duration::from_secs(3));
+        let key: SqsConfigKey = "sqs_wait_time_seconds".parse().unwrap();
+        assert_eq!(key, SqsConfigKey::WaitTimeSeconds);
+        assert_eq!(b.with_config(key, "7").wait, Duration::from_secs(7));
+    }
+
+    #[tokio::test]
+    async fn every_bad_value_is_reported_by_build_at_once() {
+        let b = SqsSourceBuilder::from_vars([
+            ("SQS_QUEUE_NAME", "alerts"),
+            ("SQS_QUEUE_URL", "ftp://example.com/alerts"),
+            ("AWS_ENDPOINT_URL", "localhost:4566"),
+            ("SQS_DEAD_LETTER_QUEUE_URL", "https://"),
+            ("SQS_VISIBILITY_TIMEOUT", "soon"),
+            ("SQS_WAIT_TIME_SECONDS", "-1"),
+        ])
+        .with_static_credentials("AKIAEXAMPLEKEYID", "s3cr3t-value");
+        let shown = format!("{b:?}");
+        let e = b.build().await.expect_err("bad values").to_string();
+        assert!(e.contains("SqsSourceBuilder: 5 problems"), "{e}");
+        for key in [
+            SqsConfigKey::QueueUrl,
+            SqsConfigKey::Endpoint,
+            SqsConfigKey::DeadLetterQueueUrl,
+            SqsConfigKey::VisibilityTimeout,
+            SqsConfigKey::WaitTimeSeconds,
+        ] {
+            assert!(e.contains(&format!("{key}: ")), "{key} missing: {e}");
+        }
+        for text in [&e, &shown] {
+            assert!(!text.contains("s3cr3t-value"), "{text}");
+            assert!(!text.contains("AKIAEXAMPLEKEYID"), "{text}");
+        }
+        let e = SqsSourceBuilder::new().build().await.unwrap_err();
+        assert!(e.to_string().contains("SQS_QUEUE_URL"), "{e}");
     }
 
     #[test]

@@ -41,7 +41,7 @@ mod fifo;
 mod receive;
 mod settle;
 
-pub use builder::SqsSourceBuilder;
+pub use builder::{SqsConfigKey, SqsSourceBuilder};
 pub(crate) use dead_letter::{DeadLetter, send_dead_letter};
 
 use super::{AlertSource, Capabilities, DeadLetterMode, Delivery};
