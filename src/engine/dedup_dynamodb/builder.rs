@@ -7,7 +7,7 @@ use super::DynamoDedup;
 use crate::aws::AwsClientOptions;
 use crate::config::{self, Problems};
 use crate::error::{Error, Result};
-use crate::telemetry::Stats;
+use crate::telemetry::{Stats, StatsSlot};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use std::fmt;
@@ -150,7 +150,10 @@ impl DynamoDedupBuilder {
         self
     }
 
-    /// Counts every DynamoDB call in `stats` (see [`ApiCall`]).
+    /// Counts every DynamoDB call in `stats` (see
+    /// [`ApiCall`](crate::telemetry::ApiCall)) from the start. Not needed
+    /// with an engine: it hands the store its own stats when it is built
+    /// ([`DedupStore::attach_stats`](crate::engine::DedupStore::attach_stats)).
     pub fn with_stats(mut self, stats: Arc<Stats>) -> Self {
         self.stats = Some(stats);
         self
@@ -189,7 +192,7 @@ impl DynamoDedupBuilder {
             client,
             table,
             owner: self.owner.unwrap_or_else(default_owner),
-            stats: self.stats.unwrap_or_default(),
+            slot: Arc::new(StatsSlot::new(self.stats)),
         })
     }
 }

@@ -1,4 +1,4 @@
-//! A [`DedupStore`] in a DynamoDB table, shared by every worker and Lambda
+//! A [`DedupStore`](super::DedupStore) in a DynamoDB table, shared by every worker and Lambda
 //! instance that points at it, so a finding is remediated once however many
 //! of them receive it. Feature `dynamodb`.
 //!
@@ -36,7 +36,7 @@ mod table;
 pub use builder::{DynamoDedupBuilder, DynamoDedupConfigKey};
 
 use crate::error::Result;
-use crate::telemetry::Stats;
+use crate::telemetry::StatsSlot;
 use aws_sdk_dynamodb::Client;
 use std::fmt;
 use std::sync::Arc;
@@ -60,7 +60,7 @@ const DONE: &str = "done";
 /// DynamoDB's TTL may delete it (it is claimable again as soon as the lease ends).
 const CLAIM_LINGER_SECS: u64 = 3600;
 
-/// A [`DedupStore`] in a DynamoDB table; see the [module docs](self) for the
+/// A [`DedupStore`](super::DedupStore) in a DynamoDB table; see the [module docs](self) for the
 /// item layout and the conditional requests.
 ///
 /// ```no_run
@@ -75,7 +75,8 @@ pub struct DynamoDedup {
     client: Client,
     table: String,
     owner: String,
-    stats: Arc<Stats>,
+    /// Where calls are counted (shared by clones).
+    slot: Arc<StatsSlot>,
 }
 
 impl fmt::Debug for DynamoDedup {

@@ -9,17 +9,18 @@ use super::{
 use crate::aws::classify;
 use crate::engine::dedup::{Claim, DedupStore};
 use crate::error::{Error, Result};
-use crate::telemetry::ApiCall;
+use crate::telemetry::{ApiCall, Stats};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 impl DynamoDedup {
     /// Reads the item under `key` (consistent read).
     async fn read(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
-        self.stats.count_api_call(ApiCall::DynamoDbGetItem);
+        self.slot.count_api_call(ApiCall::DynamoDbGetItem);
         let out = self
             .client
             .get_item()
@@ -59,7 +60,7 @@ impl DedupStore for DynamoDedup {
         let lease_until =
             now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
         let expires_at = lease_until / 1000 + CLAIM_LINGER_SECS;
-        self.stats.count_api_call(ApiCall::DynamoDbPutItem);
+        self.slot.count_api_call(ApiCall::DynamoDbPutItem);
         let put = self
             .client
             .put_item()
@@ -108,7 +109,7 @@ impl DedupStore for DynamoDedup {
 
     async fn complete(&self, key: &str, ttl: Duration) -> Result<()> {
         let expires_at = (epoch_millis() / 1000).saturating_add(ttl.as_secs());
-        self.stats.count_api_call(ApiCall::DynamoDbUpdateItem);
+        self.slot.count_api_call(ApiCall::DynamoDbUpdateItem);
         let update = self
             .client
             .update_item()
@@ -143,7 +144,7 @@ impl DedupStore for DynamoDedup {
     }
 
     async fn release(&self, key: &str) -> Result<()> {
-        self.stats.count_api_call(ApiCall::DynamoDbDeleteItem);
+        self.slot.count_api_call(ApiCall::DynamoDbDeleteItem);
         let delete = self
             .client
             .delete_item()
@@ -167,6 +168,10 @@ impl DedupStore for DynamoDedup {
             }
             Err(e) => Err(Error::from(classify(BACKEND, "DeleteItem", e))),
         }
+    }
+
+    fn attach_stats(&self, stats: &Arc<Stats>) {
+        self.slot.attach(stats);
     }
 }
 

@@ -11,7 +11,7 @@ use crate::aws::{AwsClientOptions, classify};
 use crate::config::{self, Problems};
 use crate::error::{Error, Result};
 use crate::source::DeadLetterMode;
-use crate::telemetry::{ApiCall, Stats};
+use crate::telemetry::{ApiCall, Stats, StatsSlot};
 use aws_sdk_sqs::Client;
 use std::fmt;
 use std::sync::atomic::AtomicU64;
@@ -212,7 +212,7 @@ impl SqsSourceBuilder {
     }
 
     /// Parks dead letters in this queue (with the reason as the message
-    /// attribute [`REASON_ATTRIBUTE`]) and deletes them from the source queue.
+    /// attribute [`REASON_ATTRIBUTE`](super::REASON_ATTRIBUTE)) and deletes them from the source queue.
     ///
     /// Without one, [`build`](Self::build) reads the queue's redrive policy
     /// (`GetQueueAttributes`): if it has one, dead letters are released for
@@ -246,9 +246,10 @@ impl SqsSourceBuilder {
         self
     }
 
-    /// Counts SQS API calls in `stats`; pass the engine's handle
-    /// ([`EngineBuilder::stats`](crate::engine::EngineBuilder::stats)) so calls
-    /// per alert can be read off one summary.
+    /// Counts SQS API calls in `stats` from the start. Not needed with an
+    /// engine: the engine hands the source its own stats when it is built
+    /// ([`AlertSource::attach_stats`](crate::source::AlertSource::attach_stats)),
+    /// with the calls counted until then.
     pub fn with_stats(mut self, stats: Arc<Stats>) -> Self {
         self.stats = Some(stats);
         self
@@ -268,7 +269,7 @@ impl SqsSourceBuilder {
             .queue
             .clone()
             .ok_or_else(|| Error::Config(NO_QUEUE.into()))?;
-        let stats = self.stats.clone().unwrap_or_default();
+        let slot = Arc::new(StatsSlot::new(self.stats.clone()));
         let client = match self.client.clone() {
             Some(c) => c,
             None => {
@@ -279,7 +280,7 @@ impl SqsSourceBuilder {
         let queue_url = match queue {
             QueueRef::Url(url) => url,
             QueueRef::Name(name) => {
-                stats.count_api_call(ApiCall::SqsGetQueueUrl);
+                slot.count_api_call(ApiCall::SqsGetQueueUrl);
                 let out = client
                     .get_queue_url()
                     .queue_name(&name)
@@ -294,7 +295,7 @@ impl SqsSourceBuilder {
         let dead_letter_mode = if self.dead_letter_queue_url.is_some() {
             DeadLetterMode::Native
         } else {
-            redrive_mode(&client, &queue_url, &stats).await?
+            redrive_mode(&client, &queue_url, &slot).await?
         };
         let queue_name = queue_url
             .trim_end_matches('/')
@@ -314,7 +315,7 @@ impl SqsSourceBuilder {
                 visibility: self.visibility,
                 flush_after: self.flush_after,
                 fifo,
-                stats,
+                slot,
                 deleter: OnceLock::new(),
                 groups: Mutex::new(Groups::default()),
                 invalid_receipts: AtomicU64::new(0),

@@ -7,7 +7,7 @@ use super::{REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE};
 use crate::aws::classify;
 use crate::error::{Error, ErrorKind, Result};
 use crate::source::DeadLetterMode;
-use crate::telemetry::{ApiCall, Stats};
+use crate::telemetry::{ApiCall, Stats, StatsSlot};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 
@@ -77,7 +77,7 @@ impl SqsSettle {
             body: self.body.as_deref().unwrap_or_default(),
             reason,
         };
-        send_dead_letter(&self.shared.client, dlq, letter, &self.shared.stats).await?;
+        send_dead_letter(&self.shared.client, dlq, letter, self.shared.slot.get()).await?;
         self.shared.delete(&self.receipt).await
     }
 }
@@ -88,7 +88,7 @@ impl SqsSettle {
 pub(super) async fn redrive_mode(
     client: &Client,
     queue_url: &str,
-    stats: &Stats,
+    stats: &StatsSlot,
 ) -> Result<DeadLetterMode> {
     stats.count_api_call(ApiCall::SqsGetQueueAttributes);
     let out = client

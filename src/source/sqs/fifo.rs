@@ -110,7 +110,7 @@ impl Shared {
         if entries.is_empty() {
             return;
         }
-        self.stats
+        self.slot
             .count_api_call(ApiCall::SqsChangeMessageVisibilityBatch);
         let outcome = self
             .client

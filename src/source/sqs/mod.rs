@@ -46,7 +46,7 @@ pub(crate) use dead_letter::{DeadLetter, send_dead_letter};
 
 use super::{AlertSource, Capabilities, DeadLetterMode, Delivery};
 use crate::error::Result;
-use crate::telemetry::Stats;
+use crate::telemetry::{Stats, StatsSlot};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use fifo::Groups;
@@ -121,9 +121,11 @@ impl SqsSource {
         self.shared.fifo
     }
 
-    /// The stats the source counts its API calls in.
+    /// The stats the source counts its API calls in: its own, those of
+    /// [`with_stats`](SqsSourceBuilder::with_stats), or the engine's once it
+    /// was [attached](AlertSource::attach_stats).
     pub fn stats(&self) -> &Arc<Stats> {
-        &self.shared.stats
+        self.shared.slot.get()
     }
 
     /// How many settle calls SQS refused because the receipt handle was no
@@ -142,7 +144,8 @@ struct Shared {
     visibility: Duration,
     flush_after: Duration,
     fifo: bool,
-    stats: Arc<Stats>,
+    /// Where API calls are counted (shared with the ack batcher).
+    slot: Arc<StatsSlot>,
     /// The ack batcher, started on first use (it needs a runtime).
     deleter: OnceLock<mpsc::Sender<AckRequest>>,
     groups: Mutex<Groups>,
@@ -167,5 +170,9 @@ impl AlertSource for SqsSource {
             lease: Some(self.shared.visibility),
             max_batch: SQS_BATCH,
         }
+    }
+
+    fn attach_stats(&self, stats: &Arc<Stats>) {
+        self.shared.slot.attach(stats);
     }
 }

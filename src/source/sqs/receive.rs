@@ -34,7 +34,7 @@ impl Shared {
             shared.wait
         };
         let asked = Instant::now();
-        shared.stats.count_api_call(ApiCall::SqsReceiveMessage);
+        shared.slot.count_api_call(ApiCall::SqsReceiveMessage);
         let out = shared
             .client
             .receive_message()

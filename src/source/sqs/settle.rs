@@ -7,7 +7,7 @@ use super::{BACKEND, DELETES_IN_FLIGHT, MAX_VISIBILITY_SECS, SQS_BATCH, Shared};
 use crate::aws::classify;
 use crate::error::{Error, Result};
 use crate::source::{DeadLetterMode, DeadLetterOutcome, Settle};
-use crate::telemetry::{ApiCall, Stats};
+use crate::telemetry::{ApiCall, StatsSlot};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
@@ -142,7 +142,7 @@ impl Shared {
                 let flusher = Flusher {
                     client: self.client.clone(),
                     queue_url: self.queue_url.clone(),
-                    stats: Arc::clone(&self.stats),
+                    slot: Arc::clone(&self.slot),
                     flush_after: self.flush_after,
                     in_flight: Arc::new(Semaphore::new(DELETES_IN_FLIGHT)),
                 };
@@ -172,7 +172,7 @@ impl Shared {
     }
 
     pub(super) async fn change_visibility(&self, receipt: &str, secs: u64) -> Result<()> {
-        self.stats
+        self.slot
             .count_api_call(ApiCall::SqsChangeMessageVisibility);
         self.client
             .change_message_visibility()
@@ -209,7 +209,7 @@ pub(super) struct AckRequest {
 struct Flusher {
     client: Client,
     queue_url: String,
-    stats: Arc<Stats>,
+    slot: Arc<StatsSlot>,
     flush_after: Duration,
     in_flight: Arc<Semaphore>,
 }
@@ -247,7 +247,7 @@ impl Flusher {
                     .ok()
             })
             .collect();
-        self.stats.count_api_call(ApiCall::SqsDeleteMessageBatch);
+        self.slot.count_api_call(ApiCall::SqsDeleteMessageBatch);
         let sent = self
             .client
             .delete_message_batch()
