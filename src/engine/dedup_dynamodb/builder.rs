@@ -100,19 +100,20 @@ impl DynamoDedupBuilder {
     /// [`build`](Self::build).
     pub fn with_config(mut self, key: DynamoDedupConfigKey, value: &str) -> Self {
         let mut problems = std::mem::take(&mut self.problems);
+        let p = &mut problems;
         self = match key {
             DynamoDedupConfigKey::Table => match value.trim() {
                 "" => {
-                    problems.bad_value(key, value, "empty");
+                    p.bad_value(key, value, "empty");
                     self
                 }
                 table => self.with_table(table),
             },
-            DynamoDedupConfigKey::Endpoint => match problems.parse(key, value, config::http_url) {
+            DynamoDedupConfigKey::Endpoint => match p.parse(key, value, config::http_url) {
                 Some(url) => self.with_endpoint(url),
                 None => self,
             },
-            DynamoDedupConfigKey::Timeout => match problems.parse(key, value, timeout) {
+            DynamoDedupConfigKey::Timeout => match p.parse(key, value, timeout) {
                 Some(t) => self.with_timeout(t),
                 None => self,
             },

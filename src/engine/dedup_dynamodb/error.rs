@@ -3,8 +3,35 @@
 //! timeouts and connection failures are temporary, a missing table or refused
 //! access is not), everything else through [`DynamoError`].
 
-use crate::error::Error;
+use super::BACKEND;
+use crate::aws::classify;
+use crate::error::{Error, Result};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use std::time::Duration;
+
+/// The outcome of the conditional write `op` when a failed condition means
+/// there is nothing left to do: `Ok` then, as on success; any other failure
+/// classified.
+pub(super) fn unless_condition_failed<T, E>(
+    op: &str,
+    sent: std::result::Result<T, SdkError<E, HttpResponse>>,
+) -> Result<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match sent {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let e = classify(BACKEND, op, e);
+            if e.code() == Some("ConditionalCheckFailedException") {
+                Ok(())
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
 
 /// A failure of the DynamoDB store that is not an SDK call failing.
 #[derive(Debug)]

@@ -2,6 +2,7 @@
 //! as a conditional `UpdateItem`, `release` as a conditional `DeleteItem`.
 
 use super::BACKEND;
+use super::error::unless_condition_failed;
 use super::{
     CLAIM_LINGER_SECS, CLAIMED, DONE, DynamoDedup, KEY_ATTRIBUTE, LEASE_ATTRIBUTE, OWNER_ATTRIBUTE,
     STATE_ATTRIBUTE, TTL_ATTRIBUTE,
@@ -130,17 +131,8 @@ impl DedupStore for DynamoDedup {
             .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
             .send()
             .await;
-        match update {
-            Ok(_) => Ok(()),
-            // Someone else completed it: it is done either way.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::from(classify(BACKEND, "UpdateItem", e))),
-        }
+        // The condition failed: someone else completed it, it is done either way.
+        unless_condition_failed("UpdateItem", update)
     }
 
     async fn release(&self, key: &str) -> Result<()> {
@@ -157,17 +149,9 @@ impl DedupStore for DynamoDedup {
             .expression_attribute_values(":me", AttributeValue::S(self.owner.clone()))
             .send()
             .await;
-        match delete {
-            Ok(_) => Ok(()),
-            // Not our claim any more (lapsed and taken over, or done): leave it.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::from(classify(BACKEND, "DeleteItem", e))),
-        }
+        // The condition failed: not our claim any more (lapsed and taken
+        // over, or done), leave it.
+        unless_condition_failed("DeleteItem", delete)
     }
 
     fn attach_stats(&self, stats: &Arc<Stats>) {

@@ -18,6 +18,15 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+/// A value that is not empty.
+fn not_empty(text: &str) -> std::result::Result<String, String> {
+    if text.is_empty() {
+        Err("empty".to_owned())
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
 /// Where the queue is: its name (resolved with `GetQueueUrl`) or its URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum QueueRef {
@@ -149,39 +158,39 @@ impl SqsSourceBuilder {
     /// [`build`](Self::build).
     pub fn with_config(mut self, key: SqsConfigKey, value: &str) -> Self {
         let mut problems = std::mem::take(&mut self.problems);
-        let url = |p: &mut Problems| p.parse(key, value, config::http_url);
-        let secs = |p: &mut Problems| p.parse(key, value, config::seconds);
+        let p = &mut problems;
         self = match key {
-            SqsConfigKey::QueueName => match value.trim() {
-                "" => {
-                    problems.bad_value(key, value, "empty");
-                    self
-                }
-                name => self.with_queue_name(name),
-            },
-            SqsConfigKey::QueueUrl => match url(&mut problems) {
-                Some(u) => self.with_queue_url(u),
-                None => self,
-            },
-            SqsConfigKey::Endpoint => match url(&mut problems) {
-                Some(u) => self.with_endpoint(u),
-                None => self,
-            },
-            SqsConfigKey::DeadLetterQueueUrl => match url(&mut problems) {
-                Some(u) => self.with_dead_letter_queue_url(u),
-                None => self,
-            },
-            SqsConfigKey::VisibilityTimeout => match secs(&mut problems) {
-                Some(d) => self.with_visibility_timeout(d),
-                None => self,
-            },
-            SqsConfigKey::WaitTimeSeconds => match secs(&mut problems) {
-                Some(d) => self.with_wait(d),
-                None => self,
-            },
+            SqsConfigKey::QueueName => {
+                self.set(p.parse(key, value, not_empty), Self::with_queue_name)
+            }
+            SqsConfigKey::QueueUrl => {
+                self.set(p.parse(key, value, config::http_url), Self::with_queue_url)
+            }
+            SqsConfigKey::Endpoint => {
+                self.set(p.parse(key, value, config::http_url), Self::with_endpoint)
+            }
+            SqsConfigKey::DeadLetterQueueUrl => self.set(
+                p.parse(key, value, config::http_url),
+                Self::with_dead_letter_queue_url,
+            ),
+            SqsConfigKey::VisibilityTimeout => self.set(
+                p.parse(key, value, config::seconds),
+                Self::with_visibility_timeout,
+            ),
+            SqsConfigKey::WaitTimeSeconds => {
+                self.set(p.parse(key, value, config::seconds), Self::with_wait)
+            }
         };
         self.problems = problems;
         self
+    }
+
+    /// Applies `set` with a value that parsed; nothing for one that did not.
+    fn set<T>(self, parsed: Option<T>, set: impl FnOnce(Self, T) -> Self) -> Self {
+        match parsed {
+            Some(value) => set(self, value),
+            None => self,
+        }
     }
 
     /// The queue, by URL (`https://...`) or by name.

@@ -42,6 +42,7 @@ mod receive;
 mod settle;
 
 pub use builder::{SqsConfigKey, SqsSourceBuilder};
+#[cfg(feature = "lambda")]
 pub(crate) use dead_letter::{DeadLetter, send_dead_letter};
 
 use super::{AlertSource, Capabilities, DeadLetterMode, Delivery};
