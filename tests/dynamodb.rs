@@ -27,7 +27,7 @@ use remediation::model::decode;
 use remediation::plan::CommandPolicy;
 use remediation::planner::AlertCliPlanner;
 use remediation::source::MemorySource;
-use remediation::telemetry::{Backoff, Counter};
+use remediation::telemetry::{ApiCall, Backoff, Counter, Stats};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -550,4 +550,20 @@ async fn two_worker_processes_with_dedup_table_run_each_alert_once() {
     assert_eq!(summary["executed"], 0);
     assert_eq!(summary["skipped"], n);
     assert_each_ran_once(&standin, n);
+}
+
+#[tokio::test]
+async fn calls_count_in_the_attached_stats() {
+    let moto = MotoServer::start_serialized(&venv());
+    let dedup = table(&moto, "dedup-attached-stats").await;
+    let stats = Arc::new(Stats::new());
+    dedup.attach_stats(&stats);
+    assert_eq!(
+        dedup.claim("k", Duration::from_secs(60)).await.unwrap(),
+        Claim::Claimed
+    );
+    dedup.complete("k", Duration::from_secs(60)).await.unwrap();
+    let calls = stats.snapshot().api_calls;
+    assert_eq!(calls[ApiCall::DynamoDbPutItem.as_str()], 1, "{calls:?}");
+    assert_eq!(calls[ApiCall::DynamoDbUpdateItem.as_str()], 1, "{calls:?}");
 }

@@ -1424,3 +1424,31 @@ async fn the_ported_script_drains_the_queue_and_exits() {
     assert_eq!(parked.len(), 1, "{stderr}");
     assert_eq!(parked[0].0, POISON);
 }
+
+// ------------------------------------------------------------ telemetry
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_count_in_the_attached_stats_with_those_made_before() {
+    let moto = Moto::start().await;
+    let url = moto.create_queue("attached-stats", &[]).await;
+    // No with_stats: the source counts in its own until stats are attached.
+    let source = moto
+        .source()
+        .with_queue_url(&url)
+        .with_wait(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let engine_stats = Arc::new(Stats::new());
+    source.attach_stats(&engine_stats);
+    source.receive(10).await.expect("receive");
+    let calls = engine_stats.snapshot().api_calls;
+    // Read while building (no dead-letter queue: the redrive policy), then moved over.
+    assert_eq!(
+        calls[ApiCall::SqsGetQueueAttributes.as_str()],
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(calls[ApiCall::SqsReceiveMessage.as_str()], 1, "{calls:?}");
+    assert!(Arc::ptr_eq(source.stats(), &engine_stats));
+}

@@ -604,14 +604,14 @@ pub async fn run_eventbridge(
 
 #[cfg(feature = "sqs")]
 mod dlq {
-    //! Poison forwarded to an SQS dead-letter queue from inside a function.
+    //! Poison forwarded to an SQS dead-letter queue from inside a function,
+    //! with the SQS source's own send.
 
     use super::invocation::Parker;
-    use crate::error::{Error, Result};
-    use crate::source::sqs::{REASON_ATTRIBUTE, SOURCE_MESSAGE_ID_ATTRIBUTE};
-    use crate::telemetry::{ApiCall, Stats};
+    use crate::error::Result;
+    use crate::source::sqs::{DeadLetter, send_dead_letter};
+    use crate::telemetry::Stats;
     use async_trait::async_trait;
-    use aws_sdk_sqs::types::MessageAttributeValue;
     use std::fmt;
     use std::sync::Arc;
 
@@ -632,46 +632,13 @@ mod dlq {
     #[async_trait]
     impl Parker for SqsParker {
         async fn park(&self, message_id: &str, body: &[u8], reason: &str) -> Result<()> {
-            let text = |s: &str| {
-                MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(s)
-                    .build()
+            let letter = DeadLetter {
+                message_id,
+                group: None,
+                body,
+                reason,
             };
-            let reason: String = reason.chars().take(4096).collect();
-            let mut send = self
-                .client
-                .send_message()
-                .queue_url(&self.queue_url)
-                .message_body(String::from_utf8_lossy(body));
-            if let Ok(v) = text(if reason.is_empty() { "-" } else { &reason }) {
-                send = send.message_attributes(REASON_ATTRIBUTE, v);
-            }
-            if !message_id.is_empty() {
-                if let Ok(v) = text(message_id) {
-                    send = send.message_attributes(SOURCE_MESSAGE_ID_ATTRIBUTE, v);
-                }
-            }
-            if self.queue_url.ends_with(".fifo") {
-                let dedup: String = message_id
-                    .chars()
-                    .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
-                    .take(128)
-                    .collect();
-                send = send
-                    .message_group_id("dead-letter")
-                    .message_deduplication_id(if dedup.is_empty() { "-".into() } else { dedup });
-            }
-            self.stats.count_api_call(ApiCall::SqsSendMessage);
-            send.send().await.map(|_| ()).map_err(|e| Error::Backend {
-                backend: "lambda",
-                message: format!(
-                    "SendMessage (dead-letter queue): {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
-                ),
-                temporary: true,
-                source: None,
-            })
+            send_dead_letter(&self.client, &self.queue_url, letter, &self.stats).await
         }
     }
 }

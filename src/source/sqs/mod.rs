@@ -1,0 +1,179 @@
+//! Amazon SQS as an [`AlertSource`]: long-polled batched receives, acks
+//! batched into `DeleteMessageBatch`, visibility changes for nack and extend,
+//! and dead letters parked in a configured queue or left to the queue's
+//! redrive policy. Feature `sqs`.
+//!
+//! | verb        | SQS call |
+//! |-------------|----------|
+//! | receive     | `ReceiveMessage` (up to 10, long poll, `ApproximateReceiveCount` = delivery count) |
+//! | ack         | `DeleteMessageBatch`, up to 10 acks per call, flushed after a few milliseconds |
+//! | nack(delay) | `ChangeMessageVisibility(delay)` (at most 12 h) |
+//! | extend(by)  | `ChangeMessageVisibility(by)` |
+//! | dead-letter | `SendMessage` to the configured dead-letter queue + delete; or, without one, release for the queue's redrive policy; or, without either, delete (the body lives on in the audit record) |
+//!
+//! # FIFO queues
+//!
+//! SQS itself hands out no further message of a message group while one of
+//! that group is in flight, but a single `ReceiveMessage` may return several
+//! messages of the same group, and the engine works on the deliveries of one
+//! receive concurrently. So for a FIFO queue (URL ending in `.fifo`) the source
+//! hands out one message per group at a time: later messages of a group that
+//! arrive in the same receive are held back and handed out, in order, by a
+//! later `receive` once the earlier one was acked. If the earlier one is
+//! nacked or left to the redrive policy, the held-back ones are released
+//! (`ChangeMessageVisibilityBatch` to 0) so they queue up behind it again; if a
+//! held-back message's visibility timeout is close to running out it is
+//! dropped and SQS redelivers it, still in order. Held-back messages that
+//! were never handed out return when their visibility timeout ends. While
+//! messages are held back, receives poll for at most 1 s, so a held message is
+//! handed out soon after its predecessor was settled.
+//!
+//! # Cancellation
+//!
+//! Dropping a `receive` future mid-call (the engine does so when it is
+//! cancelled) loses nothing: messages SQS handed to the abandoned call stay
+//! invisible until their visibility timeout ends, then are redelivered.
+
+mod builder;
+mod dead_letter;
+mod error;
+mod fifo;
+mod receive;
+mod settle;
+
+pub use builder::{SqsConfigKey, SqsSourceBuilder};
+#[cfg(feature = "lambda")]
+pub(crate) use dead_letter::{DeadLetter, send_dead_letter};
+
+use super::{AlertSource, Capabilities, DeadLetterMode, Delivery};
+use crate::error::Result;
+use crate::telemetry::{Stats, StatsSlot};
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use fifo::Groups;
+use settle::AckRequest;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const BACKEND: &str = "sqs";
+/// The most messages one SQS batch call takes.
+const SQS_BATCH: usize = 10;
+/// The longest visibility timeout SQS accepts (12 hours).
+const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
+/// The longest long-poll wait SQS accepts.
+const MAX_WAIT_SECS: u64 = 20;
+/// Batched deletes in flight at once.
+const DELETES_IN_FLIGHT: usize = 4;
+
+/// The message attribute carrying the dead-letter reason on messages this
+/// source parks in its dead-letter queue.
+pub const REASON_ATTRIBUTE: &str = "remediation-dead-letter-reason";
+/// The message attribute carrying the original message id on parked messages.
+pub const SOURCE_MESSAGE_ID_ATTRIBUTE: &str = "remediation-source-message-id";
+
+/// An Amazon SQS queue as a source of deliveries. Cheap to clone.
+///
+/// Acks are batched: [`Delivery::ack`] completes once the `DeleteMessageBatch`
+/// call carrying it succeeded, and fails (per entry) if SQS refused that
+/// entry, so the engine learns of every delete that did not happen. A receipt
+/// handle SQS no longer accepts (the message was redelivered, or deleted) is
+/// reported as an error, counted in [`invalid_receipts`](Self::invalid_receipts)
+/// and logged; it never panics.
+#[derive(Clone)]
+pub struct SqsSource {
+    name: String,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SqsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqsSource")
+            .field("queue_url", &self.shared.queue_url)
+            .field("fifo", &self.shared.fifo)
+            .field("dead_letter_queue_url", &self.shared.dead_letter_queue_url)
+            .field("wait", &self.shared.wait)
+            .field("visibility", &self.shared.visibility)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqsSource {
+    /// A builder.
+    pub fn builder() -> SqsSourceBuilder {
+        SqsSourceBuilder::new()
+    }
+
+    /// A source configured from the environment (see
+    /// [`SqsSourceBuilder::from_env`]), connected.
+    pub async fn from_env() -> Result<SqsSource> {
+        SqsSourceBuilder::from_env().build().await
+    }
+
+    /// The queue's URL.
+    pub fn queue_url(&self) -> &str {
+        &self.shared.queue_url
+    }
+
+    /// Whether the queue is a FIFO queue.
+    pub fn is_fifo(&self) -> bool {
+        self.shared.fifo
+    }
+
+    /// The stats the source counts its API calls in: its own, those of
+    /// [`with_stats`](SqsSourceBuilder::with_stats), or the engine's once it
+    /// was [attached](AlertSource::attach_stats).
+    pub fn stats(&self) -> &Arc<Stats> {
+        self.shared.slot.get()
+    }
+
+    /// How many settle calls SQS refused because the receipt handle was no
+    /// longer valid (`ReceiptHandleIsInvalid`, `MessageNotInflight`).
+    pub fn invalid_receipts(&self) -> u64 {
+        self.shared.invalid_receipts.load(Ordering::Relaxed)
+    }
+}
+
+struct Shared {
+    client: Client,
+    queue_url: String,
+    dead_letter_queue_url: Option<String>,
+    dead_letter_mode: DeadLetterMode,
+    wait: Duration,
+    visibility: Duration,
+    flush_after: Duration,
+    fifo: bool,
+    /// Where API calls are counted (shared with the ack batcher).
+    slot: Arc<StatsSlot>,
+    /// The ack batcher, started on first use (it needs a runtime).
+    deleter: OnceLock<mpsc::Sender<AckRequest>>,
+    groups: Mutex<Groups>,
+    invalid_receipts: AtomicU64,
+}
+
+#[async_trait]
+impl AlertSource for SqsSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
+        self.shared.receive(max).await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            extend: true,
+            redelivery: true,
+            dead_letter: self.shared.dead_letter_mode,
+            lease: Some(self.shared.visibility),
+            max_batch: SQS_BATCH,
+        }
+    }
+
+    fn attach_stats(&self, stats: &Arc<Stats>) {
+        self.shared.slot.attach(stats);
+    }
+}
