@@ -114,6 +114,31 @@ macro_rules! config_keys {
 #[allow(unused_imports)]
 pub(crate) use config_keys;
 
+/// The `from_vars` of a builder with `new()` and `with_config($key, &str)`:
+/// the pairs naming a key of `$key` applied in the key order, every other
+/// name ignored. Written once for every builder.
+#[allow(unused_macros)] // used by the backends behind features
+macro_rules! from_vars {
+    ($key:ty) => {
+        /// A builder configured from `vars`, name–value pairs named as the
+        /// environment variables of [`from_env`](Self::from_env) (any case;
+        /// other names and empty values are ignored; the key enum lists the
+        /// names). A bad value is reported by [`build`](Self::build).
+        pub fn from_vars<I, K, V>(vars: I) -> Self
+        where
+            I: IntoIterator<Item = (K, V)>,
+            K: AsRef<str>,
+            V: AsRef<str>,
+        {
+            crate::config::select::<$key, _, _>(vars)
+                .into_iter()
+                .fold(Self::new(), |b, (key, value)| b.with_config(key, &value))
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use from_vars;
+
 /// The pairs of the process environment that are valid UTF-8.
 pub(crate) fn env_vars() -> impl Iterator<Item = (String, String)> {
     std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))

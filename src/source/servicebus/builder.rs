@@ -130,19 +130,7 @@ impl ServiceBusSourceBuilder {
         Self::from_vars(config::env_vars())
     }
 
-    /// A builder configured from `vars`, name/value pairs named as the
-    /// environment variables of [`from_env`](Self::from_env) (case does not
-    /// matter; other names and empty values are ignored).
-    pub fn from_vars<I, K, V>(vars: I) -> Self
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
-    {
-        config::select::<ServiceBusConfigKey, _, _>(vars)
-            .into_iter()
-            .fold(Self::new(), |b, (key, value)| b.with_config(key, &value))
-    }
+    crate::config::from_vars!(ServiceBusConfigKey);
 
     /// Sets one configuration value; a bad one is reported by
     /// [`build`](Self::build) (a secret's value never is).

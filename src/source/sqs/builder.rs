@@ -140,19 +140,7 @@ impl SqsSourceBuilder {
         Self::from_vars(config::env_vars())
     }
 
-    /// A builder configured from `vars`, name–value pairs named as the
-    /// environment variables of [`from_env`](Self::from_env) (see
-    /// [`SqsConfigKey`]); other names are ignored.
-    pub fn from_vars<I, K, V>(vars: I) -> Self
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
-    {
-        config::select::<SqsConfigKey, _, _>(vars)
-            .into_iter()
-            .fold(Self::new(), |b, (key, value)| b.with_config(key, &value))
-    }
+    crate::config::from_vars!(SqsConfigKey);
 
     /// Sets one configuration value; a bad one is reported by
     /// [`build`](Self::build).
