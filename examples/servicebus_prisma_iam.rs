@@ -44,7 +44,6 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -148,13 +147,7 @@ async fn main() -> ExitCode {
     }
     let engine = engine.build();
 
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
+    let cancel = remediation::engine::shutdown_on_signal();
     match engine.run(cancel).await {
         Ok(summary) => {
             eprintln!(

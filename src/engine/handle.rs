@@ -196,7 +196,7 @@ impl Inner {
             undecodable: None,
         };
         let mut decoded_events = Vec::new();
-        if let Some(limit) = work.delivery.attributes().get(TRUNCATED_ATTRIBUTE) {
+        if let Some(limit) = work.delivery.truncated_at() {
             work.undecodable = Some(format!("message longer than {limit} bytes (truncated)"));
         } else {
             match decode(work.delivery.body()) {

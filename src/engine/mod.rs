@@ -15,6 +15,8 @@ mod execute;
 mod handle;
 mod lease;
 mod result;
+mod signal;
+mod text_audit;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::executor::{CommandExecutor, StepOutcome, StepStatus};
@@ -22,9 +24,7 @@ use crate::model::{Event, EventKind, decode};
 use crate::plan::{Decision, Plan, Skip, SkipReason};
 use crate::planner::RemediationPlanner;
 use crate::redact::{redact, redact_argv};
-use crate::source::{
-    AlertSource, Capabilities, DeadLetterOutcome, Delivery, file::TRUNCATED_ATTRIBUTE,
-};
+use crate::source::{AlertSource, Capabilities, DeadLetterOutcome, Delivery};
 use crate::telemetry::{Backoff, Counter, Stats, Summary};
 use futures_util::FutureExt;
 use result::*;
@@ -48,6 +48,8 @@ pub use dedup::{Claim, DedupStore, MemoryDedup};
 #[cfg(feature = "dynamodb")]
 pub use dedup_dynamodb::{DynamoDedup, DynamoDedupBuilder};
 pub use lease::LeasePolicy;
+pub use signal::shutdown_on_signal;
+pub use text_audit::TextAudit;
 
 /// Engine settings. `Default` is a sensible production setup.
 #[derive(Clone, Debug)]

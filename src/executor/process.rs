@@ -261,6 +261,19 @@ impl ProcessExecutor {
         self
     }
 
+    /// [`with_env_var`](Self::with_env_var) from a worker flag's spelling:
+    /// `NAME=VALUE`, or `NAME` alone to pass the worker's own value of it
+    /// (nothing when the worker has none).
+    pub fn with_child_env(self, spec: &str) -> Self {
+        match spec.split_once('=') {
+            Some((name, value)) => self.with_env_var(name, value),
+            None => match std::env::var(spec) {
+                Ok(value) => self.with_env_var(spec, value),
+                Err(_) => self,
+            },
+        }
+    }
+
     async fn run(&self, step: &Step, ctx: ExecContext) -> Result<StepOutcome> {
         let command = &step.command;
         let program = self.sandbox.program(command.program())?;

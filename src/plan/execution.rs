@@ -33,6 +33,18 @@ pub enum StepStatus {
     Planned,
 }
 
+impl StepStatus {
+    /// The status as the audit trail spells it (`ok`, `failed`, `not_run`, `planned`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Ok => "ok",
+            StepStatus::Failed => "failed",
+            StepStatus::NotRun => "not_run",
+            StepStatus::Planned => "planned",
+        }
+    }
+}
+
 /// What happened when a step was executed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

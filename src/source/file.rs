@@ -17,10 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
-/// Attribute set on a delivery whose line was longer than the line limit; its
-/// body holds only the first bytes.
-pub const TRUNCATED_ATTRIBUTE: &str = "truncated";
-
 /// How a file's content is laid out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -79,7 +75,7 @@ impl FileSourceBuilder {
     }
 
     /// The longest line kept whole (default 1 MiB). A longer line still becomes
-    /// a delivery — its first bytes, marked [`TRUNCATED_ATTRIBUTE`] — so it is
+    /// a delivery — its first bytes, marked [`Delivery::truncated_at`] — so it is
     /// rejected and recorded, never silently dropped.
     pub fn with_max_line_bytes(mut self, max: usize) -> Self {
         self.max_line_bytes = max.max(1);
@@ -291,7 +287,7 @@ fn read_lines(
         let mut delivery =
             Delivery::detached(format!("{label}:{line_no}"), Bytes::copy_from_slice(body));
         if truncated {
-            delivery = delivery.with_attribute(TRUNCATED_ATTRIBUTE, max_line.to_string());
+            delivery = delivery.with_truncated_at(max_line);
         }
         if tx.blocking_send(Ok(delivery)).is_err() {
             return Ok(());

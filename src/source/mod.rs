@@ -9,6 +9,7 @@
 
 pub mod file;
 pub mod memory;
+mod spec;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;
 #[cfg(feature = "servicebus")]
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use file::{FileFormat, FileSource};
 pub use memory::{DeadLetter, MemorySource};
+pub use spec::from_spec;
 #[cfg(feature = "pubsub")]
 pub use pubsub::{PubSubSource, PubSubSourceBuilder};
 #[cfg(feature = "servicebus")]
@@ -133,6 +135,7 @@ pub struct Delivery {
     delivery_count: u32,
     first_seen: Option<SystemTime>,
     attributes: BTreeMap<String, String>,
+    truncated_at: Option<usize>,
     lease_deadline: Mutex<Option<Instant>>,
     settle: Arc<dyn Settle>,
 }
@@ -144,6 +147,7 @@ impl fmt::Debug for Delivery {
             .field("delivery_count", &self.delivery_count)
             .field("body_len", &self.body.len())
             .field("attributes", &self.attributes)
+            .field("truncated_at", &self.truncated_at)
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +165,7 @@ impl Delivery {
             delivery_count: 1,
             first_seen: None,
             attributes: BTreeMap::new(),
+            truncated_at: None,
             lease_deadline: Mutex::new(None),
             settle,
         }
@@ -186,6 +191,15 @@ impl Delivery {
     /// Adds a source attribute (message attributes, broker properties).
     pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.attributes.insert(key.into(), value.into());
+        self
+    }
+
+    /// Marks the body as the first `limit` bytes of a longer message that a
+    /// source cut to bound its memory (a line of a file over the line limit).
+    /// The engine dead-letters such a delivery as undecodable, naming the
+    /// limit, instead of trying to read half a finding.
+    pub fn with_truncated_at(mut self, limit: usize) -> Self {
+        self.truncated_at = Some(limit);
         self
     }
 
@@ -220,6 +234,12 @@ impl Delivery {
     /// Source attributes.
     pub fn attributes(&self) -> &BTreeMap<String, String> {
         &self.attributes
+    }
+
+    /// The limit the body was cut at, if the source had to cut it
+    /// ([`with_truncated_at`](Self::with_truncated_at)).
+    pub fn truncated_at(&self) -> Option<usize> {
+        self.truncated_at
     }
 
     /// When the current lease ends, if the source leases deliveries.
@@ -293,6 +313,12 @@ pub trait AlertSource: Send + Sync + fmt::Debug {
         let _ = stats;
     }
 
+    /// Finishes the source's background work after a run: acks and
+    /// extensions it still batches are sent, its streams closed. Call it once
+    /// the engine's [`run`](crate::engine::Engine::run) has returned; a source
+    /// with nothing in the background does nothing.
+    async fn close(&self) {}
+
     /// Whether the source is finished: it will never return another delivery.
     /// Queues are never exhausted; files are, at their end.
     fn is_exhausted(&self) -> bool {
@@ -317,6 +343,9 @@ macro_rules! forward_alert_source {
             }
             fn attach_stats(&self, stats: &Arc<Stats>) {
                 (**self).attach_stats(stats)
+            }
+            async fn close(&self) {
+                (**self).close().await
             }
             fn is_exhausted(&self) -> bool {
                 (**self).is_exhausted()

@@ -201,6 +201,30 @@ pub struct Summary {
     pub api_calls: BTreeMap<String, u64>,
 }
 
+/// One line of decision counts, then the API calls made if any:
+/// `received 12 executed 10 planned 0 skipped 1 failed 0 rejected 1
+/// dead_lettered 1; api calls sqs.ReceiveMessage=3 sqs.DeleteMessageBatch=2`.
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "received {} executed {} planned {} skipped {} failed {} rejected {} dead_lettered {}",
+            self.received,
+            self.executed,
+            self.planned,
+            self.skipped,
+            self.failed,
+            self.rejected,
+            self.dead_lettered
+        )?;
+        for (i, (kind, n)) in self.api_calls.iter().enumerate() {
+            f.write_str(if i == 0 { "; api calls " } else { " " })?;
+            write!(f, "{kind}={n}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Summary {
     /// How many calls of `kind` were counted.
     pub fn api_calls(&self, kind: ApiCall) -> u64 {

@@ -328,6 +328,23 @@ impl ContextMap {
             .or_else(|| self.azure.get(&subscription.to_ascii_lowercase()))
     }
 
+    /// The CLIs the mapped targets' commands run with, in a fixed order:
+    /// `aws` for mapped accounts or a default profile, `az` for subscriptions,
+    /// `gcloud` for projects. A worker passes them to
+    /// [`ProcessExecutor::require_programs`](crate::executor::ProcessExecutor::require_programs)
+    /// at start-up.
+    pub fn clis(&self) -> Vec<&'static str> {
+        let aws = !self.aws_profiles.is_empty() || self.default_aws_profile.is_some();
+        [
+            ("aws", aws),
+            ("az", !self.azure.is_empty()),
+            ("gcloud", !self.gcp.is_empty()),
+        ]
+        .into_iter()
+        .filter_map(|(cli, mapped)| mapped.then_some(cli))
+        .collect()
+    }
+
     /// The context for GCP `project`, if mapped.
     pub fn gcp_project(&self, project: &str) -> Option<&GcpContext> {
         self.gcp.get(project)

@@ -234,3 +234,14 @@ fn parses_azure_and_gcp_mappings() {
         assert!(bad.parse::<GcpProjectMapping>().is_err(), "{bad}");
     }
 }
+
+#[test]
+fn clis_name_the_mapped_clouds() {
+    assert!(ContextMap::new().clis().is_empty());
+    let map = ContextMap::new().with_default_aws_profile("p");
+    assert_eq!(map.clis(), ["aws"]);
+    let map = ContextMap::new()
+        .with_gcp_project("proj", GcpContext::new())
+        .with_azure_subscription("00000000-0000-0000-0000-000000000000", AzureContext::new());
+    assert_eq!(map.clis(), ["az", "gcloud"]);
+}
