@@ -127,7 +127,8 @@ struct Args {
 /// `--dedup-table NAME`: the shared DynamoDB store.
 #[cfg(feature = "dynamodb")]
 async fn dedup_store(table: &str) -> Result<Arc<dyn DedupStore>, Failure> {
-    let store = remediation::engine::DynamoDedupBuilder::from_env().with_table(table);
+    let store =
+        remediation::engine::dedup_dynamodb::DynamoDedupBuilder::from_env().with_table(table);
     Ok(Arc::new(store.build().await?))
 }
 

@@ -54,7 +54,7 @@
 //! |--------------|------|
 //! | *(default)*  | models, traits, engine, memory and file sources, process and dry-run executors, `alert-cli` planner, CloudTrail [`rules`] (EventBridge event patterns, the [`CloudTrailPlanner`](planner::CloudTrailPlanner), built-in remediations) |
 //! | `prisma`     | [`PrismaPlanner`](planner::PrismaPlanner): the Prisma Cloud remediation API (reqwest, rustls; batching, token refresh, retries) |
-//! | `sqs`        | the Amazon SQS source, `source::SqsSource` (`aws-sdk-sqs`) |
+//! | `sqs`        | the Amazon SQS source, `source::sqs::SqsSource` (`aws-sdk-sqs`) |
 //! | `servicebus` | the Azure Service Bus source, `source::ServiceBusSource` (peek-lock over REST, `azure_core` client) |
 //! | `pubsub`     | the Google Cloud Pub/Sub source, `source::PubSubSource` (`google-cloud-pubsub`: streaming pull, flow control, the client's lease management) |
 //! | `lambda`     | `lambda`: the AWS Lambda adapter — SQS-triggered functions answering with the partial-batch response, EventBridge-triggered functions failing the invocation when the plan failed (`lambda_runtime`, `aws_lambda_events`) |
@@ -96,3 +96,8 @@ pub mod source;
 pub mod telemetry;
 
 pub use error::{Error, ErrorKind, Refusal, Result};
+
+/// The README's examples, compiled as doc tests (they use every backend).
+#[cfg(all(doctest, feature = "full"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -18,8 +18,9 @@
 mod support;
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use remediation::engine::dedup_dynamodb::DynamoDedup;
 use remediation::engine::{
-    AuditDecision, Claim, DedupStore, DynamoDedup, Engine, EngineConfig, MemoryAudit, SettleAction,
+    AuditDecision, Claim, DedupStore, Engine, EngineConfig, MemoryAudit, SettleAction,
 };
 use remediation::executor::ContextMap;
 use remediation::lambda::LambdaHandler;

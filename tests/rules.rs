@@ -3,10 +3,8 @@
 
 use async_trait::async_trait;
 use remediation::engine::{AuditDecision, Engine, EngineConfig, MemoryAudit};
-use remediation::executor::{
-    CommandExecutor, ContextMap, DryRunExecutor, StepOutcome, StepStatus, run_step,
-};
-use remediation::model::{Cloud, CloudTrailRecord, Event, Target};
+use remediation::executor::{CommandExecutor, ContextMap, DryRunExecutor, StepOutcome, StepStatus};
+use remediation::model::{CloudTrailRecord, Event, Target};
 use remediation::plan::EventPattern;
 use remediation::plan::{Command, CommandPolicy};
 use remediation::plan::{Decision, Expectation, Plan, SkipReason, Step};
@@ -514,10 +512,6 @@ async fn rules_from_code_and_from_a_file_on_disk() {
     assert!(e.to_string().contains("missing.yaml"), "{e}");
 }
 
-fn target() -> Target {
-    Target::new(Cloud::Aws, Some(ACCOUNT.to_owned())).with_region("us-east-1")
-}
-
 fn ready_when(status: &str) -> Value {
     json!({"DevEndpoint": {"EndpointName": "ep", "Status": status}})
 }
@@ -532,60 +526,6 @@ fn wait_step(interval_ms: u64, timeout_ms: u64) -> Step {
         Duration::from_millis(interval_ms),
         Duration::from_millis(timeout_ms),
     ))
-}
-
-#[tokio::test(start_paused = true)]
-async fn polled_expectations_repeat_until_the_output_matches() {
-    let aws = ScriptedAws::default()
-        .answer("get-dev-endpoint", ready_when("PROVISIONING"))
-        .answer("get-dev-endpoint", ready_when("PROVISIONING"))
-        .answer("get-dev-endpoint", ready_when("READY"));
-    let outcome = run_step(&aws, &wait_step(1000, 60_000), &target())
-        .await
-        .unwrap();
-    assert_eq!(outcome.status, StepStatus::Ok);
-    assert_eq!(aws.operations().len(), 3);
-
-    let never = ScriptedAws::default().answer("get-dev-endpoint", ready_when("PROVISIONING"));
-    let outcome = run_step(&never, &wait_step(1000, 5_000), &target())
-        .await
-        .unwrap();
-    assert_eq!(outcome.status, StepStatus::Failed);
-    assert!(
-        outcome.stderr_tail.contains("expectation not met"),
-        "{}",
-        outcome.stderr_tail
-    );
-    assert_eq!(
-        never.operations().len(),
-        6,
-        "attempts at 0, 1, .. 5 s: the last one at the deadline"
-    );
-
-    // Checked once when not polled; non-JSON output fails the check.
-    let pattern = EventPattern::from_json(r#"{"PolicyName":["q"]}"#).unwrap();
-    let once = Step::read_only(Command::new("aws", ["iam", "get-user-policy"]))
-        .with_expectation(Expectation::new(pattern.clone()));
-    let garbage = ScriptedAws::default().push("get-user-policy", Ok("not json".into()));
-    let outcome = run_step(&garbage, &once, &target()).await.unwrap();
-    assert_eq!(outcome.status, StepStatus::Failed);
-    assert!(
-        outcome.stderr_tail.contains("not JSON"),
-        "{}",
-        outcome.stderr_tail
-    );
-    // Only read-only steps may carry an expectation.
-    let mut mutating = Step::new(Command::new("aws", ["iam", "get-user-policy"]))
-        .with_expectation(Expectation::new(pattern));
-    assert!(run_step(&garbage, &mutating, &target()).await.is_err());
-    mutating.read_only = true;
-    assert_eq!(
-        run_step(&garbage, &mutating, &target())
-            .await
-            .unwrap()
-            .status,
-        StepStatus::Failed
-    );
 }
 
 /// Plans one fixed plan for every event.

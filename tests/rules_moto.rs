@@ -456,7 +456,8 @@ mod eventbridge_sqs {
     use super::*;
     use remediation::engine::SettleAction;
     use remediation::model::EventKind;
-    use remediation::source::{AlertSource, SqsSource};
+    use remediation::source::AlertSource;
+    use remediation::source::sqs::SqsSource;
     use std::time::Duration;
 
     use super::support::run_until;

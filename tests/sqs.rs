@@ -18,7 +18,8 @@ use remediation::executor::{ContextMap, ProcessExecutor};
 use remediation::plan::CommandPolicy;
 use remediation::planner::{AlertCliPlanner, RemediationPlanner};
 use remediation::source::sqs::REASON_ATTRIBUTE;
-use remediation::source::{AlertSource, DeadLetterMode, SqsSource};
+use remediation::source::sqs::SqsSource;
+use remediation::source::{AlertSource, DeadLetterMode};
 use remediation::telemetry::ApiCall;
 use remediation::telemetry::{Backoff, Counter, Stats, Summary};
 use std::collections::{BTreeMap, HashMap};
@@ -212,7 +213,7 @@ impl Moto {
             .collect()
     }
 
-    fn source(&self) -> remediation::source::SqsSourceBuilder {
+    fn source(&self) -> remediation::source::sqs::SqsSourceBuilder {
         SqsSource::builder()
             .with_endpoint(self.endpoint())
             .with_region("us-east-1")

@@ -192,7 +192,7 @@ async fn dedup(
     if var("REMEDIATION_DEDUP_TABLE").is_none() {
         return Ok(b);
     }
-    let store = remediation::engine::DynamoDedupBuilder::from_env()
+    let store = remediation::engine::dedup_dynamodb::DynamoDedupBuilder::from_env()
         .with_stats(Arc::clone(stats))
         .build()
         .await

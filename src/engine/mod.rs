@@ -45,8 +45,6 @@ pub use audit::{
     SettleAction, TeeAudit,
 };
 pub use dedup::{Claim, DedupStore, MemoryDedup};
-#[cfg(feature = "dynamodb")]
-pub use dedup_dynamodb::{DynamoDedup, DynamoDedupBuilder};
 pub use lease::LeasePolicy;
 pub use signal::shutdown_on_signal;
 pub use text_audit::TextAudit;

@@ -4,16 +4,18 @@
 //! Core sources are always built: [`MemorySource`] (an in-process queue with
 //! real lease, redelivery and dead-letter semantics) and [`FileSource`] (JSON
 //! lines, CloudTrail `Records` files, gzip, stdin). Cloud queues live behind
-//! features: `SqsSource` (feature `sqs`), `ServiceBusSource` (feature
-//! `servicebus`), `PubSubSource` (feature `pubsub`).
+//! features, each backend in a module of its own that holds all its items:
+//! [`sqs`] (feature `sqs`), [`servicebus`] (feature `servicebus`),
+//! [`pubsub`] (feature `pubsub`). [`from_spec`] opens any of them from a
+//! `--source` style spec.
 
-pub mod file;
-pub mod memory;
-mod spec;
+mod file;
+mod memory;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;
 #[cfg(feature = "servicebus")]
 pub mod servicebus;
+mod spec;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 
@@ -27,15 +29,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-pub use file::{FileFormat, FileSource};
-pub use memory::{DeadLetter, MemorySource};
-pub use spec::from_spec;
+pub use file::{FileFormat, FileSource, FileSourceBuilder};
+pub use memory::{DeadLetter, MemorySource, MemorySourceBuilder};
 #[cfg(feature = "pubsub")]
 pub use pubsub::{PubSubSource, PubSubSourceBuilder};
-#[cfg(feature = "servicebus")]
-pub use servicebus::{ServiceBusSource, ServiceBusSourceBuilder};
-#[cfg(feature = "sqs")]
-pub use sqs::{SqsSource, SqsSourceBuilder};
+pub use spec::from_spec;
 
 /// What a source can do natively; the engine falls back where it cannot.
 #[derive(Clone, Debug, PartialEq, Eq)]

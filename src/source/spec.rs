@@ -18,9 +18,9 @@ const FORMS: &str = "file:PATH, stdin, sqs:NAME_OR_URL, pubsub:projects/P/subscr
 /// |---|---|---|
 /// | `file:PATH` | [`FileSource::open`]: JSON lines or a CloudTrail `Records` file, `.gz` too | — |
 /// | `stdin` or `-` | [`FileSource::stdin`] | — |
-/// | `sqs:NAME_OR_URL` | [`SqsSourceBuilder::from_env`](crate::source::SqsSourceBuilder) with that queue | `sqs` |
+/// | `sqs:NAME_OR_URL` | [`SqsSourceBuilder::from_env`](crate::source::sqs::SqsSourceBuilder) with that queue | `sqs` |
 /// | `pubsub:projects/P/subscriptions/S` | [`PubSubSourceBuilder::from_env`](crate::source::PubSubSourceBuilder) with that subscription | `pubsub` |
-/// | `servicebus:NAMESPACE/ENTITY` | [`ServiceBusSourceBuilder::from_env`](crate::source::ServiceBusSourceBuilder) with that namespace and queue or `TOPIC/subscriptions/SUB` | `servicebus` |
+/// | `servicebus:NAMESPACE/ENTITY` | [`ServiceBusSourceBuilder::from_env`](crate::source::servicebus::ServiceBusSourceBuilder) with that namespace and queue or `TOPIC/subscriptions/SUB` | `servicebus` |
 ///
 /// A queue source counts its API calls into the engine's statistics once the
 /// engine is built with it ([`AlertSource::attach_stats`]). Call
@@ -77,7 +77,7 @@ fn missing_feature(spec_scheme: &str, feature: &str) -> Error {
 
 #[cfg(feature = "sqs")]
 async fn sqs(queue: &str) -> Result<Arc<dyn AlertSource>> {
-    let source = super::SqsSourceBuilder::from_env()
+    let source = super::sqs::SqsSourceBuilder::from_env()
         .with_queue(queue)
         .build()
         .await?;
@@ -114,7 +114,7 @@ fn servicebus(spec: &str, rest: &str) -> Result<Arc<dyn AlertSource>> {
              servicebus:NAMESPACE/TOPIC/subscriptions/SUB"
         )));
     };
-    let source = super::ServiceBusSourceBuilder::from_env()
+    let source = super::servicebus::ServiceBusSourceBuilder::from_env()
         .with_namespace(namespace)
         .with_entity_path(entity)
         .build()?;
@@ -163,9 +163,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.jsonl");
         std::fs::write(&path, "{}\n").unwrap();
-        let source = from_spec(&format!("file:{}", path.display())).await.unwrap();
+        let source = from_spec(&format!("file:{}", path.display()))
+            .await
+            .unwrap();
         assert!(source.name().starts_with("file:"), "{}", source.name());
-        let e = from_spec("file:/nonexistent/alerts.jsonl").await.err().unwrap();
+        let e = from_spec("file:/nonexistent/alerts.jsonl")
+            .await
+            .err()
+            .unwrap();
         assert_eq!(e.kind(), ErrorKind::Io, "{e}");
         assert!(e.to_string().contains("/nonexistent/alerts.jsonl"), "{e}");
     }

@@ -1,47 +1,6 @@
 //! Commands as argv vectors, the [`CommandPolicy`] allowlist, and [`parse_script`],
 //! which turns CLI-script text (from an API or an alert) into commands without ever
-//! giving it to a shell.
-//!
-//! # How a script is read
-//!
-//! A quote-aware scan splits the text into statements and rejects every shell
-//! construct that would make the text mean more than "run these programs with
-//! these words"; each statement's words are then unquoted by the [`shlex`] crate.
-//! The rules, in the order a reader needs them:
-//!
-//! * Statements are separated by `;`, `&&`, newlines, and the bare (unquoted)
-//!   word `and` when the next word is an allowed program (the Prisma Cloud API
-//!   writes `aws iam create-policy ... and aws iam attach-user-policy ...`).
-//!   A bare `and` followed by an unquoted word that is *not* an allowed program
-//!   and not an option (`and sh -c ...`) is rejected as ambiguous; a bare `and`
-//!   followed by an option or a quoted word, or at the end, is an ordinary argument.
-//! * Single quotes keep everything literal; double quotes keep everything literal
-//!   except `\"`, `\\`, `\$`, `` \` `` and backslash-newline. A `$` or backtick
-//!   inside double quotes is rejected (the shell would expand it). Quoted text may
-//!   hold any Unicode except bidirectional overrides and control characters other
-//!   than tab, newline and carriage return (the `Display` of a [`Command`] shows
-//!   arguments holding those escaped, so what is shown is what runs).
-//! * Outside quotes, these are rejected wherever they appear: pipes `|` `||`,
-//!   redirections `>` `>>` `<` `N>` `&>`, heredocs `<<`, `$` in any form
-//!   (`$(...)`, `${...}`, `$VAR`, `$'...'`), backticks, background `&`, `(` `)`
-//!   `{` `}`, non-ASCII characters (lookalikes such as `；`, `ａws`, zero-width or
-//!   non-breaking spaces, bidi overrides) and control characters, including a
-//!   carriage return (so `\r\n` line endings are refused rather than guessed at).
-//!   NUL bytes are refused everywhere.
-//! * A backslash before a newline outside single quotes is a line continuation and
-//!   is removed, as a shell does (`aws s3 \` + newline + `ls` is `aws s3 ls`).
-//!   A backslash before any other character makes that character literal.
-//! * A `#` that starts the first word of a statement begins a comment that runs to
-//!   the end of the line and is skipped. A `#` starting any later word is rejected:
-//!   a trailing comment would silently drop words a reader may think will run.
-//!   A `#` inside a word (`a#b`) is literal.
-//! * `*`, `?`, `[`, `~` and `!` are passed literally: no shell runs, so nothing
-//!   globs or expands them.
-//! * Each resulting command must pass [`CommandPolicy::check`]; a `NAME=value`
-//!   word before the program (an environment assignment) is rejected.
-//!
-//! One violation anywhere rejects the whole script with
-//! [`Error::UnsafeCommand`], so a plan is never half-run.
+//! giving it to a shell (the rules it reads a script by are on [`parse_script`]).
 
 mod scan;
 mod script;
