@@ -27,7 +27,7 @@
 //!   not asked again until a cooldown has passed.
 //! * **Telemetry**: every request counts in [`PrismaStats`] and, as an
 //!   [`ApiCall`](crate::telemetry::ApiCall), in the engine's
-//!   [`Stats`](crate::telemetry::Stats) once the engine attached them.
+//!   [`Stats`] once the engine attached them.
 //!
 //! An alert the API has no script for is skipped with `no_remediation`;
 //! events that are not Prisma Cloud alerts are skipped with `no_remediation`
@@ -73,17 +73,21 @@ use tokio::sync::{mpsc, oneshot};
 /// The backend name in errors and logs.
 const BACKEND: &str = "prisma";
 
-// The names of the credential and endpoint keys, as constants; the same as
-// the [`PrismaConfigKey`]s' names.
-/// Environment variable ([`PrismaConfigKey::ApiEndpoint`]): the API endpoint (URL or tenant name such as `api2.eu`).
+// The names of the `PrismaConfigKey`s, as constants (a unit test of the
+// builder checks they match).
+/// Environment variable ([`PrismaConfigKey::ApiEndpoint`]): the API endpoint
+/// (URL or tenant name such as `api2.eu`).
 pub const ENV_API_ENDPOINT: &str = "API_ENDPOINT";
-/// Environment variable ([`PrismaConfigKey::AuthKey`]): a static token (as in the published script).
+/// Environment variable ([`PrismaConfigKey::AuthKey`]): a static token (as
+/// in the published script).
 pub const ENV_AUTH_KEY: &str = "AUTH_KEY";
-/// Environment variable ([`PrismaConfigKey::AccessKeyId`]): the access key id (logs in; preferred over `AUTH_KEY`).
+/// Environment variable ([`PrismaConfigKey::AccessKeyId`]): the access key
+/// id (logs in; preferred over `AUTH_KEY`).
 pub const ENV_ACCESS_KEY_ID: &str = "PRISMA_ACCESS_KEY_ID";
 /// Environment variable ([`PrismaConfigKey::SecretKey`]): the access key's secret.
 pub const ENV_SECRET_KEY: &str = "PRISMA_SECRET_KEY";
-/// Environment variable ([`PrismaConfigKey::CustomerName`]): the customer (tenant) name, for multi-tenant logins.
+/// Environment variable ([`PrismaConfigKey::CustomerName`]): the customer
+/// (tenant) name, for multi-tenant logins.
 pub const ENV_CUSTOMER_NAME: &str = "PRISMA_CUSTOMER_NAME";
 
 /// How the planner authenticates.
