@@ -20,7 +20,7 @@ use remediation::planner::prisma::{
 };
 use remediation::redact::Secret;
 use remediation::source::{AlertSource, FileSource, MemorySource};
-use remediation::telemetry::{Backoff, Summary};
+use remediation::telemetry::{ApiCall, Backoff, Summary};
 use remediation::{ErrorKind, Result};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -396,6 +396,62 @@ async fn extends_the_token_before_it_expires() {
     assert_no_secrets(&[]);
 }
 
+/// The engine hands the planner its stats: with no `with_engine_stats`, the
+/// engine's stats count every Prisma call, those made before it was built too.
+#[tokio::test]
+async fn the_engines_stats_count_the_planners_calls_without_with_engine_stats() {
+    let server = MockServer::start().await;
+    mount_login(&server, &[TOKEN_1]).await;
+    Mock::given(method("GET"))
+        .and(path("/auth_token/extend"))
+        .and(header("x-redlock-auth", TOKEN_1))
+        .respond_with(token(TOKEN_2))
+        .mount(&server)
+        .await;
+    let api = RemediationApiMock::default();
+    mount_remediation(&server, TOKEN_1, api.clone()).await;
+    mount_remediation(&server, TOKEN_2, api.clone()).await;
+    // Lives 2 s, refreshed once it is 300 ms old.
+    let planner = Arc::new(
+        builder(&server)
+            .with_token_lifetime(ms(2000))
+            .with_refresh_margin(ms(1700))
+            .build()
+            .expect("planner"),
+    );
+    // Before any engine: a login and a remediation call.
+    assert!(matches!(
+        planner.plan(&events(&["P-1"])).await[0],
+        Ok(Decision::Plan(_))
+    ));
+    tokio::time::sleep(ms(400)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alerts.jsonl");
+    std::fs::write(&file, alert_body("P-2", "pol-a")).unwrap();
+    let standin = StandIn::new();
+    let executor = standin.executor(ContextMap::new().with_aws_profile(ACCOUNT, "remediator"));
+    let engine = Engine::builder(
+        Arc::new(FileSource::open(&file).unwrap()),
+        Arc::clone(&planner) as Arc<dyn RemediationPlanner>,
+        Arc::new(executor),
+    )
+    .audit(Arc::new(MemoryAudit::new()))
+    .build();
+
+    let summary = engine.run(CancellationToken::new()).await.expect("run");
+
+    assert_eq!(summary.executed, 1, "{summary:?}");
+    let stats = engine.stats();
+    assert_eq!(stats.api_calls(ApiCall::PrismaLogin), 1);
+    assert_eq!(stats.api_calls(ApiCall::PrismaAuthTokenExtend), 1);
+    assert_eq!(stats.api_calls(ApiCall::PrismaRemediation), 2);
+    let own = planner.stats().snapshot();
+    assert_eq!(
+        (own.login_calls, own.extend_calls, own.remediation_calls),
+        (1, 1, 2)
+    );
+}
+
 #[tokio::test]
 async fn a_401_token_expired_logs_in_again_once_and_succeeds() {
     let server = MockServer::start().await;
@@ -425,8 +481,11 @@ async fn a_401_token_expired_logs_in_again_once_and_succeeds() {
 }
 
 #[tokio::test]
-async fn a_401_after_a_fresh_login_and_a_403_are_configuration_errors_that_do_not_spin() {
-    for status in [401, 403] {
+async fn a_401_after_a_fresh_login_and_a_403_are_setup_errors_that_do_not_spin() {
+    for (status, kind) in [
+        (401, ErrorKind::Unauthenticated),
+        (403, ErrorKind::PermissionDenied),
+    ] {
         let server = MockServer::start().await;
         mount_login(&server, &[TOKEN_1, TOKEN_2]).await;
         Mock::given(method("POST"))
@@ -441,8 +500,9 @@ async fn a_401_after_a_fresh_login_and_a_403_are_configuration_errors_that_do_no
         let second = planner.plan(&events(&["P-3"])).await;
 
         for d in first.iter().chain(&second) {
-            let e = d.as_ref().expect_err("configuration error");
-            assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+            let e = d.as_ref().expect_err("setup error");
+            assert_eq!(e.kind(), kind, "{e}");
+            assert!(e.is_setup_problem(), "{e}");
             assert!(!e.is_temporary());
             assert!(e.to_string().contains(&format!("HTTP {status}")), "{e}");
         }
@@ -460,7 +520,7 @@ async fn a_401_after_a_fresh_login_and_a_403_are_configuration_errors_that_do_no
 }
 
 #[tokio::test]
-async fn a_refused_login_is_a_configuration_error() {
+async fn a_refused_login_is_a_setup_error() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/login"))
@@ -472,7 +532,8 @@ async fn a_refused_login_is_a_configuration_error() {
     let planner = builder(&server).build().expect("planner");
     let decisions = planner.plan(&events(&["P-1"])).await;
     let e = decisions[0].as_ref().expect_err("refused");
-    assert_eq!(e.kind(), ErrorKind::Config);
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+    assert!(e.is_setup_problem(), "{e}");
     assert!(e.to_string().contains("PRISMA_ACCESS_KEY_ID"), "{e}");
     assert!(requests_to(&server, REMEDIATION).await.is_empty());
 }

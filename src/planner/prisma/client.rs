@@ -7,11 +7,11 @@
 //! built; error messages carry statuses and (redacted, truncated) answer
 //! bodies, never a request.
 
+use super::error::PrismaError;
 use super::stats::{Endpoint, PrismaStats};
-use super::{Credentials, RetryPolicy};
-use crate::error::{Error, Result};
+use super::{BACKEND, Credentials, RetryPolicy};
 use crate::redact::{Secret, redact};
-use crate::telemetry::Stats;
+use crate::telemetry::{Stats, StatsSlot};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
@@ -24,8 +24,8 @@ use tokio::time::Instant;
 
 /// The header carrying the Prisma Cloud token.
 const AUTH_HEADER: &str = "x-redlock-auth";
-/// The backend name in errors.
-pub(crate) const BACKEND: &str = "prisma";
+
+type Result<T, E = PrismaError> = std::result::Result<T, E>;
 
 /// How long a token lives and how early it is refreshed.
 #[derive(Clone, Copy, Debug)]
@@ -77,10 +77,11 @@ pub(crate) struct ApiClient {
     token: tokio::sync::Mutex<Option<Token>>,
     /// Requests wait until then (the rate-limit headers said the quota is spent).
     pace: Mutex<Option<Instant>>,
-    /// A configuration failure (refused credentials): until when calls fail fast, and why.
-    blocked: Mutex<Option<(Instant, String)>>,
+    /// A setup failure (refused credentials): until when calls fail fast, and with what.
+    blocked: Mutex<Option<(Instant, PrismaError)>>,
     pub(crate) stats: Arc<PrismaStats>,
-    engine_stats: Option<Arc<Stats>>,
+    /// Where API calls are counted for the engine ([`Stats`]).
+    pub(crate) slot: StatsSlot,
     seed: AtomicU64,
 }
 
@@ -92,82 +93,6 @@ impl fmt::Debug for ApiClient {
             .field("timing", &self.timing)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
-    }
-}
-
-/// The clonable description of a failure, handed to every waiter of a batch.
-#[derive(Clone, Debug)]
-pub(crate) struct Failure {
-    message: String,
-    class: FailureClass,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FailureClass {
-    Temporary,
-    Config,
-    Permanent,
-}
-
-impl Failure {
-    pub(crate) fn permanent(message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-            class: FailureClass::Permanent,
-        }
-    }
-
-    pub(crate) fn temporary(message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-            class: FailureClass::Temporary,
-        }
-    }
-
-    pub(crate) fn to_error(&self) -> Error {
-        match self.class {
-            FailureClass::Config => Error::Config(self.message.clone()),
-            FailureClass::Temporary | FailureClass::Permanent => Error::Backend {
-                backend: BACKEND,
-                message: self.message.clone(),
-                temporary: self.class == FailureClass::Temporary,
-                source: None,
-            },
-        }
-    }
-}
-
-impl From<&Error> for Failure {
-    fn from(e: &Error) -> Self {
-        let class = match e {
-            Error::Config(_) => FailureClass::Config,
-            e if e.is_temporary() => FailureClass::Temporary,
-            _ => FailureClass::Permanent,
-        };
-        let message = match e {
-            Error::Config(m) => m.clone(),
-            Error::Backend { message, .. } => message.clone(),
-            other => other.to_string(),
-        };
-        Failure { message, class }
-    }
-}
-
-fn temporary(message: String) -> Error {
-    Error::Backend {
-        backend: BACKEND,
-        message,
-        temporary: true,
-        source: None,
-    }
-}
-
-fn permanent(message: String) -> Error {
-    Error::Backend {
-        backend: BACKEND,
-        message,
-        temporary: false,
-        source: None,
     }
 }
 
@@ -266,7 +191,7 @@ impl ApiClient {
             pace: Mutex::new(None),
             blocked: Mutex::new(None),
             stats: Arc::new(PrismaStats::default()),
-            engine_stats,
+            slot: StatsSlot::new(engine_stats),
             seed: AtomicU64::new(seed),
         }
     }
@@ -279,22 +204,22 @@ impl ApiClient {
     pub(crate) fn url(&self, path: &str) -> Result<Url> {
         self.base
             .join(path)
-            .map_err(|e| Error::Config(format!("building the URL for {path}: {e}")))
+            .map_err(|e| PrismaError::Config(format!("building the URL for {path}: {e}")))
     }
 
     fn can_login(&self) -> bool {
         matches!(self.credentials, Credentials::AccessKey { .. })
     }
 
-    /// Fails fast while a configuration failure is fresh, so a bad key does
-    /// not make every delivery hammer the API.
+    /// Fails fast while a setup failure is fresh, so a bad key does not
+    /// make every delivery hammer the API.
     fn check_blocked(&self) -> Result<()> {
         let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((until, why)) = blocked.as_ref() {
             let now = Instant::now();
             if now < *until {
-                return Err(Error::Config(format!(
-                    "prisma: {why} (not asking the API again for {}s)",
+                return Err(why.clone().with_note(&format!(
+                    "(not asking the API again for {}s)",
                     (*until - now).as_secs() + 1
                 )));
             }
@@ -303,17 +228,18 @@ impl ApiClient {
         Ok(())
     }
 
-    /// Records a configuration failure and returns its error.
-    pub(crate) fn config_error(&self, why: String) -> Error {
+    /// Records a setup failure (refused credentials, a missing endpoint):
+    /// calls fail fast with it until the cooldown ends.
+    pub(crate) fn setup_failure(&self, e: PrismaError) -> PrismaError {
         tracing::error!(
             backend = BACKEND,
             cooldown = ?self.config_cooldown,
-            "{why}; failing fast until the cooldown ends"
+            "{e}; failing fast until the cooldown ends"
         );
         self.stats.failed();
         let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
-        *blocked = Some((Instant::now() + self.config_cooldown, why.clone()));
-        Error::Config(format!("prisma: {why}"))
+        *blocked = Some((Instant::now() + self.config_cooldown, e.clone()));
+        e
     }
 
     async fn wait_pace(&self) {
@@ -362,13 +288,11 @@ impl ApiClient {
         loop {
             self.wait_pace().await;
             self.stats.sent(endpoint, ids);
-            if let Some(stats) = &self.engine_stats {
-                stats.count_api_call(endpoint.api_call_kind());
-            }
+            self.slot.count_api_call(endpoint.api_call_kind());
             let mut request = self.http.request(method.clone(), url.clone());
             if let Some(token) = token {
                 let mut value = HeaderValue::from_str(token.expose()).map_err(|_| {
-                    Error::Config(
+                    PrismaError::Config(
                         "the Prisma Cloud token holds characters a header cannot carry".into(),
                     )
                 })?;
@@ -404,7 +328,7 @@ impl ApiClient {
             attempt += 1;
             if attempt > self.retry.max_retries {
                 self.stats.failed();
-                return Err(temporary(format!(
+                return Err(PrismaError::Unavailable(format!(
                     "{what} failed after {attempt} attempts; last: {failure}"
                 )));
             }
@@ -415,7 +339,7 @@ impl ApiClient {
             let delay = asked_wait.map_or(backoff, |w| w.max(backoff));
             if delay > self.retry.max_wait {
                 self.stats.failed();
-                return Err(temporary(format!(
+                return Err(PrismaError::Unavailable(format!(
                     "{what} failed ({failure}) and the API asks to wait {delay:?}, \
                      longer than the {:?} this planner waits",
                     self.retry.max_wait
@@ -450,7 +374,7 @@ impl ApiClient {
             customer_name,
         } = &self.credentials
         else {
-            return Err(Error::Config(
+            return Err(PrismaError::Config(
                 "a static AUTH_KEY cannot log in again; configure PRISMA_ACCESS_KEY_ID and \
                  PRISMA_SECRET_KEY"
                     .into(),
@@ -476,27 +400,33 @@ impl ApiClient {
                 }
                 _ => {
                     self.stats.failed();
-                    Err(permanent(format!(
-                        "the login answer (HTTP {status}) carries no token"
-                    )))
+                    Err(PrismaError::NoToken {
+                        answer: "login",
+                        status: status.as_u16(),
+                    })
                 }
             };
         }
+        let refused = format!(
+            "login refused (HTTP {status}{}): check PRISMA_ACCESS_KEY_ID, PRISMA_SECRET_KEY \
+             and PRISMA_CUSTOMER_NAME",
+            snippet(&bytes)
+        );
         match status.as_u16() {
-            400 | 401 | 403 => Err(self.config_error(format!(
-                "login refused (HTTP {status}{}): check PRISMA_ACCESS_KEY_ID, PRISMA_SECRET_KEY \
-                 and PRISMA_CUSTOMER_NAME",
-                snippet(&bytes)
-            ))),
-            404 => Err(self.config_error(format!(
+            400 => Err(self.setup_failure(PrismaError::Config(refused))),
+            code @ (401 | 403) => Err(self.setup_failure(PrismaError::Status {
+                status: code,
+                message: refused,
+            })),
+            404 => Err(self.setup_failure(PrismaError::Config(format!(
                 "no login endpoint at {url} (HTTP 404): check API_ENDPOINT"
-            ))),
-            _ => {
+            )))),
+            code => {
                 self.stats.failed();
-                Err(permanent(format!(
-                    "login failed (HTTP {status}{})",
-                    snippet(&bytes)
-                )))
+                Err(PrismaError::Status {
+                    status: code,
+                    message: format!("login failed (HTTP {status}{})", snippet(&bytes)),
+                })
             }
         }
     }
@@ -514,14 +444,15 @@ impl ApiClient {
                     return Ok(Secret::new(t));
                 }
             }
-            return Err(permanent(format!(
-                "the token extension answer (HTTP {status}) carries no token"
-            )));
+            return Err(PrismaError::NoToken {
+                answer: "token extension",
+                status: status.as_u16(),
+            });
         }
-        Err(permanent(format!(
-            "token extension refused (HTTP {status}{})",
-            snippet(&bytes)
-        )))
+        Err(PrismaError::Status {
+            status: status.as_u16(),
+            message: format!("token extension refused (HTTP {status}{})", snippet(&bytes)),
+        })
     }
 
     /// The token to use now: logs in when there is none, extends it when its
@@ -571,7 +502,9 @@ impl ApiClient {
     }
 
     /// An authenticated call to a remediation endpoint. A 401 logs in again
-    /// once (key pair only); a second 401, or a 403, is a configuration error.
+    /// once (key pair only); a second 401, or a 403, is a setup failure
+    /// (unauthenticated, permission denied) that fails calls fast for the
+    /// cooldown.
     pub(crate) async fn call(
         &self,
         method: Method,
@@ -618,23 +551,32 @@ impl ApiClient {
                         "the static AUTH_KEY is expired or invalid: configure \
                          PRISMA_ACCESS_KEY_ID and PRISMA_SECRET_KEY so the planner can log in"
                     };
-                    return Err(self.config_error(format!("HTTP 401 ({why}) {hint}")));
+                    return Err(self.setup_failure(PrismaError::Status {
+                        status: 401,
+                        message: format!("HTTP 401 ({why}) {hint}"),
+                    }));
                 }
                 403 => {
-                    return Err(self.config_error(format!(
-                        "HTTP 403 Forbidden{}: the access key's role may not read remediation \
-                         commands",
-                        snippet(&bytes)
-                    )));
+                    return Err(self.setup_failure(PrismaError::Status {
+                        status: 403,
+                        message: format!(
+                            "HTTP 403 Forbidden{}: the access key's role may not read \
+                             remediation commands",
+                            snippet(&bytes)
+                        ),
+                    }));
                 }
                 400 => return Ok(Reply::BadRequest(snippet(&bytes))),
                 404 => return Ok(Reply::NotFound(snippet(&bytes))),
-                _ => {
+                code => {
                     self.stats.failed();
-                    return Err(permanent(format!(
-                        "remediation request refused (HTTP {status}{})",
-                        snippet(&bytes)
-                    )));
+                    return Err(PrismaError::Status {
+                        status: code,
+                        message: format!(
+                            "remediation request refused (HTTP {status}{})",
+                            snippet(&bytes)
+                        ),
+                    });
                 }
             }
         }

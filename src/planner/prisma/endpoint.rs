@@ -1,11 +1,14 @@
 //! Where the Prisma Cloud API lives: a full `https://` URL, or the tenant name
 //! as users write it (`api2`, `app.eu`, `api.gov`...), resolved to the API host.
 
-use crate::error::{Error, Result};
 use reqwest::Url;
 use std::net::IpAddr;
 
-/// Resolves what a user wrote as the API endpoint to the API's base URL.
+/// Why an endpoint is refused, in words (the builder reports it with the key).
+type Result<T> = std::result::Result<T, String>;
+
+/// Resolves what a user wrote as the API endpoint to the API's base URL,
+/// or says why it is not one.
 ///
 /// * `https://api2.prismacloud.io` (any `https://` URL) is used as it is, except
 ///   that a Prisma Cloud *app* host (`app2.eu.prismacloud.io`) becomes the
@@ -19,16 +22,11 @@ use std::net::IpAddr;
 pub(crate) fn resolve(input: &str, allow_http: bool) -> Result<Url> {
     let input = input.trim();
     if input.is_empty() {
-        return Err(Error::Config(
-            "the Prisma Cloud API endpoint is empty".into(),
-        ));
+        return Err("the Prisma Cloud API endpoint is empty".into());
     }
     let mut url = if input.contains("://") {
-        Url::parse(input).map_err(|e| {
-            Error::Config(format!(
-                "the Prisma Cloud API endpoint {input:?} is not a URL: {e}"
-            ))
-        })?
+        Url::parse(input)
+            .map_err(|e| format!("the Prisma Cloud API endpoint {input:?} is not a URL: {e}"))?
     } else {
         tenant_url(input)?
     };
@@ -36,39 +34,37 @@ pub(crate) fn resolve(input: &str, allow_http: bool) -> Result<Url> {
         "https" => {}
         "http" if allow_http => {
             if !is_loopback(&url) {
-                return Err(Error::Config(format!(
+                return Err(format!(
                     "plain http is allowed for loopback hosts only, not {}",
                     url.host_str().unwrap_or("<none>")
-                )));
+                ));
             }
         }
         "http" => {
-            return Err(Error::Config(
-                "the Prisma Cloud API endpoint must use https (plain http is allowed only \
-                 for loopback tests, with allow_http)"
+            return Err(
+                "the Prisma Cloud API endpoint must use https (plain http is allowed \
+                        only for loopback tests, with allow_http)"
                     .into(),
-            ));
+            );
         }
         other => {
-            return Err(Error::Config(format!(
+            return Err(format!(
                 "the Prisma Cloud API endpoint has scheme {other:?}; expected https"
-            )));
+            ));
         }
     }
     if url.host_str().is_none() {
-        return Err(Error::Config(format!(
+        return Err(format!(
             "the Prisma Cloud API endpoint {input:?} has no host"
-        )));
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::Config(
-            "the Prisma Cloud API endpoint must not carry credentials".into(),
-        ));
+        return Err("the Prisma Cloud API endpoint must not carry credentials".into());
     }
     if let Some(host) = url.host_str().map(str::to_owned) {
         if let Some(api) = app_to_api(&host) {
             url.set_host(Some(&api))
-                .map_err(|e| Error::Config(format!("endpoint host {api:?}: {e}")))?;
+                .map_err(|e| format!("endpoint host {api:?}: {e}"))?;
         }
     }
     url.set_query(None);
@@ -85,10 +81,10 @@ pub(crate) fn resolve(input: &str, allow_http: bool) -> Result<Url> {
 fn tenant_url(input: &str) -> Result<Url> {
     let name = input.trim_end_matches('/').to_ascii_lowercase();
     let bad = || {
-        Error::Config(format!(
+        format!(
             "unknown Prisma Cloud API endpoint {input:?}: give a full https:// URL or a \
              tenant name such as api, api2, api.eu, api2.eu, api.gov, app2"
-        ))
+        )
     };
     let host = if name.ends_with(".prismacloud.io") || name.ends_with(".prismacloud.cn") {
         name
