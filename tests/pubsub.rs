@@ -3,8 +3,8 @@
 //! running at the same time; every case has its own topic and subscription):
 //! the shared source conformance suite, 500 Prisma GCP alerts remediated with
 //! a recording `gcloud` stand-in, failures, poison through a dead-letter
-//! policy, steps longer than the ack deadline, shutdown, and the worker
-//! binaries.
+//! policy, the calls counted in the engine's stats, steps longer than the ack
+//! deadline, shutdown, and the worker binaries.
 //!
 //! Without the emulator these tests fail with instructions; they never skip.
 
@@ -22,7 +22,7 @@ use remediation::plan::CommandPolicy;
 use remediation::planner::AlertCliPlanner;
 use remediation::source::pubsub::REASON_ATTRIBUTE;
 use remediation::source::{AlertSource, DeadLetterMode, PubSubSource, PubSubSourceBuilder};
-use remediation::telemetry::{Backoff, Stats};
+use remediation::telemetry::{ApiCall, Backoff, Stats};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -625,6 +625,72 @@ async fn poison_is_published_to_the_configured_dead_letter_topic_with_its_reason
         parked[0].1
     );
     assert_eq!(audit.records()[0].dead_letter.as_deref(), Some("parked"));
+    assert!(env.drain(&sub, Duration::from_secs(2)).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engines_stats_count_the_sources_pubsub_calls() {
+    let env = Env::new().await;
+    let topic = env.topic("counted").await;
+    let dlt = env.topic("counted-dlt").await;
+    let dead_letters = env.subscription(&dlt, ACK_DEADLINE, None).await;
+    let parked = env.collector(&dead_letters).await;
+    let sub = env.subscription(&topic, ACK_DEADLINE, None).await;
+    let mut bodies: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            gcp_alert(
+                &format!("N-{i}"),
+                PROJECT,
+                &bucket_script(&format!("n-{i}")),
+            )
+        })
+        .collect();
+    bodies.push(b"not an alert".to_vec());
+    env.publish(&topic, &bodies).await;
+    // Built without with_stats: the engine attaches its own.
+    let source = env
+        .source(&sub)
+        .with_dead_letter_topic(&dlt)
+        .build()
+        .await
+        .unwrap();
+    let mut executor = RecordingExecutor::new(no_delay);
+    executor.fail_first = true;
+    let stats = Arc::new(Stats::new());
+    let engine = Engine::builder(
+        Arc::new(source.clone()),
+        Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+        Arc::new(executor),
+    )
+    .config(EngineConfig::default().with_retry(fast_retry()))
+    .stats(Arc::clone(&stats))
+    .build();
+    let (summary, reached) = run_until(&engine, Duration::from_secs(60), |s| {
+        s.executed >= 3 && s.dead_lettered >= 1
+    })
+    .await;
+    source.shutdown().await;
+    assert!(reached, "{summary:?}");
+    assert!(Arc::ptr_eq(source.stats(), &stats));
+    // A failed step was nacked (held, then redelivered); the alerts were
+    // acked, the undecodable body published to the dead-letter topic and acked.
+    assert!(summary.nacked >= 1 && summary.executed == 3, "{summary:?}");
+    let calls = |kind: ApiCall| stats.api_calls(kind);
+    assert!(calls(ApiCall::PubSubStreamingPull) >= 1, "{summary:?}");
+    assert!(
+        calls(ApiCall::PubSubAcknowledge) > summary.acked,
+        "{summary:?}"
+    );
+    assert!(
+        calls(ApiCall::PubSubModifyAckDeadline) >= summary.nacked,
+        "{summary:?}"
+    );
+    assert_eq!(stats.api_calls(ApiCall::PubSubPublish), 1);
+    assert_eq!(
+        stats.snapshot().api_calls[ApiCall::PubSubAcknowledge.as_str()],
+        stats.api_calls(ApiCall::PubSubAcknowledge)
+    );
+    assert_eq!(wait_for(&parked, 1, Duration::from_secs(15)).await.len(), 1);
     assert!(env.drain(&sub, Duration::from_secs(2)).await.is_empty());
 }
 
