@@ -25,11 +25,10 @@ use remediation::executor::{
 };
 use remediation::plan::CommandPolicy;
 use remediation::planner::AlertCliPlanner;
-use remediation::source::PubSubSource;
+use remediation::source::pubsub::PubSubSource;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -99,13 +98,7 @@ async fn main() -> ExitCode {
     .audit(Arc::new(audit))
     .build();
 
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
+    let cancel = remediation::engine::shutdown_on_signal();
     if let Some(idle) = args.drain.map(Duration::from_secs) {
         // Idle: nothing received for `idle`, and every delivery decided.
         let (engine, cancel) = (engine.clone(), cancel.clone());

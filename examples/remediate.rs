@@ -17,16 +17,15 @@
 //! completed, whatever the decisions; 2 on bad configuration or an unreadable source.
 
 use clap::Parser;
-use remediation::engine::{
-    AuditSink, DedupStore, Engine, EngineConfig, JsonLinesAudit, TeeAudit, TextAudit,
-};
+use remediation::engine::{AuditSink, DedupStore, Engine, EngineConfig, JsonLinesAudit};
+use remediation::engine::{TeeAudit, TextAudit, shutdown_on_signal};
 use remediation::executor::{AwsProfileMapping, AzureSubscriptionMapping, GcpProjectMapping};
 use remediation::executor::{CommandExecutor, ContextMap, DryRunExecutor, ProcessExecutor};
 use remediation::plan::CommandPolicy;
 use remediation::planner::{AlertCliPlanner, CloudTrailPlanner, PlannerChain, RemediationPlanner};
 use remediation::rules::RuleSet;
 use remediation::source::{self, AlertSource, FileSource};
-use remediation::telemetry::{Stats, Summary};
+use remediation::telemetry::Summary;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,11 +40,9 @@ const SAMPLE: &[u8] = include_bytes!("data/sample-alerts.jsonl");
 /// The account the bundled sample's alerts belong to.
 const SAMPLE_ACCOUNT: &str = "123456789012";
 
+/// Turn cloud security findings into safe, automatic fixes.
 #[derive(Parser, Debug)]
-#[command(
-    name = "remediate",
-    about = "Turn cloud security findings into safe, automatic fixes"
-)]
+#[command(name = "remediate")]
 struct Args {
     /// `file:PATH`, `stdin`, `sqs:NAME_OR_URL`, `pubsub:SUBSCRIPTION`, `servicebus:NS/ENTITY` (default: the sample).
     #[arg(long)]
@@ -127,8 +124,8 @@ struct Args {
 /// `--dedup-table NAME`: the shared DynamoDB store.
 #[cfg(feature = "dynamodb")]
 async fn dedup_store(table: &str) -> Result<Arc<dyn DedupStore>, Failure> {
-    let store =
-        remediation::engine::dedup_dynamodb::DynamoDedupBuilder::from_env().with_table(table);
+    use remediation::engine::dedup_dynamodb::DynamoDedupBuilder;
+    let store = DynamoDedupBuilder::from_env().with_table(table);
     Ok(Arc::new(store.build().await?))
 }
 
@@ -164,7 +161,7 @@ fn contexts(args: &Args) -> ContextMap {
 fn executor(args: &Args, policy: &CommandPolicy) -> Result<Arc<dyn CommandExecutor>, Failure> {
     let contexts = contexts(args);
     let timeout = Duration::from_secs(args.step_timeout);
-    let mut clis = contexts.clis();
+    let clis = contexts.clis();
     let mut process = ProcessExecutor::new(policy.clone(), contexts.clone()).with_timeout(timeout);
     for spec in &args.child_env {
         process = process.with_child_env(spec);
@@ -173,10 +170,7 @@ fn executor(args: &Args, policy: &CommandPolicy) -> Result<Arc<dyn CommandExecut
         let dry = DryRunExecutor::new(policy.clone(), contexts);
         return Ok(Arc::new(dry.with_query_executor(Arc::new(process))));
     }
-    if clis.is_empty() {
-        clis.push("aws");
-    }
-    process.require_programs(clis)?;
+    process.require_programs(if clis.is_empty() { vec!["aws"] } else { clis })?;
     Ok(Arc::new(process))
 }
 
@@ -185,7 +179,6 @@ fn planner(
     args: &Args,
     policy: &CommandPolicy,
     executor: &Arc<dyn CommandExecutor>,
-    stats: &Arc<Stats>,
 ) -> Result<Arc<dyn RemediationPlanner>, Failure> {
     let mut planners: Vec<Box<dyn RemediationPlanner>> = Vec::new();
     for name in &args.planners {
@@ -198,13 +191,12 @@ fn planner(
                 Box::new(CloudTrailPlanner::new(rules, Arc::clone(executor)))
             }
             #[cfg(feature = "prisma")]
-            "prisma" => Box::new(prisma_planner(args, policy, stats)?),
+            "prisma" => Box::new(prisma_planner(args, policy)?),
             #[cfg(not(feature = "prisma"))]
             "prisma" => return Err("--planner prisma needs the `prisma` cargo feature".into()),
             _ => Box::new(AlertCliPlanner::new(policy.clone())),
         });
     }
-    let _ = stats;
     Ok(match planners.len() {
         1 => Arc::from(planners.remove(0)),
         _ => Arc::new(PlannerChain::new(planners)),
@@ -221,8 +213,7 @@ static PRISMA_STATS: std::sync::OnceLock<Arc<remediation::planner::prisma::Prism
 fn prisma_planner(
     args: &Args,
     policy: &CommandPolicy,
-    stats: &Arc<Stats>,
-) -> remediation::Result<remediation::planner::PrismaPlanner> {
+) -> remediation::Result<remediation::planner::prisma::PrismaPlanner> {
     use remediation::planner::prisma::{PrismaPlannerBuilder, RemediationApi};
     let api = match args.prisma_api.as_str() {
         "v2" => RemediationApi::V2PerAlert,
@@ -233,7 +224,6 @@ fn prisma_planner(
         .with_policy(policy.clone())
         .with_max_batch(args.prisma_max_batch)
         .with_batch_window(Duration::from_millis(args.prisma_batch_window_ms))
-        .with_engine_stats(Arc::clone(stats))
         .with_api(api);
     if let Some(path) = &args.prisma_ca_bundle {
         builder = builder.with_ca_bundle(path);
@@ -251,9 +241,8 @@ async fn run(args: &Args) -> Result<Summary, Failure> {
     };
     let policy = args.command_policy.clone().unwrap_or_default();
     let policy = policy.with_max_commands(args.max_commands);
-    let stats = Arc::new(Stats::new());
     let executor = executor(args, &policy)?;
-    let planner = planner(args, &policy, &executor, &stats)?;
+    let planner = planner(args, &policy, &executor)?;
     let mut sinks: Vec<Arc<dyn AuditSink>> = Vec::new();
     if !args.quiet {
         sinks.push(Arc::new(TextAudit::stdout()));
@@ -271,9 +260,7 @@ async fn run(args: &Args) -> Result<Summary, Failure> {
     if let Some(table) = &args.dedup_table {
         builder = builder.dedup(dedup_store(table).await?);
     }
-    let engine = builder.stats(stats).build();
-    let cancel = remediation::engine::shutdown_on_signal();
-    let outcome = engine.run(cancel).await;
+    let outcome = builder.build().run(shutdown_on_signal()).await;
     source.close().await; // sends what the source still batches (Pub/Sub acks)
     Ok(outcome.map_err(|e| format!("source failed: {e}"))?)
 }
@@ -295,9 +282,7 @@ async fn main() -> ExitCode {
         }
     };
     if !args.execute && !args.quiet {
-        eprintln!(
-            "remediate: dry run: nothing was executed and nothing was settled (use --execute)"
-        );
+        eprintln!("remediate: dry run: nothing ran and nothing was settled (use --execute)");
     }
     #[cfg(feature = "prisma")]
     if let Some(prisma) = PRISMA_STATS.get() {

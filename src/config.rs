@@ -9,8 +9,8 @@
 //! each key has a canonical name (the environment variable, printed by
 //! `Display`) and aliases, parsed case-insensitively by `FromStr`.
 
-// Some parsers are not used yet by every builder (issue 18 moves them here one by one).
-#![allow(dead_code)]
+// Only the cloud backends' builders read configuration.
+#![cfg_attr(not(cloud_backend), allow(dead_code))]
 
 use crate::error::{Error, Result};
 use std::fmt;
@@ -216,6 +216,7 @@ impl Problems {
         }
     }
 
+    #[cfg(test)]
     /// Whether nothing was wrong.
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -237,6 +238,7 @@ impl Problems {
 }
 
 /// A number of seconds (`30`) or a duration with its unit (`30s`, `2m`, `500ms`).
+#[cfg_attr(not(any(feature = "dynamodb")), allow(dead_code))]
 pub(crate) fn duration(text: &str) -> std::result::Result<Duration, String> {
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
@@ -246,30 +248,21 @@ pub(crate) fn duration(text: &str) -> std::result::Result<Duration, String> {
 }
 
 /// A whole number of seconds.
+#[cfg_attr(
+    not(any(feature = "sqs", feature = "servicebus", feature = "pubsub")),
+    allow(dead_code)
+)]
 pub(crate) fn seconds(text: &str) -> std::result::Result<Duration, String> {
     text.parse::<u64>()
         .map(Duration::from_secs)
         .map_err(|_| "not a whole number of seconds".to_owned())
 }
 
-/// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, any case.
-pub(crate) fn boolean(text: &str) -> std::result::Result<bool, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err("not a boolean (true/false)".to_owned()),
-    }
-}
-
-/// A positive whole number.
-pub(crate) fn positive(text: &str) -> std::result::Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) | Err(_) => Err("not a positive whole number".to_owned()),
-        Ok(n) => Ok(n),
-    }
-}
-
 /// An `http://` or `https://` URL with a host.
+#[cfg_attr(
+    not(any(feature = "sqs", feature = "pubsub", feature = "dynamodb")),
+    allow(dead_code)
+)]
 pub(crate) fn http_url(text: &str) -> std::result::Result<String, String> {
     let rest = text
         .strip_prefix("https://")
@@ -336,9 +329,6 @@ mod tests {
         assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
         assert!(duration("soon").is_err());
         assert!(seconds("1.5").is_err());
-        assert!(boolean("Yes").unwrap() && !boolean("off").unwrap());
-        assert!(boolean("maybe").is_err());
-        assert!(positive("0").is_err() && positive("3").unwrap() == 3);
         assert!(http_url("ftp://x").is_err() && http_url("https://").is_err());
         assert!(http_url("http://localhost:5000").is_ok());
     }

@@ -295,7 +295,7 @@ impl Error {
     /// The error for an HTTP answer with `status` from `backend`: 401 is
     /// [`Error::Unauthenticated`], 403 [`Error::PermissionDenied`], 408, 429
     /// and 5xx a temporary [`Error::Backend`], anything else a permanent one.
-    #[cfg_attr(not(feature = "servicebus"), allow(dead_code))] // Prisma and Pub/Sub adopt it next
+    #[cfg_attr(not(any(feature = "servicebus", feature = "prisma")), allow(dead_code))]
     pub(crate) fn http_status(backend: &'static str, status: u16, message: String) -> Self {
         match status {
             401 => Error::Unauthenticated {

@@ -53,10 +53,10 @@
 //! | feature      | adds |
 //! |--------------|------|
 //! | *(default)*  | models, traits, engine, memory and file sources, process and dry-run executors, `alert-cli` planner, CloudTrail [`rules`] (EventBridge event patterns, the [`CloudTrailPlanner`](planner::CloudTrailPlanner), built-in remediations) |
-//! | `prisma`     | [`PrismaPlanner`](planner::PrismaPlanner): the Prisma Cloud remediation API (reqwest, rustls; batching, token refresh, retries) |
+//! | `prisma`     | [`PrismaPlanner`](planner::prisma::PrismaPlanner): the Prisma Cloud remediation API (reqwest, rustls; batching, token refresh, retries) |
 //! | `sqs`        | the Amazon SQS source, `source::sqs::SqsSource` (`aws-sdk-sqs`) |
 //! | `servicebus` | the Azure Service Bus source, `source::ServiceBusSource` (peek-lock over REST, `azure_core` client) |
-//! | `pubsub`     | the Google Cloud Pub/Sub source, `source::PubSubSource` (`google-cloud-pubsub`: streaming pull, flow control, the client's lease management) |
+//! | `pubsub`     | the Google Cloud Pub/Sub source, `source::pubsub::PubSubSource` (`google-cloud-pubsub`: streaming pull, flow control, the client's lease management) |
 //! | `lambda`     | `lambda`: the AWS Lambda adapter — SQS-triggered functions answering with the partial-batch response, EventBridge-triggered functions failing the invocation when the plan failed (`lambda_runtime`, `aws_lambda_events`) |
 //! | `dynamodb`   | `engine::DynamoDedup`: a dedup store shared by every worker and function in a DynamoDB table (`aws-sdk-dynamodb`) |
 //! | `full`       | all of the above |

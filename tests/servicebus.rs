@@ -759,7 +759,7 @@ mod azure_end_to_end {
     use super::*;
     use remediation::engine::AuditDecision;
     use remediation::executor::{AzureContext, ContextMap, ProcessExecutor};
-    use remediation::planner::PrismaPlanner;
+    use remediation::planner::prisma::PrismaPlanner;
     use remediation::telemetry::{Backoff, Counter, Summary};
     use std::collections::{HashMap, HashSet};
     use std::path::{Path, PathBuf};

@@ -408,7 +408,7 @@ fn alert_cli_case() -> PlannerCase {
 /// shape) plans each alert: alert `P-n` gets the IAM script of `user-nnn`.
 #[cfg(feature = "prisma")]
 async fn prisma_api_case() -> PlannerCase {
-    use remediation::planner::PrismaPlanner;
+    use remediation::planner::prisma::PrismaPlanner;
     use remediation::redact::Secret;
 
     let server = prisma_mock().await;

@@ -2,10 +2,6 @@
 //! SDK's structured error codes and HTTP status: [`classify`] gives an
 //! [`AwsError`], which converts into the crate's [`Error`].
 
-// Not yet used by the SQS source and the DynamoDB store, whose own copies
-// it replaces in the next step of issue 18.
-#![allow(dead_code)]
-
 use crate::error::Error;
 
 #[cfg(all(feature = "dynamodb", not(feature = "sqs")))]
@@ -45,12 +41,6 @@ impl AwsError {
     /// The service's error code (`AccessDenied`, `ReceiptHandleIsInvalid`), if it sent one.
     pub(crate) fn code(&self) -> Option<&str> {
         self.code.as_deref()
-    }
-
-    /// How it is treated.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn class(&self) -> Class {
-        self.class
     }
 }
 

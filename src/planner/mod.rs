@@ -4,8 +4,8 @@
 //! A [`RemediationPlanner`] plans a batch of events at once, so a planner backed
 //! by an API can make one call for many alerts.
 
-pub mod alert_cli;
-pub mod cloudtrail;
+mod alert_cli;
+mod cloudtrail;
 #[cfg(feature = "prisma")]
 pub mod prisma;
 
@@ -19,8 +19,6 @@ use std::sync::Arc;
 
 pub use alert_cli::AlertCliPlanner;
 pub use cloudtrail::CloudTrailPlanner;
-#[cfg(feature = "prisma")]
-pub use prisma::PrismaPlanner;
 
 /// Turns events into plans.
 ///

@@ -31,8 +31,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use file::{FileFormat, FileSource, FileSourceBuilder};
 pub use memory::{DeadLetter, MemorySource, MemorySourceBuilder};
-#[cfg(feature = "pubsub")]
-pub use pubsub::{PubSubSource, PubSubSourceBuilder};
 pub use spec::from_spec;
 
 /// What a source can do natively; the engine falls back where it cannot.

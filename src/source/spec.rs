@@ -19,7 +19,7 @@ const FORMS: &str = "file:PATH, stdin, sqs:NAME_OR_URL, pubsub:projects/P/subscr
 /// | `file:PATH` | [`FileSource::open`]: JSON lines or a CloudTrail `Records` file, `.gz` too | — |
 /// | `stdin` or `-` | [`FileSource::stdin`] | — |
 /// | `sqs:NAME_OR_URL` | [`SqsSourceBuilder::from_env`](crate::source::sqs::SqsSourceBuilder) with that queue | `sqs` |
-/// | `pubsub:projects/P/subscriptions/S` | [`PubSubSourceBuilder::from_env`](crate::source::PubSubSourceBuilder) with that subscription | `pubsub` |
+/// | `pubsub:projects/P/subscriptions/S` | [`PubSubSourceBuilder::from_env`](crate::source::pubsub::PubSubSourceBuilder) with that subscription | `pubsub` |
 /// | `servicebus:NAMESPACE/ENTITY` | [`ServiceBusSourceBuilder::from_env`](crate::source::servicebus::ServiceBusSourceBuilder) with that namespace and queue or `TOPIC/subscriptions/SUB` | `servicebus` |
 ///
 /// A queue source counts its API calls into the engine's statistics once the
@@ -67,7 +67,7 @@ pub async fn from_spec(spec: &str) -> Result<Arc<dyn AlertSource>> {
 }
 
 /// The error for a spec whose backend this build does not have.
-#[allow(dead_code)] // unused when every backend feature is on
+#[cfg(not(all(feature = "sqs", feature = "pubsub", feature = "servicebus")))]
 fn missing_feature(spec_scheme: &str, feature: &str) -> Error {
     Error::Config(format!(
         "source `{spec_scheme}:…` needs the `{feature}` cargo feature of `remediation` \
@@ -91,7 +91,7 @@ async fn sqs(_queue: &str) -> Result<Arc<dyn AlertSource>> {
 
 #[cfg(feature = "pubsub")]
 async fn pubsub(subscription: &str) -> Result<Arc<dyn AlertSource>> {
-    let source = super::PubSubSourceBuilder::from_env()
+    let source = super::pubsub::PubSubSourceBuilder::from_env()
         .with_subscription(subscription)
         .build()
         .await?;

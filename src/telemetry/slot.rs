@@ -9,13 +9,14 @@ use std::sync::{Arc, OnceLock};
 /// engine's. Calls counted before (a queue URL looked up while building)
 /// move over when it is attached.
 #[derive(Debug, Default)]
-#[cfg_attr(not(feature = "servicebus"), allow(dead_code))] // the other backends adopt it next
+// Only the cloud backends count API calls.
+#[cfg_attr(not(cloud_backend), allow(dead_code))]
 pub(crate) struct StatsSlot {
     own: Arc<Stats>,
     attached: OnceLock<Arc<Stats>>,
 }
 
-#[cfg_attr(not(feature = "servicebus"), allow(dead_code))]
+#[cfg_attr(not(cloud_backend), allow(dead_code))]
 impl StatsSlot {
     /// A slot counting into `stats` from the start (a builder's
     /// `with_stats`), or into its own counters when `None`.

@@ -108,16 +108,7 @@ impl Stats {
     }
 
     /// Counts one cloud API call of `kind`.
-    #[cfg_attr(
-        not(any(
-            feature = "sqs",
-            feature = "servicebus",
-            feature = "pubsub",
-            feature = "dynamodb",
-            feature = "prisma"
-        )),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(cloud_backend), allow(dead_code))]
     pub(crate) fn count_api_call(&self, kind: ApiCall) {
         self.api_calls[kind as usize].fetch_add(1, Ordering::Relaxed);
     }

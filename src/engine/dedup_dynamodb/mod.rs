@@ -65,7 +65,7 @@ const CLAIM_LINGER_SECS: u64 = 3600;
 ///
 /// ```no_run
 /// # async fn f() -> remediation::Result<()> {
-/// use remediation::engine::DynamoDedup;
+/// use remediation::engine::dedup_dynamodb::DynamoDedup;
 /// // REMEDIATION_DEDUP_TABLE=remediation-dedup, region and credentials from the AWS chain
 /// let dedup = DynamoDedup::from_env().await?;
 /// # Ok(()) }

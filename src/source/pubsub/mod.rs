@@ -181,6 +181,12 @@ impl AlertSource for PubSubSource {
         }
     }
 
+    /// [`shutdown`](PubSubSource::shutdown): sends the acks the client still
+    /// batches and closes the stream.
+    async fn close(&self) {
+        self.shutdown().await;
+    }
+
     fn attach_stats(&self, stats: &Arc<Stats>) {
         self.shared.slot.attach(stats);
     }
