@@ -5,6 +5,7 @@
 //! Files cannot be acknowledged: settling a file delivery only records the
 //! decision, and nacked lines are not re-read (re-run the file to retry).
 
+use super::budget::{BudgetedSettle, ByteBudget};
 use super::{AlertSource, Capabilities, DeadLetterMode, Delivery};
 use crate::error::{Error, Result};
 use crate::model::cloudtrail::{RecordSplitter, maybe_gunzip};
@@ -55,7 +56,15 @@ pub struct FileSourceBuilder {
     format: FileFormat,
     max_line_bytes: usize,
     buffer: usize,
+    read_ahead_bytes: usize,
 }
+
+/// The default bound on the bytes a file source holds read and not yet
+/// settled ([`FileSourceBuilder::with_read_ahead_bytes`]): 32 MiB, two of the
+/// largest records a CloudTrail file may hold, thousands of ordinary ones.
+/// Decoding a body copies it once more, so the source's share of the
+/// worker's memory is about twice this.
+pub const DEFAULT_READ_AHEAD_BYTES: usize = 32 * 1024 * 1024;
 
 impl Default for FileSourceBuilder {
     fn default() -> Self {
@@ -63,6 +72,7 @@ impl Default for FileSourceBuilder {
             format: FileFormat::Auto,
             max_line_bytes: 1024 * 1024,
             buffer: 256,
+            read_ahead_bytes: DEFAULT_READ_AHEAD_BYTES,
         }
     }
 }
@@ -82,9 +92,20 @@ impl FileSourceBuilder {
         self
     }
 
-    /// How many deliveries are read ahead of the engine (bounds memory).
+    /// How many deliveries are read ahead of the engine (default 256).
     pub fn with_read_ahead(mut self, n: usize) -> Self {
         self.buffer = n.max(1);
+        self
+    }
+
+    /// How many bytes of bodies the source holds at once, read ahead or
+    /// handed out and not yet settled (default [`DEFAULT_READ_AHEAD_BYTES`],
+    /// 32 MiB). Reading pauses at the bound and resumes as deliveries are
+    /// settled, so a small gzip file whose records expand to 16 MiB each
+    /// costs the bound, not the records' count times their size. A body
+    /// larger than the bound is read when nothing else is held.
+    pub fn with_read_ahead_bytes(mut self, bytes: usize) -> Self {
+        self.read_ahead_bytes = bytes.max(1);
         self
     }
 
@@ -110,12 +131,14 @@ impl FileSourceBuilder {
 
     fn start(self, name: String, label: String, reader: Box<dyn Read + Send>) -> FileSource {
         let (tx, rx) = mpsc::channel(self.buffer);
+        let budget = ByteBudget::new(self.read_ahead_bytes);
         let done = Arc::new(AtomicBool::new(false));
         let thread_done = Arc::clone(&done);
         let handle = std::thread::Builder::new()
             .name("remediation-file-source".into())
             .spawn(move || {
-                let result = read_all(reader, &label, self.format, self.max_line_bytes, &tx);
+                let out = Out { tx: &tx, budget };
+                let result = read_all(reader, &label, self.format, self.max_line_bytes, &out);
                 if let Err(e) = result {
                     // A broken file will not heal by retrying: permanent.
                     let e = match e {
@@ -177,12 +200,31 @@ impl FileSource {
 
 type Sender = mpsc::Sender<Result<Delivery>>;
 
+/// Where the reader thread hands deliveries: the channel, each body's bytes
+/// taken from the budget first.
+struct Out<'a> {
+    tx: &'a Sender,
+    budget: Arc<ByteBudget>,
+}
+
+impl Out<'_> {
+    /// Sends a delivery of `body`; false when the source is gone.
+    fn send(&self, id: String, body: Bytes, truncated_at: Option<usize>) -> bool {
+        let guard = self.budget.take(body.len());
+        let mut delivery = Delivery::new(id, body, Arc::new(BudgetedSettle(guard)));
+        if let Some(limit) = truncated_at {
+            delivery = delivery.with_truncated_at(limit);
+        }
+        self.tx.blocking_send(Ok(delivery)).is_ok()
+    }
+}
+
 fn read_all(
     reader: Box<dyn Read + Send>,
     label: &str,
     format: FileFormat,
     max_line: usize,
-    tx: &Sender,
+    out: &Out<'_>,
 ) -> Result<()> {
     let io = |e| Error::io(format!("reading {label}"), e);
     let mut reader = maybe_gunzip(BufReader::with_capacity(64 * 1024, reader), label)?;
@@ -201,14 +243,13 @@ fn read_all(
                     temporary: false,
                     source: Some(Box::new(e)),
                 })?;
-                let delivery = Delivery::detached(format!("{label}#{}", i + 1), Bytes::from(bytes));
-                if tx.blocking_send(Ok(delivery)).is_err() {
+                if !out.send(format!("{label}#{}", i + 1), Bytes::from(bytes), None) {
                     break;
                 }
             }
             Ok(())
         }
-        _ => read_lines(reader, label, max_line, tx),
+        _ => read_lines(reader, label, max_line, out),
     }
 }
 
@@ -240,7 +281,7 @@ fn read_lines(
     mut reader: Box<dyn BufRead + Send>,
     label: &str,
     max_line: usize,
-    tx: &Sender,
+    out: &Out<'_>,
 ) -> Result<()> {
     let mut line_no = 0u64;
     let mut line = Vec::with_capacity(4096);
@@ -284,12 +325,12 @@ fn read_lines(
             }
             continue;
         }
-        let mut delivery =
-            Delivery::detached(format!("{label}:{line_no}"), Bytes::copy_from_slice(body));
-        if truncated {
-            delivery = delivery.with_truncated_at(max_line);
-        }
-        if tx.blocking_send(Ok(delivery)).is_err() {
+        let id = format!("{label}:{line_no}");
+        if !out.send(
+            id,
+            Bytes::copy_from_slice(body),
+            truncated.then_some(max_line),
+        ) {
             return Ok(());
         }
     }

@@ -9,6 +9,7 @@
 //! [`pubsub`] (feature `pubsub`). [`from_spec`] opens any of them from a
 //! `--source` style spec.
 
+mod budget;
 mod file;
 mod memory;
 #[cfg(feature = "pubsub")]
@@ -29,7 +30,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-pub use file::{FileFormat, FileSource, FileSourceBuilder};
+pub use file::{DEFAULT_READ_AHEAD_BYTES, FileFormat, FileSource, FileSourceBuilder};
 pub use memory::{DeadLetter, MemorySource, MemorySourceBuilder};
 pub use spec::from_spec;
 
