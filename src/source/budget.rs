@@ -4,12 +4,8 @@
 //! has read and not yet seen settled is bounded in bytes, not only in count —
 //! a small gzip file can expand to records of 16 MiB each.
 
-use super::{DeadLetterOutcome, Settle};
-use crate::error::Result;
-use async_trait::async_trait;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
 
 /// Bytes that may be read ahead and in flight at once.
 #[derive(Debug)]
@@ -74,31 +70,11 @@ impl Drop for BudgetGuard {
     }
 }
 
-/// The settle handle of a delivery from a source that cannot settle (a file):
-/// every verb does nothing, and dropping it gives the body's bytes back.
-#[derive(Debug)]
-pub(crate) struct BudgetedSettle(#[allow(dead_code)] pub(crate) BudgetGuard);
-
-#[async_trait]
-impl Settle for BudgetedSettle {
-    async fn ack(&self) -> Result<()> {
-        Ok(())
-    }
-    async fn nack(&self, _retry_after: Duration) -> Result<()> {
-        Ok(())
-    }
-    async fn extend(&self, _by: Duration) -> Result<()> {
-        Ok(())
-    }
-    async fn dead_letter(&self, _reason: &str) -> Result<DeadLetterOutcome> {
-        Ok(DeadLetterOutcome::AuditOnly)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
 
     #[test]
     fn takes_block_until_bytes_are_given_back_and_oversize_goes_alone() {

@@ -5,7 +5,7 @@
 //! Files cannot be acknowledged: settling a file delivery only records the
 //! decision, and nacked lines are not re-read (re-run the file to retry).
 
-use super::budget::{BudgetedSettle, ByteBudget};
+use super::budget::ByteBudget;
 use super::{AlertSource, Capabilities, DeadLetterMode, Delivery};
 use crate::error::{Error, Result};
 use crate::model::cloudtrail::{RecordSplitter, maybe_gunzip};
@@ -211,7 +211,7 @@ impl Out<'_> {
     /// Sends a delivery of `body`; false when the source is gone.
     fn send(&self, id: String, body: Bytes, truncated_at: Option<usize>) -> bool {
         let guard = self.budget.take(body.len());
-        let mut delivery = Delivery::new(id, body, Arc::new(BudgetedSettle(guard)));
+        let mut delivery = Delivery::detached(id, body).with_budget(guard);
         if let Some(limit) = truncated_at {
             delivery = delivery.with_truncated_at(limit);
         }

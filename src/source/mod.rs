@@ -133,6 +133,8 @@ pub struct Delivery {
     first_seen: Option<SystemTime>,
     attributes: BTreeMap<String, String>,
     truncated_at: Option<usize>,
+    /// The read-ahead bytes this body holds, given back when it is dropped.
+    budget: Option<budget::BudgetGuard>,
     lease_deadline: Mutex<Option<Instant>>,
     settle: Arc<dyn Settle>,
 }
@@ -163,6 +165,7 @@ impl Delivery {
             first_seen: None,
             attributes: BTreeMap::new(),
             truncated_at: None,
+            budget: None,
             lease_deadline: Mutex::new(None),
             settle,
         }
@@ -231,6 +234,12 @@ impl Delivery {
     /// Source attributes.
     pub fn attributes(&self) -> &BTreeMap<String, String> {
         &self.attributes
+    }
+
+    /// Holds `guard` (its read-ahead bytes) until the delivery is dropped.
+    pub(crate) fn with_budget(mut self, guard: budget::BudgetGuard) -> Self {
+        self.budget = Some(guard);
+        self
     }
 
     /// The limit the body was cut at, if the source had to cut it
