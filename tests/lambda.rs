@@ -507,6 +507,22 @@ fn start_function(
     standin: &StandIn,
     extra: &[(&str, &str)],
 ) -> tokio::process::Child {
+    let tuned = [
+        ("REMEDIATION_STEP_TIMEOUT_SECS", "10"),
+        ("REMEDIATION_DEADLINE_MARGIN_SECS", "2"),
+    ];
+    let extra: Vec<(&str, &str)> = tuned.iter().chain(extra).copied().collect();
+    start_function_at_defaults(bin, api, standin, &extra)
+}
+
+/// The function with only what Lambda sets and the account mapping: every
+/// timeout and margin at the function's defaults.
+fn start_function_at_defaults(
+    bin: &Path,
+    api: &RuntimeApi,
+    standin: &StandIn,
+    extra: &[(&str, &str)],
+) -> tokio::process::Child {
     let mut cmd = tokio::process::Command::new(bin);
     cmd.env_clear()
         .env("PATH", standin.path_env())
@@ -524,8 +540,6 @@ fn start_function(
         .env("AWS_REGION", "us-east-1")
         .env("ACCOUNT_PROFILES", format!("{ACCOUNT}=remediator"))
         .env("REMEDIATION_EXECUTE", "true")
-        .env("REMEDIATION_STEP_TIMEOUT_SECS", "10")
-        .env("REMEDIATION_DEADLINE_MARGIN_SECS", "2")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -673,6 +687,36 @@ async fn sqs_function_end_to_end_through_the_runtime_api() {
     assert!(api.init_errors().is_empty());
 }
 
+/// At default settings (a 60 s step timeout, the default margin) a function
+/// whose invocations have 60 s runs its alerts: steps are cut to the time
+/// left, not refused because the step timeout exceeds it.
+#[tokio::test]
+async fn an_sqs_function_with_a_60_s_timeout_runs_its_alerts_at_default_settings() {
+    let bin = example_binary("lambda_sqs").await;
+    let api = RuntimeApi::start().await;
+    let standin = StandIn::new();
+    let function = start_function_at_defaults(&bin, &api, &standin, &[]);
+    let event = json!({"Records": [
+        record("m-1", &alert("P-d-1", "aws iam delete-login-profile --user-name dave"), 1),
+        record("m-2", &alert("P-d-2", "aws iam delete-login-profile --user-name erin"), 1),
+    ]});
+    let id = api.invoke("req-defaults", &event.to_string(), Duration::from_secs(60));
+    let posted = api.wait_for(&id, Duration::from_secs(60)).await;
+    let (_stdout, stderr) = stop(function).await;
+    let Some(Posted::Response { body }) = posted else {
+        panic!("no response for {id}: {posted:?}\nstderr: {stderr}");
+    };
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"batchItemFailures": []}),
+        "{stderr}"
+    );
+    let mut users: Vec<String> = standin.calls().iter().map(|c| c.argv[4].clone()).collect();
+    users.sort();
+    assert_eq!(users, ["dave", "erin"]);
+    assert!(api.init_errors().is_empty());
+}
+
 #[tokio::test]
 async fn eventbridge_function_end_to_end_through_the_runtime_api() {
     let bin = example_binary("lambda_eventbridge").await;
@@ -756,6 +800,33 @@ async fn bad_configuration_exits_before_polling() {
         .expect("output");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("REMEDIATION_PLANNERS"));
+    assert_eq!(api.polls(), 0);
+}
+
+/// A margin no function can outlive (Lambda's longest timeout is 15
+/// minutes) would never run anything: refused at start-up, not warned about
+/// per invocation.
+#[tokio::test]
+async fn a_margin_no_invocation_can_outlive_is_refused_at_start_up() {
+    let bin = example_binary("lambda_sqs").await;
+    let api = RuntimeApi::start().await;
+    let standin = StandIn::new();
+    let function = start_function(
+        &bin,
+        &api,
+        &standin,
+        &[("REMEDIATION_DEADLINE_MARGIN_SECS", "900")],
+    );
+    let out = tokio::time::timeout(Duration::from_secs(30), function.wait_with_output())
+        .await
+        .expect("exits")
+        .expect("output");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("REMEDIATION_DEADLINE_MARGIN_SECS=900"),
+        "{stderr}"
+    );
     assert_eq!(api.polls(), 0);
 }
 

@@ -11,7 +11,7 @@
 //! | `REMEDIATION_SETTLE_IN_DRY_RUN` | `true`: a dry run reports records done (default: failed, so the queue keeps them) |
 //! | `REMEDIATION_AUDIT` | `stdout` (default: one JSON line per record into the function's CloudWatch log stream), `none`, or a file path |
 //! | `REMEDIATION_STEP_TIMEOUT_SECS` | per-step timeout (default 60) |
-//! | `REMEDIATION_DEADLINE_MARGIN_SECS` | no new step starts this close to the invocation's deadline (default: step timeout + 2) |
+//! | `REMEDIATION_DEADLINE_MARGIN_SECS` | no new step starts this close to the invocation's deadline (default 5; under 900, Lambda's longest timeout); a running step is cut to the time the invocation has left |
 //! | `REMEDIATION_MAX_DELIVERIES` | dead-letter a record failing at this receive count (default 5; keep it below the queue's `maxReceiveCount`) |
 //! | `REMEDIATION_CONCURRENCY` | records in flight at once (default 8) |
 //! | `REMEDIATION_DEDUP_TABLE` | feature `dynamodb`: share dedup in this DynamoDB table (`AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` override the endpoint) |
@@ -131,10 +131,16 @@ pub async fn handler_from_env() -> Result<LambdaHandler, String> {
         .with_settle_in_dry_run(
             var("REMEDIATION_SETTLE_IN_DRY_RUN").is_some_and(|v| v.eq_ignore_ascii_case("true")),
         );
-    let margin = Duration::from_secs(number(
-        "REMEDIATION_DEADLINE_MARGIN_SECS",
-        step_timeout.as_secs() + 2,
-    )?);
+    let default_margin = remediation::lambda::DEFAULT_DEADLINE_MARGIN.as_secs();
+    let margin = Duration::from_secs(number("REMEDIATION_DEADLINE_MARGIN_SECS", default_margin)?);
+    if margin >= Duration::from_secs(900) {
+        // No function runs longer than 15 minutes: nothing could ever run.
+        return Err(format!(
+            "REMEDIATION_DEADLINE_MARGIN_SECS={}: must be under 900 (Lambda's longest timeout), \
+             or no step can ever start",
+            margin.as_secs()
+        ));
+    }
     let mut builder = LambdaHandler::builder(planner, executor)
         .config(config)
         .audit(audit)

@@ -13,12 +13,14 @@
 //!   fails the invocation when the event was not done with, so Lambda's own
 //!   retries and failure destination apply.
 //!
-//! The remaining invocation time bounds the work: a configurable margin
-//! before the invocation's deadline the engine is cancelled — no new step
-//! starts, a running read-only step is abandoned, and every record not done
-//! by then is reported as failed. A running step that changes something is
-//! never abandoned, so the margin should be at least the executor's step
-//! timeout.
+//! The remaining invocation time bounds the work: at the deadline margin
+//! ([`DEFAULT_DEADLINE_MARGIN`], 5 s) the engine is cancelled — no new step
+//! starts — and every record not done by then is reported as failed, so it
+//! comes back; a step already running is cut to the time the invocation has
+//! left (its deadline less [`REPORT_RESERVE`]; a step's own, shorter timeout
+//! still applies), and none starts with less than [`MIN_STEP_TIME`] left. So
+//! a function of any timeout, 30 s or 60 s included, runs its steps at
+//! default settings, whatever the step timeout.
 //!
 //! Poison (undecodable, unsafe, failed `max_deliveries` times) is
 //! dead-lettered as the [SQS source](crate::source) does: by default it is
@@ -50,13 +52,15 @@
 //!         .with_timeout(Duration::from_secs(60))),
 //! )
 //! .audit(Arc::new(JsonLinesAudit::stdout())) // one JSON line per record in CloudWatch Logs
-//! .deadline_margin(Duration::from_secs(65))
 //! .build();
 //! run_sqs(handler).await
 //! # }
 //! ```
 
+mod deadline;
 mod invocation;
+
+pub use deadline::{MIN_STEP_TIME, REPORT_RESERVE};
 
 pub use invocation::RecordOutcome;
 
@@ -159,9 +163,9 @@ impl LambdaHandlerBuilder {
         self
     }
 
-    /// How long before the invocation's deadline no new step starts
-    /// (default [`DEFAULT_DEADLINE_MARGIN`]). Make it at least the step
-    /// timeout: a step that changes something runs to its end once started.
+    /// How long before the invocation's deadline no new step starts (default
+    /// [`DEFAULT_DEADLINE_MARGIN`]). It need not cover the step timeout: a
+    /// running step is cut to the time the invocation has left.
     pub fn deadline_margin(mut self, margin: Duration) -> Self {
         self.inner.margin = margin;
         self
@@ -434,16 +438,19 @@ impl LambdaHandler {
         let inner = &self.inner;
         let (source, ledger) = InvocationSource::new(source_name, records, &inner.dead_letter);
         let capture = Arc::new(Capture::new(Arc::clone(&inner.audit)));
-        let engine = Engine::builder(
-            Arc::new(source),
-            Arc::clone(&inner.planner),
-            Arc::clone(&inner.executor),
-        )
-        .config(inner.config.clone())
-        .dedup(Arc::clone(&inner.dedup))
-        .audit(Arc::clone(&capture) as Arc<dyn AuditSink>)
-        .stats(Arc::clone(&inner.stats))
-        .build();
+        let executor: Arc<dyn CommandExecutor> = match deadline {
+            Some(d) => Arc::new(deadline::DeadlineExecutor {
+                inner: Arc::clone(&inner.executor),
+                stop: stop_at(d, deadline::REPORT_RESERVE),
+            }),
+            None => Arc::clone(&inner.executor),
+        };
+        let engine = Engine::builder(Arc::new(source), Arc::clone(&inner.planner), executor)
+            .config(inner.config.clone())
+            .dedup(Arc::clone(&inner.dedup))
+            .audit(Arc::clone(&capture) as Arc<dyn AuditSink>)
+            .stats(Arc::clone(&inner.stats))
+            .build();
         let cancel = CancellationToken::new();
         let timer = deadline.map(|d| {
             let stop = stop_at(d, inner.margin);
@@ -456,9 +463,10 @@ impl LambdaHandler {
         });
         if let Some(d) = deadline {
             if stop_at(d, inner.margin) <= Instant::now() {
-                tracing::warn!(
+                tracing::error!(
                     margin = ?inner.margin,
-                    "the invocation has less time left than the deadline margin: nothing runs"
+                    "the invocation has less time left than the deadline margin: nothing runs \
+                     (the function's timeout must exceed the margin)"
                 );
                 cancel.cancel();
             }
