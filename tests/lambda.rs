@@ -785,22 +785,24 @@ async fn eventbridge_function_end_to_end_through_the_runtime_api() {
 
 #[tokio::test]
 async fn bad_configuration_exits_before_polling() {
+    let stderr = exits_at_start_up(&[("REMEDIATION_PLANNERS", "nonsense")]).await;
+    assert!(stderr.contains("REMEDIATION_PLANNERS"));
+}
+
+/// Starts the SQS function with `extra`, which must make it exit with 2
+/// before it asks the runtime API for an event; its stderr.
+async fn exits_at_start_up(extra: &[(&str, &str)]) -> String {
     let bin = example_binary("lambda_sqs").await;
     let api = RuntimeApi::start().await;
     let standin = StandIn::new();
-    let function = start_function(
-        &bin,
-        &api,
-        &standin,
-        &[("REMEDIATION_PLANNERS", "nonsense")],
-    );
+    let function = start_function(&bin, &api, &standin, extra);
     let out = tokio::time::timeout(Duration::from_secs(30), function.wait_with_output())
         .await
         .expect("exits")
         .expect("output");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("REMEDIATION_PLANNERS"));
     assert_eq!(api.polls(), 0);
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A margin no function can outlive (Lambda's longest timeout is 15
@@ -808,26 +810,11 @@ async fn bad_configuration_exits_before_polling() {
 /// per invocation.
 #[tokio::test]
 async fn a_margin_no_invocation_can_outlive_is_refused_at_start_up() {
-    let bin = example_binary("lambda_sqs").await;
-    let api = RuntimeApi::start().await;
-    let standin = StandIn::new();
-    let function = start_function(
-        &bin,
-        &api,
-        &standin,
-        &[("REMEDIATION_DEADLINE_MARGIN_SECS", "900")],
-    );
-    let out = tokio::time::timeout(Duration::from_secs(30), function.wait_with_output())
-        .await
-        .expect("exits")
-        .expect("output");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = exits_at_start_up(&[("REMEDIATION_DEADLINE_MARGIN_SECS", "900")]).await;
     assert!(
         stderr.contains("REMEDIATION_DEADLINE_MARGIN_SECS=900"),
         "{stderr}"
     );
-    assert_eq!(api.polls(), 0);
 }
 
 /// Features `lambda` + `sqs`: poison forwarded to a dead-letter queue in a
