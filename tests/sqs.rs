@@ -848,6 +848,30 @@ async fn poison_on_a_queue_without_any_dead_letter_queue_is_audited_not_looped()
     );
 }
 
+/// Runs `engine` until it has executed one alert while `other`, a second
+/// consumer of the same queue, keeps receiving; the summary, and how many
+/// messages `other` got meanwhile.
+async fn run_while_another_consumer_polls(engine: &Engine, other: &SqsSource) -> (Summary, usize) {
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn({
+        let engine = engine.clone();
+        let cancel = cancel.clone();
+        async move { engine.run(cancel).await }
+    });
+    let t0 = Instant::now();
+    while engine.stats().get(Counter::Received) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never received");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut stolen = 0;
+    while engine.stats().get(Counter::Executed) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "never executed");
+        stolen += other.receive(10).await.expect("receive").len();
+    }
+    cancel.cancel();
+    (run.await.unwrap().unwrap(), stolen)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_longer_than_the_visibility_timeout_is_not_delivered_twice() {
     let moto = Moto::start().await;
@@ -890,28 +914,8 @@ async fn a_step_longer_than_the_visibility_timeout_is_not_delivered_twice() {
     .config(EngineConfig::default().with_lease(lease))
     .stats(stats)
     .build();
-    let cancel = CancellationToken::new();
-    let run = tokio::spawn({
-        let engine = engine.clone();
-        let cancel = cancel.clone();
-        async move { engine.run(cancel).await }
-    });
     // While the step runs (8 s, almost three visibility timeouts), the other consumer sees nothing.
-    let t0 = Instant::now();
-    while engine.stats().get(Counter::Received) == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "never received");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut stolen = 0;
-    while engine.stats().get(Counter::Executed) == 0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "step never finished"
-        );
-        stolen += other.receive(10).await.expect("receive").len();
-    }
-    cancel.cancel();
-    let summary = run.await.unwrap().unwrap();
+    let (summary, stolen) = run_while_another_consumer_polls(&engine, &other).await;
     assert_eq!(
         stolen, 0,
         "delivered to a second consumer while being worked on"
@@ -920,6 +924,75 @@ async fn a_step_longer_than_the_visibility_timeout_is_not_delivered_twice() {
     assert_eq!(summary.received, 1);
     assert!(summary.extended >= 2, "{summary:?}");
     assert_eq!(executor.done(), ["slow"]);
+    assert_eq!(moto.depth(&url).await, (0, 0, 0));
+}
+
+/// A planner that answers after `delay` (a slow remediation API).
+#[derive(Debug)]
+struct SlowPlanner {
+    inner: AlertCliPlanner,
+    delay: Duration,
+}
+
+#[async_trait]
+impl RemediationPlanner for SlowPlanner {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    async fn plan(
+        &self,
+        events: &[remediation::model::Event],
+    ) -> Vec<remediation::Result<remediation::plan::Decision>> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.plan(events).await
+    }
+}
+
+/// A planner slower than the visibility timeout (6 s against 3 s) keeps the
+/// lease: a second worker on the queue never receives the message, and the
+/// alert runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planner_slower_than_the_visibility_timeout_keeps_the_lease() {
+    let moto = Moto::start().await;
+    let url = moto.create_queue("slow-planner", &[]).await;
+    moto.send_all(
+        &url,
+        &[prisma_alert(
+            "S-2",
+            "aws iam get-user --user-name planned-slowly",
+        )],
+        None,
+    )
+    .await;
+    let visibility = Duration::from_secs(3);
+    let consumer = || {
+        moto.source()
+            .with_queue_url(&url)
+            .with_wait(Duration::from_secs(1))
+            .with_visibility_timeout(visibility)
+            .build()
+    };
+    let source = consumer().await.unwrap();
+    let other = consumer().await.unwrap();
+    let executor = Arc::new(RecordingExecutor::new(no_delay));
+    let mut lease = LeasePolicy::default();
+    lease.extension = Duration::from_secs(3);
+    lease.margin = Duration::from_millis(1500);
+    let planner = SlowPlanner {
+        inner: AlertCliPlanner::new(CommandPolicy::default()),
+        delay: Duration::from_secs(6),
+    };
+    let engine = Engine::builder(Arc::new(source), Arc::new(planner), executor.clone())
+        .config(EngineConfig::default().with_lease(lease))
+        .build();
+    let (summary, stolen) = run_while_another_consumer_polls(&engine, &other).await;
+    assert_eq!(
+        stolen, 0,
+        "delivered to a second consumer while being planned"
+    );
+    assert_eq!(summary.executed, 1);
+    assert!(summary.extended >= 2, "{summary:?}");
+    assert_eq!(executor.done(), ["planned-slowly"]);
     assert_eq!(moto.depth(&url).await, (0, 0, 0));
 }
 

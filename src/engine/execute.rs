@@ -92,8 +92,9 @@ impl Inner {
                     .await
                     .unwrap_or_else(|_| Err(panicked("executor", "execute")))
                 });
-                let leased =
-                    lease::keep_leased(run, delivery, &self.caps, &self.config.lease, &self.stats);
+                let (caps, policy) = (&self.caps, &self.config.lease);
+                let one = [delivery];
+                let leased = lease::keep_all_leased(run, &one, caps, policy, &self.stats);
                 // A read-only step (a query, or a long wait for a resource to be
                 // ready) changes nothing, so shutdown may abandon it: the delivery
                 // is released and the plan starts over elsewhere.

@@ -109,7 +109,14 @@ impl Inner {
             .map(|w| (0..w.gated.len()).map(|_| None).collect())
             .collect();
         if !to_plan.is_empty() {
-            let mut answers = self.plan_guarded(&to_plan).await.into_iter();
+            // The batch's leases are kept while it is planned.
+            let answers = {
+                let planning = std::pin::pin!(self.plan_guarded(&to_plan));
+                let leased: Vec<&Delivery> = works.iter().map(|w| &w.delivery).collect();
+                let (caps, policy) = (&self.caps, &self.config.lease);
+                lease::keep_all_leased(planning, &leased, caps, policy, &self.stats).await
+            };
+            let mut answers = answers.into_iter();
             for (&(wi, ei), event) in slots.iter().zip(to_plan) {
                 held[wi][ei] = Some(event);
                 plans[wi][ei] = Some(answers.next().unwrap_or_else(|| {

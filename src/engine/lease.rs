@@ -1,6 +1,7 @@
-//! The lease keeper: while a plan runs, extend the delivery before its lease
-//! ends, so a slow remediation (a Glue dev endpoint takes minutes) is not
-//! redelivered to another worker halfway through.
+//! The lease keeper: while a batch is planned and while a plan runs, extend
+//! the deliveries before their leases end, so a slow planner or a slow
+//! remediation (a Glue dev endpoint takes minutes) is not redelivered to
+//! another worker halfway through.
 
 use crate::source::{Capabilities, Delivery};
 use crate::telemetry::{Counter, Stats};
@@ -51,47 +52,55 @@ impl LeasePolicy {
 }
 
 /// Runs `work` (pinned by the caller, so it is not copied into this
-/// future), extending `delivery`'s lease as needed while it runs.
+/// future), extending the `deliveries`' leases as needed while it runs: one
+/// delivery's while its plan runs, a batch's while it is planned (so a slow
+/// planner, an API answering in more than a visibility timeout, does not hand
+/// its messages to another worker).
 ///
 /// Work that is done at once (a dry run, a refusal) needs no timer; the
 /// timer and extension futures live in a separate allocation made only for
 /// work that waits, so they do not enlarge every step's future.
-pub(crate) async fn keep_leased<F: Future>(
+pub(crate) async fn keep_all_leased<F: Future>(
     mut work: Pin<&mut F>,
-    delivery: &Delivery,
+    deliveries: &[&Delivery],
     caps: &Capabilities,
     policy: &LeasePolicy,
     stats: &Stats,
 ) -> F::Output {
-    if !caps.extend {
+    if !caps.extend || deliveries.is_empty() {
         return work.await;
     }
     match super::poll_once(work.as_mut()).await {
         Some(out) => out,
-        None => Box::pin(extend_while(work, delivery, caps, policy, stats)).await,
+        None => Box::pin(extend_while(work, deliveries, caps, policy, stats)).await,
     }
 }
 
-/// Polls `work` to completion, extending the lease on schedule meanwhile.
+/// Polls `work` to completion, extending the leases on schedule meanwhile
+/// (every delivery at the time the earliest one needs it).
 async fn extend_while<F: Future>(
     mut work: Pin<&mut F>,
-    delivery: &Delivery,
+    deliveries: &[&Delivery],
     caps: &Capabilities,
     policy: &LeasePolicy,
     stats: &Stats,
 ) -> F::Output {
-    let mut next = policy.first(delivery, caps);
+    let first = deliveries.iter().map(|d| policy.first(d, caps)).min();
+    let mut next = first.unwrap_or_else(|| Instant::now() + policy.interval());
     loop {
         tokio::select! {
             out = work.as_mut() => return out,
             () = tokio::time::sleep_until(next) => {
-                match delivery.extend(policy.extension).await {
-                    Ok(()) => stats.incr(Counter::Extended),
-                    Err(e) => {
-                        stats.incr(Counter::SettleErrors);
-                        tracing::warn!(message_id = delivery.message_id(), error = %e, "lease extension failed");
+                futures_util::future::join_all(deliveries.iter().map(|delivery| async move {
+                    match delivery.extend(policy.extension).await {
+                        Ok(()) => stats.incr(Counter::Extended),
+                        Err(e) => {
+                            stats.incr(Counter::SettleErrors);
+                            tracing::warn!(message_id = delivery.message_id(), error = %e, "lease extension failed");
+                        }
                     }
-                }
+                }))
+                .await;
                 next = Instant::now() + policy.interval();
             }
         }
