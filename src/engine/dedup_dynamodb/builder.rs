@@ -181,6 +181,7 @@ impl DynamoDedupBuilder {
             client,
             table,
             owner: self.owner.unwrap_or_else(default_owner),
+            claims: Arc::default(),
             slot: Arc::new(StatsSlot::new(self.stats)),
         })
     }

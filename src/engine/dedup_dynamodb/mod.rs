@@ -53,6 +53,10 @@ pub const OWNER_ATTRIBUTE: &str = "owner";
 pub const LEASE_ATTRIBUTE: &str = "lease_until";
 /// When the item may be forgotten, epoch seconds: the table's TTL attribute.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// The token of the claim call that wrote the item (unique per call), so a
+/// claim whose reply was lost — the SDK retries it, and the retry finds the
+/// item — is recognised as this call's own, not as another delivery's.
+pub const CLAIM_ATTRIBUTE: &str = "claim";
 
 const CLAIMED: &str = "claimed";
 const DONE: &str = "done";
@@ -75,6 +79,8 @@ pub struct DynamoDedup {
     client: Client,
     table: String,
     owner: String,
+    /// Numbers this store's claim calls (shared by clones).
+    claims: Arc<std::sync::atomic::AtomicU64>,
     /// Where calls are counted (shared by clones).
     slot: Arc<StatsSlot>,
 }

@@ -4,8 +4,8 @@
 use super::BACKEND;
 use super::error::unless_condition_failed;
 use super::{
-    CLAIM_LINGER_SECS, CLAIMED, DONE, DynamoDedup, KEY_ATTRIBUTE, LEASE_ATTRIBUTE, OWNER_ATTRIBUTE,
-    STATE_ATTRIBUTE, TTL_ATTRIBUTE,
+    CLAIM_ATTRIBUTE, CLAIM_LINGER_SECS, CLAIMED, DONE, DynamoDedup, KEY_ATTRIBUTE, LEASE_ATTRIBUTE,
+    OWNER_ATTRIBUTE, STATE_ATTRIBUTE, TTL_ATTRIBUTE,
 };
 use crate::aws::classify;
 use crate::engine::dedup::{Claim, DedupStore};
@@ -35,12 +35,17 @@ impl DynamoDedup {
     }
 }
 
-/// What a held item means to a claimer.
-fn verdict(item: &HashMap<String, AttributeValue>, now_ms: u64) -> Claim {
+/// What a held item means to the claim call with `token`.
+fn verdict(item: &HashMap<String, AttributeValue>, token: &str, now_ms: u64) -> Claim {
     let text = |name: &str| match item.get(name) {
         Some(AttributeValue::S(s)) => Some(s.as_str()),
         _ => None,
     };
+    if text(STATE_ATTRIBUTE) == Some(CLAIMED) && text(CLAIM_ATTRIBUTE) == Some(token) {
+        // This very call's write, whose reply was lost and which the SDK
+        // retried: the claim is ours.
+        return Claim::Claimed;
+    }
     let number = |name: &str| match item.get(name) {
         Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
         _ => None,
@@ -61,6 +66,10 @@ impl DedupStore for DynamoDedup {
         let lease_until =
             now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
         let expires_at = lease_until / 1000 + CLAIM_LINGER_SECS;
+        let n = self
+            .claims
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("{}/{now_ms}/{n}", self.owner);
         self.slot.count_api_call(ApiCall::DynamoDbPutItem);
         let put = self
             .client
@@ -69,6 +78,7 @@ impl DedupStore for DynamoDedup {
             .item(KEY_ATTRIBUTE, AttributeValue::S(key.to_owned()))
             .item(STATE_ATTRIBUTE, AttributeValue::S(CLAIMED.into()))
             .item(OWNER_ATTRIBUTE, AttributeValue::S(self.owner.clone()))
+            .item(CLAIM_ATTRIBUTE, AttributeValue::S(token.clone()))
             .item(LEASE_ATTRIBUTE, AttributeValue::N(lease_until.to_string()))
             .item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()))
             .condition_expression(
@@ -97,10 +107,10 @@ impl DedupStore for DynamoDedup {
                 };
                 match held {
                     None => Err(Error::from(classify(BACKEND, "PutItem", e))),
-                    Some(Some(item)) => Ok(verdict(&item, now_ms)),
+                    Some(Some(item)) => Ok(verdict(&item, &token, now_ms)),
                     // The server did not return the item: read it.
                     Some(None) => Ok(match self.read(key).await? {
-                        Some(item) => verdict(&item, now_ms),
+                        Some(item) => verdict(&item, &token, now_ms),
                         None => Claim::InProgress,
                     }),
                 }
@@ -181,16 +191,42 @@ mod tests {
                 ),
             ])
         };
+        let token = "worker-a/1/0";
         assert_eq!(
-            verdict(&item(DONE, now_ms / 1000 + 10), now_ms),
+            verdict(&item(DONE, now_ms / 1000 + 10), token, now_ms),
             Claim::AlreadyDone
         );
         assert_eq!(
-            verdict(&item(DONE, now_ms / 1000 - 10), now_ms),
+            verdict(&item(DONE, now_ms / 1000 - 10), token, now_ms),
             Claim::InProgress
         );
         assert_eq!(
-            verdict(&item(CLAIMED, now_ms / 1000 + 10), now_ms),
+            verdict(&item(CLAIMED, now_ms / 1000 + 10), token, now_ms),
+            Claim::InProgress
+        );
+    }
+
+    #[test]
+    fn a_claim_found_with_the_calls_own_token_is_the_calls_own() {
+        let now_ms = 1_700_000_000_000;
+        let claimed_by = |token: &str| {
+            HashMap::from([
+                (
+                    STATE_ATTRIBUTE.to_owned(),
+                    AttributeValue::S(CLAIMED.into()),
+                ),
+                (CLAIM_ATTRIBUTE.to_owned(), AttributeValue::S(token.into())),
+            ])
+        };
+        // The SDK retried a PutItem whose reply was lost: the item is this call's.
+        assert_eq!(
+            verdict(&claimed_by("worker-a/1/7"), "worker-a/1/7", now_ms),
+            Claim::Claimed
+        );
+        // Another call — another delivery of the same finding, even in this
+        // worker — is someone else's claim.
+        assert_eq!(
+            verdict(&claimed_by("worker-a/1/6"), "worker-a/1/7", now_ms),
             Claim::InProgress
         );
     }
