@@ -101,6 +101,18 @@ fn fast_config() -> EngineConfig {
         .with_max_deliveries(3)
 }
 
+/// An engine dry-running `alert-cli` plans over `q`, every AWS account mapped.
+fn dry_run_engine(q: &MemorySource) -> remediation::engine::EngineBuilder {
+    Engine::builder(
+        Arc::new(q.clone()),
+        Arc::new(AlertCliPlanner::default()),
+        Arc::new(DryRunExecutor::new(
+            CommandPolicy::default(),
+            ContextMap::new().with_default_aws_profile("p"),
+        )),
+    )
+}
+
 fn queue() -> MemorySource {
     MemorySource::builder()
         .with_lease(Duration::from_secs(5))
@@ -673,23 +685,16 @@ async fn a_dry_run_does_not_mark_findings_done() {
         .unwrap();
     q.close();
     let audit = Arc::new(MemoryAudit::new());
-    let engine = Engine::builder(
-        Arc::new(q.clone()),
-        Arc::new(AlertCliPlanner::default()),
-        Arc::new(DryRunExecutor::new(
-            CommandPolicy::default(),
-            ContextMap::new().with_default_aws_profile("p"),
-        )),
-    )
-    .config(
-        fast_config()
-            .with_settle_in_dry_run(true)
-            .with_concurrency(1)
-            .with_receive_batch(1),
-    )
-    .dedup(dedup.clone())
-    .audit(audit.clone())
-    .build();
+    let engine = dry_run_engine(&q)
+        .config(
+            fast_config()
+                .with_settle_in_dry_run(true)
+                .with_concurrency(1)
+                .with_receive_batch(1),
+        )
+        .dedup(dedup.clone())
+        .audit(audit.clone())
+        .build();
     let summary = engine.run(CancellationToken::new()).await.unwrap();
     assert_eq!((summary.planned, summary.skipped), (1, 1), "{summary:?}");
     let codes: Vec<_> = audit
@@ -787,4 +792,42 @@ async fn a_dedup_store_outage_is_retried_never_dead_lettered() {
         "{codes:?}"
     );
     assert!(q.dead_letters().is_empty());
+}
+
+/// A newcomer's first program: a dry run over a closed memory source. It
+/// settles nothing, so the source would hand its deliveries back when their
+/// leases end; the run ends instead, each delivery reported once, and the
+/// queue keeps every message for a real run.
+#[tokio::test]
+async fn a_dry_run_over_a_closed_memory_source_ends() {
+    let q = MemorySource::builder()
+        .with_lease(Duration::from_millis(300))
+        .with_wait(Duration::from_millis(20))
+        .build();
+    for n in 0..3 {
+        q.send(alert(
+            &format!("P-DRY-{n}"),
+            "aws iam get-user --user-name u",
+        ))
+        .await
+        .unwrap();
+    }
+    q.close();
+    let audit = Arc::new(MemoryAudit::new());
+    let engine = dry_run_engine(&q)
+        .config(fast_config())
+        .audit(audit.clone())
+        .build();
+    let summary = tokio::time::timeout(
+        Duration::from_secs(30),
+        engine.run(CancellationToken::new()),
+    )
+    .await
+    .expect("a dry run over a closed source ends")
+    .unwrap();
+    assert_eq!((summary.received, summary.planned), (3, 3), "{summary:?}");
+    assert_eq!(audit.records().len(), 3);
+    // Nothing was settled: every message is still there.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(q.pending(), 3);
 }

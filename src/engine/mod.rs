@@ -73,7 +73,10 @@ pub struct EngineConfig {
     /// In dry run, settle deliveries as a real run would (default: settle
     /// nothing, so a dry run leaves the queue as it found it). On a queue,
     /// unsettled deliveries come back when their lease ends, so a dry run
-    /// over a queue shows them again until it is stopped.
+    /// over a live queue shows them again until it is stopped; over a closed
+    /// source ([`AlertSource::is_closed`]: a file, a closed memory source, a
+    /// drained queue) it ends at the first empty receive, each delivery
+    /// reported once.
     pub settle_in_dry_run: bool,
 }
 
@@ -326,6 +329,14 @@ impl Engine {
                         if inner.source.is_exhausted() {
                             break;
                         }
+                    } else if inner.source.is_closed() && inner.dry_run() && !cfg.settle_in_dry_run
+                    {
+                        // A dry run settles nothing: over a closed source, all
+                        // that could still come is its own deliveries again.
+                        while let Some(done) = tasks.join_next().await {
+                            log_join(done);
+                        }
+                        break;
                     } else if asked.elapsed() < Duration::from_millis(5) {
                         // A source that answers "nothing" without waiting must
                         // not turn this loop into a busy spin.

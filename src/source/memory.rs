@@ -389,6 +389,10 @@ impl AlertSource for MemorySource {
     fn is_exhausted(&self) -> bool {
         self.shared.lock().drained()
     }
+
+    fn is_closed(&self) -> bool {
+        self.shared.lock().closed
+    }
 }
 
 #[derive(Debug)]

@@ -330,6 +330,17 @@ pub trait AlertSource: Send + Sync + fmt::Debug {
     fn is_exhausted(&self) -> bool {
         false
     }
+
+    /// Whether no *new* message will ever arrive: what was handed out and not
+    /// settled may still come back (a lease ending), nothing else. A closed
+    /// [`MemorySource`] is; a live queue is not (default: [`is_exhausted`]).
+    /// A dry run, which settles nothing, ends at the first empty receive from
+    /// a closed source instead of seeing its own deliveries come back forever.
+    ///
+    /// [`is_exhausted`]: Self::is_exhausted
+    fn is_closed(&self) -> bool {
+        self.is_exhausted()
+    }
 }
 
 /// Forwards the trait through smart pointers, so `Arc<dyn AlertSource>` and
@@ -355,6 +366,9 @@ macro_rules! forward_alert_source {
             }
             fn is_exhausted(&self) -> bool {
                 (**self).is_exhausted()
+            }
+            fn is_closed(&self) -> bool {
+                (**self).is_closed()
             }
         }
     )*};
@@ -413,5 +427,9 @@ impl<S: AlertSource> AlertSource for Drain<S> {
 
     fn is_exhausted(&self) -> bool {
         self.inner.is_exhausted() || self.empty.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inner.is_closed() || self.is_exhausted()
     }
 }
