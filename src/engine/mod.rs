@@ -12,6 +12,7 @@ mod dedup;
 #[cfg(feature = "dynamodb")]
 pub mod dedup_dynamodb;
 mod execute;
+mod gate;
 mod handle;
 mod lease;
 mod result;

@@ -1,5 +1,5 @@
 //! What the engine concluded about one delivery ([`EventResult`]), the
-//! reason codes it writes, the Prisma alert gate, and small task helpers.
+//! reason codes it writes, and small task helpers.
 
 use super::*;
 
@@ -163,29 +163,4 @@ pub(super) fn is_rejection(e: &Error) -> bool {
         e.kind(),
         ErrorKind::UnsafeCommand | ErrorKind::UnmappedAccount | ErrorKind::Decode
     )
-}
-
-pub(super) fn gate(event: &Event) -> Option<Skip> {
-    let Event::PrismaAlert(alert) = event else {
-        return None;
-    };
-    if alert.is_test_notification() {
-        return Some(Skip::new(
-            SkipReason::TestNotification,
-            "Prisma Cloud test notification",
-        ));
-    }
-    if !alert.is_open() {
-        return Some(Skip::new(
-            SkipReason::NotOpen,
-            format!("alert status is {}", alert.status().unwrap_or("unknown")),
-        ));
-    }
-    if alert.remediable() == Some(false) {
-        return Some(Skip::new(
-            SkipReason::NotRemediable,
-            "metadata.remediable is false",
-        ));
-    }
-    None
 }
