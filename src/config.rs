@@ -238,6 +238,19 @@ impl Problems {
 }
 
 /// A number of seconds (`30`) or a duration with its unit (`30s`, `2m`, `500ms`).
+/// A value that is not empty.
+#[cfg_attr(
+    not(any(feature = "sqs", feature = "pubsub", feature = "prisma")),
+    allow(dead_code)
+)]
+pub(crate) fn not_empty(text: &str) -> std::result::Result<String, String> {
+    if text.is_empty() {
+        Err("empty".to_owned())
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
 #[cfg_attr(not(any(feature = "dynamodb")), allow(dead_code))]
 pub(crate) fn duration(text: &str) -> std::result::Result<Duration, String> {
     if let Ok(secs) = text.parse::<u64>() {

@@ -292,6 +292,17 @@ impl Error {
         )
     }
 
+    /// A [`Error::Backend`] of `backend` without an underlying error.
+    #[cfg_attr(not(any(feature = "sqs", feature = "servicebus")), allow(dead_code))]
+    pub(crate) fn backend(backend: &'static str, message: String, temporary: bool) -> Self {
+        Error::Backend {
+            backend,
+            message,
+            temporary,
+            source: None,
+        }
+    }
+
     /// The error for an HTTP answer with `status` from `backend`: 401 is
     /// [`Error::Unauthenticated`], 403 [`Error::PermissionDenied`], 408, 429
     /// and 5xx a temporary [`Error::Backend`], anything else a permanent one.

@@ -50,15 +50,6 @@ fn secret_value(text: &str) -> std::result::Result<Secret, String> {
         .map_err(|_| "holds characters an HTTP header cannot carry".to_owned())
 }
 
-/// A value that is not empty.
-fn not_empty(text: &str) -> std::result::Result<String, String> {
-    if text.is_empty() {
-        Err("empty".to_owned())
-    } else {
-        Ok(text.to_owned())
-    }
-}
-
 /// Parses `value` as it is, untrimmed ([`Problems::parse`] trims), recording
 /// a problem when it fails.
 fn unchanged<T>(
@@ -183,7 +174,7 @@ impl PrismaPlannerBuilder {
                 }
             }
             PrismaConfigKey::AccessKeyId => {
-                if let Some(id) = p.parse(key, value, not_empty) {
+                if let Some(id) = p.parse(key, value, config::not_empty) {
                     c.access_key_id = Some(id);
                 }
             }

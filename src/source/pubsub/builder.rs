@@ -20,15 +20,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// A value that is not empty.
-fn not_empty(text: &str) -> std::result::Result<String, String> {
-    if text.is_empty() {
-        Err("empty".to_owned())
-    } else {
-        Ok(text.to_owned())
-    }
-}
-
 /// A whole number (`0` is taken as the least the setter accepts).
 fn whole_number(text: &str) -> std::result::Result<u64, String> {
     text.parse::<u64>()
@@ -208,17 +199,19 @@ impl PubSubSourceBuilder {
         let p = &mut problems;
         self = match key {
             PubSubConfigKey::ProjectId => {
-                self.set(p.parse(key, value, not_empty), Self::with_project)
+                self.set(p.parse(key, value, config::not_empty), Self::with_project)
             }
-            PubSubConfigKey::Subscription => {
-                self.set(p.parse(key, value, not_empty), Self::with_subscription)
-            }
+            PubSubConfigKey::Subscription => self.set(
+                p.parse(key, value, config::not_empty),
+                Self::with_subscription,
+            ),
             PubSubConfigKey::EmulatorHost => {
                 self.set(p.parse(key, value, emulator_host), Self::with_emulator_host)
             }
-            PubSubConfigKey::DeadLetterTopic => {
-                self.set(p.parse(key, value, not_empty), Self::with_dead_letter_topic)
-            }
+            PubSubConfigKey::DeadLetterTopic => self.set(
+                p.parse(key, value, config::not_empty),
+                Self::with_dead_letter_topic,
+            ),
             PubSubConfigKey::MaxOutstandingMessages => self.set(
                 p.parse(key, value, whole_number),
                 Self::with_max_outstanding_messages,

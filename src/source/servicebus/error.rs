@@ -150,12 +150,8 @@ fn status_message(call: &Call, code: u16, key_name: &str, on_lock: bool, detail:
 
 impl From<ServiceBusError> for Error {
     fn from(e: ServiceBusError) -> Self {
-        let backend = |message: String, temporary: bool| Error::Backend {
-            backend: BACKEND,
-            message,
-            temporary,
-            source: None,
-        };
+        let backend =
+            |message: String, temporary: bool| Error::backend(BACKEND, message, temporary);
         match e {
             ServiceBusError::BadUrl { what, cause } => {
                 backend(format!("{what}: bad URL: {cause}"), false)

@@ -18,15 +18,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// A value that is not empty.
-fn not_empty(text: &str) -> std::result::Result<String, String> {
-    if text.is_empty() {
-        Err("empty".to_owned())
-    } else {
-        Ok(text.to_owned())
-    }
-}
-
 /// Where the queue is: its name (resolved with `GetQueueUrl`) or its URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum QueueRef {
@@ -148,9 +139,10 @@ impl SqsSourceBuilder {
         let mut problems = std::mem::take(&mut self.problems);
         let p = &mut problems;
         self = match key {
-            SqsConfigKey::QueueName => {
-                self.set(p.parse(key, value, not_empty), Self::with_queue_name)
-            }
+            SqsConfigKey::QueueName => self.set(
+                p.parse(key, value, config::not_empty),
+                Self::with_queue_name,
+            ),
             SqsConfigKey::QueueUrl => {
                 self.set(p.parse(key, value, config::http_url), Self::with_queue_url)
             }

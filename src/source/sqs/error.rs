@@ -82,12 +82,8 @@ impl SqsError {
 
 impl From<SqsError> for Error {
     fn from(e: SqsError) -> Self {
-        let backend = |message: String, temporary: bool| Error::Backend {
-            backend: BACKEND,
-            message,
-            temporary,
-            source: None,
-        };
+        let backend =
+            |message: String, temporary: bool| Error::backend(BACKEND, message, temporary);
         match e {
             SqsError::NoQueueUrl { name } => {
                 backend(format!("GetQueueUrl for {name:?} returned no URL"), false)
