@@ -92,6 +92,20 @@ pub enum Refusal {
     StepFile,
     /// The command could not be started (program missing, argument list too long).
     CannotStart,
+    /// An option the operation does not have, as its CLI reads it (an
+    /// abbreviation, a misspelling, a value given to a switch).
+    UnknownOption,
+    /// An option given twice (under any spelling: `--x` and `--no-x`, or
+    /// `--x a` and `--x=b`): the CLI keeps one, a check might read the other.
+    RepeatedOption,
+    /// An option the operation has but its positive spec does not allow.
+    ParameterNotAllowed,
+    /// A value outside the operation's positive spec: it would not move the
+    /// resource toward safety (a setting turned off, a grant, a wider range).
+    Weakening,
+    /// A remediating command whose target is not the finding's resource (or
+    /// that names none, or whose finding names none).
+    UnboundTarget,
 }
 
 impl Refusal {
@@ -111,6 +125,11 @@ impl Refusal {
             Refusal::Weakens => "weakens",
             Refusal::StepFile => "step_file",
             Refusal::CannotStart => "cannot_start",
+            Refusal::UnknownOption => "unknown_option",
+            Refusal::RepeatedOption => "repeated_option",
+            Refusal::ParameterNotAllowed => "parameter_not_allowed",
+            Refusal::Weakening => "weakening",
+            Refusal::UnboundTarget => "unbound_target",
         }
     }
 }

@@ -18,12 +18,14 @@ const SUB: &str = "0b1f6471-1bf0-4dda-aec3-cb9272f09590";
 const OTHER_SUB: &str = "7d3c2a10-0000-4000-8000-000000000001";
 const PROJECT: &str = "prod-project-1";
 
-fn alert(id: &str, cloud: &str, account: &str, script: &str) -> Vec<u8> {
+/// An alert about the resource named `resource`.
+fn alert(id: &str, cloud: &str, account: &str, resource: &str, script: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "alertId": id,
         "accountId": account,
         "cloudType": cloud,
         "policyName": "test policy",
+        "resource": {"name": resource},
         "alertRemediationCli": script,
     }))
     .unwrap()
@@ -72,24 +74,29 @@ async fn az_runs_with_the_mapped_subscription_only() {
                 "A-1",
                 "azure",
                 SUB,
+                "acct1",
                 "az storage account update --name acct1 --resource-group rg --https-only true",
             ),
             alert(
                 "A-2",
                 "azure",
                 OTHER_SUB,
+                "acct2",
                 "az storage account update --name acct2",
             ),
             alert(
                 "A-3",
                 "azure",
                 SUB,
-                "aws s3api put-public-access-block --bucket b",
+                "b",
+                "aws s3api put-public-access-block --bucket b --public-access-block-configuration \
+                 IgnorePublicAcls=true,RestrictPublicBuckets=true",
             ),
             alert(
                 "A-4",
                 "azure",
                 SUB,
+                "v",
                 &format!("az vm stop --name v --subscription {OTHER_SUB}"),
             ),
         ],
@@ -168,17 +175,19 @@ async fn gcloud_gets_the_project_and_a_private_policy_file() {
         &standin,
         contexts,
         &[
-            alert("G-1", "gcp", PROJECT, &script),
+            alert("G-1", "gcp", PROJECT, "deny-public", &script),
             alert(
                 "G-2",
                 "gcp",
                 "unmapped-project",
+                "vm1",
                 "gcloud compute instances stop vm1",
             ),
             alert(
                 "G-3",
                 "gcp",
                 PROJECT,
+                "x",
                 "echo x > stray.json\ngcloud compute instances list",
             ),
         ],

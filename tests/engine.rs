@@ -81,11 +81,17 @@ impl CommandExecutor for ScriptedExecutor {
 }
 
 fn alert(id: &str, script: &str) -> Vec<u8> {
+    alert_on(id, "u", script)
+}
+
+/// An alert about the resource named `resource`: its commands must act on it.
+fn alert_on(id: &str, resource: &str, script: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "alertId": id,
         "accountId": "123456789012",
         "cloudType": "aws",
         "resourceRegionId": "us-east-1",
+        "resourceName": resource,
         "policyName": "test policy",
         "alertRemediationCli": script,
     }))
@@ -171,9 +177,11 @@ async fn success_is_acked_once() {
 #[tokio::test]
 async fn failed_step_stops_the_plan_nacks_and_retries() {
     let q = queue();
-    q.send(alert(
+    q.send(alert_on(
         "P-2",
-        "aws s3api delete-bucket-policy --bucket flaky-call; aws iam get-user --user-name u",
+        "flaky-call",
+        "aws s3api put-bucket-versioning --bucket flaky-call --versioning-configuration \
+         Status=Enabled; aws iam get-user --user-name u",
     ))
     .await
     .unwrap();
@@ -184,9 +192,11 @@ async fn failed_step_stops_the_plan_nacks_and_retries() {
     let flaky = [
         "aws",
         "s3api",
-        "delete-bucket-policy",
+        "put-bucket-versioning",
         "--bucket",
         "flaky-call",
+        "--versioning-configuration",
+        "Status=Enabled",
     ];
     let get_user = ["aws", "iam", "get-user", "--user-name", "u"];
     assert_eq!(exec.calls(), vec![&flaky[..], &flaky[..], &get_user[..]]);
@@ -207,10 +217,11 @@ async fn failed_step_stops_the_plan_nacks_and_retries() {
 #[tokio::test]
 async fn repeated_failure_is_dead_lettered_with_its_body() {
     let q = queue();
-    let body = alert(
+    let body = alert_on(
         "P-3",
+        "always-fails",
         "aws iam detach-user-policy --user-name always-fails \
-         --policy-arn arn:aws:iam::123456789012:policy/p",
+         --policy-arn arn:aws:iam::aws:policy/AdministratorAccess",
     );
     q.send(body.clone()).await.unwrap();
     q.close();

@@ -16,7 +16,7 @@
 mod support;
 
 use remediation::executor::{CommandExecutor, ContextMap, GcpContext, ProcessExecutor, StepStatus};
-use remediation::model::{Cloud, Target};
+use remediation::model::{Cloud, Resource, Target};
 use remediation::plan::{CommandPolicy, parse_script_steps};
 use remediation::{Error, Refusal};
 use serde::Deserialize;
@@ -37,6 +37,13 @@ struct Entry {
     real_cli: bool,
     #[serde(default)]
     moto: bool,
+    /// The finding's resource the commands are bound to.
+    #[serde(default)]
+    resource: Option<Resource>,
+    #[serde(default)]
+    destinations: Vec<String>,
+    #[serde(default)]
+    allow_deny_removal: bool,
     #[serde(default)]
     setup: Vec<Vec<String>>,
     script: String,
@@ -53,6 +60,23 @@ fn load(name: &str) -> Vec<Entry> {
 
 fn aws_target() -> Target {
     Target::new(Cloud::Aws, Some(ACCOUNT.to_owned())).with_region("us-east-1")
+}
+
+impl Entry {
+    /// The entry's finding: the account, and its resource if it names one.
+    fn target(&self) -> Target {
+        match &self.resource {
+            Some(resource) => aws_target().with_resource(resource.clone()),
+            None => aws_target(),
+        }
+    }
+
+    /// The policy an operator running this remediation would configure.
+    fn policy(&self) -> CommandPolicy {
+        CommandPolicy::default()
+            .with_destinations(self.destinations.iter().cloned())
+            .allow_deny_removal(self.allow_deny_removal)
+    }
 }
 
 /// The operator's files: a profile `remediator` with moto's dummy keys.
@@ -72,9 +96,18 @@ fn operator_files(dir: &Path) -> (String, String) {
 }
 
 fn executor(venv: &Path, moto: &MotoServer, dir: &Path) -> ProcessExecutor {
+    executor_with(venv, moto, dir, CommandPolicy::default())
+}
+
+fn executor_with(
+    venv: &Path,
+    moto: &MotoServer,
+    dir: &Path,
+    policy: CommandPolicy,
+) -> ProcessExecutor {
     let (config, credentials) = operator_files(dir);
     ProcessExecutor::new(
-        CommandPolicy::default(),
+        policy,
         ContextMap::new().with_aws_profile(ACCOUNT, "remediator"),
     )
     .with_output_limit(64 * 1024)
@@ -89,7 +122,16 @@ async fn run_like_engine(
     target: &Target,
     executor: &ProcessExecutor,
 ) -> Result<Vec<String>, Error> {
-    let steps = parse_script_steps(script, &CommandPolicy::default())?;
+    run_under(script, target, executor, &CommandPolicy::default()).await
+}
+
+async fn run_under(
+    script: &str,
+    target: &Target,
+    executor: &ProcessExecutor,
+    policy: &CommandPolicy,
+) -> Result<Vec<String>, Error> {
+    let steps = parse_script_steps(script, policy)?;
     for step in &steps {
         executor.check(step, target)?;
     }
@@ -142,7 +184,6 @@ async fn hostile_child() {
     let moto = MotoServer::start(&venv);
     let dir = tempfile::tempdir().unwrap();
     let executor = executor(&venv, &moto, dir.path());
-    let target = aws_target();
     // Something for the hostile scripts to write into, if they could.
     aws_cli(
         &venv,
@@ -167,7 +208,7 @@ async fn hostile_child() {
     );
     for case in &hostile {
         assert_eq!(case.cloud, "aws", "{}", case.id);
-        match run_like_engine(&case.script, &target, &executor).await {
+        match run_like_engine(&case.script, &case.target(), &executor).await {
             Ok(failures) => wrong.push(format!("{}: ran ({failures:?})", case.id)),
             Err(e) if e.refusal().is_some() => {}
             Err(e) => wrong.push(format!("{}: {e}", case.id)),
@@ -180,7 +221,9 @@ async fn hostile_child() {
             let args: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
             aws_cli(&venv, &moto, &args);
         }
-        match run_like_engine(&case.script, &target, &executor).await {
+        let policy = case.policy();
+        let executor = executor_with(&venv, &moto, dir.path(), policy.clone());
+        match run_under(&case.script, &case.target(), &executor, &policy).await {
             Ok(failures) if failures.is_empty() => {}
             Ok(failures) => wrong.push(format!("benign {}: {failures:?}", case.id)),
             Err(e) => wrong.push(format!("benign {}: refused: {e}", case.id)),

@@ -3,9 +3,13 @@
 //! remediations runs; a child sees none of the worker's secrets, works in a
 //! private home that is gone afterwards, and a timeout kills its grandchildren.
 //!
-//! The corpora are `tests/fixtures/scripts/hostile.yaml` and `benign.yaml`
-//! (written for this project; the operation catalog they exercise is derived
-//! from the Prisma Cloud policy set, see `src/executor/catalog.yaml`).
+//! The corpora are `tests/fixtures/scripts/hostile.yaml`, `bound.yaml`
+//! (hostile scripts whose alert names the command's own target, so binding
+//! alone cannot be what refuses them), `benign.yaml` and
+//! `prisma_templates.yaml` (written for this project; the operation catalog
+//! and the templates are derived from the Prisma Cloud policy set, see
+//! `src/plan/policy/catalog.yaml`). An entry's `resource` is the finding's
+//! resource its commands are bound to.
 
 mod support;
 
@@ -13,8 +17,8 @@ use remediation::Refusal;
 use remediation::executor::{
     AzureContext, CommandExecutor, ContextMap, GcpContext, ProcessExecutor, StepStatus,
 };
-use remediation::model::{Cloud, Target};
-use remediation::plan::{CommandPolicy, parse_script_steps};
+use remediation::model::{Cloud, Resource, Target};
+use remediation::plan::{CommandPolicy, OperationClass, parse_script_steps};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -47,6 +51,9 @@ struct Hostile {
     cloud: String,
     reason: Reasons,
     script: String,
+    /// The finding's resource (the command's own target, for `bound.yaml`).
+    #[serde(default)]
+    resource: Option<Resource>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +62,24 @@ struct Benign {
     cloud: String,
     operations: Vec<String>,
     script: String,
+    /// The finding's resource the commands act on.
+    #[serde(default)]
+    resource: Option<Resource>,
+    /// Log destinations the operator allows for this remediation.
+    #[serde(default)]
+    destinations: Vec<String>,
+    /// Whether it needs the operator's consent to removals that may lift a deny.
+    #[serde(default)]
+    allow_deny_removal: bool,
+}
+
+impl Benign {
+    /// The policy an operator running this remediation would configure.
+    fn policy(&self) -> CommandPolicy {
+        CommandPolicy::default()
+            .with_destinations(self.destinations.iter().cloned())
+            .allow_deny_removal(self.allow_deny_removal)
+    }
 }
 
 fn load<T: for<'de> Deserialize<'de>>(name: &str) -> Vec<T> {
@@ -66,12 +91,16 @@ fn load<T: for<'de> Deserialize<'de>>(name: &str) -> Vec<T> {
     serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn target(cloud: &str) -> Target {
-    match cloud {
+fn target(cloud: &str, resource: Option<&Resource>) -> Target {
+    let target = match cloud {
         "aws" => Target::new(Cloud::Aws, Some(ACCOUNT.to_owned())).with_region("us-east-1"),
         "azure" => Target::new(Cloud::Azure, Some(SUBSCRIPTION.to_owned())),
         "gcp" => Target::new(Cloud::Gcp, Some(PROJECT.to_owned())),
         other => panic!("unknown cloud {other}"),
+    };
+    match resource {
+        Some(resource) => target.with_resource(resource.clone()),
+        None => target,
     }
 }
 
@@ -105,6 +134,32 @@ async fn run_like_engine(
 async fn hostile_scripts_are_refused_with_their_reason_and_nothing_runs() {
     let corpus: Vec<Hostile> = load("hostile.yaml");
     assert!(corpus.len() >= 80, "{} hostile scripts", corpus.len());
+    refuses(corpus).await;
+}
+
+#[tokio::test]
+async fn hostile_scripts_bound_to_their_own_target_are_refused_by_the_spec() {
+    let corpus: Vec<Hostile> = load("bound.yaml");
+    assert!(
+        corpus.len() >= 150,
+        "{} bound hostile scripts",
+        corpus.len()
+    );
+    assert!(
+        corpus.iter().all(|c| c.resource.is_some()),
+        "every bound entry names its resource"
+    );
+    for case in &corpus {
+        assert!(
+            !case.reason.accepts("unbound_target"),
+            "{}: binding must not be what refuses a bound entry",
+            case.id
+        );
+    }
+    refuses(corpus).await;
+}
+
+async fn refuses(corpus: Vec<Hostile>) {
     let standin = StandIn::new();
     let policy = CommandPolicy::default();
     let executor = standin.executor(contexts());
@@ -116,7 +171,8 @@ async fn hostile_scripts_are_refused_with_their_reason_and_nothing_runs() {
         if let Some(program) = case.script.split_whitespace().next() {
             clis.insert(program.to_owned());
         }
-        match run_like_engine(&case.script, &target(&case.cloud), &executor, &policy).await {
+        let target = target(&case.cloud, case.resource.as_ref());
+        match run_like_engine(&case.script, &target, &executor, &policy).await {
             Ok(n) => wrong.push(format!("{}: ACCEPTED ({n} steps ran)", case.id)),
             Err(e) => {
                 let code = e.refusal().map_or("<not a refusal>", Refusal::as_str);
@@ -142,16 +198,23 @@ async fn hostile_scripts_are_refused_with_their_reason_and_nothing_runs() {
 
 #[tokio::test]
 async fn benign_remediations_run() {
-    let corpus: Vec<Benign> = load("benign.yaml");
+    let mut corpus: Vec<Benign> = load("benign.yaml");
+    let templates: Vec<Benign> = load("prisma_templates.yaml");
+    assert!(
+        templates.len() >= 80,
+        "{} Prisma templates",
+        templates.len()
+    );
+    corpus.extend(templates);
     let standin = StandIn::new();
-    let policy = CommandPolicy::default();
     let executor = standin.executor(contexts());
     let mut failed = Vec::new();
     let mut operations = BTreeSet::new();
     let mut clouds = BTreeSet::new();
     let mut expected_calls = 0;
     for case in &corpus {
-        match run_like_engine(&case.script, &target(&case.cloud), &executor, &policy).await {
+        let target = target(&case.cloud, case.resource.as_ref());
+        match run_like_engine(&case.script, &target, &executor, &case.policy()).await {
             Ok(n) => {
                 expected_calls += n;
                 clouds.insert(case.cloud.as_str());
@@ -167,11 +230,16 @@ async fn benign_remediations_run() {
         corpus.len(),
         failed.join("\n")
     );
-    assert!(
-        operations.len() >= 40,
-        "{} distinct operations",
-        operations.len()
-    );
+    let catalog: Vec<(String, String)> = CommandPolicy::default()
+        .operations()
+        .filter(|(_, _, class)| *class == OperationClass::Remediating)
+        .map(|(program, path, _)| (program.to_owned(), path.to_owned()))
+        .collect();
+    let remediating = catalog
+        .iter()
+        .filter(|(_, path)| operations.contains(path))
+        .count();
+    assert!(remediating >= 60, "{remediating} distinct operations");
     assert_eq!(clouds.len(), 3, "{clouds:?}");
     assert_eq!(standin.calls().len(), expected_calls);
 }
@@ -236,7 +304,7 @@ async fn sealed_child() {
     ];
     let policy = CommandPolicy::default();
     for (cloud, script) in scripts {
-        run_like_engine(script, &target(cloud), &executor, &policy)
+        run_like_engine(script, &target(cloud, None), &executor, &policy)
             .await
             .unwrap_or_else(|e| panic!("{script}: {e}"));
     }
@@ -331,7 +399,10 @@ async fn a_timeout_kills_the_grandchild_before_it_writes_its_file() {
         .with_timeout(Duration::from_millis(800));
     let policy = CommandPolicy::default();
     let steps = parse_script_steps("aws sts get-caller-identity", &policy).unwrap();
-    let outcome = executor.execute(&steps[0], &target("aws")).await.unwrap();
+    let outcome = executor
+        .execute(&steps[0], &target("aws", None))
+        .await
+        .unwrap();
     assert_eq!(outcome.status, StepStatus::Failed);
     assert!(
         outcome
@@ -353,7 +424,10 @@ async fn a_timeout_kills_the_grandchild_before_it_writes_its_file() {
         .with_env_var("STANDIN_GRANDCHILD_WRITE", marker.display().to_string())
         .with_env_var("STANDIN_GRANDCHILD_DELAY", "0.2")
         .with_env_var("STANDIN_SLEEP", "1");
-    let outcome = patient.execute(&steps[0], &target("aws")).await.unwrap();
+    let outcome = patient
+        .execute(&steps[0], &target("aws", None))
+        .await
+        .unwrap();
     assert_eq!(outcome.status, StepStatus::Ok);
     assert!(
         marker.exists(),

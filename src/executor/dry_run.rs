@@ -203,25 +203,28 @@ mod tests {
             ContextMap::new().with_default_aws_profile("p"),
         )
         .with_query_executor(queries.clone());
-        let target = Target::new(Cloud::Aws, Some("123456789012".to_owned()));
+        let target = Target::new(Cloud::Aws, Some("123456789012".to_owned()))
+            .with_resource(crate::model::Resource::named("u"));
         let query = Step::read_only(Command::new("aws", ["iam", "get-user", "--user-name", "u"]));
+        let detach = [
+            "iam",
+            "detach-user-policy",
+            "--user-name",
+            "u",
+            "--policy-arn",
+            "arn:aws:iam::aws:policy/AdministratorAccess",
+        ];
         assert_eq!(
             dry.execute(&query, &target).await.unwrap().status,
             StepStatus::Ok
         );
-        let mislabelled = Step::read_only(Command::new(
-            "aws",
-            ["iam", "detach-user-policy", "--user-name", "u"],
-        ));
+        let mislabelled = Step::read_only(Command::new("aws", detach));
         let err = dry.execute(&mislabelled, &target).await.unwrap_err();
         assert!(
             err.to_string().contains("must be a read-only operation"),
             "{err}"
         );
-        let change = Step::new(Command::new(
-            "aws",
-            ["iam", "detach-user-policy", "--user-name", "u"],
-        ));
+        let change = Step::new(Command::new("aws", detach));
         assert_eq!(
             dry.execute(&change, &target).await.unwrap().status,
             StepStatus::Planned

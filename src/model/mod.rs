@@ -20,6 +20,7 @@ mod envelope;
 pub mod gcp;
 mod json;
 pub mod prisma;
+mod resource;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -30,6 +31,7 @@ pub use gcp::log_entry::LogEntry;
 pub use gcp::scc::SccNotification;
 pub use json::{LenientBool, RawJson, StringList, Timestamp};
 pub use prisma::alert::PrismaAlert;
+pub use resource::Resource;
 
 /// One decoded finding, ready to be gated and planned.
 #[derive(Clone, Debug, PartialEq)]
@@ -160,21 +162,31 @@ impl Event {
                 cloud: self.cloud(),
                 account_id: a.account_id().map(str::to_owned),
                 region: a.region().map(str::to_owned),
+                resource: Resource::from_names(
+                    a.resource_id(),
+                    a.resource_name(),
+                    a.resource_rrn(),
+                ),
             },
+            // A CloudTrail record names no one resource: each rule binds
+            // its plan to the resource its event acted on.
             Event::CloudTrail(r) => Target {
                 cloud: Cloud::Aws,
                 account_id: r.account_id().map(str::to_owned),
                 region: r.aws_region().map(str::to_owned),
+                resource: None,
             },
             Event::GcpLog(e) => Target {
                 cloud: Cloud::Gcp,
                 account_id: e.project_id().map(str::to_owned),
                 region: e.region(),
+                resource: None,
             },
             Event::SccFinding(n) => Target {
                 cloud: Cloud::Gcp,
                 account_id: n.project_id().map(str::to_owned),
                 region: n.region(),
+                resource: None,
             },
         }
     }
@@ -240,6 +252,11 @@ pub struct Target {
     pub account_id: Option<String>,
     /// The region, if the finding named one (`global` is kept as written).
     pub region: Option<String>,
+    /// The resource the finding is about, if it names one: a remediating
+    /// command must act on it (or on the account itself, for an account
+    /// setting), or it is refused as `unbound_target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Resource>,
 }
 
 impl Target {
@@ -249,7 +266,14 @@ impl Target {
             cloud,
             account_id: account_id.into(),
             region: None,
+            resource: None,
         }
+    }
+
+    /// Sets the resource the finding is about.
+    pub fn with_resource(mut self, resource: Resource) -> Self {
+        self.resource = Some(resource);
+        self
     }
 
     /// Sets the region.

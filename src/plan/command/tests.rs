@@ -304,15 +304,15 @@ fn file_writes_become_attached_files() {
         "{\"rules\":[{\"deniedPrincipals\":[\"principalSet://goog/public:all\"]}]}\n"
     );
     // A heredoc, quoted delimiter: `$` stays literal; echo -n; && and file://.
-    let script = "cat > deny.json <<'EOF'\n{\"a\": \"$HOME ; | && `x`\"}\n  two\nEOF\n\
+    let script = "cat > deny.json <<'EOF'\n{\"rules\": [{\"a\": \"$HOME ; | && `x`\"},\n  {\"b\": \"two\"}]}\nEOF\n\
          echo -n hello world > note.txt && aws s3 cp note.txt s3://b/k\n\
-         gcloud iam policies create d --kind=denypolicies --policy-file deny.json && aws iam put --doc file://deny.json";
+         gcloud iam policies create d --attachment-point=cloudresourcemanager.googleapis.com/projects/p --kind=denypolicies --policy-file deny.json && aws iam put --doc file://deny.json";
     let got = steps(script).unwrap();
     assert_eq!(got.len(), 3);
     assert_eq!(got[0].files[0].contents(), "hello world");
     assert_eq!(
         got[1].files[0].contents(),
-        "{\"a\": \"$HOME ; | && `x`\"}\n  two\n"
+        "{\"rules\": [{\"a\": \"$HOME ; | && `x`\"},\n  {\"b\": \"two\"}]}\n"
     );
     assert_eq!(got[2].files[0].name(), "deny.json");
     // `cat <<EOF > name`, unquoted delimiter without expansions.

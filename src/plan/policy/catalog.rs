@@ -96,6 +96,9 @@ pub(crate) struct Operation {
     /// Index in `args()` of the first argument after the path, and of the
     /// path words (which are not values).
     pub(crate) path_at: Vec<usize>,
+    /// Allowed by the operator's `*` (every operation of the program), not
+    /// by a catalog entry: no spec applies.
+    pub(crate) by_any: bool,
 }
 
 /// The path words of `command`: positional words before the first option
@@ -216,6 +219,7 @@ fn anything(class: OperationClass) -> Operation {
         words: 0,
         class,
         path_at: Vec::new(),
+        by_any: true,
     }
 }
 
@@ -268,11 +272,13 @@ pub(crate) fn lookup(catalog: &Catalog, command: &Command) -> Result<Operation, 
             key.push_str(word);
         }
         if let Some(class) = operations.get(key.as_str()) {
+            let by_any = key == ANY;
             return Ok(Operation {
                 path: key,
                 words: len,
                 class: *class,
                 path_at: words.iter().take(len).map(|(i, _)| *i).collect(),
+                by_any,
             });
         }
     }
@@ -294,6 +300,7 @@ pub(crate) fn lookup(catalog: &Catalog, command: &Command) -> Result<Operation, 
             words: path_at.len(),
             class: *class,
             path_at,
+            by_any: true,
         });
     }
     Err(refused(shown.join(" ")))

@@ -15,7 +15,21 @@
 //! max_commands: 16
 //! identity_grants: false    # identity policies may only deny
 //! public_grants: false      # resource policies may not grant to everyone
+//! destinations:             # where commands may send logs and audit records
+//!   - acme-central-logs
+//! allow_deny_removal: false # removals that may lift a deny (detach, leave a group)
+//! specs:                    # positive specs added or replacing built-in ones
+//!   aws:
+//!     "iam tag-user":
+//!       target: [--user-name]
+//!       params:
+//!         --user-name: target
+//!         --tags: {list: {struct: {Key: {one_of: [quarantined]}, Value: any}}}
 //! ```
+//!
+//! A remediating operation runs only with a positive spec (see the README's
+//! security model for the format): allowing an operation without one
+//! refuses every command of it with `parameter_not_allowed`.
 
 use super::{CommandPolicy, OperationClass};
 use crate::error::{Error, Result};
@@ -63,6 +77,18 @@ pub struct PolicyFile {
     /// Whether resource policies may grant to everyone or another account.
     #[serde(default)]
     pub public_grants: bool,
+    /// Log and audit destinations commands may name (see
+    /// [`CommandPolicy::with_destinations`]).
+    #[serde(default)]
+    pub destinations: Vec<String>,
+    /// Whether removals that may lift a deny may run (see
+    /// [`CommandPolicy::allow_deny_removal`]).
+    #[serde(default)]
+    pub allow_deny_removal: bool,
+    /// Positive specs by program and operation, added to or replacing the
+    /// built-in ones.
+    #[serde(default)]
+    specs: BTreeMap<String, BTreeMap<String, super::spec::types::OperationSpec>>,
 }
 
 impl PolicyFile {
@@ -109,9 +135,16 @@ impl PolicyFile {
         if let Some(max) = self.max_commands {
             policy = policy.with_max_commands(max);
         }
+        for (program, specs) in self.specs {
+            for (path, spec) in specs {
+                policy = policy.with_parsed_spec(&program, &path, spec);
+            }
+        }
         policy
             .allow_identity_grants(self.identity_grants)
             .allow_public_grants(self.public_grants)
+            .with_destinations(self.destinations)
+            .allow_deny_removal(self.allow_deny_removal)
     }
 }
 
@@ -130,15 +163,54 @@ mod tests {
     #[test]
     fn a_file_widens_and_narrows_the_catalog() {
         let file = PolicyFile::parse(
-            "allow:\n  aws:\n    \"iam tag-user\": remediating\ndeny:\n  aws: [\"iam detach-user-policy\"]\n",
+            "allow:\n  aws:\n    \"iam tag-user\": remediating\ndeny:\n  aws: [\"iam detach-user-policy\"]\n\
+             specs:\n  aws:\n    \"iam tag-user\":\n      target: [--user-name]\n      params:\n        --user-name: target\n        --tags: {list: {struct: {Key: {one_of: [quarantined]}, Value: any}}}\n",
         )
         .unwrap();
         let policy = file.into_policy();
-        let tag = Command::new("aws", ["iam", "tag-user", "--user-name", "u"]);
+        let tag = Command::new(
+            "aws",
+            [
+                "iam",
+                "tag-user",
+                "--user-name",
+                "u",
+                "--tags",
+                "Key=quarantined,Value=yes",
+            ],
+        );
+        let other_tag = Command::new(
+            "aws",
+            [
+                "iam",
+                "tag-user",
+                "--user-name",
+                "u",
+                "--tags",
+                "Key=owner,Value=x",
+            ],
+        );
+        assert_eq!(
+            policy.check(&other_tag).unwrap_err().refusal(),
+            Some(crate::Refusal::Weakening)
+        );
         let detach = Command::new("aws", ["iam", "detach-user-policy", "--user-name", "u"]);
         assert!(policy.check(&tag).is_ok());
         assert!(policy.check(&detach).is_err());
         assert!(CommandPolicy::default().check(&tag).is_err());
+    }
+
+    #[test]
+    fn an_allowed_operation_without_a_spec_does_not_run() {
+        let file =
+            PolicyFile::parse("allow:\n  aws:\n    \"iam tag-user\": remediating\n").unwrap();
+        let tag = Command::new("aws", ["iam", "tag-user", "--user-name", "u"]);
+        let err = file.into_policy().check(&tag).unwrap_err();
+        assert_eq!(
+            err.refusal(),
+            Some(crate::Refusal::ParameterNotAllowed),
+            "{err}"
+        );
     }
 
     #[test]

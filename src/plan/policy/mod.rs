@@ -24,8 +24,10 @@
 mod arguments;
 pub(crate) mod catalog;
 mod file;
-mod grants;
+pub(crate) mod grants;
+mod reader;
 mod scope;
+mod spec;
 mod weakening;
 
 pub use catalog::OperationClass;
@@ -244,6 +246,15 @@ pub struct CommandPolicy {
     /// every builder call made building a policy slow).
     catalog_hash: u64,
     grants: GrantRules,
+    /// The positive specs of the remediating operations, shared until changed.
+    specs: Arc<spec::SpecSet>,
+    /// A hash of `specs`, recomputed only when they change.
+    specs_hash: u64,
+    /// Log and audit destinations a spec's `destination` values may name.
+    destinations: Vec<String>,
+    /// Whether removals that may lift a deny (detaching a customer policy,
+    /// leaving a group, deleting a deny rule) may run.
+    lift_deny: bool,
     /// A hash of all the rules above, recomputed whenever they change; never 0.
     /// Equal rules give equal fingerprints, so a command checked by one policy
     /// is known to pass an identical one (see [`Command`]'s `verified_by`).
@@ -259,6 +270,10 @@ impl Default for CommandPolicy {
             catalog: catalog::builtin(),
             catalog_hash: catalog::builtin_hash(),
             grants: GrantRules::default(),
+            specs: spec::builtin(),
+            specs_hash: spec::builtin_hash(),
+            destinations: Vec::new(),
+            lift_deny: false,
             fingerprint: 0,
         }
         .with_programs(["aws", "az", "gcloud", "gsutil"]);
@@ -372,6 +387,51 @@ impl CommandPolicy {
         self.refingerprint()
     }
 
+    /// Adds (or replaces) the positive spec of `program`'s operation `path`,
+    /// written as in the policy file's `specs:` (see [`PolicyFile`]).
+    pub fn with_spec(self, program: &str, path: &str, spec_yaml: &str) -> Result<Self> {
+        let spec: spec::types::OperationSpec = serde_yaml_ng::from_str(spec_yaml)
+            .map_err(|e| Error::Config(format!("spec of `{program} {path}`: {e}")))?;
+        Ok(self.with_parsed_spec(program, path, spec))
+    }
+
+    /// Adds (or replaces) an already parsed spec.
+    pub(crate) fn with_parsed_spec(
+        mut self,
+        program: &str,
+        path: &str,
+        spec: spec::types::OperationSpec,
+    ) -> Self {
+        Arc::make_mut(&mut self.specs)
+            .entry(program.to_owned())
+            .or_default()
+            .insert(normalize_path(path), spec);
+        self.specs_hash = spec::hash(&self.specs);
+        self.refingerprint()
+    }
+
+    /// Sets the log and audit destinations (bucket names, ARNs, resource
+    /// ids, sink destinations) a command may send logs to; none by default,
+    /// so a command that redirects logs is refused until the operator names
+    /// where logs belong.
+    pub fn with_destinations<I, S>(mut self, destinations: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.destinations = destinations.into_iter().map(Into::into).collect();
+        self.refingerprint()
+    }
+
+    /// Lets removals that may lift a deny run (detaching a customer-managed
+    /// policy, removing a user from a group, deleting an inline policy, a
+    /// bucket policy, an NSG or firewall rule): refused by default, because
+    /// the thing removed may be the deny that holds an attacker back.
+    pub fn allow_deny_removal(mut self, allow: bool) -> Self {
+        self.lift_deny = allow;
+        self.refingerprint()
+    }
+
     /// Denies `option` (`--name`, also matched as `--name=value`) for `program`.
     pub fn deny_option(mut self, program: impl Into<String>, option: impl Into<String>) -> Self {
         let options = &mut self.denied.entry(program.into()).or_default().options;
@@ -408,6 +468,9 @@ impl CommandPolicy {
         self.denied.hash(&mut hasher);
         self.catalog_hash.hash(&mut hasher);
         self.grants.hash(&mut hasher);
+        self.specs_hash.hash(&mut hasher);
+        self.destinations.hash(&mut hasher);
+        self.lift_deny.hash(&mut hasher);
         self.fingerprint = hasher.finish() | 1;
         self
     }
@@ -487,7 +550,26 @@ impl CommandPolicy {
     ) -> std::result::Result<(), Violation> {
         let op = catalog::lookup(&self.catalog, command)?;
         grants::check_principals(command, &op, files, self.grants, aws_account(Some(target)))?;
-        scope::check(command, &op, files, target)
+        scope::check(command, &op, files, target)?;
+        let spec = spec::spec_for(&self.specs, command.program(), &op);
+        let parsed = reader::read(command, &op, spec).transpose()?;
+        self.bound(command, &op, spec, parsed.as_ref(), target)
+    }
+
+    /// Binding: a remediating command acts on the finding's resource.
+    fn bound(
+        &self,
+        command: &Command,
+        op: &catalog::Operation,
+        spec: Option<&spec::types::OperationSpec>,
+        parsed: Option<&reader::Parsed<'_>>,
+        target: &Target,
+    ) -> std::result::Result<(), Violation> {
+        if op.class != OperationClass::Remediating || op.by_any {
+            return Ok(());
+        }
+        let empty = reader::Parsed::default();
+        spec::check_bound(command, op, spec, parsed.unwrap_or(&empty), target)
     }
 
     /// Why `command` may not run, if it may not. `scan_nul` is false only for
@@ -535,14 +617,57 @@ impl CommandPolicy {
             denied(program, rules, command)?;
         }
         let op = catalog::lookup(&self.catalog, command)?;
+        let spec = spec::spec_for(&self.specs, program, &op);
+        // Files, paths and URLs first: the most specific reason for what
+        // the CLI would read or fetch.
         let names: Vec<&str> = files.iter().map(StepFile::name).collect();
         arguments::check(command, &op.path_at, &names)?;
+        // The argv as the CLI reads it: every later check agrees with the CLI.
+        let parsed = reader::read(command, &op, spec).transpose()?;
         grants::check(command, &op, files, self.grants, aws_account(target))?;
         weakening::check(command, &op)?;
+        if op.class == OperationClass::Remediating && !op.by_any {
+            self.positive(command, &op, spec, parsed.as_ref(), files)?;
+        }
         match target {
-            Some(target) => scope::check(command, &op, files, target),
+            Some(target) => {
+                scope::check(command, &op, files, target)?;
+                self.bound(command, &op, spec, parsed.as_ref(), target)
+            }
             None => Ok(()),
         }
+    }
+
+    /// The positive spec: only its parameters, only its values.
+    fn positive(
+        &self,
+        command: &Command,
+        op: &catalog::Operation,
+        spec: Option<&spec::types::OperationSpec>,
+        parsed: Option<&reader::Parsed<'_>>,
+        files: &[StepFile],
+    ) -> std::result::Result<(), Violation> {
+        let shown = format!("`{} {}`", command.program(), op.path);
+        let Some(spec) = spec else {
+            return Err(Violation::new(
+                Refusal::ParameterNotAllowed,
+                format!(
+                    "{shown} has no positive spec: add one (the policy file's `specs:`) naming its \
+                     target and the values that make it safer"
+                ),
+            ));
+        };
+        let Some(parsed) = parsed else {
+            return Err(Violation::new(
+                Refusal::UnknownOption,
+                format!("{shown}: no option table to read it by"),
+            ));
+        };
+        let options = spec::Options {
+            destinations: &self.destinations,
+            lift_deny: self.lift_deny,
+        };
+        spec::check(command, op, spec, parsed, files, options)
     }
 }
 

@@ -87,6 +87,8 @@ index_struct! {
         "accountId" => account_id: Span,
         "cloudType" => cloud_type: Span,
         "regionId" => region_id: Span,
+        "rrn" => rrn: Span,
+        "resourceApiName" => api_name: Span,
     }
 }
 
@@ -405,6 +407,17 @@ impl PrismaAlert {
             i.resource.0.resource_name,
             i.resource.0.name,
         ])
+    }
+
+    /// The resource's Prisma Cloud resource name: `resource.rrn`.
+    pub fn resource_rrn(&self) -> Option<&str> {
+        self.first_non_empty(&[self.index.resource.0.rrn])
+    }
+
+    /// The resource's Prisma Cloud API name (`resource.resourceApiName`,
+    /// `aws-iam-get-account-summary`...): the kind of the resource.
+    pub fn resource_api_name(&self) -> Option<&str> {
+        self.first_non_empty(&[self.index.resource.0.api_name])
     }
 
     /// `resource.data` (the resource configuration, or the CloudTrail record

@@ -1,0 +1,2 @@
+//! The reader agrees with the real aws CLI (placeholder until the agreement
+//! tests land).
