@@ -84,6 +84,9 @@ async fn main() -> ExitCode {
         if let Err(e) = executor.require_programs(["gcloud"]) {
             return fail(&e);
         }
+        if let Err(e) = executor.verify_programs(["gcloud"]).await {
+            return fail(&e);
+        }
         Arc::new(executor)
     } else {
         Arc::new(DryRunExecutor::new(policy.clone(), contexts))

@@ -158,7 +158,10 @@ fn contexts(args: &Args) -> ContextMap {
 /// The executor: the process executor with `--execute` (after checking that
 /// the CLIs of the mapped clouds are there, `aws` when none is mapped), else
 /// the dry run, whose read-only queries still run through a process executor.
-fn executor(args: &Args, policy: &CommandPolicy) -> Result<Arc<dyn CommandExecutor>, Failure> {
+async fn executor(
+    args: &Args,
+    policy: &CommandPolicy,
+) -> Result<Arc<dyn CommandExecutor>, Failure> {
     let contexts = contexts(args);
     let timeout = Duration::from_secs(args.step_timeout);
     let clis = contexts.clis();
@@ -170,7 +173,10 @@ fn executor(args: &Args, policy: &CommandPolicy) -> Result<Arc<dyn CommandExecut
         let dry = DryRunExecutor::new(policy.clone(), contexts);
         return Ok(Arc::new(dry.with_query_executor(Arc::new(process))));
     }
-    process.require_programs(if clis.is_empty() { vec!["aws"] } else { clis })?;
+    let clis = if clis.is_empty() { vec!["aws"] } else { clis };
+    process.require_programs(clis.iter().copied())?;
+    // Each CLI runs once, sealed: one that cannot is a start-up error.
+    process.verify_programs(clis.iter().copied()).await?;
     Ok(Arc::new(process))
 }
 
@@ -241,7 +247,7 @@ async fn run(args: &Args) -> Result<Summary, Failure> {
     };
     let policy = args.command_policy.clone().unwrap_or_default();
     let policy = policy.with_max_commands(args.max_commands);
-    let executor = executor(args, &policy)?;
+    let executor = executor(args, &policy).await?;
     let planner = planner(args, &policy, &executor)?;
     let mut sinks: Vec<Arc<dyn AuditSink>> = Vec::new();
     if !args.quiet {

@@ -117,6 +117,11 @@ async fn main() -> ExitCode {
         eprintln!("sqs_prisma_iam: {e}");
         return ExitCode::from(2);
     }
+    // ... and one that cannot run sealed (a shim, a missing interpreter) too.
+    if let Err(e) = executor.verify_programs(["aws"]).await {
+        eprintln!("sqs_prisma_iam: {e}");
+        return ExitCode::from(2);
+    }
     let mut engine = Engine::builder(source, Arc::new(planner), Arc::new(executor))
         // Poison (undecodable, unsafe, unmapped account) is dead-lettered at once;
         // a failing step is retried on later deliveries.

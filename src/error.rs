@@ -106,6 +106,9 @@ pub enum Refusal {
     /// A remediating command whose target is not the finding's resource (or
     /// that names none, or whose finding names none).
     UnboundTarget,
+    /// A finding field that reaches a command's arguments or environment
+    /// (its region, account, subscription or project) is not of its format.
+    InvalidContext,
 }
 
 impl Refusal {
@@ -130,6 +133,7 @@ impl Refusal {
             Refusal::ParameterNotAllowed => "parameter_not_allowed",
             Refusal::Weakening => "weakening",
             Refusal::UnboundTarget => "unbound_target",
+            Refusal::InvalidContext => "invalid_context",
         }
     }
 }

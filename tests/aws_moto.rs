@@ -8,7 +8,7 @@
 mod support;
 
 use remediation::executor::{CommandExecutor, ContextMap, ProcessExecutor, StepStatus};
-use remediation::model::{Cloud, Target};
+use remediation::model::{Cloud, Resource, Target};
 use remediation::plan::Step;
 use remediation::plan::{Command, CommandPolicy, parse_script};
 use support::moto::{MotoServer, venv};
@@ -52,7 +52,10 @@ async fn prisma_script_attaches_the_policy_in_moto() {
         credentials.display().to_string(),
     )
     .with_env_var("AWS_ENDPOINT_URL", moto.endpoint());
-    let target = Target::new(Cloud::Aws, Some(ACCOUNT.to_owned())).with_region("global");
+    // The finding is about user U: the commands must act on it.
+    let target = Target::new(Cloud::Aws, Some(ACCOUNT.to_owned()))
+        .with_region("global")
+        .with_resource(Resource::named("U"));
 
     let run = |command: Command| {
         let executor = &executor;

@@ -72,6 +72,7 @@ fn alert(i: usize) -> String {
         "cloudType": "aws",
         "resourceRegionId": "global",
         "policyName": "AWS IAM user with console access and no MFA",
+        "resourceName": format!("user-{i:04}"),
         "alertRemediationCli": format!("aws iam delete-login-profile --user-name user-{i:04}"),
     })
     .to_string()

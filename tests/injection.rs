@@ -454,25 +454,28 @@ fn prisma_api_form_yields_two_commands() {
 
 #[test]
 fn separators_yield_the_right_commands() {
-    let expected = vec![
-        Command::new("aws", ["s3api", "put-public-access-block", "--bucket", "b"]),
-        Command::new(
-            "az",
-            ["storage", "account", "update", "--https-only", "true"],
-        ),
-        Command::new(
-            "gcloud",
-            ["compute", "firewall-rules", "delete", "fw", "--quiet"],
-        ),
-    ];
+    let aws =
+        "aws s3api put-bucket-versioning --bucket b --versioning-configuration Status=Enabled";
+    let az = "az storage account update --name acct --https-only true";
+    let gcloud = "gcloud compute firewall-rules update fw --disabled --quiet";
+    let expected: Vec<Command> = [aws, az, gcloud]
+        .iter()
+        .map(|c| {
+            let words: Vec<&str> = c.split(' ').collect();
+            Command::new(words[0], words[1..].iter().copied())
+        })
+        .collect();
     for script in [
-        "aws s3api put-public-access-block --bucket b; az storage account update --https-only true; gcloud compute firewall-rules delete fw --quiet",
-        "aws s3api put-public-access-block --bucket b && az storage account update --https-only true && gcloud compute firewall-rules delete fw --quiet",
-        "aws s3api put-public-access-block --bucket b\naz storage account update --https-only true\n\ngcloud compute firewall-rules delete fw --quiet\n",
-        "# remediation\naws s3api put-public-access-block \\\n  --bucket b &&\naz storage account update --https-only true and gcloud compute firewall-rules delete fw --quiet",
+        format!("{aws}; {az}; {gcloud}"),
+        format!("{aws} && {az} && {gcloud}"),
+        format!("{aws}\n{az}\n\n{gcloud}\n"),
+        format!(
+            "# remediation\naws s3api put-bucket-versioning \\\n  --bucket b --versioning-configuration \
+             Status=Enabled &&\n{az} and {gcloud}"
+        ),
     ] {
         assert_eq!(
-            parse_script(script, &CommandPolicy::default()).unwrap(),
+            parse_script(&script, &CommandPolicy::default()).unwrap(),
             expected,
             "{script:?}"
         );
@@ -647,11 +650,11 @@ proptest! {
         let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let text: String = text.into_iter().filter(|c| *c != '\\').collect();
         prop_assume!(!text.is_empty() && !text.starts_with('-'));
-        // `gcloud iam policies create` is a catalog operation (a deny policy,
-        // so `--kind=denypolicies`); `aws s3 cp` is not, hence `any_operation`.
+        // Neither command is in the catalog (`any_operation` allows them, with
+        // no positive spec): the body is any text, carried as it is.
         let script = format!(
             "cat > deny.json <<'EOF'\n{body}EOF\necho {} > note.txt\n\
-             gcloud iam policies create d --kind=denypolicies --policy-file=deny.json \
+             gcloud example apply --policy-file=deny.json \
              && aws s3 cp note.txt s3://b/k",
             quote(&text)
         );

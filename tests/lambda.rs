@@ -67,6 +67,7 @@ fn alert(id: &str, script: &str) -> String {
         "cloudType": "aws",
         "resourceRegionId": "global",
         "policyName": "AWS IAM user with risky permissions",
+        "resourceName": support::resource_of(script),
         "alertRemediationCli": script,
     })
     .to_string()
@@ -374,7 +375,7 @@ async fn the_deadline_stops_new_steps_and_reports_the_rest() {
             &alert(
                 "P-1",
                 "aws iam detach-user-policy --user-name slow-step \
-                 --policy-arn arn:aws:iam::123456789012:policy/p",
+                 --policy-arn arn:aws:iam::aws:policy/AdministratorAccess",
             ),
             1,
         ),

@@ -118,9 +118,13 @@ fn events(ids: &[&str]) -> Vec<Event> {
         .collect()
 }
 
-/// The command the mock API returns for alert `id`.
+/// The command the mock API returns for alert `id`: bound to the alert's
+/// user, and one that removes a grant (never a deny).
 fn script_for(id: &str) -> String {
-    format!("aws iam delete-user-policy --user-name user-{id} --policy-name risky-{id}")
+    format!(
+        "aws iam detach-user-policy --user-name user-{id} \
+         --policy-arn arn:aws:iam::aws:policy/AdministratorAccess"
+    )
 }
 
 /// A stand-in for the remediation endpoint: answers a script for every id

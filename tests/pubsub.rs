@@ -240,6 +240,7 @@ fn gcp_alert(id: &str, project: &str, script: &str) -> Vec<u8> {
         "cloudType": "gcp",
         "resourceRegionId": "us-central1",
         "policyName": "GCP Storage buckets are publicly accessible to all users",
+        "resourceName": support::resource_of(script),
         "alertRemediationCli": script,
     })
     .to_string()

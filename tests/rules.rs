@@ -541,9 +541,11 @@ impl RemediationPlanner for FixedPlanner {
         events
             .iter()
             .map(|e| {
+                // Bound to the dev endpoint the fixed steps act on.
                 Ok(Decision::Plan(Plan::new(
                     "fixed",
-                    e.target(),
+                    e.target()
+                        .with_resource(remediation::model::Resource::named("ep")),
                     self.0.clone(),
                 )))
             })

@@ -54,6 +54,11 @@ struct Hostile {
     /// The finding's resource (the command's own target, for `bound.yaml`).
     #[serde(default)]
     resource: Option<Resource>,
+    /// A hole the checker knows it has (documented in the README): the
+    /// script passes the policy today. Checked to still pass, so a fix
+    /// shows up here and the entry moves to the refused ones.
+    #[serde(default)]
+    known_gap: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +177,18 @@ async fn refuses(corpus: Vec<Hostile>) {
             clis.insert(program.to_owned());
         }
         let target = target(&case.cloud, case.resource.as_ref());
+        if case.known_gap.is_some() {
+            // Checked, never run: the gap is that the policy lets it through.
+            let passes = parse_script_steps(&case.script, &policy)
+                .and_then(|steps| steps.iter().try_for_each(|s| executor.check(s, &target)));
+            if let Err(e) = passes {
+                wrong.push(format!(
+                    "{}: a known gap is now refused ({e}): drop `known_gap`",
+                    case.id
+                ));
+            }
+            continue;
+        }
         match run_like_engine(&case.script, &target, &executor, &policy).await {
             Ok(n) => wrong.push(format!("{}: ACCEPTED ({n} steps ran)", case.id)),
             Err(e) => {
@@ -207,13 +224,14 @@ async fn benign_remediations_run() {
     );
     corpus.extend(templates);
     let standin = StandIn::new();
-    let executor = standin.executor(contexts());
     let mut failed = Vec::new();
     let mut operations = BTreeSet::new();
     let mut clouds = BTreeSet::new();
     let mut expected_calls = 0;
     for case in &corpus {
         let target = target(&case.cloud, case.resource.as_ref());
+        // The operator's settings for this remediation reach the executor too.
+        let executor = standin.wire(ProcessExecutor::new(case.policy(), contexts()));
         match run_like_engine(&case.script, &target, &executor, &case.policy()).await {
             Ok(n) => {
                 expected_calls += n;

@@ -12,7 +12,8 @@ const ACCOUNT: &str = "123456789012";
 fn alert(id: &str, script: &str) -> String {
     serde_json::json!({
         "alertId": id, "status": "open", "accountId": ACCOUNT, "policyName": "test",
-        "resource": {"region": "us-east-1"}, "alertRemediationCli": script,
+        "resource": {"region": "us-east-1", "name": support::resource_of(script)},
+        "alertRemediationCli": script,
     })
     .to_string()
 }

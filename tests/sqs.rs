@@ -234,6 +234,7 @@ fn prisma_alert(id: &str, script: &str) -> String {
         "cloudType": "aws",
         "resourceRegionId": "global",
         "policyName": "AWS IAM user with risky permissions",
+        "resourceName": support::resource_of(script),
         "alertRemediationCli": script,
     })
     .to_string()
@@ -420,7 +421,7 @@ async fn prisma_api_case() -> PlannerCase {
         .expect("prisma planner");
     PlannerCase {
         planner: Arc::new(planner),
-        body: Box::new(|id, _user, _script| prisma_alert_without_script(id)),
+        body: Box::new(|id, user, _script| prisma_alert_without_script(id, user)),
         _keep: Some(Box::new(server)),
     }
 }
@@ -428,15 +429,17 @@ async fn prisma_api_case() -> PlannerCase {
 #[cfg(feature = "prisma")]
 const PRISMA_TOKEN: &str = "tok-sqs-e2e-3f9a";
 
-/// A Prisma alert for the Prisma planner: no `alertRemediationCli`.
+/// A Prisma alert for the Prisma planner about IAM user `user`: no
+/// `alertRemediationCli`.
 #[cfg(feature = "prisma")]
-fn prisma_alert_without_script(id: &str) -> String {
+fn prisma_alert_without_script(id: &str, user: &str) -> String {
     serde_json::json!({
         "alertId": id,
         "alertStatus": "open",
         "accountId": ACCOUNT,
         "cloudType": "aws",
         "resourceRegionId": "global",
+        "resourceName": user,
         "policyName": "AWS IAM user with risky permissions",
     })
     .to_string()
@@ -1431,7 +1434,7 @@ async fn the_ported_script_drains_the_queue_and_exits() {
     iam_python(&moto.endpoint(), CREATE_USERS, &users.join(","));
     let (url, dlq) = moto.create_redrive_pair("port-alerts", 2).await;
     let mut bodies: Vec<String> = (0..3)
-        .map(|i| prisma_alert_without_script(&format!("P-{i}")))
+        .map(|i| prisma_alert_without_script(&format!("P-{i}"), &user_name(i)))
         .collect();
     bodies.push(POISON.to_owned());
     moto.send_all(&url, &bodies, None).await;

@@ -12,6 +12,7 @@ mod expect;
 mod files;
 mod process;
 mod sandbox;
+mod verify;
 pub use sandbox::CHILD_ENV;
 
 pub(crate) use expect::run_step;

@@ -177,7 +177,16 @@ impl ProcessExecutor {
     /// [`CHILD_ENV`](super::CHILD_ENV) (`REMEDIATION_CHILD_ENV=AWS_ENDPOINT_URL,...`)
     /// are passed to every command.
     pub fn new(policy: CommandPolicy, contexts: ContextMap) -> Self {
-        let sandbox = Sandbox::new(policy.programs(), &|k| std::env::var(k).ok());
+        Self::with_worker_env(policy, contexts, &|k| std::env::var(k).ok())
+    }
+
+    /// [`new`](Self::new), reading the worker's environment through `env`.
+    pub(super) fn with_worker_env(
+        policy: CommandPolicy,
+        contexts: ContextMap,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Self {
+        let sandbox = Sandbox::new(policy.programs(), env);
         ProcessExecutor {
             policy,
             contexts,
@@ -274,7 +283,7 @@ impl ProcessExecutor {
         }
     }
 
-    async fn run(&self, step: &Step, ctx: ExecContext) -> Result<StepOutcome> {
+    pub(super) async fn run(&self, step: &Step, ctx: ExecContext) -> Result<StepOutcome> {
         let command = &step.command;
         let program = self.sandbox.program(command.program())?;
         // The child's home, cwd and tmp: private, and removed (at the end of

@@ -4,6 +4,7 @@
 
 use super::runbook::{Remediation, RuleContext};
 use crate::error::Result;
+use crate::model::Resource;
 use crate::plan::Command;
 use crate::plan::EventPattern;
 use crate::plan::{Decision, Expectation, Plan, Skip, SkipReason, Step};
@@ -159,7 +160,13 @@ impl Remediation for GlueDevEndpointGuard {
             .with_description(format!("delete dev endpoint {name}")),
         ];
         Ok(Decision::Plan(
-            Plan::new(super::PLANNER_NAME, cx.target.clone(), steps).with_description(format!(
+            // Bound to the endpoint the event created.
+            Plan::new(
+                super::PLANNER_NAME,
+                cx.target.clone().with_resource(Resource::named(name)),
+                steps,
+            )
+            .with_description(format!(
                 "{}: dev endpoint {name} lacks {}",
                 cx.rule,
                 missing.join(", ")

@@ -3,6 +3,7 @@
 
 use super::runbook::{Remediation, RuleContext};
 use crate::error::{Error, Result};
+use crate::model::Resource;
 use crate::plan::Command;
 use crate::plan::EventPattern;
 use crate::plan::{Decision, Expectation, Plan, Skip, SkipReason, Step};
@@ -267,8 +268,13 @@ impl Remediation for QuarantineIamUser {
             );
         }
         Ok(Decision::Plan(
-            Plan::new(super::PLANNER_NAME, cx.target.clone(), steps)
-                .with_description(format!("{}: quarantine IAM user {user}", cx.rule)),
+            // Bound to the user the event acted on: every change names it.
+            Plan::new(
+                super::PLANNER_NAME,
+                cx.target.clone().with_resource(Resource::named(user)),
+                steps,
+            )
+            .with_description(format!("{}: quarantine IAM user {user}", cx.rule)),
         ))
     }
 }

@@ -251,3 +251,33 @@ pub fn rerun_with_env<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
         "the child test did not run:\n{stdout}"
     );
 }
+
+/// The resource a test script's commands act on, for the alert that carries
+/// it: the value after the first target option (`--user-name U`,
+/// `--bucket B`...) or the first `gs://` bucket. Commands are bound to their
+/// finding's resource, so a test alert names the one its script changes.
+pub fn resource_of(script: &str) -> String {
+    const TARGETS: &[&str] = &[
+        "--user-name",
+        "--bucket",
+        "--role-name",
+        "--group-name",
+        "--endpoint-name",
+        "--instance-id",
+        "--trail-name",
+        "--name",
+    ];
+    let words: Vec<&str> = script.split_whitespace().collect();
+    for target in TARGETS {
+        if let Some(at) = words.iter().position(|w| w == target) {
+            if let Some(value) = words.get(at + 1) {
+                return value.trim_matches(['\'', '"']).to_owned();
+            }
+        }
+    }
+    words
+        .iter()
+        .find_map(|w| w.strip_prefix("gs://"))
+        .map(|b| b.trim_end_matches('/').to_owned())
+        .unwrap_or_default()
+}

@@ -3,7 +3,8 @@
 //! Compiled by the test support code with `rustc` (no dependencies), once per
 //! test binary; each stand-in directory links `aws`, `az`, `gcloud` and `gsutil` to it.
 //!
-//! Appends one JSON line per invocation to the file named by
+//! `CLI --version` alone prints a version line and exits 0, unrecorded (a
+//! worker's start-up check). Any other invocation appends one JSON line to the file named by
 //! `REMEDIATION_STANDIN_LOG`: `{"argv": [...], "env": {NAME: value-or-null, ...},
 //! "environ": {NAME: value, ...} (all of it), "cwd": "...",
 //! "files": {PATH: {"mode": N, "contents": "..."}}, "pid": N}` (files: every
@@ -73,6 +74,12 @@ fn main() {
     let program = program.rsplit('/').next().unwrap_or_default().to_owned();
 
     let args: Vec<String> = args.collect();
+    // A worker's start-up check (`CLI --version`, run once sealed) is
+    // answered like a real CLI and not recorded: it is not a remediation.
+    if args == ["--version"] {
+        println!("{program}-stand-in 1.0");
+        return;
+    }
     let mut line = String::from("{\"argv\": [");
     for (i, arg) in std::iter::once(program)
         .chain(args.iter().cloned())

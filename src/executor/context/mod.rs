@@ -8,6 +8,7 @@
 //! account gets changed. Azure subscriptions and GCP projects have no default:
 //! each one a worker may change is named.
 
+mod fields;
 mod mapping;
 #[cfg(test)]
 mod tests;
@@ -389,6 +390,7 @@ impl ContextMap {
     ) -> Result<Option<ExecContext>> {
         let command = &step.command;
         let program = command.program();
+        fields::check(target)?;
         if let Some(cloud) = program_cloud(program).filter(|c| *c != target.cloud) {
             return Err(Error::refused(
                 crate::Refusal::ContextMismatch,

@@ -57,13 +57,15 @@ pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>
     let mut commands = Vec::with_capacity(statements.len().min(policy.max_commands()));
     // Managed policies the script creates (deny-only, by the policy check).
     let mut created: Vec<String> = Vec::new();
+    // Everything the script creates, by name (specs that say `created`).
+    let mut made: Vec<String> = Vec::new();
     for words in statements {
         for group in split_on_and(&words, policy, commands.len())? {
             let number = commands.len() + 1;
             policy.count_command(number, number)?;
             let mut command = tokenize(group, number)?;
             policy
-                .violation(&command, &[], None, false)
+                .check_in_script(&command, &[], &mut made)
                 .map_err(|v| in_statement(v, number))?;
             attached_policies(&command, &mut created, number)?;
             command.verified_by = policy.fingerprint();
@@ -109,6 +111,8 @@ pub fn parse_script_steps(script: &str, policy: &CommandPolicy) -> Result<Vec<cr
     let mut files: Vec<(StepFile, bool)> = Vec::new();
     // Managed policies the script creates (deny-only, by the policy check).
     let mut created: Vec<String> = Vec::new();
+    // Everything the script creates, by name (specs that say `created`).
+    let mut made: Vec<String> = Vec::new();
     for (index, words) in statements.iter().enumerate() {
         let number = index + 1;
         if let Some((_, write)) = writes.next_if(|(i, _)| *i == index) {
@@ -154,7 +158,7 @@ pub fn parse_script_steps(script: &str, policy: &CommandPolicy) -> Result<Vec<cr
                 }
             }
             policy
-                .violation(&command, &attached, None, false)
+                .check_in_script(&command, &attached, &mut made)
                 .map_err(|v| in_statement(v, number))?;
             attached_policies(&command, &mut created, number)?;
             if attached.is_empty() {

@@ -552,7 +552,7 @@ impl CommandPolicy {
         grants::check_principals(command, &op, files, self.grants, aws_account(Some(target)))?;
         scope::check(command, &op, files, target)?;
         let spec = spec::spec_for(&self.specs, command.program(), &op);
-        let parsed = reader::read(command, &op, spec).transpose()?;
+        let parsed = reader::read(command, &op, spec, files).transpose()?;
         self.bound(command, &op, spec, parsed.as_ref(), target)
     }
 
@@ -580,6 +580,36 @@ impl CommandPolicy {
         files: &[StepFile],
         target: Option<&Target>,
         scan_nul: bool,
+    ) -> std::result::Result<(), Violation> {
+        self.violation_with(command, files, target, scan_nul, None)
+    }
+
+    /// Checks a command of a script (no target yet), given what the
+    /// script's earlier commands `created`, and adds what this one creates.
+    pub(crate) fn check_in_script(
+        &self,
+        command: &Command,
+        files: &[StepFile],
+        created: &mut Vec<String>,
+    ) -> std::result::Result<(), Violation> {
+        self.violation_with(command, files, None, false, Some(created))?;
+        let Ok(op) = catalog::lookup(&self.catalog, command) else {
+            return Ok(());
+        };
+        let spec = spec::spec_for(&self.specs, command.program(), &op);
+        if let (Some(spec), Some(Ok(parsed))) = (spec, reader::read(command, &op, spec, files)) {
+            created.extend(spec::created_names(spec, &parsed));
+        }
+        Ok(())
+    }
+
+    fn violation_with(
+        &self,
+        command: &Command,
+        files: &[StepFile],
+        target: Option<&Target>,
+        scan_nul: bool,
+        created: Option<&[String]>,
     ) -> std::result::Result<(), Violation> {
         let program = command.program();
         if program.is_empty() {
@@ -623,11 +653,11 @@ impl CommandPolicy {
         let names: Vec<&str> = files.iter().map(StepFile::name).collect();
         arguments::check(command, &op.path_at, &names)?;
         // The argv as the CLI reads it: every later check agrees with the CLI.
-        let parsed = reader::read(command, &op, spec).transpose()?;
+        let parsed = reader::read(command, &op, spec, files).transpose()?;
         grants::check(command, &op, files, self.grants, aws_account(target))?;
         weakening::check(command, &op)?;
         if op.class == OperationClass::Remediating && !op.by_any {
-            self.positive(command, &op, spec, parsed.as_ref(), files)?;
+            self.positive(command, &op, spec, parsed.as_ref(), files, created)?;
         }
         match target {
             Some(target) => {
@@ -646,6 +676,7 @@ impl CommandPolicy {
         spec: Option<&spec::types::OperationSpec>,
         parsed: Option<&reader::Parsed<'_>>,
         files: &[StepFile],
+        created: Option<&[String]>,
     ) -> std::result::Result<(), Violation> {
         let shown = format!("`{} {}`", command.program(), op.path);
         let Some(spec) = spec else {
@@ -665,6 +696,7 @@ impl CommandPolicy {
         };
         let options = spec::Options {
             destinations: &self.destinations,
+            created,
             lift_deny: self.lift_deny,
         };
         spec::check(command, op, spec, parsed, files, options)

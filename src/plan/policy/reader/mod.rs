@@ -21,7 +21,7 @@ use super::Violation;
 use super::catalog::Operation;
 use super::spec::types::{Constraint, OperationSpec};
 use crate::error::Refusal;
-use crate::plan::Command;
+use crate::plan::{Command, StepFile};
 use serde_json::Value;
 use tables::{Arity, OptionInfo, Options, Shape};
 
@@ -232,9 +232,17 @@ pub(crate) fn read<'c>(
     command: &'c Command,
     op: &Operation,
     spec: Option<&OperationSpec>,
+    files: &[StepFile],
 ) -> Option<Result<Parsed<'c>, Violation>> {
     let (options, global) = options_of(command, op, spec)?;
-    Some(read_with(command, op, &options, &global, spec))
+    let generated = match command.program() {
+        "aws" => tables::AWS.operations.contains_key(op.path.as_str()),
+        "gcloud" => tables::GCLOUD.operations.contains_key(op.path.as_str()),
+        _ => false,
+    };
+    Some(read_with(
+        command, op, &options, &global, spec, generated, files,
+    ))
 }
 
 fn read_with<'c>(
@@ -243,6 +251,8 @@ fn read_with<'c>(
     options: &Options,
     global: &Options,
     spec: Option<&OperationSpec>,
+    generated: bool,
+    files: &[StepFile],
 ) -> Result<Parsed<'c>, Violation> {
     let program = command.program();
     let args = command.args();
@@ -286,7 +296,7 @@ fn read_with<'c>(
             Some(info) => (info.clone(), false),
             None => match global.get(name) {
                 Some(info) => (info.clone(), true),
-                None => return Err(unknown(program, op, name, options)),
+                None => return Err(unknown(program, op, name, options, generated)),
             },
         };
         let mut words: Vec<&'c str> = Vec::new();
@@ -317,6 +327,15 @@ fn read_with<'c>(
                     }
                 },
             },
+            Arity::Optional => match inline {
+                Some(v) => words.push(v),
+                None => {
+                    if let Some(v) = args.get(i).filter(|v| !is_option(v) && at >= path_end) {
+                        words.push(v.as_str());
+                        i += 1;
+                    }
+                }
+            },
             Arity::Many => {
                 if let Some(v) = inline {
                     words.push(v);
@@ -335,7 +354,7 @@ fn read_with<'c>(
             }
         }
         let canonical = canonical_name(name, &info, spec);
-        let value = typed(program, name, &info, &words)?;
+        let value = typed(program, name, &info, &words, files)?;
         let param = Param {
             spelling: name,
             canonical,
@@ -413,7 +432,17 @@ fn canonical_name(name: &str, info: &OptionInfo, spec: Option<&OperationSpec>) -
     name.to_owned()
 }
 
-fn unknown(program: &str, op: &Operation, name: &str, options: &Options) -> Violation {
+/// An option the table does not know. With a generated table it is one the
+/// CLI does not have (or an abbreviation): `unknown_option`; with a spec as
+/// the table (az, gsutil, operator operations) it is one the spec does not
+/// allow, unless it abbreviates one that it does.
+fn unknown(
+    program: &str,
+    op: &Operation,
+    name: &str,
+    options: &Options,
+    generated: bool,
+) -> Violation {
     let abbreviates: Vec<&str> = options
         .keys()
         .filter(|o| name.starts_with("--") && name.len() > 2 && o.starts_with(name))
@@ -424,6 +453,16 @@ fn unknown(program: &str, op: &Operation, name: &str, options: &Options) -> Viol
         [one] => format!(" (an abbreviation of {one}: spell options out in full)"),
         _ => " (an abbreviation: spell options out in full)".to_owned(),
     };
+    if !generated && abbreviates.is_empty() {
+        return refused(
+            Refusal::ParameterNotAllowed,
+            format!(
+                "`{program} {}`: {} is not among the parameters its spec allows",
+                op.path,
+                super::quoted(name)
+            ),
+        );
+    }
     refused(
         Refusal::UnknownOption,
         format!(
@@ -435,7 +474,31 @@ fn unknown(program: &str, op: &Operation, name: &str, options: &Options) -> Viol
 }
 
 /// The value of an option as the CLI reads its words.
-fn typed(program: &str, name: &str, info: &OptionInfo, words: &[&str]) -> Result<Value, Violation> {
+fn typed(
+    program: &str,
+    name: &str,
+    info: &OptionInfo,
+    words: &[&str],
+    files: &[StepFile],
+) -> Result<Value, Violation> {
+    // awscli reads a `file://` value's file first and parses its contents;
+    // only files attached to the step can be named (checked before).
+    let attached = |w: &str| -> Option<String> {
+        let name = w.strip_prefix("file://")?;
+        files
+            .iter()
+            .find(|f| f.name() == name)
+            .map(|f| f.contents().to_owned())
+    };
+    let loaded: Vec<String> = words
+        .iter()
+        .map(|w| match program {
+            "aws" => attached(w).unwrap_or_else(|| (*w).to_owned()),
+            _ => (*w).to_owned(),
+        })
+        .collect();
+    let words: Vec<&str> = loaded.iter().map(String::as_str).collect();
+    let words = words.as_slice();
     let bad = |e: String| {
         refused(
             Refusal::UnknownOption,
@@ -445,13 +508,25 @@ fn typed(program: &str, name: &str, info: &OptionInfo, words: &[&str]) -> Result
             ),
         )
     };
-    if info.arity == Arity::Switch {
+    if info.arity == Arity::Switch || (info.arity == Arity::Optional && words.is_empty()) {
         return Ok(Value::Bool(info.negates.is_none()));
     }
     let looks_json = |w: &str| w.trim_start().starts_with(['{', '[']);
     let json = |w: &str| {
-        serde_json::from_str::<Value>(w.trim()).map_err(|e| bad(format!("invalid JSON ({e})")))
+        serde_json::from_str::<Value>(w.trim_matches([' ', '\t', '\n', '\r']))
+            .map_err(|e| bad(format!("invalid JSON ({e})")))
     };
+    if program == "az" {
+        // az parses a JSON value where a structure is expected; `struct`
+        // and `list` constraints read it as az does.
+        if let [one] = words {
+            if looks_json(one) {
+                if let Ok(value) = serde_json::from_str::<Value>(one.trim()) {
+                    return Ok(value);
+                }
+            }
+        }
+    }
     if program != "aws" {
         return Ok(match words {
             [one] => Value::String((*one).to_owned()),
@@ -483,6 +558,27 @@ fn typed(program: &str, name: &str, info: &OptionInfo, words: &[&str]) -> Result
     };
     match (info.shape, words) {
         (Shape::Scalar, [one]) => Ok(Value::String((*one).to_owned())),
+        // Only plain decimal digits: Python's `int()` also reads `7_0` as 70
+        // and ` 90` as 90, which a check of the text would read otherwise.
+        (Shape::Number, [one]) => {
+            let digits = one.strip_prefix('-').unwrap_or(one);
+            let plain = !digits.is_empty()
+                && digits.split_once('.').map_or(
+                    digits.bytes().all(|b| b.is_ascii_digit()),
+                    |(i, f)| {
+                        !i.is_empty()
+                            && i.bytes().all(|b| b.is_ascii_digit())
+                            && f.bytes().all(|b| b.is_ascii_digit())
+                    },
+                );
+            if !plain {
+                return Err(bad(format!(
+                    "{} is not a plain number (awscli would read it as a number anyway)",
+                    super::quoted(one)
+                )));
+            }
+            Ok(Value::String((*one).to_owned()))
+        }
         (Shape::Object, [one]) => object(one),
         (Shape::List | Shape::ObjectList, [one]) if one.trim_start().starts_with('[') => json(one),
         (Shape::List, many) => Ok(Value::Array(

@@ -17,6 +17,9 @@ pub(crate) enum Arity {
     Switch,
     /// Exactly one word (`--bucket NAME`, `--bucket=NAME`).
     One,
+    /// One word if the next is not an option, else none (argparse `?`:
+    /// `--map-public-ip-on-launch [Value=BOOL]`).
+    Optional,
     /// One or more words, up to the next option (`--instance-ids i-1 i-2`).
     Many,
 }
@@ -26,6 +29,9 @@ pub(crate) enum Arity {
 pub(crate) enum Shape {
     /// A plain word.
     Scalar,
+    /// A number (awscli reads it with Python's `int()`/`float()`, which
+    /// also take `7_0` and ` 90`).
+    Number,
     /// An object: JSON when it starts with `{`, shorthand otherwise.
     Object,
     /// A list of plain words (or one JSON list).
@@ -94,12 +100,15 @@ fn aws_option(arg: &AwsArg) -> OptionInfo {
             Shape::ObjectList
         }
         "list" => Shape::List,
+        "integer" | "long" | "float" | "double" => Shape::Number,
         _ => Shape::Scalar,
     };
     let arity = if arg.flag {
         Arity::Switch
     } else if matches!(arg.nargs.as_deref(), Some("+" | "*")) {
         Arity::Many
+    } else if arg.nargs.as_deref() == Some("?") {
+        Arity::Optional
     } else {
         Arity::One
     };
@@ -156,6 +165,8 @@ struct GcloudFlag {
     #[serde(default)]
     value: bool,
     #[serde(default)]
+    optional: bool,
+    #[serde(default)]
     negatable: bool,
 }
 
@@ -170,7 +181,12 @@ struct GcloudFile {
 fn gcloud_options(flags: &HashMap<String, GcloudFlag>) -> Options {
     let mut options = Options::new();
     for (name, flag) in flags {
-        let info = if flag.value {
+        let info = if flag.value && flag.optional {
+            OptionInfo {
+                arity: Arity::Optional,
+                ..OptionInfo::ONE
+            }
+        } else if flag.value {
             OptionInfo::ONE
         } else {
             OptionInfo::SWITCH

@@ -72,6 +72,9 @@ pub(crate) fn hash(specs: &SpecSet) -> u64 {
 pub(crate) struct Options<'a> {
     /// Log and audit destinations the operator allows.
     pub(crate) destinations: &'a [String],
+    /// What earlier commands of the same script created (`None`: not
+    /// checked as part of a script).
+    pub(crate) created: Option<&'a [String]>,
     /// Whether removals that may lift a deny run.
     pub(crate) lift_deny: bool,
 }
@@ -138,6 +141,7 @@ pub(crate) fn check(
             program,
             files,
             destinations: options.destinations,
+            created: options.created,
         };
         values::check(&cx, param.spelling, constraint, &param.value).map_err(|why| {
             Violation::new(
@@ -171,30 +175,48 @@ pub(crate) fn check(
             program,
             files,
             destinations: options.destinations,
+            created: options.created,
         };
         let value = serde_json::Value::String((*word).to_owned());
         values::check(&cx, &format!("${}", n + 1), constraint, &value).map_err(|why| {
             Violation::new(Refusal::Weakening, shown(&format!("word {}: {why}", n + 1)))
         })?;
     }
-    if spec
+    let lifts_deny = spec
         .note
         .as_deref()
-        .is_some_and(|n| n.starts_with(LIFTS_DENY))
-        && !options.lift_deny
-    {
-        if !bind::removes_only_grants(command, op, parsed) {
-            return Err(Violation::new(
-                Refusal::Weakening,
-                shown(
-                    "removes something that may be a deny (a policy, a group membership, a \
-                     deny rule): removing a deny is a grant; the operator may allow such removals \
-                     (allow_deny_removal)",
-                ),
-            ));
-        }
+        .is_some_and(|n| n.starts_with(LIFTS_DENY));
+    if lifts_deny && !options.lift_deny && !bind::removes_only_grants(command, op, parsed) {
+        return Err(Violation::new(
+            Refusal::Weakening,
+            shown(
+                "removes something that may be a deny (a policy, a group membership, a \
+                 deny rule): removing a deny is a grant; the operator may allow such removals \
+                 (allow_deny_removal)",
+            ),
+        ));
     }
     Ok(())
+}
+
+/// The names of what `parsed` created or made safe (its spec's `names`),
+/// once it has passed its spec.
+pub(crate) fn created_names(spec: &OperationSpec, parsed: &Parsed<'_>) -> Vec<String> {
+    let mut names = Vec::new();
+    for name in &spec.names {
+        if let Some(n) = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+            if let Some(word) = n.checked_sub(1).and_then(|i| parsed.positionals.get(i)) {
+                names.push((*word).to_owned());
+            }
+            continue;
+        }
+        for param in parsed.named(name) {
+            if let serde_json::Value::String(s) = &param.value {
+                names.push(s.clone());
+            }
+        }
+    }
+    names
 }
 
 /// Whether spec key `key` is a form of the option `canonical` (`--no-x`

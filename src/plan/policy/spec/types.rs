@@ -28,6 +28,11 @@ pub(crate) struct OperationSpec {
     /// The positional words after the operation path, in order.
     #[serde(default)]
     pub(crate) positionals: Vec<Constraint>,
+    /// The parameters (or `$1`) naming what the operation creates (or makes
+    /// safe): a later command of the same script may name it where its spec
+    /// says `created`.
+    #[serde(default)]
+    pub(crate) names: Vec<String>,
     /// Why the spec is what it is (documentation only).
     #[serde(default)]
     pub(crate) note: Option<String>,

@@ -11,6 +11,9 @@ pub(super) struct Cx<'a> {
     pub(super) program: &'a str,
     pub(super) files: &'a [StepFile],
     pub(super) destinations: &'a [String],
+    /// What earlier commands of the same script created, when the command
+    /// is checked as part of a script.
+    pub(super) created: Option<&'a [String]>,
 }
 
 /// A value's text, for comparisons and reasons.
@@ -39,7 +42,23 @@ pub(super) fn check(
     value: &Value,
 ) -> Result<(), String> {
     match constraint {
-        Constraint::Any | Constraint::Created => Ok(()),
+        Constraint::Any => Ok(()),
+        Constraint::Created => {
+            let Some(created) = cx.created else {
+                // A step built by code, not parsed from a script: trusted.
+                return Ok(());
+            };
+            for item in items(value) {
+                let t = text(item);
+                let last = t.rsplit(['/', ':']).next().unwrap_or(&t);
+                if !created.iter().any(|c| *c == t || c == last) {
+                    return Err(format!(
+                        "{t:?} was not created by this script: an existing one may be weaker"
+                    ));
+                }
+            }
+            Ok(())
+        }
         Constraint::Target
         | Constraint::Account
         | Constraint::Region
@@ -68,7 +87,7 @@ pub(super) fn check(
         Constraint::Destination => {
             for item in items(value) {
                 let t = text(item);
-                if !cx.destinations.iter().any(|d| *d == t) {
+                if !cx.destinations.contains(&t) {
                     return Err(format!(
                         "sends logs or audit records to {t:?}, which is not one of the \
                          operator's destinations ({})",
