@@ -45,6 +45,8 @@ struct Entry {
     #[serde(default)]
     allow_deny_removal: bool,
     #[serde(default)]
+    isolation_groups: Vec<String>,
+    #[serde(default)]
     setup: Vec<Vec<String>>,
     script: String,
 }
@@ -75,6 +77,7 @@ impl Entry {
     fn policy(&self) -> CommandPolicy {
         CommandPolicy::default()
             .with_destinations(self.destinations.iter().cloned())
+            .with_isolation_groups(self.isolation_groups.iter().cloned())
             .allow_deny_removal(self.allow_deny_removal)
     }
 }

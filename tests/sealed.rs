@@ -76,6 +76,9 @@ struct Benign {
     /// Whether it needs the operator's consent to removals that may lift a deny.
     #[serde(default)]
     allow_deny_removal: bool,
+    /// Security groups the operator allows isolating instances into.
+    #[serde(default)]
+    isolation_groups: Vec<String>,
 }
 
 impl Benign {
@@ -83,6 +86,7 @@ impl Benign {
     fn policy(&self) -> CommandPolicy {
         CommandPolicy::default()
             .with_destinations(self.destinations.iter().cloned())
+            .with_isolation_groups(self.isolation_groups.iter().cloned())
             .allow_deny_removal(self.allow_deny_removal)
     }
 }

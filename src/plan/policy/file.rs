@@ -17,6 +17,7 @@
 //! public_grants: false      # resource policies may not grant to everyone
 //! destinations:             # where commands may send logs and audit records
 //!   - acme-central-logs
+//! isolation_groups: [sg-0123456789abcdef0]  # where an instance may be isolated
 //! allow_deny_removal: false # removals that may lift a deny (detach, leave a group)
 //! specs:                    # positive specs added or replacing built-in ones
 //!   aws:
@@ -81,6 +82,10 @@ pub struct PolicyFile {
     /// [`CommandPolicy::with_destinations`]).
     #[serde(default)]
     pub destinations: Vec<String>,
+    /// Security groups an instance may be isolated into (see
+    /// [`CommandPolicy::with_isolation_groups`]).
+    #[serde(default)]
+    pub isolation_groups: Vec<String>,
     /// Whether removals that may lift a deny may run (see
     /// [`CommandPolicy::allow_deny_removal`]).
     #[serde(default)]
@@ -144,6 +149,7 @@ impl PolicyFile {
             .allow_identity_grants(self.identity_grants)
             .allow_public_grants(self.public_grants)
             .with_destinations(self.destinations)
+            .with_isolation_groups(self.isolation_groups)
             .allow_deny_removal(self.allow_deny_removal)
     }
 }

@@ -252,6 +252,8 @@ pub struct CommandPolicy {
     specs_hash: u64,
     /// Log and audit destinations a spec's `destination` values may name.
     destinations: Vec<String>,
+    /// Security groups an instance may be isolated into.
+    isolation: Vec<String>,
     /// Whether removals that may lift a deny (detaching a customer policy,
     /// leaving a group, deleting a deny rule) may run.
     lift_deny: bool,
@@ -273,6 +275,7 @@ impl Default for CommandPolicy {
             specs: spec::builtin(),
             specs_hash: spec::builtin_hash(),
             destinations: Vec::new(),
+            isolation: Vec::new(),
             lift_deny: false,
             fingerprint: 0,
         }
@@ -423,6 +426,17 @@ impl CommandPolicy {
         self.refingerprint()
     }
 
+    /// Sets the security groups (`sg-…` ids) an instance may be isolated
+    /// into (`ec2 modify-instance-attribute --groups`); none by default.
+    pub fn with_isolation_groups<I, S>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.isolation = groups.into_iter().map(Into::into).collect();
+        self.refingerprint()
+    }
+
     /// Lets removals that may lift a deny run (detaching a customer-managed
     /// policy, removing a user from a group, deleting an inline policy, a
     /// bucket policy, an NSG or firewall rule): refused by default, because
@@ -470,6 +484,7 @@ impl CommandPolicy {
         self.grants.hash(&mut hasher);
         self.specs_hash.hash(&mut hasher);
         self.destinations.hash(&mut hasher);
+        self.isolation.hash(&mut hasher);
         self.lift_deny.hash(&mut hasher);
         self.fingerprint = hasher.finish() | 1;
         self
@@ -696,6 +711,7 @@ impl CommandPolicy {
         };
         let options = spec::Options {
             destinations: &self.destinations,
+            isolation: &self.isolation,
             created,
             lift_deny: self.lift_deny,
         };

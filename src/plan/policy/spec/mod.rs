@@ -72,6 +72,8 @@ pub(crate) fn hash(specs: &SpecSet) -> u64 {
 pub(crate) struct Options<'a> {
     /// Log and audit destinations the operator allows.
     pub(crate) destinations: &'a [String],
+    /// Isolation security groups the operator names.
+    pub(crate) isolation: &'a [String],
     /// What earlier commands of the same script created (`None`: not
     /// checked as part of a script).
     pub(crate) created: Option<&'a [String]>,
@@ -141,6 +143,7 @@ pub(crate) fn check(
             program,
             files,
             destinations: options.destinations,
+            isolation: options.isolation,
             created: options.created,
         };
         values::check(&cx, param.spelling, constraint, &param.value).map_err(|why| {
@@ -175,6 +178,7 @@ pub(crate) fn check(
             program,
             files,
             destinations: options.destinations,
+            isolation: options.isolation,
             created: options.created,
         };
         let value = serde_json::Value::String((*word).to_owned());

@@ -94,6 +94,8 @@ pub(crate) enum Constraint {
     ResourcePolicy,
     /// A log or audit destination from the operator's list.
     Destination,
+    /// An isolation (quarantine) security group from the operator's list.
+    Isolation,
     /// Something the same script created.
     Created,
     /// A rule with several parts (all that are given must hold).
@@ -175,12 +177,13 @@ impl<'de> Deserialize<'de> for Constraint {
                 "deny_policy" => Constraint::DenyPolicy,
                 "resource_policy" => Constraint::ResourcePolicy,
                 "destination" => Constraint::Destination,
+                "isolation" => Constraint::Isolation,
                 "created" => Constraint::Created,
                 other => {
                     return Err(serde::de::Error::custom(format!(
                         "unknown constraint `{other}` (any, target, account, region, \
                          resource_group, flag, deny_policy, resource_policy, destination, \
-                         created, or a map: one_of, min, max, struct, required, true_sets, \
+                         isolation, created, or a map: one_of, min, max, struct, required, true_sets, \
                          list, pairs, repeat)"
                     )));
                 }

@@ -11,6 +11,7 @@ pub(super) struct Cx<'a> {
     pub(super) program: &'a str,
     pub(super) files: &'a [StepFile],
     pub(super) destinations: &'a [String],
+    pub(super) isolation: &'a [String],
     /// What earlier commands of the same script created, when the command
     /// is checked as part of a script.
     pub(super) created: Option<&'a [String]>,
@@ -95,6 +96,22 @@ pub(super) fn check(
                             "none configured".to_owned()
                         } else {
                             cx.destinations.join(", ")
+                        }
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Constraint::Isolation => {
+            for item in items(value) {
+                let t = text(item);
+                if !cx.isolation.contains(&t) {
+                    return Err(format!(
+                        "{t:?} is not one of the operator's isolation groups ({})",
+                        if cx.isolation.is_empty() {
+                            "none configured".to_owned()
+                        } else {
+                            cx.isolation.join(", ")
                         }
                     ));
                 }
