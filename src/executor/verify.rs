@@ -73,6 +73,8 @@ mod tests {
             "gcloud",
             "#!/bin/sh\necho 'Google Cloud SDK 528.0.0'\n",
         );
+        // Runs, but answers `--version` with an error: it does run sealed.
+        script(dir.path(), "az", "#!/bin/sh\nexit 2\n");
         let path = dir.path().display().to_string();
         let env = move |k: &str| (k == "PATH").then(|| path.clone());
         let executor =

@@ -23,6 +23,8 @@ use super::spec::types::{Constraint, OperationSpec};
 use crate::error::Refusal;
 use crate::plan::{Command, StepFile};
 use serde_json::Value;
+use std::borrow::Cow;
+use std::sync::LazyLock;
 use tables::{Arity, OptionInfo, Options, Shape};
 
 /// One option as given, with its values.
@@ -96,7 +98,7 @@ fn options_of(
     command: &Command,
     op: &Operation,
     spec: Option<&OperationSpec>,
-) -> Option<(Options, Options)> {
+) -> Option<(Cow<'static, Options>, Cow<'static, Options>)> {
     match command.program() {
         "aws" if !tables::AWS.operations.contains_key(op.path.as_str()) => from_spec(command, spec),
         "gcloud" if !tables::GCLOUD.operations.contains_key(op.path.as_str()) => {
@@ -104,56 +106,65 @@ fn options_of(
         }
         "aws" => {
             let (ops, _) = tables::AWS.operations.get(op.path.as_str())?;
-            let global = tables::AWS
-                .global
-                .iter()
-                .filter(|(name, _)| AWS_GLOBALS_ALLOWED.contains(&name.as_str()))
-                .map(|(n, i)| (n.clone(), i.clone()))
-                .chain(
-                    // awscli 1.x adds these after the table is built.
-                    ["--no-cli-pager", "--no-cli-auto-prompt"]
-                        .iter()
-                        .filter(|n| AWS_GLOBALS_ALLOWED.contains(n))
-                        .map(|n| (n.to_string(), OptionInfo::SWITCH)),
-                )
-                .collect();
-            let ops = ops
-                .iter()
-                .filter(|(name, _)| {
-                    !matches!(
-                        name.as_str(),
-                        "--cli-input-json" | "--cli-input-yaml" | "--generate-cli-skeleton"
-                    )
-                })
-                .map(|(n, i)| (n.clone(), i.clone()))
-                .collect();
-            Some((ops, global))
+            Some((Cow::Borrowed(ops), Cow::Borrowed(&*AWS_GLOBALS)))
         }
         "gcloud" => {
             let tracks = tables::GCLOUD.operations.get(op.path.as_str())?;
             let track = gcloud_track(command).unwrap_or("ga");
             let flags = tracks.get(track).or_else(|| tracks.get("ga"))?;
-            let global = GCLOUD_GLOBALS_ALLOWED
-                .iter()
-                .map(|n| {
-                    let info = match tables::GCLOUD.global.get(*n) {
-                        Some(i) => i.clone(),
-                        None if matches!(*n, "--project" | "--format") => OptionInfo::ONE,
-                        None => OptionInfo::SWITCH,
-                    };
-                    (n.to_string(), info)
-                })
-                .collect();
-            Some((flags.clone(), global))
+            Some((Cow::Borrowed(flags), Cow::Borrowed(&*GCLOUD_GLOBALS)))
         }
         "az" | "gsutil" => from_spec(command, spec),
         _ => None,
     }
 }
 
+/// Options every aws operation has that a remediation never gives: a
+/// whole parameter set from a file, or a skeleton instead of a call.
+const AWS_NEVER: &[&str] = &[
+    "--cli-input-json",
+    "--cli-input-yaml",
+    "--generate-cli-skeleton",
+];
+
+/// The aws global options a remediation may use, read once.
+static AWS_GLOBALS: LazyLock<Options> = LazyLock::new(|| {
+    tables::AWS
+        .global
+        .iter()
+        .filter(|(name, _)| AWS_GLOBALS_ALLOWED.contains(&name.as_str()))
+        .map(|(n, i)| (n.clone(), i.clone()))
+        .chain(
+            // awscli 1.x adds these after the table is built.
+            ["--no-cli-pager", "--no-cli-auto-prompt"]
+                .iter()
+                .filter(|n| AWS_GLOBALS_ALLOWED.contains(n))
+                .map(|n| ((*n).to_owned(), OptionInfo::SWITCH)),
+        )
+        .collect()
+});
+
+/// The gcloud global flags a remediation may use, read once.
+static GCLOUD_GLOBALS: LazyLock<Options> = LazyLock::new(|| {
+    GCLOUD_GLOBALS_ALLOWED
+        .iter()
+        .map(|n| {
+            let info = match tables::GCLOUD.global.get(*n) {
+                Some(i) => i.clone(),
+                None if matches!(*n, "--project" | "--format") => OptionInfo::ONE,
+                None => OptionInfo::SWITCH,
+            };
+            ((*n).to_owned(), info)
+        })
+        .collect()
+});
+
 /// The options an operation's spec lists (for CLIs without a generated
 /// table, and operations an operator added): exactly those spellings.
-fn from_spec(command: &Command, spec: Option<&OperationSpec>) -> Option<(Options, Options)> {
+fn from_spec(
+    command: &Command,
+    spec: Option<&OperationSpec>,
+) -> Option<(Cow<'static, Options>, Cow<'static, Options>)> {
     let spec = spec?;
     let mut ops = Options::new();
     for (name, constraint) in &spec.params {
@@ -183,7 +194,7 @@ fn from_spec(command: &Command, spec: Option<&OperationSpec>) -> Option<(Options
     for name in switches {
         global.insert((*name).to_owned(), OptionInfo::SWITCH);
     }
-    Some((ops, global))
+    Some((Cow::Owned(ops), Cow::Owned(global)))
 }
 
 /// How an az or gsutil option takes values, from its constraint.
@@ -292,7 +303,10 @@ fn read_with<'c>(
             Some((n, v)) if n.starts_with("--") || program == "gcloud" => (n, Some(v)),
             _ => (arg.as_str(), None),
         };
-        let (info, is_global) = match options.get(name) {
+        let known = options
+            .get(name)
+            .filter(|_| !(program == "aws" && AWS_NEVER.contains(&name)));
+        let (info, is_global) = match known {
             Some(info) => (info.clone(), false),
             None => match global.get(name) {
                 Some(info) => (info.clone(), true),
@@ -490,14 +504,14 @@ fn typed(
             .find(|f| f.name() == name)
             .map(|f| f.contents().to_owned())
     };
-    let loaded: Vec<String> = words
+    let loaded: Vec<Cow<'_, str>> = words
         .iter()
         .map(|w| match program {
-            "aws" => attached(w).unwrap_or_else(|| (*w).to_owned()),
-            _ => (*w).to_owned(),
+            "aws" if w.starts_with("file://") => attached(w).map_or(Cow::Borrowed(*w), Cow::Owned),
+            _ => Cow::Borrowed(*w),
         })
         .collect();
-    let words: Vec<&str> = loaded.iter().map(String::as_str).collect();
+    let words: Vec<&str> = loaded.iter().map(|w| &**w).collect();
     let words = words.as_slice();
     let bad = |e: String| {
         refused(
