@@ -231,3 +231,46 @@ async fn gcloud_gets_the_project_and_a_private_policy_file() {
     let reason = records[2].reason.as_deref().unwrap_or_default();
     assert!(reason.contains("unsafe_command: step_file: "), "{reason}");
 }
+
+/// The finding's fields reach the child's environment (`AWS_REGION`) and
+/// arguments (`--project`): one that is not of its format is refused at
+/// once and dead-lettered with its body — not nacked and retried as a spawn
+/// failure, which a NUL in an environment value was before.
+#[tokio::test]
+async fn a_malformed_region_is_refused_never_retried() {
+    let standin = StandIn::new();
+    let contexts = ContextMap::new()
+        .with_aws_profile("123456789012", "remediator")
+        .with_gcp_project(PROJECT, GcpContext::new());
+    let bodies = [
+        serde_json::to_vec(&serde_json::json!({
+            "alertId": "R-1",
+            "accountId": "123456789012",
+            "cloudType": "aws",
+            "resourceRegionId": "us-east-1\u{0}",
+            "resourceName": "acme-logs",
+            "alertRemediationCli":
+                "aws s3api put-bucket-versioning --bucket acme-logs --versioning-configuration Status=Enabled",
+        }))
+        .unwrap(),
+        serde_json::to_vec(&serde_json::json!({
+            "alertId": "R-2",
+            "accountId": "123456789012",
+            "cloudType": "aws",
+            "resourceRegionId": "us-east-1 --endpoint-url=http://evil.example",
+            "resourceName": "acme-logs",
+            "alertRemediationCli":
+                "aws s3api put-bucket-versioning --bucket acme-logs --versioning-configuration Status=Enabled",
+        }))
+        .unwrap(),
+    ];
+    let records = run(&standin, contexts, &bodies).await;
+    assert_eq!(standin.calls(), vec![], "nothing ran");
+    assert_eq!(records.len(), 2, "each delivered once: {records:?}");
+    for r in &records {
+        assert_eq!(r.decision, AuditDecision::Rejected, "{r:?}");
+        assert_eq!(r.refusal.as_deref(), Some("invalid_context"), "{r:?}");
+        assert_eq!(r.delivery_count, 1, "{r:?}");
+        assert!(r.body.is_some(), "dead-lettered with its body: {r:?}");
+    }
+}
