@@ -18,11 +18,22 @@
 //! 6. it does not use a catalog operation backwards: suspend versioning,
 //!    turn logging off, set a password, a startup command or arbitrary
 //!    properties (`weakens`);
-//! 7. with a target ([`check_for`](CommandPolicy::check_for)): every account,
-//!    subscription or project it names is the finding's (`context_mismatch`).
+//! 7. read exactly as its CLI reads it ([reader]: generated option tables,
+//!    awscli shorthand, JSON): an abbreviation or unknown option
+//!    (`unknown_option`), one option twice (`repeated_option`);
+//! 8. a remediating operation stays within its positive [spec]: only its
+//!    parameters (`parameter_not_allowed`), only values that make the
+//!    resource safer (`weakening`);
+//! 9. with a target ([`check_for`](CommandPolicy::check_for)): every account,
+//!    subscription or project it names is the finding's (`context_mismatch`),
+//!    and its target is the finding's resource (`unbound_target`).
+//!
+//! The checks themselves are in `check.rs`; this module holds the policy's
+//! rules and how they are built.
 
 mod arguments;
 pub(crate) mod catalog;
+mod check;
 mod file;
 pub(crate) mod grants;
 mod reader;
@@ -33,10 +44,8 @@ mod weakening;
 pub use catalog::OperationClass;
 pub use file::PolicyFile;
 
-use super::{Command, StepFile};
+use super::Command;
 use crate::error::{Error, Refusal, Result};
-use crate::model::Target;
-use crate::plan::Step;
 use catalog::Catalog;
 use grants::GrantRules;
 use std::collections::{BTreeMap, BTreeSet};
@@ -518,271 +527,6 @@ impl CommandPolicy {
             .ok()
             .map(|op| op.class)
     }
-
-    /// Checks one command on its own (no files attached, no target): see the
-    /// [type docs](CommandPolicy) for what is refused.
-    pub fn check(&self, command: &Command) -> Result<()> {
-        if command.verified_by() == self.fingerprint {
-            return Ok(());
-        }
-        self.violation(command, &[], None, true)
-            .map_err(Violation::into_error)
-    }
-
-    /// Checks a step: its command with the files attached to it (a
-    /// `file://NAME` must name one of them, and the documents they hold are
-    /// checked like inline ones).
-    pub fn check_step(&self, step: &Step) -> Result<()> {
-        if step.files.is_empty() && step.command.verified_by() == self.fingerprint {
-            return Ok(());
-        }
-        self.violation(&step.command, &step.files, None, true)
-            .map_err(Violation::into_error)
-    }
-
-    /// Checks a step for `target`: [`check_step`](Self::check_step), and
-    /// that every account, subscription or project it names is the
-    /// target's own, and that no resource policy grants to another account.
-    pub fn check_for(&self, step: &Step, target: &Target) -> Result<()> {
-        if step.files.is_empty() && step.command.verified_by() == self.fingerprint {
-            // The target-independent checks passed when the script was
-            // parsed under this policy: only what depends on the target is left.
-            return self
-                .scoped(&step.command, &step.files, target)
-                .map_err(Violation::into_error);
-        }
-        self.violation(&step.command, &step.files, Some(target), true)
-            .map_err(Violation::into_error)
-    }
-
-    /// The checks that depend on the target: principals of other accounts
-    /// in resource policies, and every account, subscription or project named.
-    fn scoped(
-        &self,
-        command: &Command,
-        files: &[StepFile],
-        target: &Target,
-    ) -> std::result::Result<(), Violation> {
-        let op = catalog::lookup(&self.catalog, command)?;
-        grants::check_principals(command, &op, files, self.grants, aws_account(Some(target)))?;
-        scope::check(command, &op, files, target)?;
-        let spec = spec::spec_for(&self.specs, command.program(), &op);
-        let parsed = reader::read(command, &op, spec, files).transpose()?;
-        self.bound(command, &op, spec, parsed.as_ref(), target)
-    }
-
-    /// Binding: a remediating command acts on the finding's resource.
-    fn bound(
-        &self,
-        command: &Command,
-        op: &catalog::Operation,
-        spec: Option<&spec::types::OperationSpec>,
-        parsed: Option<&reader::Parsed<'_>>,
-        target: &Target,
-    ) -> std::result::Result<(), Violation> {
-        if op.class != OperationClass::Remediating || op.by_any {
-            return Ok(());
-        }
-        let empty = reader::Parsed::default();
-        spec::check_bound(command, op, spec, parsed.unwrap_or(&empty), target)
-    }
-
-    /// Why `command` may not run, if it may not. `scan_nul` is false only for
-    /// commands the script parser built, whose scanner already refused NUL bytes.
-    pub(crate) fn violation(
-        &self,
-        command: &Command,
-        files: &[StepFile],
-        target: Option<&Target>,
-        scan_nul: bool,
-    ) -> std::result::Result<(), Violation> {
-        self.violation_with(command, files, target, scan_nul, None)
-    }
-
-    /// Checks a command of a script (no target yet), given what the
-    /// script's earlier commands `created`, and adds what this one creates.
-    pub(crate) fn check_in_script(
-        &self,
-        command: &Command,
-        files: &[StepFile],
-        created: &mut Vec<String>,
-    ) -> std::result::Result<(), Violation> {
-        self.violation_with(command, files, None, false, Some(created))?;
-        let Ok(op) = catalog::lookup(&self.catalog, command) else {
-            return Ok(());
-        };
-        let spec = spec::spec_for(&self.specs, command.program(), &op);
-        if let (Some(spec), Some(Ok(parsed))) = (spec, reader::read(command, &op, spec, files)) {
-            created.extend(spec::created_names(spec, &parsed));
-        }
-        Ok(())
-    }
-
-    fn violation_with(
-        &self,
-        command: &Command,
-        files: &[StepFile],
-        target: Option<&Target>,
-        scan_nul: bool,
-        created: Option<&[String]>,
-    ) -> std::result::Result<(), Violation> {
-        let program = command.program();
-        if program.is_empty() {
-            return Err(Violation::new(
-                Refusal::ProgramNotAllowed,
-                "empty program name",
-            ));
-        }
-        if program.contains(['/', '\\']) {
-            return Err(Violation::new(
-                Refusal::ProgramNotAllowed,
-                format!(
-                    "program given as a path ({}); only bare names are allowed",
-                    quoted(program)
-                ),
-            ));
-        }
-        if !self.allows_program(program) {
-            return Err(Violation::new(
-                Refusal::ProgramNotAllowed,
-                format!(
-                    "program {} is not allowed (allowed: {})",
-                    quoted(program),
-                    self.programs().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
-        if scan_nul && command.argv().iter().any(|a| a.contains('\0')) {
-            return Err(Violation::new(
-                Refusal::ShellSyntax,
-                "NUL byte in an argument",
-            ));
-        }
-        if let Some(rules) = self.denied.get(program) {
-            denied(program, rules, command)?;
-        }
-        let op = catalog::lookup(&self.catalog, command)?;
-        let spec = spec::spec_for(&self.specs, program, &op);
-        // Files, paths and URLs first: the most specific reason for what
-        // the CLI would read or fetch.
-        let names: Vec<&str> = files.iter().map(StepFile::name).collect();
-        arguments::check(command, &op.path_at, &names)?;
-        // The argv as the CLI reads it: every later check agrees with the CLI.
-        let parsed = reader::read(command, &op, spec, files).transpose()?;
-        grants::check(command, &op, files, self.grants, aws_account(target))?;
-        weakening::check(command, &op)?;
-        if op.class == OperationClass::Remediating && !op.by_any {
-            self.positive(command, &op, spec, parsed.as_ref(), files, created)?;
-        }
-        match target {
-            Some(target) => {
-                scope::check(command, &op, files, target)?;
-                self.bound(command, &op, spec, parsed.as_ref(), target)
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// The positive spec: only its parameters, only its values.
-    fn positive(
-        &self,
-        command: &Command,
-        op: &catalog::Operation,
-        spec: Option<&spec::types::OperationSpec>,
-        parsed: Option<&reader::Parsed<'_>>,
-        files: &[StepFile],
-        created: Option<&[String]>,
-    ) -> std::result::Result<(), Violation> {
-        let shown = format!("`{} {}`", command.program(), op.path);
-        let Some(spec) = spec else {
-            return Err(Violation::new(
-                Refusal::ParameterNotAllowed,
-                format!(
-                    "{shown} has no positive spec: add one (the policy file's `specs:`) naming its \
-                     target and the values that make it safer"
-                ),
-            ));
-        };
-        let Some(parsed) = parsed else {
-            return Err(Violation::new(
-                Refusal::UnknownOption,
-                format!("{shown}: no option table to read it by"),
-            ));
-        };
-        let options = spec::Options {
-            destinations: &self.destinations,
-            isolation: &self.isolation,
-            created,
-            lift_deny: self.lift_deny,
-        };
-        spec::check(command, op, spec, parsed, files, options)
-    }
-}
-
-/// The finding's AWS account, when the target is one.
-fn aws_account(target: Option<&Target>) -> Option<&str> {
-    target
-        .filter(|t| t.cloud == crate::model::Cloud::Aws)
-        .and_then(|t| t.account_id.as_deref())
-}
-
-/// Refuses the options and subcommands `rules` deny.
-fn denied(
-    program: &str,
-    rules: &ProgramRules,
-    command: &Command,
-) -> std::result::Result<(), Violation> {
-    let abbreviates = ABBREVIATING_PROGRAMS.contains(&program);
-    for arg in command.args() {
-        if !arg.starts_with('-') {
-            continue;
-        }
-        let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
-        // The denied options that start with `name` sort together, from
-        // the first one not less than `name`: one lookup finds the exact
-        // match or, for abbreviating programs, any option `name` abbreviates.
-        let first = rules
-            .options
-            .get(rules.options.partition_point(|d| d.as_str() < name));
-        let denied = first.filter(|denied| {
-            *denied == name
-                || (abbreviates
-                    && name.starts_with("--")
-                    && name.len() > 2
-                    && denied.starts_with(name))
-        });
-        if let Some(denied) = denied {
-            return Err(Violation::new(
-                Refusal::DeniedOption,
-                format!(
-                    "option {} ({denied} for {program}) is not allowed: it would change the \
-                     credentials, endpoint, TLS trust, logging or input the executor controls",
-                    quoted(name),
-                ),
-            ));
-        }
-    }
-    // Subcommands are the leading positional words: a resource that happens
-    // to be named `config` further on is not the subcommand.
-    let leading = command
-        .args()
-        .iter()
-        .position(|a| a.starts_with('-'))
-        .unwrap_or(command.args().len());
-    let leading = command.args().get(..leading).unwrap_or_default();
-    for words in &rules.subcommands {
-        if leading.windows(words.len()).any(|w| w == words.as_slice()) {
-            return Err(Violation::new(
-                Refusal::OperationNotAllowed,
-                format!(
-                    "`{program} {}` is not allowed: it changes the CLI's stored credentials or \
-                     configuration",
-                    words.join(" ")
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The operation path of an aws command (`iam attach-user-policy`), found

@@ -16,6 +16,7 @@
 
 pub(crate) mod shorthand;
 pub(crate) mod tables;
+mod values;
 
 use super::Violation;
 use super::catalog::Operation;
@@ -368,7 +369,7 @@ fn read_with<'c>(
             }
         }
         let canonical = canonical_name(name, &info, spec);
-        let value = typed(program, name, &info, &words, files)?;
+        let value = values::typed(program, name, &info, &words, files)?;
         let param = Param {
             spelling: name,
             canonical,
@@ -485,138 +486,6 @@ fn unknown(
             super::quoted(name)
         ),
     )
-}
-
-/// The value of an option as the CLI reads its words.
-fn typed(
-    program: &str,
-    name: &str,
-    info: &OptionInfo,
-    words: &[&str],
-    files: &[StepFile],
-) -> Result<Value, Violation> {
-    // awscli reads a `file://` value's file first and parses its contents;
-    // only files attached to the step can be named (checked before).
-    let attached = |w: &str| -> Option<String> {
-        let name = w.strip_prefix("file://")?;
-        files
-            .iter()
-            .find(|f| f.name() == name)
-            .map(|f| f.contents().to_owned())
-    };
-    let loaded: Vec<Cow<'_, str>> = words
-        .iter()
-        .map(|w| match program {
-            "aws" if w.starts_with("file://") => attached(w).map_or(Cow::Borrowed(*w), Cow::Owned),
-            _ => Cow::Borrowed(*w),
-        })
-        .collect();
-    let words: Vec<&str> = loaded.iter().map(|w| &**w).collect();
-    let words = words.as_slice();
-    let bad = |e: String| {
-        refused(
-            Refusal::UnknownOption,
-            format!(
-                "{} cannot be read as the CLI reads it: {e}",
-                super::quoted(name)
-            ),
-        )
-    };
-    if info.arity == Arity::Switch || (info.arity == Arity::Optional && words.is_empty()) {
-        return Ok(Value::Bool(info.negates.is_none()));
-    }
-    let looks_json = |w: &str| w.trim_start().starts_with(['{', '[']);
-    let json = |w: &str| {
-        serde_json::from_str::<Value>(w.trim_matches([' ', '\t', '\n', '\r']))
-            .map_err(|e| bad(format!("invalid JSON ({e})")))
-    };
-    if program == "az" {
-        // az parses a JSON value where a structure is expected; `struct`
-        // and `list` constraints read it as az does.
-        if let [one] = words {
-            if looks_json(one) {
-                if let Ok(value) = serde_json::from_str::<Value>(one.trim()) {
-                    return Ok(value);
-                }
-            }
-        }
-    }
-    if program != "aws" {
-        return Ok(match words {
-            [one] => Value::String((*one).to_owned()),
-            many => Value::Array(
-                many.iter()
-                    .map(|w| Value::String((*w).to_owned()))
-                    .collect(),
-            ),
-        });
-    }
-    let object = |w: &str| -> Result<Value, Violation> {
-        if looks_json(w) {
-            json(w)
-        } else {
-            shorthand::parse(w).map_err(|e| {
-                if e.paramfile {
-                    refused(
-                        Refusal::FileReference,
-                        format!(
-                            "{}: shorthand `@=` reads a value from a file or URL",
-                            super::quoted(name)
-                        ),
-                    )
-                } else {
-                    bad(format!("shorthand: {e}"))
-                }
-            })
-        }
-    };
-    match (info.shape, words) {
-        (Shape::Scalar, [one]) => Ok(Value::String((*one).to_owned())),
-        // Only plain decimal digits: Python's `int()` also reads `7_0` as 70
-        // and ` 90` as 90, which a check of the text would read otherwise.
-        (Shape::Number, [one]) => {
-            let digits = one.strip_prefix('-').unwrap_or(one);
-            let plain = !digits.is_empty()
-                && digits.split_once('.').map_or(
-                    digits.bytes().all(|b| b.is_ascii_digit()),
-                    |(i, f)| {
-                        !i.is_empty()
-                            && i.bytes().all(|b| b.is_ascii_digit())
-                            && f.bytes().all(|b| b.is_ascii_digit())
-                    },
-                );
-            if !plain {
-                return Err(bad(format!(
-                    "{} is not a plain number (awscli would read it as a number anyway)",
-                    super::quoted(one)
-                )));
-            }
-            Ok(Value::String((*one).to_owned()))
-        }
-        (Shape::Object, [one]) => object(one),
-        (Shape::List | Shape::ObjectList, [one]) if one.trim_start().starts_with('[') => json(one),
-        (Shape::List, many) => Ok(Value::Array(
-            many.iter()
-                .map(|w| Value::String((*w).to_owned()))
-                .collect(),
-        )),
-        (Shape::ObjectList, many) => {
-            // awscli decides by the first word whether all are JSON.
-            let first_json = many.first().is_some_and(|w| looks_json(w));
-            if many.iter().any(|w| looks_json(w) != first_json) {
-                return Err(bad("a mix of JSON and shorthand words".to_owned()));
-            }
-            many.iter()
-                .map(|w| object(w))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Value::Array)
-        }
-        (_, many) => Ok(Value::Array(
-            many.iter()
-                .map(|w| Value::String((*w).to_owned()))
-                .collect(),
-        )),
-    }
 }
 
 #[cfg(test)]
