@@ -187,6 +187,9 @@ fn from_spec(
             &["--no-paginate", "--no-cli-pager"],
         ),
         "gcloud" => (&["--project", "--format"], &["--quiet", "-q"]),
+        // gsutil's top-level options before its command: the billed project
+        // (the scope check holds it to the finding's), parallel, quiet.
+        "gsutil" => (&["-u"], &["-m", "-q"]),
         _ => (&[], &[]),
     };
     for name in valued {
@@ -309,7 +312,12 @@ fn read_with<'c>(
             .filter(|_| !(program == "aws" && AWS_NEVER.contains(&name)));
         let (info, is_global) = match known {
             Some(info) => (info.clone(), false),
-            None => match global.get(name) {
+            // gsutil's top-level options come before its command only: after
+            // it, `-u` is the command's own (`acl ch -u` grants).
+            None => match global
+                .get(name)
+                .filter(|_| program != "gsutil" || at < path_end)
+            {
                 Some(info) => (info.clone(), true),
                 None => return Err(unknown(program, op, name, options, generated)),
             },

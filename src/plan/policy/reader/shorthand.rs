@@ -372,6 +372,15 @@ mod tests {
         assert_eq!(parse("k={ a = b }").unwrap(), json!({"k": {"a": "b"}}));
     }
 
+    proptest::proptest! {
+        /// Any text is parsed or refused, never a panic (the grammar's
+        /// characters, quotes and escapes, and some beyond U+FFFF).
+        #[test]
+        fn any_text_is_parsed_or_refused(text in "[a-zA-Z0-9=,\\[\\]{}'\" \\\\@:._/\t\u{a0}\u{1F600}-]{0,40}") {
+            let _ = parse(&text);
+        }
+    }
+
     #[test]
     fn refuses_what_a_check_could_misread() {
         assert!(parse("a=b,a=c").is_err());
