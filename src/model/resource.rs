@@ -6,19 +6,36 @@ use serde::{Deserialize, Serialize};
 
 /// The resource a finding is about: its id, its name and its full name (an
 /// ARN, an Azure resource id, a Prisma `rrn`, a GCP full resource name), as
-/// many as the finding gives.
+/// many as the finding gives. Deserializes from `id`/`name`/`full_name` and
+/// from Prisma's spellings (`resourceId`, `resourceName`, `rrn`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Resource {
     /// The resource id (`i-0abc…`, an ARN, an Azure resource id…).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "resourceId",
+        alias = "resource_id"
+    )]
     pub id: Option<String>,
     /// The resource name (`acme-logs`, a user name…).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "resourceName",
+        alias = "resource_name"
+    )]
     pub name: Option<String>,
     /// Another full name of the resource: a Prisma Cloud `rrn`, an ARN or a
     /// GCP full resource name, when the finding has one besides the id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "rrn",
+        alias = "arn",
+        alias = "fullName"
+    )]
     pub full_name: Option<String>,
 }
 
@@ -75,5 +92,22 @@ impl Resource {
         };
         let named = resource.names().next().is_some();
         named.then_some(resource)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Resource;
+
+    #[test]
+    fn reads_its_own_and_prismas_spellings() {
+        let own: Resource = serde_json::from_str(r#"{"id": "i-1", "name": "web"}"#).unwrap();
+        let prisma: Resource = serde_json::from_str(
+            r#"{"resourceId": "i-1", "resourceName": "web", "rrn": "rrn::x"}"#,
+        )
+        .unwrap();
+        assert_eq!(own.names().collect::<Vec<_>>(), ["i-1", "web"]);
+        assert_eq!(prisma.names().collect::<Vec<_>>(), ["i-1", "web", "rrn::x"]);
+        assert_eq!(Resource::from_names(Some(" "), None, Some("")), None);
     }
 }
