@@ -798,11 +798,12 @@ mod azure_end_to_end {
         .to_string()
     }
 
-    /// The remediation the API mock returns for alert `AZ-n`: two `az` commands.
+    /// The remediation the API mock returns for alert `AZ-n`: two `az`
+    /// commands, both on the alert's own NSG.
     pub(super) fn script_for(n: usize) -> String {
         format!(
             "az network nsg rule update --resource-group rg-{n} --nsg-name nsg-{n} --name allow-ssh --access Deny; \
-             az storage account update --name st{n} --resource-group rg-{n} --https-only true"
+             az network nsg rule update --resource-group rg-{n} --nsg-name nsg-{n} --name allow-rdp --access Deny"
         )
     }
 
@@ -1013,9 +1014,9 @@ mod azure_end_to_end {
             self.ok.check(step, target)
         }
         async fn execute(&self, step: &Step, target: &Target) -> remediation::Result<StepOutcome> {
-            // Only the first command of a plan (`az network ...`) fails, once.
+            // Only the first command of a plan (`... --name allow-ssh ...`) fails, once.
             let argv = step.command.argv();
-            let first = argv.get(1).map(|a| a.as_str()) == Some("network")
+            let first = argv.iter().any(|a| a == "allow-ssh")
                 && self.seen.lock().unwrap().insert(step.command.to_argv());
             if first {
                 self.failing.execute(step, target).await
