@@ -163,7 +163,13 @@ async fn unmapped_accounts_are_refused_and_nothing_runs() {
     for (step, target) in [
         (&aws, aws_target("333333333333", Some("us-east-1"))),
         (&aws, Target::new(Cloud::Aws, None)),
-        (&az, Target::new(Cloud::Azure, Some("00000000-0000-4000-8000-000000000000".to_owned()))),
+        (
+            &az,
+            Target::new(
+                Cloud::Azure,
+                Some("00000000-0000-4000-8000-000000000000".to_owned()),
+            ),
+        ),
     ] {
         let err = executor.check(step, &target).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnmappedAccount, "{err}");
@@ -171,7 +177,10 @@ async fn unmapped_accounts_are_refused_and_nothing_runs() {
         assert_eq!(err.kind(), ErrorKind::UnmappedAccount, "{err}");
     }
     // A CLI acting on another cloud than its finding's is refused as unsafe.
-    let azure = Target::new(Cloud::Azure, Some("00000000-0000-4000-8000-000000000000".to_owned()));
+    let azure = Target::new(
+        Cloud::Azure,
+        Some("00000000-0000-4000-8000-000000000000".to_owned()),
+    );
     let err = executor.check(&aws, &azure).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnsafeCommand, "{err}");
     assert_eq!(standin.calls(), vec![]);
