@@ -59,6 +59,9 @@ impl CommandPolicy {
         let op = catalog::lookup(&self.catalog, command)?;
         grants::check_principals(command, &op, files, self.grants, aws_account(Some(target)))?;
         scope::check(command, &op, files, target)?;
+        if op.class != OperationClass::Remediating || op.by_any {
+            return Ok(());
+        }
         let spec = spec::spec_for(&self.specs, command.program(), &op);
         let parsed = reader::read(command, &op, spec, files).transpose()?;
         self.bound(command, &op, spec, parsed.as_ref(), target)
@@ -100,15 +103,7 @@ impl CommandPolicy {
         files: &[StepFile],
         created: &mut Vec<String>,
     ) -> std::result::Result<(), Violation> {
-        self.violation_with(command, files, None, false, Some(created))?;
-        let Ok(op) = catalog::lookup(&self.catalog, command) else {
-            return Ok(());
-        };
-        let spec = spec::spec_for(&self.specs, command.program(), &op);
-        if let (Some(spec), Some(Ok(parsed))) = (spec, reader::read(command, &op, spec, files)) {
-            created.extend(spec::created_names(spec, &parsed));
-        }
-        Ok(())
+        self.violation_with(command, files, None, false, Some(created))
     }
 
     fn violation_with(
@@ -117,7 +112,7 @@ impl CommandPolicy {
         files: &[StepFile],
         target: Option<&Target>,
         scan_nul: bool,
-        created: Option<&[String]>,
+        mut created: Option<&mut Vec<String>>,
     ) -> std::result::Result<(), Violation> {
         let program = command.program();
         if program.is_empty() {
@@ -165,7 +160,20 @@ impl CommandPolicy {
         grants::check(command, &op, files, self.grants, aws_account(target))?;
         weakening::check(command, &op)?;
         if op.class == OperationClass::Remediating && !op.by_any {
-            self.positive(command, &op, spec, parsed.as_ref(), files, created)?;
+            self.positive(
+                command,
+                &op,
+                spec,
+                parsed.as_ref(),
+                files,
+                created.as_deref().map(Vec::as_slice),
+            )?;
+        }
+        // In a script: what this command creates (or makes safe), by name,
+        // for the later commands whose spec says `created`.
+        if let (Some(created), Some(spec), Some(parsed)) = (created.as_mut(), spec, parsed.as_ref())
+        {
+            created.extend(spec::created_names(spec, parsed));
         }
         match target {
             Some(target) => {
