@@ -84,10 +84,11 @@ struct Benign {
 impl Benign {
     /// The policy an operator running this remediation would configure.
     fn policy(&self) -> CommandPolicy {
-        CommandPolicy::default()
-            .with_destinations(self.destinations.iter().cloned())
-            .with_isolation_groups(self.isolation_groups.iter().cloned())
-            .allow_deny_removal(self.allow_deny_removal)
+        support::operator_policy(
+            &self.destinations,
+            &self.isolation_groups,
+            self.allow_deny_removal,
+        )
     }
 }
 

@@ -281,3 +281,16 @@ pub fn resource_of(script: &str) -> String {
         .map(|b| b.trim_end_matches('/').to_owned())
         .unwrap_or_default()
 }
+
+/// The policy an operator running a corpus entry would configure: its log
+/// destinations, isolation groups, and consent to removals that may lift a deny.
+pub fn operator_policy(
+    destinations: &[String],
+    isolation_groups: &[String],
+    allow_deny_removal: bool,
+) -> CommandPolicy {
+    CommandPolicy::default()
+        .with_destinations(destinations.iter().cloned())
+        .with_isolation_groups(isolation_groups.iter().cloned())
+        .allow_deny_removal(allow_deny_removal)
+}

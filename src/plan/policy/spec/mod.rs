@@ -111,6 +111,13 @@ pub(crate) fn check(
             shown(&format!("is refused by its spec:{refusal}")),
         ));
     }
+    let cx = values::Cx {
+        program,
+        files,
+        destinations: options.destinations,
+        isolation: options.isolation,
+        created: options.created,
+    };
     for param in parsed.params.iter().filter(|p| !p.global) {
         // The spelling given, or its long name (an alias); a spec key that
         // is the other form of the same switch is its opposite.
@@ -139,13 +146,6 @@ pub(crate) fn check(
                 shown(&format!("{} {why}", super::quoted(param.spelling))),
             ));
         };
-        let cx = values::Cx {
-            program,
-            files,
-            destinations: options.destinations,
-            isolation: options.isolation,
-            created: options.created,
-        };
         values::check(&cx, param.spelling, constraint, &param.value).map_err(|why| {
             Violation::new(
                 Refusal::Weakening,
@@ -173,13 +173,6 @@ pub(crate) fn check(
                     super::quoted(word)
                 )),
             ));
-        };
-        let cx = values::Cx {
-            program,
-            files,
-            destinations: options.destinations,
-            isolation: options.isolation,
-            created: options.created,
         };
         let value = serde_json::Value::String((*word).to_owned());
         values::check(&cx, &format!("${}", n + 1), constraint, &value).map_err(|why| {
