@@ -87,6 +87,10 @@ pub struct AuditStep {
     /// run executes these for real).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// The read-only probes run before a removal that may lift a deny
+    /// (written only when there are some).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<crate::executor::ProbeRun>,
 }
 
 /// One audit line.

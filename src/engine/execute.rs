@@ -39,6 +39,7 @@ impl Inner {
                     },
                     stderr: None,
                     read_only: s.read_only,
+                    probes: Vec::new(),
                 })
                 .collect();
             let with = |mut r: EventResult, steps: Vec<AuditStep>| {
@@ -308,4 +309,5 @@ pub(super) fn record_outcome(step: &mut AuditStep, read_only: bool, o: StepOutco
     step.context = (*o.context).clone();
     step.extra_args = o.extra_args;
     step.stderr = (!o.stderr_tail.is_empty()).then(|| redact(&o.stderr_tail));
+    step.probes = o.probes;
 }

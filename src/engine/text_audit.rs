@@ -109,6 +109,7 @@ mod tests {
             files: Vec::new(),
             stderr: None,
             read_only: false,
+            probes: Vec::new(),
         }
     }
 

@@ -142,6 +142,15 @@ impl CommandExecutor for DryRunExecutor {
             self.queries.execute(step, target).await?
         } else {
             tracing::info!(command = %crate::redact::redact(&step.command.to_string()), "dry run: would run");
+            let probes = match self.policy.deny_probe(step) {
+                Some(probe) => {
+                    match super::probe::run_probe(&*self.queries, &probe, step, target).await? {
+                        Ok(runs) => runs,
+                        Err(failed) => return Ok(failed),
+                    }
+                }
+                None => Vec::new(),
+            };
             StepOutcome {
                 status: StepStatus::Planned,
                 exit_code: None,
@@ -150,6 +159,7 @@ impl CommandExecutor for DryRunExecutor {
                 extra_args,
                 stdout_tail: String::new(),
                 stderr_tail: String::new(),
+                probes,
             }
         };
         if let Some(context) = recorded {

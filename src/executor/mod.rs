@@ -10,6 +10,7 @@ mod context;
 mod dry_run;
 mod expect;
 mod files;
+mod probe;
 mod process;
 mod sandbox;
 mod verify;
@@ -17,7 +18,7 @@ pub use sandbox::CHILD_ENV;
 
 pub(crate) use expect::run_step;
 
-pub use crate::plan::execution::{CommandExecutor, Env, StepOutcome, StepStatus};
+pub use crate::plan::execution::{CommandExecutor, Env, ProbeRun, StepOutcome, StepStatus};
 pub use context::{
     AWS_DEFAULT_REGION, AWS_PROFILE, AWS_REGION, AZURE_CONFIG_DIR, AwsProfileMapping, AzureContext,
     AzureSubscriptionMapping, CLOUDSDK_CONFIG, CLOUDSDK_CORE_PROJECT, ContextMap, ExecContext,

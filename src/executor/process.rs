@@ -410,6 +410,13 @@ impl CommandExecutor for ProcessExecutor {
         // Re-checked here: a caller may execute without having called check.
         self.policy.check_for(step, target)?;
         crate::plan::file::check(&step.command, &step.files)?;
+        let probes = match self.policy.deny_probe(step) {
+            Some(probe) => match super::probe::run_probe(self, &probe, step, target).await? {
+                Ok(runs) => runs,
+                Err(failed) => return Ok(failed),
+            },
+            None => Vec::new(),
+        };
         let ctx = self.contexts.resolve(step, target)?;
         let span = tracing::info_span!(
             "step",
@@ -419,7 +426,9 @@ impl CommandExecutor for ProcessExecutor {
             account = target.account_id.as_deref().unwrap_or("<none>"),
             profile = ctx.env.get(super::context::AWS_PROFILE).map(String::as_str).unwrap_or(""),
         );
-        self.run(step, ctx).instrument(span).await
+        let mut outcome = self.run(step, ctx).instrument(span).await?;
+        outcome.probes = probes;
+        Ok(outcome)
     }
 }
 

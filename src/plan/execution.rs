@@ -65,6 +65,22 @@ pub struct StepOutcome {
     pub stdout_tail: String,
     /// The tail of standard error, with secrets redacted.
     pub stderr_tail: String,
+    /// The read-only probes run before the step (see
+    /// [`CommandPolicy::probe_deny_removal`](crate::plan::CommandPolicy::probe_deny_removal)).
+    pub probes: Vec<ProbeRun>,
+}
+
+/// One read-only probe query run before a removal, as the audit records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ProbeRun {
+    /// The query's argv (redacted).
+    pub argv: Vec<String>,
+    /// Its exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// What its answer said: `no_deny`, `next` (another query follows),
+    /// `deny: why`, or `failed`.
+    pub verdict: String,
 }
 
 impl StepOutcome {
@@ -78,6 +94,7 @@ impl StepOutcome {
             extra_args: Vec::new(),
             stdout_tail: String::new(),
             stderr_tail: String::new(),
+            probes: Vec::new(),
         }
     }
 }

@@ -23,5 +23,8 @@ pub use command::{Command, parse_script, parse_script_steps};
 pub use file::{MAX_FILE_BYTES, MAX_STEP_FILES, StepFile};
 pub(crate) use pattern::Wildcard;
 pub use pattern::{EventPattern, NUMERIC_LIMIT, PatternError};
-pub use policy::{CommandPolicy, DEFAULT_MAX_COMMANDS, OperationClass, PolicyFile, is_query};
+pub use policy::{
+    CommandPolicy, DEFAULT_MAX_COMMANDS, DenyProbe, OperationClass, PolicyFile, ProbeVerdict,
+    is_query,
+};
 pub use step::{Decision, Expectation, Plan, Poll, Skip, SkipReason, Step};

@@ -158,3 +158,33 @@ pub fn dump(moto: &MotoServer) -> String {
     );
     response
 }
+
+/// The environment a [`ProcessExecutor`](remediation::executor::ProcessExecutor)
+/// needs to run the venv's real aws CLI against `endpoint` as profile
+/// `remediator` (dummy credentials, written under `dir`): `PATH`,
+/// `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`, `AWS_ENDPOINT_URL`.
+#[allow(dead_code)]
+pub fn remediator_env(venv: &Path, dir: &Path, endpoint: &str) -> Vec<(String, String)> {
+    let config = dir.join("config");
+    let credentials = dir.join("credentials");
+    std::fs::write(&config, "[profile remediator]\nregion = us-east-1\n").expect("config");
+    std::fs::write(
+        &credentials,
+        "[remediator]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .expect("credentials");
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    vec![
+        ("PATH".to_owned(), path),
+        ("AWS_CONFIG_FILE".to_owned(), config.display().to_string()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE".to_owned(),
+            credentials.display().to_string(),
+        ),
+        ("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned()),
+    ]
+}

@@ -4,8 +4,8 @@
 //! then with a target its scope and binding.
 
 use super::{
-    ABBREVIATING_PROGRAMS, CommandPolicy, OperationClass, ProgramRules, Violation, arguments,
-    catalog, grants, quoted, reader, scope, spec, weakening,
+    ABBREVIATING_PROGRAMS, CommandPolicy, DenyProbe, OperationClass, ProgramRules, Violation,
+    arguments, catalog, grants, probe, quoted, reader, scope, spec, weakening,
 };
 use crate::error::{Refusal, Result};
 use crate::model::Target;
@@ -215,6 +215,7 @@ impl CommandPolicy {
             isolation: &self.isolation,
             created,
             lift_deny: self.lift_deny,
+            probe_deny: self.probe_deny,
         };
         spec::check(command, op, spec, parsed, files, options)
     }
@@ -284,4 +285,35 @@ fn denied(
         }
     }
     Ok(())
+}
+
+impl CommandPolicy {
+    /// The read-only probe `step` needs before it runs, if this policy
+    /// [probes deny removals](Self::probe_deny_removal) and the step is a
+    /// removal that may lift one (and is not allowed outright).
+    pub fn deny_probe(&self, step: &Step) -> Option<DenyProbe> {
+        if !self.probe_deny || self.lift_deny {
+            return None;
+        }
+        let command = &step.command;
+        let op = catalog::lookup(&self.catalog, command).ok()?;
+        if op.class != OperationClass::Remediating
+            || op.by_any
+            || !probe::supported(command.program(), &op.path)
+        {
+            return None;
+        }
+        let spec = spec::spec_for(&self.specs, command.program(), &op)?;
+        let parsed = reader::read(command, &op, Some(spec), &step.files)?.ok()?;
+        let lifts = spec
+            .note
+            .as_deref()
+            .is_some_and(|n| n.starts_with(spec::LIFTS_DENY));
+        if !(lifts || probe::disables(&op, &parsed))
+            || spec::removes_only_grants(command, &op, &parsed)
+        {
+            return None;
+        }
+        probe::build(command, &op, &parsed)
+    }
 }

@@ -19,6 +19,7 @@
 //!   - acme-central-logs
 //! isolation_groups: [sg-0123456789abcdef0]  # where an instance may be isolated
 //! allow_deny_removal: false # removals that may lift a deny (detach, leave a group)
+//! probe_deny_removal: false # ... or run them after a read-only probe finds no deny
 //! specs:                    # positive specs added or replacing built-in ones
 //!   aws:
 //!     "iam tag-user":
@@ -90,6 +91,10 @@ pub struct PolicyFile {
     /// [`CommandPolicy::allow_deny_removal`]).
     #[serde(default)]
     pub allow_deny_removal: bool,
+    /// Whether such removals run after a read-only probe found no deny in
+    /// what they remove (see [`CommandPolicy::probe_deny_removal`]).
+    #[serde(default)]
+    pub probe_deny_removal: bool,
     /// Positive specs by program and operation, added to or replacing the
     /// built-in ones.
     #[serde(default)]
@@ -151,6 +156,7 @@ impl PolicyFile {
             .with_destinations(self.destinations)
             .with_isolation_groups(self.isolation_groups)
             .allow_deny_removal(self.allow_deny_removal)
+            .probe_deny_removal(self.probe_deny_removal)
     }
 }
 

@@ -36,6 +36,7 @@ pub(crate) mod catalog;
 mod check;
 mod file;
 pub(crate) mod grants;
+pub(crate) mod probe;
 mod reader;
 mod scope;
 mod spec;
@@ -43,6 +44,7 @@ mod weakening;
 
 pub use catalog::OperationClass;
 pub use file::PolicyFile;
+pub use probe::{DenyProbe, ProbeVerdict};
 
 use super::Command;
 use crate::error::{Error, Refusal, Result};
@@ -266,6 +268,9 @@ pub struct CommandPolicy {
     /// Whether removals that may lift a deny (detaching a customer policy,
     /// leaving a group, deleting a deny rule) may run.
     lift_deny: bool,
+    /// Whether such removals run after a read-only probe found no deny in
+    /// what they remove.
+    probe_deny: bool,
     /// A hash of all the rules above, recomputed whenever they change; never 0.
     /// Equal rules give equal fingerprints, so a command checked by one policy
     /// is known to pass an identical one (see [`Command`]'s `verified_by`).
@@ -286,6 +291,7 @@ impl Default for CommandPolicy {
             destinations: Vec::new(),
             isolation: Vec::new(),
             lift_deny: false,
+            probe_deny: false,
             fingerprint: 0,
         }
         .with_programs(["aws", "az", "gcloud", "gsutil"]);
@@ -455,6 +461,24 @@ impl CommandPolicy {
         self.refingerprint()
     }
 
+    /// Lets a removal that may lift a deny run once a read-only probe has
+    /// fetched what it removes and found no deny there: the policy a detach
+    /// removes (at its default version), an inline, bucket or repository
+    /// policy, an NSG rule (`access`), a firewall rule (`denied`). The probe
+    /// runs in the [`ProcessExecutor`](crate::executor::ProcessExecutor)
+    /// right before the removal, with the removal's own checked values, and
+    /// is recorded with the step in the audit (`probes`); an answer it
+    /// cannot read counts as a deny. Removals without a probe (leaving a
+    /// group, replacing a policy version or a bucket policy) stay refused
+    /// unless [`allow_deny_removal`](Self::allow_deny_removal) is set.
+    ///
+    /// An executor of your own that runs steps this policy passed must run
+    /// [`deny_probe`](Self::deny_probe)'s queries the same way.
+    pub fn probe_deny_removal(mut self, probe: bool) -> Self {
+        self.probe_deny = probe;
+        self.refingerprint()
+    }
+
     /// Denies `option` (`--name`, also matched as `--name=value`) for `program`.
     pub fn deny_option(mut self, program: impl Into<String>, option: impl Into<String>) -> Self {
         let options = &mut self.denied.entry(program.into()).or_default().options;
@@ -495,6 +519,7 @@ impl CommandPolicy {
         self.destinations.hash(&mut hasher);
         self.isolation.hash(&mut hasher);
         self.lift_deny.hash(&mut hasher);
+        self.probe_deny.hash(&mut hasher);
         self.fingerprint = hasher.finish() | 1;
         self
     }

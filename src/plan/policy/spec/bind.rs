@@ -162,7 +162,7 @@ fn check_rule(rule: &Rule, value: &Value, target: &Target) -> Result<(), String>
 /// For a removal that may lift a deny: whether what it removes is known to
 /// grant, never to deny — detaching an AWS-managed policy that is not one of
 /// the deny policies.
-pub(super) fn removes_only_grants(command: &Command, op: &Operation, parsed: &Parsed<'_>) -> bool {
+pub(crate) fn removes_only_grants(command: &Command, op: &Operation, parsed: &Parsed<'_>) -> bool {
     if command.program() != "aws" || !op.path.starts_with("iam detach-") {
         return false;
     }

@@ -11,6 +11,7 @@
 //! an operator replaces or adds specs in the policy file (`specs:`).
 
 mod bind;
+pub(crate) use bind::removes_only_grants;
 #[cfg(test)]
 mod tests;
 pub(crate) mod types;
@@ -79,6 +80,8 @@ pub(crate) struct Options<'a> {
     pub(crate) created: Option<&'a [String]>,
     /// Whether removals that may lift a deny run.
     pub(crate) lift_deny: bool,
+    /// Whether they run after a probe (where one exists).
+    pub(crate) probe_deny: bool,
 }
 
 /// The spec of `op`, if there is one.
@@ -183,12 +186,22 @@ pub(crate) fn check(
         .note
         .as_deref()
         .is_some_and(|n| n.starts_with(LIFTS_DENY));
-    if lifts_deny && !options.lift_deny && !bind::removes_only_grants(command, op, parsed) {
+    let probed = || {
+        options.probe_deny
+            && super::probe::supported(command.program(), &op.path)
+            && super::probe::build(command, op, parsed).is_some()
+    };
+    if lifts_deny
+        && !options.lift_deny
+        && !bind::removes_only_grants(command, op, parsed)
+        && !probed()
+    {
         return Err(Violation::new(
             Refusal::Weakening,
             shown(
                 "removes something that may be a deny (a policy, a group membership, a \
-                 deny rule): removing a deny is a grant; the operator may allow such removals \
+                 deny rule): removing a deny is a grant; the operator may have such removals \
+                 probed first (probe_deny_removal, where a probe exists) or allow them \
                  (allow_deny_removal)",
             ),
         ));
