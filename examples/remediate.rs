@@ -13,8 +13,10 @@
 //!     --account-profile 123456789012=prod --audit audit.jsonl --execute
 //! ```
 //!
-//! The README's "Worker" section shows each backend. Exit status 0 when the run
-//! completed, whatever the decisions; 2 on bad configuration or an unreadable source.
+//! `--drain` stops once the source has been empty for one receive wait (a
+//! queue drained, as `sqs_prisma_iam` does). The README's "Worker" section
+//! shows each backend. Exit status 0 when the run completed, whatever the
+//! decisions; 2 on bad configuration or an unreadable source.
 
 use clap::Parser;
 use remediation::engine::{AuditSink, DedupStore, Engine, EngineConfig, JsonLinesAudit};
@@ -24,7 +26,7 @@ use remediation::executor::{CommandExecutor, ContextMap, DryRunExecutor, Process
 use remediation::plan::CommandPolicy;
 use remediation::planner::{AlertCliPlanner, CloudTrailPlanner, PlannerChain, RemediationPlanner};
 use remediation::rules::RuleSet;
-use remediation::source::{self, AlertSource, FileSource};
+use remediation::source::{self, AlertSource, Drain, FileSource};
 use remediation::telemetry::Summary;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -116,6 +118,11 @@ struct Args {
     /// Share deduplication with other workers in this DynamoDB table (default: in memory).
     #[arg(long, value_name = "NAME")]
     dedup_table: Option<String>,
+    /// Stop once one receive waited the source's whole wait and got nothing
+    /// (`SQS_WAIT_TIME_SECONDS`, `SERVICEBUS_WAIT_SECONDS`: default 20 s; Pub/Sub
+    /// 10 s), after the work in flight finished; files and stdin end at their end.
+    #[arg(long)]
+    drain: bool,
     /// Do not print a line per delivery.
     #[arg(long, short)]
     quiet: bool,
@@ -241,9 +248,16 @@ fn prisma_planner(
 
 /// Builds the worker from the flags and runs it to the end of its source.
 async fn run(args: &Args) -> Result<Summary, Failure> {
-    let source: Arc<dyn AlertSource> = match args.source.as_deref() {
+    let opened: Arc<dyn AlertSource> = match args.source.as_deref() {
         None => Arc::new(FileSource::reader("sample", std::io::Cursor::new(SAMPLE))),
         Some(spec) => source::from_spec(spec).await?,
+    };
+    // `--drain`: the engine stops at the first empty receive (a file or stdin
+    // ends at its end anyway).
+    let source: Arc<dyn AlertSource> = if args.drain {
+        Arc::new(Drain::new(Arc::clone(&opened)))
+    } else {
+        Arc::clone(&opened)
     };
     let policy = args.command_policy.clone().unwrap_or_default();
     let policy = policy.with_max_commands(args.max_commands);
@@ -267,7 +281,9 @@ async fn run(args: &Args) -> Result<Summary, Failure> {
         builder = builder.dedup(dedup_store(table).await?);
     }
     let outcome = builder.build().run(shutdown_on_signal()).await;
-    source.close().await; // sends what the source still batches (Pub/Sub acks)
+    // Sends what the source still batches (Pub/Sub acks). Closed on the
+    // opened source itself: `Drain` does not forward `close`.
+    opened.close().await;
     Ok(outcome.map_err(|e| format!("source failed: {e}"))?)
 }
 

@@ -35,7 +35,8 @@
 
 use clap::Parser;
 use remediation::engine::{Engine, EngineConfig, JsonLinesAudit};
-use remediation::executor::{AzureSubscriptionMapping, ContextMap, ProcessExecutor};
+use remediation::executor::{AzureSubscriptionMapping, CommandExecutor, ContextMap};
+use remediation::executor::{DryRunExecutor, ProcessExecutor};
 use remediation::plan::CommandPolicy;
 use remediation::planner::prisma::PrismaPlannerBuilder;
 use remediation::source::servicebus::ServiceBusSourceBuilder;
@@ -65,6 +66,10 @@ struct Args {
     /// Append one JSON audit line per message to PATH.
     #[arg(long)]
     audit: Option<std::path::PathBuf>,
+    /// Plan and check every alert but run nothing that changes anything
+    /// (read-only queries still run) and settle nothing: messages stay queued.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -129,18 +134,26 @@ async fn main() -> ExitCode {
     } else {
         Arc::new(Drain::new(queue))
     };
-    let executor = ProcessExecutor::new(policy, contexts);
-    // A missing CLI is found now, not at the first alert.
-    if let Err(e) = executor.require_programs(["az"]) {
-        eprintln!("servicebus_prisma_iam: {e}");
-        return ExitCode::from(2);
-    }
-    // ... and one that cannot run sealed (a shim, a missing interpreter) too.
-    if let Err(e) = executor.verify_programs(["az"]).await {
-        eprintln!("servicebus_prisma_iam: {e}");
-        return ExitCode::from(2);
-    }
-    let mut engine = Engine::builder(source, Arc::new(planner), Arc::new(executor))
+    let process = ProcessExecutor::new(policy.clone(), contexts.clone());
+    let executor: Arc<dyn CommandExecutor> = if args.dry_run {
+        // Nothing mutating runs; read-only queries go to the process executor
+        // a real run would use. Like `remediate`'s dry run, `az` is not required.
+        let dry = DryRunExecutor::new(policy, contexts);
+        Arc::new(dry.with_query_executor(Arc::new(process)))
+    } else {
+        // A missing CLI is found now, not at the first alert.
+        if let Err(e) = process.require_programs(["az"]) {
+            eprintln!("servicebus_prisma_iam: {e}");
+            return ExitCode::from(2);
+        }
+        // ... and one that cannot run sealed (a shim, a missing interpreter) too.
+        if let Err(e) = process.verify_programs(["az"]).await {
+            eprintln!("servicebus_prisma_iam: {e}");
+            return ExitCode::from(2);
+        }
+        Arc::new(process)
+    };
+    let mut engine = Engine::builder(source, Arc::new(planner), executor)
         // Poison (undecodable, unsafe, unmapped subscription) is dead-lettered at
         // once; a failing step is retried on later deliveries.
         .config(EngineConfig::default())
@@ -160,6 +173,9 @@ async fn main() -> ExitCode {
                 "servicebus_prisma_iam: {}",
                 serde_json::to_string(&summary.to_detailed_json()).unwrap_or_default()
             );
+            if args.dry_run {
+                eprintln!("servicebus_prisma_iam: dry run: nothing ran and nothing was settled");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(format!("source failed: {e}")),

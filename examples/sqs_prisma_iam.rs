@@ -31,7 +31,7 @@
 
 use clap::Parser;
 use remediation::engine::{Engine, EngineConfig, JsonLinesAudit};
-use remediation::executor::{ContextMap, ProcessExecutor};
+use remediation::executor::{CommandExecutor, ContextMap, DryRunExecutor, ProcessExecutor};
 use remediation::plan::CommandPolicy;
 use remediation::planner::prisma::PrismaPlannerBuilder;
 use remediation::source::sqs::SqsSourceBuilder;
@@ -61,6 +61,10 @@ struct Args {
     /// Append one JSON audit line per message to PATH.
     #[arg(long)]
     audit: Option<std::path::PathBuf>,
+    /// Plan and check every alert but run nothing that changes anything
+    /// (read-only queries still run) and settle nothing: messages stay queued.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -111,18 +115,26 @@ async fn main() -> ExitCode {
     } else {
         Arc::new(Drain::new(sqs))
     };
-    let executor = ProcessExecutor::new(policy, contexts);
-    // A missing CLI is found now, not at the first alert.
-    if let Err(e) = executor.require_programs(["aws"]) {
-        eprintln!("sqs_prisma_iam: {e}");
-        return ExitCode::from(2);
-    }
-    // ... and one that cannot run sealed (a shim, a missing interpreter) too.
-    if let Err(e) = executor.verify_programs(["aws"]).await {
-        eprintln!("sqs_prisma_iam: {e}");
-        return ExitCode::from(2);
-    }
-    let mut engine = Engine::builder(source, Arc::new(planner), Arc::new(executor))
+    let process = ProcessExecutor::new(policy.clone(), contexts.clone());
+    let executor: Arc<dyn CommandExecutor> = if args.dry_run {
+        // Nothing mutating runs; read-only queries go to the process executor
+        // a real run would use. Like `remediate`'s dry run, `aws` is not required.
+        let dry = DryRunExecutor::new(policy, contexts);
+        Arc::new(dry.with_query_executor(Arc::new(process)))
+    } else {
+        // A missing CLI is found now, not at the first alert.
+        if let Err(e) = process.require_programs(["aws"]) {
+            eprintln!("sqs_prisma_iam: {e}");
+            return ExitCode::from(2);
+        }
+        // ... and one that cannot run sealed (a shim, a missing interpreter) too.
+        if let Err(e) = process.verify_programs(["aws"]).await {
+            eprintln!("sqs_prisma_iam: {e}");
+            return ExitCode::from(2);
+        }
+        Arc::new(process)
+    };
+    let mut engine = Engine::builder(source, Arc::new(planner), executor)
         // Poison (undecodable, unsafe, unmapped account) is dead-lettered at once;
         // a failing step is retried on later deliveries.
         .config(EngineConfig::default())
@@ -142,6 +154,9 @@ async fn main() -> ExitCode {
                 "sqs_prisma_iam: {}",
                 serde_json::to_string(&summary.to_detailed_json()).unwrap_or_default()
             );
+            if args.dry_run {
+                eprintln!("sqs_prisma_iam: dry run: nothing ran and nothing was settled");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(format!("source failed: {e}")),
