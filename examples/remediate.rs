@@ -23,6 +23,7 @@ use remediation::engine::{AuditSink, DedupStore, Engine, EngineConfig, JsonLines
 use remediation::engine::{TeeAudit, TextAudit, shutdown_on_signal};
 use remediation::executor::{AwsProfileMapping, AzureSubscriptionMapping, GcpProjectMapping};
 use remediation::executor::{CommandExecutor, ContextMap, DryRunExecutor, ProcessExecutor};
+use remediation::pipeline::PolicyFilter;
 use remediation::plan::CommandPolicy;
 use remediation::planner::{AlertCliPlanner, CloudTrailPlanner, PlannerChain, RemediationPlanner};
 use remediation::rules::RuleSet;
@@ -123,6 +124,17 @@ struct Args {
     /// 10 s), after the work in flight finished; files and stdin end at their end.
     #[arg(long)]
     drain: bool,
+    /// Remediate only alerts of this Prisma policy, by name or id (repeatable);
+    /// the others are skipped with `excluded`.
+    #[arg(long = "only-policy", value_name = "NAME")]
+    only_policies: Vec<String>,
+    /// Skip alerts of this Prisma policy, by name or id (repeatable), with `excluded`.
+    #[arg(long = "skip-policy", value_name = "NAME")]
+    skip_policies: Vec<String>,
+    /// Stop with an error once the audit sink has failed this many seconds
+    /// (meanwhile nothing is acked or dead-lettered without its record).
+    #[arg(long, default_value_t = 60)]
+    audit_outage_limit: u64,
     /// Do not print a line per delivery.
     #[arg(long, short)]
     quiet: bool,
@@ -274,9 +286,20 @@ async fn run(args: &Args) -> Result<Summary, Failure> {
         .with_concurrency(args.concurrency)
         .with_max_deliveries(args.max_deliveries)
         .with_settle_in_dry_run(args.settle_in_dry_run);
+    let filter = args
+        .only_policies
+        .iter()
+        .fold(PolicyFilter::new(), |f, name| f.only(name));
+    let filter = args
+        .skip_policies
+        .iter()
+        .fold(filter, |f, name| f.skip(name));
     let mut builder = Engine::builder(Arc::clone(&source), planner, executor)
-        .config(config)
+        .config(config.with_audit_outage_limit(Duration::from_secs(args.audit_outage_limit)))
         .audit(Arc::new(TeeAudit::new(sinks)));
+    if !filter.is_empty() {
+        builder = builder.stage(Arc::new(filter));
+    }
     if let Some(table) = &args.dedup_table {
         builder = builder.dedup(dedup_store(table).await?);
     }

@@ -88,6 +88,7 @@ pub mod executor;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod model;
+pub mod pipeline;
 pub mod plan;
 pub mod planner;
 pub mod redact;
@@ -96,6 +97,12 @@ pub mod source;
 pub mod telemetry;
 
 pub use error::{Error, ErrorKind, Refusal, Result};
+
+/// The attribute the crate's async traits ([`planner::RemediationPlanner`],
+/// [`executor::CommandExecutor`], [`source::AlertSource`],
+/// [`pipeline::Stage`], ...) are written with: put `#[async_trait]` on your
+/// `impl` of one of them.
+pub use async_trait::async_trait;
 
 /// The README's examples, compiled as doc tests (they use every backend).
 #[cfg(all(doctest, feature = "full"))]

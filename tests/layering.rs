@@ -6,7 +6,9 @@
 //! The table matches the picture in the README ("Architecture"):
 //!
 //! ```text
-//!   lambda ─▶ engine ─▶ source · planner (rules) · executor ─▶ plan · telemetry ─▶ model
+//!   engine (worker) ─┐
+//!                    ├─▶ pipeline (stages) ─▶ source · planner (rules) · executor ─▶ plan · telemetry ─▶ model
+//!   lambda ──────────┘
 //!                                              infrastructure: error · redact · config · aws
 //! ```
 
@@ -33,9 +35,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("planner", &["model", "plan", "telemetry", "rules"]),
     // Rules are a planner's content: the same words, never the planners.
     ("rules", &["model", "plan", "telemetry"]),
-    // The engine wires the components; the Lambda adapter runs the engine.
+    // The pipeline wires the components for one batch of deliveries.
     (
-        "engine",
+        "pipeline",
         &[
             "model",
             "plan",
@@ -46,7 +48,33 @@ const LAYERS: &[(&str, &[&str])] = &[
             "executor",
         ],
     ),
-    ("lambda", &["*"]),
+    // The worker feeds the pipeline from a source; the Lambda adapter feeds
+    // it an invocation's records, never through the worker.
+    (
+        "engine",
+        &[
+            "pipeline",
+            "model",
+            "plan",
+            "telemetry",
+            "source",
+            "planner",
+            "rules",
+            "executor",
+        ],
+    ),
+    (
+        "lambda",
+        &[
+            "pipeline",
+            "model",
+            "plan",
+            "telemetry",
+            "source",
+            "planner",
+            "executor",
+        ],
+    ),
     ("lib", &["*"]),
 ];
 

@@ -2,7 +2,7 @@
 //! runs is cut to the time the invocation has left (its deadline less
 //! [`REPORT_RESERVE`], kept to settle, audit and answer), and a step that
 //! would have less than [`MIN_STEP_TIME`] is not started. (No step starts at
-//! all past the deadline margin: the adapter cancels the engine then.)
+//! all past the deadline margin: the adapter cancels the pipeline then.)
 //!
 //! Lambda freezes or kills a function at its deadline, whatever runs; cutting
 //! the step a little before lets the adapter report the record as failed (so
@@ -26,11 +26,17 @@ pub const MIN_STEP_TIME: Duration = Duration::from_secs(1);
 /// record, write the audit line and answer Lambda.
 pub const REPORT_RESERVE: Duration = Duration::from_millis(500);
 
-/// Runs the inner executor's steps no later than `stop`.
+tokio::task_local! {
+    /// When the running invocation's steps must be done by (set by the
+    /// handler around the pipeline's work for one invocation).
+    pub(super) static STOP: Instant;
+}
+
+/// Runs the inner executor's steps no later than the invocation's [`STOP`]
+/// (unbounded outside an invocation).
 #[derive(Debug)]
 pub(super) struct DeadlineExecutor {
     pub(super) inner: Arc<dyn CommandExecutor>,
-    pub(super) stop: Instant,
 }
 
 impl DeadlineExecutor {
@@ -52,7 +58,10 @@ impl CommandExecutor for DeadlineExecutor {
     }
 
     async fn execute(&self, step: &Step, target: &Target) -> Result<StepOutcome> {
-        let left = self.stop.saturating_duration_since(Instant::now());
+        let Ok(stop) = STOP.try_with(|stop| *stop) else {
+            return self.inner.execute(step, target).await;
+        };
+        let left = stop.saturating_duration_since(Instant::now());
         if left < MIN_STEP_TIME {
             return Ok(Self::failed(format!(
                 "not started: {} ms left before the invocation's deadline",
@@ -83,7 +92,6 @@ mod tests {
         let dry = DryRunExecutor::new(CommandPolicy::default(), ContextMap::new());
         let executor = DeadlineExecutor {
             inner: Arc::new(dry),
-            stop: Instant::now(),
         };
         assert!(executor.is_dry_run());
     }
@@ -112,11 +120,12 @@ mod tests {
         rt.block_on(async {
             let executor = DeadlineExecutor {
                 inner: Arc::new(Slow(took)),
-                stop: Instant::now() + left,
             };
             let step = Step::new(Command::new("aws", ["iam", "get-user"]));
             let target = Target::new(Cloud::Aws, Some("123456789012".into()));
-            executor.execute(&step, &target).await.unwrap()
+            STOP.scope(Instant::now() + left, executor.execute(&step, &target))
+                .await
+                .unwrap()
         })
     }
 

@@ -1,17 +1,22 @@
-//! One invocation's records as an [`AlertSource`]: a finite in-memory batch
-//! whose settle verbs are written down in a ledger, so the handler can tell
-//! Lambda afterwards which records are done and which must come back.
+//! One invocation's records as [`Delivery`]s for the pipeline, and what
+//! became of each ([`RecordOutcome`], from the pipeline's [`Settled`]). A
+//! record's settle verbs do nothing but dead-letter (Lambda deletes what the
+//! handler reports done, and redelivers the rest); the pipeline's answer
+//! says which is which.
 
-use crate::engine::{AuditRecord, AuditSink};
 use crate::error::Result;
-use crate::source::{
-    AlertSource, Capabilities, DeadLetterMode, DeadLetterOutcome, Delivery, Settle,
-};
+use crate::model::{BodyFormat, decode};
+use crate::pipeline::{SettleAction, Settled};
+use crate::source::{DeadLetterMode, DeadLetterOutcome, Delivery, Settle};
 use async_trait::async_trait;
-use std::collections::{HashMap, VecDeque};
+use aws_lambda_events::event::sqs::SqsMessage;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How one record of an invocation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -75,7 +80,7 @@ pub(crate) enum DeadLetterPlan {
 }
 
 impl DeadLetterPlan {
-    fn mode(&self) -> DeadLetterMode {
+    pub(crate) fn mode(&self) -> DeadLetterMode {
         match self {
             DeadLetterPlan::Redrive => DeadLetterMode::Redrive,
             DeadLetterPlan::Forward(_) => DeadLetterMode::Native,
@@ -85,44 +90,6 @@ impl DeadLetterPlan {
 }
 
 #[derive(Debug)]
-pub(crate) struct Ledger {
-    outcomes: Mutex<Vec<RecordOutcome>>,
-}
-
-impl Ledger {
-    fn lock(&self) -> MutexGuard<'_, Vec<RecordOutcome>> {
-        self.outcomes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn set(&self, index: usize, outcome: RecordOutcome) {
-        if let Some(slot) = self.lock().get_mut(index) {
-            *slot = outcome;
-        }
-    }
-
-    pub(crate) fn outcomes(&self) -> Vec<RecordOutcome> {
-        self.lock().clone()
-    }
-}
-
-/// The records of one invocation, handed out once each.
-pub(crate) struct InvocationSource {
-    name: String,
-    pending: Mutex<VecDeque<Delivery>>,
-    dead_letter: DeadLetterMode,
-}
-
-impl fmt::Debug for InvocationSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InvocationSource")
-            .field("name", &self.name)
-            .field("pending", &self.lock().len())
-            .finish()
-    }
-}
-
-/// One record going into an invocation.
-#[derive(Debug)]
 pub(crate) struct Record {
     pub(crate) message_id: String,
     pub(crate) body: bytes::Bytes,
@@ -131,85 +98,8 @@ pub(crate) struct Record {
     pub(crate) attributes: Vec<(String, String)>,
 }
 
-impl InvocationSource {
-    /// The source of `records` and the ledger their settlements go to.
-    pub(crate) fn new(
-        name: impl Into<String>,
-        records: Vec<Record>,
-        dead_letter: &DeadLetterPlan,
-    ) -> (InvocationSource, Arc<Ledger>) {
-        let ledger = Arc::new(Ledger {
-            outcomes: Mutex::new(vec![RecordOutcome::Unsettled; records.len()]),
-        });
-        let pending = records
-            .into_iter()
-            .enumerate()
-            .map(|(index, r)| {
-                let settle = RecordSettle {
-                    ledger: Arc::clone(&ledger),
-                    index,
-                    message_id: r.message_id.clone(),
-                    body: r.body.clone(),
-                    dead_letter: dead_letter.clone(),
-                };
-                let mut d = Delivery::new(r.message_id, r.body, Arc::new(settle))
-                    .with_delivery_count(r.delivery_count);
-                if let Some(at) = r.first_seen {
-                    d = d.with_first_seen(at);
-                }
-                for (k, v) in r.attributes {
-                    d = d.with_attribute(k, v);
-                }
-                d
-            })
-            .collect();
-        let source = InvocationSource {
-            name: name.into(),
-            pending: Mutex::new(pending),
-            dead_letter: dead_letter.mode(),
-        };
-        (source, ledger)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Delivery>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-#[async_trait]
-impl AlertSource for InvocationSource {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn receive(&self, max: usize) -> Result<Vec<Delivery>> {
-        let mut pending = self.lock();
-        let n = max.max(1).min(pending.len());
-        Ok(pending.drain(..n).collect())
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            // The invocation's deadline bounds the work; the trigger keeps the
-            // batch invisible until the function returns.
-            extend: false,
-            // A record reported as failed is delivered again by the trigger.
-            redelivery: true,
-            dead_letter: self.dead_letter,
-            lease: None,
-            max_batch: 10,
-        }
-    }
-
-    fn is_exhausted(&self) -> bool {
-        self.lock().is_empty()
-    }
-}
-
 #[derive(Debug)]
 struct RecordSettle {
-    ledger: Arc<Ledger>,
-    index: usize,
     message_id: String,
     body: bytes::Bytes,
     dead_letter: DeadLetterPlan,
@@ -218,14 +108,13 @@ struct RecordSettle {
 #[async_trait]
 impl Settle for RecordSettle {
     async fn ack(&self) -> Result<()> {
-        self.ledger.set(self.index, RecordOutcome::Acked);
+        // Lambda deletes the records the handler does not report as failed.
         Ok(())
     }
 
     async fn nack(&self, _retry_after: Duration) -> Result<()> {
         // The trigger redelivers after the queue's visibility timeout (SQS)
         // or its own retry schedule (asynchronous invocation).
-        self.ledger.set(self.index, RecordOutcome::Nacked);
         Ok(())
     }
 
@@ -243,65 +132,117 @@ impl Settle for RecordSettle {
                 DeadLetterOutcome::Parked
             }
         };
-        self.ledger
-            .set(self.index, RecordOutcome::DeadLettered(outcome));
         Ok(outcome)
     }
 }
 
 /// What the engine decided about one record, as its audit record says.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Verdict {
-    pub(crate) decision: &'static str,
-    pub(crate) reason_code: Option<String>,
-    pub(crate) reason: Option<String>,
+impl Record {
+    /// The record as a delivery whose dead letters go as `dead_letter` says.
+    pub(crate) fn into_delivery(self, dead_letter: &DeadLetterPlan) -> Delivery {
+        let settle = RecordSettle {
+            message_id: self.message_id.clone(),
+            body: self.body.clone(),
+            dead_letter: dead_letter.clone(),
+        };
+        let mut d = Delivery::new(self.message_id, self.body, Arc::new(settle))
+            .with_delivery_count(self.delivery_count);
+        if let Some(at) = self.first_seen {
+            d = d.with_first_seen(at);
+        }
+        for (k, v) in self.attributes {
+            d = d.with_attribute(k, v);
+        }
+        d
+    }
 }
 
-/// Keeps each record's verdict for the invocation's answer, and forwards
-/// every record to the configured sink.
-#[derive(Debug)]
-pub(crate) struct Capture {
-    inner: Arc<dyn AuditSink>,
-    verdicts: Mutex<HashMap<String, Verdict>>,
+/// How `settled` ended for Lambda. A record the deadline stopped before its
+/// first step (`cancelled`) is not done, like one never reached.
+pub(crate) fn outcome_of(settled: &Settled) -> RecordOutcome {
+    if settled.reason_code == "cancelled" || settled.settle_error.is_some() {
+        return RecordOutcome::Unsettled;
+    }
+    match settled.settle {
+        SettleAction::Ack => RecordOutcome::Acked,
+        SettleAction::Nack => RecordOutcome::Nacked,
+        SettleAction::DeadLetter => {
+            RecordOutcome::DeadLettered(settled.dead_letter.unwrap_or(DeadLetterOutcome::AuditOnly))
+        }
+        _ => RecordOutcome::Unsettled,
+    }
 }
 
-impl Capture {
-    pub(crate) fn new(inner: Arc<dyn AuditSink>) -> Capture {
-        Capture {
-            inner,
-            verdicts: Mutex::new(HashMap::new()),
+impl Record {
+    /// An SQS record: receive count, first receive time, system and message
+    /// attributes as the SQS source reports them.
+    pub(crate) fn from_sqs(m: SqsMessage) -> Record {
+        let count = m
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse::<u32>().ok())
+            .unwrap_or(1);
+        let first_seen = m
+            .attributes
+            .get("ApproximateFirstReceiveTimestamp")
+            .or_else(|| m.attributes.get("SentTimestamp"))
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+            .filter(|t| *t <= SystemTime::now() + Duration::from_secs(3600));
+        let mut attributes: Vec<(String, String)> = m
+            .attributes
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "ApproximateReceiveCount" | "ApproximateFirstReceiveTimestamp"
+                )
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (name, value) in &m.message_attributes {
+            if let Some(s) = &value.string_value {
+                attributes.push((format!("attribute.{name}"), s.clone()));
+            }
+        }
+        Record {
+            message_id: m.message_id.unwrap_or_default(),
+            body: Bytes::from(m.body.unwrap_or_default()),
+            delivery_count: count,
+            first_seen,
+            attributes,
         }
     }
-
-    pub(crate) fn take(&self, message_id: &str) -> Option<Verdict> {
-        self.verdicts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(message_id)
-    }
 }
 
-impl AuditSink for Capture {
-    fn record(&self, record: &AuditRecord) -> Result<()> {
-        self.verdicts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                record.message_id.clone(),
-                Verdict {
-                    decision: record.decision.as_str(),
-                    reason_code: record.reason_code.clone(),
-                    reason: record.reason.clone(),
-                },
-            );
-        if self.inner.enabled() {
-            self.inner.record(record)
-        } else {
-            Ok(())
+/// The envelope fields the EventBridge handler reads.
+#[derive(Deserialize)]
+struct EventBridgeEnvelope<'a> {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(borrow, default)]
+    detail: Option<&'a RawValue>,
+}
+
+/// The event id and the body to decode: the `detail` when it is a Prisma
+/// Cloud alert (relayed by EventBridge), otherwise the whole event (the
+/// pipeline decodes CloudTrail events in their EventBridge envelope, and
+/// reports anything else as undecodable, with its body).
+pub(crate) fn eventbridge_body(event: &[u8]) -> (String, Bytes) {
+    let Ok(envelope) = serde_json::from_slice::<EventBridgeEnvelope<'_>>(event) else {
+        return ("eventbridge".to_owned(), Bytes::copy_from_slice(event));
+    };
+    let id = envelope.id.unwrap_or_else(|| "eventbridge".to_owned());
+    if let Some(detail) = envelope.detail {
+        let is_alert = decode(detail.get().as_bytes()).is_ok_and(|d| {
+            matches!(
+                d.format,
+                BodyFormat::PrismaAlert | BodyFormat::PrismaAlertList
+            )
+        });
+        if is_alert {
+            return (id, Bytes::copy_from_slice(detail.get().as_bytes()));
         }
     }
-
-    fn flush(&self) -> Result<()> {
-        self.inner.flush()
-    }
+    (id, Bytes::copy_from_slice(event))
 }

@@ -64,19 +64,20 @@ pub use deadline::{MIN_STEP_TIME, REPORT_RESERVE};
 
 pub use invocation::RecordOutcome;
 
-use crate::engine::{AuditSink, DedupStore, Engine, EngineConfig, MemoryDedup, NoAudit};
 use crate::executor::CommandExecutor;
-use crate::model::{BodyFormat, decode};
+use crate::pipeline::{
+    AuditSink, DedupStore, EngineConfig, Pipeline, PipelineBuilder, Settled, Stage,
+};
 use crate::planner::RemediationPlanner;
+use crate::source::Capabilities;
 use crate::telemetry::Stats;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use bytes::Bytes;
-use invocation::{Capture, DeadLetterPlan, InvocationSource, Record, Verdict};
-use serde::{Deserialize, Serialize};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use invocation::{DeadLetterPlan, Record, outcome_of};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 /// The default time left before the invocation's deadline at which no new
@@ -92,12 +93,7 @@ pub struct LambdaHandler {
 }
 
 struct HandlerInner {
-    planner: Arc<dyn RemediationPlanner>,
-    executor: Arc<dyn CommandExecutor>,
-    dedup: Arc<dyn DedupStore>,
-    audit: Arc<dyn AuditSink>,
-    stats: Arc<Stats>,
-    config: EngineConfig,
+    pipeline: Pipeline,
     margin: Duration,
     dead_letter: DeadLetterPlan,
 }
@@ -106,10 +102,7 @@ impl fmt::Debug for LambdaHandler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
         f.debug_struct("LambdaHandler")
-            .field("planner", &i.planner.name())
-            .field("executor", &i.executor)
-            .field("dedup", &i.dedup)
-            .field("config", &i.config)
+            .field("pipeline", &i.pipeline)
             .field("deadline_margin", &i.margin)
             .field("dead_letter", &i.dead_letter)
             .finish_non_exhaustive()
@@ -119,17 +112,10 @@ impl fmt::Debug for LambdaHandler {
 /// Builds a [`LambdaHandler`].
 #[derive(Debug)]
 pub struct LambdaHandlerBuilder {
-    inner: HandlerInner,
-}
-
-impl fmt::Debug for HandlerInner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HandlerInner")
-            .field("planner", &self.planner.name())
-            .field("config", &self.config)
-            .field("deadline_margin", &self.margin)
-            .finish_non_exhaustive()
-    }
+    pipeline: PipelineBuilder,
+    stats: Arc<Stats>,
+    margin: Duration,
+    dead_letter: DeadLetterPlan,
 }
 
 impl LambdaHandlerBuilder {
@@ -138,7 +124,7 @@ impl LambdaHandlerBuilder {
     /// are in the event, and a failed record comes back after the queue's
     /// visibility timeout (SQS) or Lambda's retry delay (EventBridge).
     pub fn config(mut self, config: EngineConfig) -> Self {
-        self.inner.config = config;
+        self.pipeline = self.pipeline.config(config);
         self
     }
 
@@ -146,20 +132,26 @@ impl LambdaHandlerBuilder {
     /// this function instance only; a DynamoDB table shares it between all
     /// instances and workers).
     pub fn dedup(mut self, dedup: Arc<dyn DedupStore>) -> Self {
-        self.inner.dedup = dedup;
+        self.pipeline = self.pipeline.dedup(dedup);
         self
     }
 
     /// The audit sink (default: none). `JsonLinesAudit::stdout()` writes one
     /// JSON line per record to the function's CloudWatch log stream.
     pub fn audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
-        self.inner.audit = audit;
+        self.pipeline = self.pipeline.audit(audit);
         self
     }
 
     /// Shares a stats handle (counters accumulate across invocations).
     pub fn stats(mut self, stats: Arc<Stats>) -> Self {
-        self.inner.stats = stats;
+        self.stats = stats;
+        self
+    }
+
+    /// Adds a [`Stage`] to the pipeline (see [`crate::pipeline`]).
+    pub fn stage(mut self, stage: Arc<dyn Stage>) -> Self {
+        self.pipeline = self.pipeline.stage(stage);
         self
     }
 
@@ -167,14 +159,14 @@ impl LambdaHandlerBuilder {
     /// [`DEFAULT_DEADLINE_MARGIN`]). It need not cover the step timeout: a
     /// running step is cut to the time the invocation has left.
     pub fn deadline_margin(mut self, margin: Duration) -> Self {
-        self.inner.margin = margin;
+        self.margin = margin;
         self
     }
 
     /// Poison is reported as failed and left to the trigger's redrive
     /// policy or failure destination (the default).
     pub fn with_dead_letter_redrive(mut self) -> Self {
-        self.inner.dead_letter = DeadLetterPlan::Redrive;
+        self.dead_letter = DeadLetterPlan::Redrive;
         self
     }
 
@@ -182,7 +174,7 @@ impl LambdaHandlerBuilder {
     /// For queues without a redrive policy, where a poison record would
     /// otherwise come back forever.
     pub fn with_dead_letter_audit_only(mut self) -> Self {
-        self.inner.dead_letter = DeadLetterPlan::AuditOnly;
+        self.dead_letter = DeadLetterPlan::AuditOnly;
         self
     }
 
@@ -196,18 +188,33 @@ impl LambdaHandlerBuilder {
         client: aws_sdk_sqs::Client,
         queue_url: impl Into<String>,
     ) -> Self {
-        self.inner.dead_letter = DeadLetterPlan::Forward(Arc::new(dlq::SqsParker {
+        self.dead_letter = DeadLetterPlan::Forward(Arc::new(dlq::SqsParker {
             client,
             queue_url: queue_url.into(),
-            stats: Arc::clone(&self.inner.stats),
+            stats: Arc::clone(&self.stats),
         }));
         self
     }
 
     /// Builds the handler.
     pub fn build(self) -> LambdaHandler {
+        let caps = Capabilities {
+            // The invocation's deadline bounds the work; the trigger keeps the
+            // batch invisible until the function returns.
+            extend: false,
+            // A record reported as failed is delivered again by the trigger.
+            redelivery: true,
+            dead_letter: self.dead_letter.mode(),
+            lease: None,
+            max_batch: 10,
+        };
+        let pipeline = self.pipeline.capabilities(caps).stats(self.stats).build();
         LambdaHandler {
-            inner: Arc::new(self.inner),
+            inner: Arc::new(HandlerInner {
+                pipeline,
+                margin: self.margin,
+                dead_letter: self.dead_letter,
+            }),
         }
     }
 }
@@ -305,38 +312,25 @@ impl From<InvocationFailed> for lambda_runtime::Diagnostic {
     }
 }
 
-/// The envelope fields the EventBridge handler reads.
-#[derive(Deserialize)]
-struct EventBridgeEnvelope<'a> {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(borrow, default)]
-    detail: Option<&'a RawValue>,
-}
-
 impl LambdaHandler {
     /// A builder running `planner` and `executor` (dry run if the executor is one).
     pub fn builder(
         planner: Arc<dyn RemediationPlanner>,
         executor: Arc<dyn CommandExecutor>,
     ) -> LambdaHandlerBuilder {
+        let executor: Arc<dyn CommandExecutor> =
+            Arc::new(deadline::DeadlineExecutor { inner: executor });
         LambdaHandlerBuilder {
-            inner: HandlerInner {
-                planner,
-                executor,
-                dedup: Arc::new(MemoryDedup::default()),
-                audit: Arc::new(NoAudit),
-                stats: Arc::new(Stats::new()),
-                config: EngineConfig::default(),
-                margin: DEFAULT_DEADLINE_MARGIN,
-                dead_letter: DeadLetterPlan::Redrive,
-            },
+            pipeline: Pipeline::builder(planner, executor),
+            stats: Arc::new(Stats::new()),
+            margin: DEFAULT_DEADLINE_MARGIN,
+            dead_letter: DeadLetterPlan::Redrive,
         }
     }
 
     /// The counters, accumulated over every invocation.
     pub fn stats(&self) -> &Arc<Stats> {
-        &self.inner.stats
+        self.inner.pipeline.stats()
     }
 
     /// Handles an SQS-triggered invocation. `deadline` is the invocation's
@@ -360,15 +354,12 @@ impl LambdaHandler {
             .and_then(|m| m.event_source_arn.as_deref())
             .and_then(|arn| arn.rsplit(':').next())
             .map_or_else(|| "lambda:sqs".to_owned(), |q| format!("lambda:sqs:{q}"));
-        let records = event.records.into_iter().map(sqs_record).collect();
-        let (outcomes, capture) = self.run(source_name, records, deadline).await;
+        let records = event.records.into_iter().map(Record::from_sqs).collect();
+        let settled = self.run(&source_name, records, deadline).await;
         let records = ids
             .into_iter()
-            .zip(outcomes)
-            .map(|(message_id, outcome)| {
-                let verdict = capture.take(&message_id);
-                report(message_id, outcome, verdict)
-            })
+            .zip(settled)
+            .map(|(message_id, settled)| report(message_id, &settled))
             .collect();
         SqsInvocationReport { records }
     }
@@ -386,7 +377,7 @@ impl LambdaHandler {
         event: &[u8],
         deadline: Option<SystemTime>,
     ) -> std::result::Result<EventBridgeReport, InvocationFailed> {
-        let (event_id, body) = eventbridge_body(event);
+        let (event_id, body) = invocation::eventbridge_body(event);
         let record = Record {
             message_id: event_id.clone(),
             body,
@@ -394,15 +385,12 @@ impl LambdaHandler {
             first_seen: None,
             attributes: Vec::new(),
         };
-        let (outcomes, capture) = self
-            .run("lambda:eventbridge".to_owned(), vec![record], deadline)
-            .await;
-        let outcome = outcomes
-            .first()
-            .copied()
-            .unwrap_or(RecordOutcome::Unsettled);
-        let verdict = capture.take(&event_id);
-        let r = report(event_id, outcome, verdict);
+        let settled = self.run("lambda:eventbridge", vec![record], deadline).await;
+        let r = match settled.first() {
+            Some(s) => report(event_id, s),
+            None => not_reached(event_id),
+        };
+        let outcome = r.outcome;
         if outcome.is_done() {
             Ok(EventBridgeReport {
                 event_id: r.message_id,
@@ -429,28 +417,20 @@ impl LambdaHandler {
 
     /// Runs the engine over `records` until they are settled or the deadline
     /// margin is reached; returns each record's outcome, in order.
+    /// Hands the records to the pipeline, no step starting after the
+    /// deadline margin and none running past the deadline.
     async fn run(
         &self,
-        source_name: String,
+        source_name: &str,
         records: Vec<Record>,
         deadline: Option<SystemTime>,
-    ) -> (Vec<invocation::RecordOutcome>, Arc<Capture>) {
+    ) -> Vec<Settled> {
         let inner = &self.inner;
-        let (source, ledger) = InvocationSource::new(source_name, records, &inner.dead_letter);
-        let capture = Arc::new(Capture::new(Arc::clone(&inner.audit)));
-        let executor: Arc<dyn CommandExecutor> = match deadline {
-            Some(d) => Arc::new(deadline::DeadlineExecutor {
-                inner: Arc::clone(&inner.executor),
-                stop: stop_at(d, deadline::REPORT_RESERVE),
-            }),
-            None => Arc::clone(&inner.executor),
-        };
-        let engine = Engine::builder(Arc::new(source), Arc::clone(&inner.planner), executor)
-            .config(inner.config.clone())
-            .dedup(Arc::clone(&inner.dedup))
-            .audit(Arc::clone(&capture) as Arc<dyn AuditSink>)
-            .stats(Arc::clone(&inner.stats))
-            .build();
+        let deliveries = records
+            .into_iter()
+            .map(|r| r.into_delivery(&inner.dead_letter))
+            .collect();
+        let pipeline = inner.pipeline.named(source_name);
         let cancel = CancellationToken::new();
         let timer = deadline.map(|d| {
             let stop = stop_at(d, inner.margin);
@@ -471,104 +451,53 @@ impl LambdaHandler {
                 cancel.cancel();
             }
         }
-        // The invocation source never fails to receive.
-        if let Err(e) = engine.run(cancel).await {
-            tracing::error!(error = %e, "engine failed");
-        }
+        let stop = deadline.map_or_else(
+            || Instant::now() + Duration::from_secs(365 * 24 * 3600),
+            |d| stop_at(d, deadline::REPORT_RESERVE),
+        );
+        let settled = deadline::STOP
+            .scope(stop, pipeline.handle(deliveries, &cancel))
+            .await;
         if let Some(t) = timer {
             t.abort();
         }
-        (ledger.outcomes(), capture)
+        // A dry run keeps what it saw; the trigger redelivers it anyway.
+        pipeline.release_held().await;
+        settled
     }
 }
 
-fn report(message_id: String, outcome: RecordOutcome, verdict: Option<Verdict>) -> RecordReport {
-    let (decision, reason_code, reason) = match verdict {
-        Some(v) => (Some(v.decision.to_owned()), v.reason_code, v.reason),
-        None => (
-            None,
-            Some("deadline".to_owned()),
-            Some("deadline: not handled before the invocation's deadline margin".to_owned()),
-        ),
-    };
+/// What became of one record, as the handler reports it.
+fn report(message_id: String, settled: &Settled) -> RecordReport {
+    let outcome = outcome_of(settled);
+    if settled.reason_code == "cancelled" {
+        return not_reached(message_id);
+    }
     RecordReport {
         message_id,
         outcome,
-        decision,
-        reason_code,
-        reason,
+        decision: Some(settled.decision.as_str().to_owned()),
+        reason_code: Some(settled.reason_code.to_owned()),
+        reason: Some(settled.reason()),
     }
 }
 
-/// When no new step may start: `margin` before `deadline`, as an `Instant`.
+/// A record the deadline came before.
+fn not_reached(message_id: String) -> RecordReport {
+    RecordReport {
+        message_id,
+        outcome: RecordOutcome::Unsettled,
+        decision: None,
+        reason_code: Some("deadline".to_owned()),
+        reason: Some("deadline: not handled before the invocation's deadline margin".to_owned()),
+    }
+}
+
 fn stop_at(deadline: SystemTime, margin: Duration) -> Instant {
     let left = deadline
         .duration_since(SystemTime::now())
         .unwrap_or(Duration::ZERO);
     Instant::now() + left.saturating_sub(margin)
-}
-
-/// An SQS record as a delivery: receive count, first receive time, system
-/// and message attributes as the SQS source reports them.
-fn sqs_record(m: SqsMessage) -> Record {
-    let count = m
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|c| c.parse::<u32>().ok())
-        .unwrap_or(1);
-    let first_seen = m
-        .attributes
-        .get("ApproximateFirstReceiveTimestamp")
-        .or_else(|| m.attributes.get("SentTimestamp"))
-        .and_then(|ms| ms.parse::<u64>().ok())
-        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
-        .filter(|t| *t <= SystemTime::now() + Duration::from_secs(3600));
-    let mut attributes: Vec<(String, String)> = m
-        .attributes
-        .iter()
-        .filter(|(k, _)| {
-            !matches!(
-                k.as_str(),
-                "ApproximateReceiveCount" | "ApproximateFirstReceiveTimestamp"
-            )
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for (name, value) in &m.message_attributes {
-        if let Some(s) = &value.string_value {
-            attributes.push((format!("attribute.{name}"), s.clone()));
-        }
-    }
-    Record {
-        message_id: m.message_id.unwrap_or_default(),
-        body: Bytes::from(m.body.unwrap_or_default()),
-        delivery_count: count,
-        first_seen,
-        attributes,
-    }
-}
-
-/// The event id and the body to decode: the `detail` when it is a Prisma
-/// Cloud alert (relayed by EventBridge), otherwise the whole event (the
-/// engine decodes CloudTrail events in their EventBridge envelope, and
-/// reports anything else as undecodable, with its body).
-fn eventbridge_body(event: &[u8]) -> (String, Bytes) {
-    let Ok(envelope) = serde_json::from_slice::<EventBridgeEnvelope<'_>>(event) else {
-        return ("eventbridge".to_owned(), Bytes::copy_from_slice(event));
-    };
-    let id = envelope.id.unwrap_or_else(|| "eventbridge".to_owned());
-    if let Some(detail) = envelope.detail {
-        let is_alert = decode(detail.get().as_bytes()).is_ok_and(|d| {
-            matches!(
-                d.format,
-                BodyFormat::PrismaAlert | BodyFormat::PrismaAlertList
-            )
-        });
-        if is_alert {
-            return (id, Bytes::copy_from_slice(detail.get().as_bytes()));
-        }
-    }
-    (id, Bytes::copy_from_slice(event))
 }
 
 /// Runs an SQS-triggered function: `lambda_runtime::run` with

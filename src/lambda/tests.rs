@@ -1,5 +1,6 @@
 //! The adapter's unit tests: event shapes and deadlines.
 
+use super::invocation::eventbridge_body;
 use super::*;
 
 #[test]

@@ -425,6 +425,10 @@ impl<S: AlertSource> AlertSource for Drain<S> {
         self.inner.attach_stats(stats);
     }
 
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+
     fn is_exhausted(&self) -> bool {
         self.inner.is_exhausted() || self.empty.load(std::sync::atomic::Ordering::Relaxed)
     }

@@ -73,6 +73,11 @@ pub enum Counter {
     StepsRun,
     /// A step failed.
     StepsFailed,
+    /// A delivery was deferred by a stage.
+    Deferred,
+    /// An audit record could not be written (its delivery was not settled
+    /// destructively).
+    AuditErrors,
     /// A receive call failed.
     // Last: `COUNTERS` counts up to it.
     ReceiveErrors,
@@ -128,6 +133,8 @@ impl Stats {
             failed: self.get(Counter::Failed),
             rejected: self.get(Counter::Rejected),
             dead_lettered: self.get(Counter::DeadLettered),
+            deferred: self.get(Counter::Deferred),
+            audit_errors: self.get(Counter::AuditErrors),
             acked: self.get(Counter::Acked),
             nacked: self.get(Counter::Nacked),
             extended: self.get(Counter::Extended),
@@ -165,6 +172,13 @@ pub struct Summary {
     pub rejected: u64,
     /// Deliveries dead-lettered.
     pub dead_lettered: u64,
+    /// Deliveries deferred by a stage (written only when some were).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deferred: u64,
+    /// Audit records that could not be written (written only when some
+    /// could not).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub audit_errors: u64,
     /// Deliveries acked.
     #[serde(skip)]
     pub acked: u64,
@@ -190,6 +204,10 @@ pub struct Summary {
     /// called left out.
     #[serde(skip)]
     pub api_calls: BTreeMap<String, u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One line of decision counts, then the API calls made if any:

@@ -14,6 +14,8 @@ pub mod proxy;
 pub mod pubsub_emulator;
 pub mod recording;
 pub mod servicebus;
+#[cfg(feature = "sqs")]
+pub mod sqs_moto;
 
 use remediation::engine::Engine;
 use remediation::executor::{ContextMap, ProcessExecutor};

@@ -27,6 +27,9 @@ pub enum AuditDecision {
     Failed,
     /// Refused: undecodable, unsafe command, unmapped account.
     Rejected,
+    /// Put off by a stage (a rate limit, a circuit open): nacked with the
+    /// stage's delay, never acked, never dead-lettered for it.
+    Deferred,
 }
 
 impl AuditDecision {
@@ -38,6 +41,7 @@ impl AuditDecision {
             AuditDecision::Skipped => "skipped",
             AuditDecision::Failed => "failed",
             AuditDecision::Rejected => "rejected",
+            AuditDecision::Deferred => "deferred",
         }
     }
 }
@@ -141,6 +145,11 @@ pub struct AuditRecord {
     /// How many events the delivery carried, when more than one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<usize>,
+    /// Fields added by the pipeline's stages (see
+    /// [`StageDecision::Annotate`](crate::pipeline::StageDecision::Annotate)),
+    /// written only when there are some.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, serde_json::Value>,
     /// The body, for dead letters (and undecodable bodies), as UTF-8 text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
@@ -192,6 +201,7 @@ impl AuditRecord {
             dead_letter: None,
             settle_error: None,
             events: None,
+            annotations: BTreeMap::new(),
             body: None,
             body_base64: None,
         }

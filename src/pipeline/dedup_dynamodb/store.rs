@@ -8,8 +8,8 @@ use super::{
     OWNER_ATTRIBUTE, STATE_ATTRIBUTE, TTL_ATTRIBUTE,
 };
 use crate::aws::classify;
-use crate::engine::dedup::{Claim, DedupStore};
 use crate::error::{Error, Result};
+use crate::pipeline::dedup::{Claim, DedupStore};
 use crate::telemetry::{ApiCall, Stats};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;

@@ -1,11 +1,20 @@
-//! What the engine concluded about one delivery ([`EventResult`]), the
+//! What the pipeline concluded about one event ([`EventResult`]), the
 //! reason codes it writes, and small task helpers.
 
-use super::*;
+use super::{AuditDecision, AuditStep};
+use crate::error::{Error, ErrorKind};
+use crate::model::Event;
+use crate::plan::Skip;
+use crate::source::Delivery;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
 
 /// Polls `fut` once with the current task's context: its output if it is
 /// done, `None` if it waits (its wake-up is then registered with this task).
-pub(super) fn poll_once<F: Future>(
+pub(crate) fn poll_once<F: Future>(
     mut fut: Pin<&mut F>,
 ) -> impl Future<Output = Option<F::Output>> {
     std::future::poll_fn(move |cx| {
@@ -14,21 +23,6 @@ pub(super) fn poll_once<F: Future>(
             Poll::Pending => None,
         })
     })
-}
-
-/// Adds to `held` the permits that are free, up to `want` in all, without waiting.
-pub(super) fn top_up(held: &mut OwnedSemaphorePermit, permits: &Arc<Semaphore>, want: usize) {
-    let missing = want
-        .saturating_sub(held.num_permits())
-        .min(permits.available_permits());
-    let Ok(missing) = u32::try_from(missing) else {
-        return;
-    };
-    if missing > 0 {
-        if let Ok(more) = Arc::clone(permits).try_acquire_many_owned(missing) {
-            held.merge(more);
-        }
-    }
 }
 
 /// The error standing in for a panic in user-supplied code (planner,
@@ -40,12 +34,6 @@ pub(super) fn panicked(component: &'static str, call: &str) -> Error {
         message: format!("{component} panicked in {call}"),
         temporary: false,
         source: None,
-    }
-}
-
-pub(super) fn log_join(done: std::result::Result<(), tokio::task::JoinError>) {
-    if let Err(e) = done {
-        tracing::error!(error = %e, "delivery task failed");
     }
 }
 
@@ -67,6 +55,8 @@ pub(super) struct EventResult {
     pub(super) service_outage: bool,
     /// For a refused command: the class of refusal.
     pub(super) refusal: Option<crate::Refusal>,
+    /// For a deferral: when to try again.
+    pub(super) defer: Option<Duration>,
 }
 
 impl EventResult {
@@ -85,6 +75,7 @@ impl EventResult {
             claim: None,
             service_outage: false,
             refusal: None,
+            defer: None,
         }
     }
 
@@ -106,6 +97,7 @@ impl EventResult {
     pub(super) fn severity(&self) -> u8 {
         match self.decision {
             AuditDecision::Failed => 4,
+            AuditDecision::Deferred => 5,
             AuditDecision::Rejected => 3,
             AuditDecision::Executed | AuditDecision::Planned => 2,
             AuditDecision::Skipped if self.code == "duplicate" && self.retry_now => 2,
@@ -118,9 +110,11 @@ impl EventResult {
 pub(super) struct Work {
     pub(super) delivery: Delivery,
     pub(super) events: Vec<Event>,
-    /// Per event: a decision already made (gate, dedup) as `Err`, or `Ok`
+    /// Per event: a decision already made (stages, dedup) as `Err`, or `Ok`
     /// with the dedup key claimed for it (if it has one) = needs planning.
     pub(super) gated: Vec<std::result::Result<Option<String>, EventResult>>,
+    /// Per event: the fields stages added so far.
+    pub(super) annotations: Vec<BTreeMap<String, serde_json::Value>>,
     pub(super) undecodable: Option<String>,
 }
 

@@ -1,10 +1,18 @@
-//! Running a plan's steps while the lease is kept, and settling the
-//! delivery with what came of it.
+//! Running a plan's steps while the lease is kept.
 
 use super::result::*;
-use super::*;
+use super::{AuditDecision, AuditStep, Core, lease};
+use crate::executor::{StepOutcome, StepStatus};
+use crate::plan::Plan;
+use crate::redact::{redact, redact_argv};
+use crate::source::Delivery;
+use crate::telemetry::Counter;
+use futures_util::FutureExt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use tokio_util::sync::CancellationToken;
 
-impl Inner {
+impl Core {
     #[allow(
         clippy::manual_async_fn,
         reason = "an async fn would store its arguments twice"
@@ -57,6 +65,23 @@ impl Inner {
                     return with(step_error(i, &e), steps);
                 }
             }
+            // At most `concurrency` plans run at once (free at once, unless
+            // the pipeline was handed more deliveries than that).
+            let _running = match std::sync::Arc::clone(&self.exec).try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let wait = std::sync::Arc::clone(&self.exec).acquire_owned();
+                    tokio::select! {
+                        p = wait => match p {
+                            Ok(p) => p,
+                            Err(_) => return with(cancelled("before step 1"), steps),
+                        },
+                        () = cancel.cancelled() => {
+                            return with(cancelled("before step 1"), steps);
+                        }
+                    }
+                }
+            };
             let dry = self.dry_run();
             // In a dry run, a read-only step after a mutating one would read state
             // the planned mutation never made: it is only planned too.
@@ -74,13 +99,7 @@ impl Inner {
                 };
                 mutated |= !step.read_only;
                 if cancel.is_cancelled() {
-                    let mut r = EventResult::new(
-                        AuditDecision::Failed,
-                        "cancelled",
-                        format!("worker stopping before step {}", i + 1),
-                    );
-                    r.retry_now = true;
-                    return with(r, steps);
+                    return with(cancelled(&format!("before step {}", i + 1)), steps);
                 }
                 self.stats.incr(Counter::StepsRun);
                 let run = std::pin::pin!(async {
@@ -164,140 +183,17 @@ impl Inner {
             r
         }
     }
+}
 
-    /// Settles the delivery according to `result` and writes the audit record.
-    #[allow(
-        clippy::manual_async_fn,
-        reason = "an async fn would store its arguments twice"
-    )]
-    pub(super) fn settle(
-        &self,
-        delivery: Delivery,
-        mut record: AuditRecord,
-        result: EventResult,
-    ) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            let count = delivery.delivery_count();
-            let cfg = &self.config;
-            enum Action {
-                Ack,
-                Nack(Duration),
-                DeadLetter(String),
-            }
-            let action = match result.decision {
-                AuditDecision::Executed | AuditDecision::Planned => Action::Ack,
-                AuditDecision::Skipped if result.retry_now => {
-                    Action::Nack(cfg.retry.delay(count, delivery.message_id()))
-                }
-                AuditDecision::Skipped => Action::Ack,
-                AuditDecision::Rejected => {
-                    Action::DeadLetter(format!("{}: {}", result.code, result.detail))
-                }
-                AuditDecision::Failed if result.retry_now => Action::Nack(Duration::ZERO),
-                AuditDecision::Failed if count >= cfg.max_deliveries && !result.service_outage => {
-                    Action::DeadLetter(format!(
-                        "{} after {count} deliveries: {}",
-                        result.code, result.detail
-                    ))
-                }
-                AuditDecision::Failed => {
-                    Action::Nack(cfg.retry.delay(count, delivery.message_id()))
-                }
-            };
-            // Nobody reads the record of a disabled sink: don't build it.
-            let audited = self.audit.enabled();
-            record.decision = result.decision;
-            if audited {
-                record.stamp();
-                record.reason_code = Some(result.code.to_owned());
-                record.refusal = result.refusal.map(|r| r.as_str().to_owned());
-                // Details quote commands and their errors: through the one redaction table.
-                record.reason = Some(if result.detail.is_empty() {
-                    result.code.to_owned()
-                } else {
-                    redact(&format!("{}: {}", result.code, result.detail))
-                });
-                record.planner = result.planner;
-                record.steps = if record.steps.is_empty() {
-                    result.steps
-                } else {
-                    record.steps
-                };
-            }
-            let counter = match result.decision {
-                AuditDecision::Executed => Counter::Executed,
-                AuditDecision::Planned => Counter::Planned,
-                AuditDecision::Skipped => Counter::Skipped,
-                AuditDecision::Failed => Counter::Failed,
-                AuditDecision::Rejected => Counter::Rejected,
-            };
-            self.stats.incr(counter);
-
-            let settle_for_real = !self.dry_run() || cfg.settle_in_dry_run;
-            let mut keep_body = matches!(action, Action::DeadLetter(_))
-                || (matches!(action, Action::Nack(_)) && !self.caps.redelivery);
-            let body = delivery.body().clone();
-            if !settle_for_real {
-                record.settle = SettleAction::None;
-                // Nothing was settled; a would-be dead letter still shows its body.
-                keep_body = matches!(action, Action::DeadLetter(_));
-            } else {
-                let outcome = match action {
-                    Action::Ack => {
-                        record.settle = SettleAction::Ack;
-                        delivery.ack().await.map(|()| Counter::Acked)
-                    }
-                    Action::Nack(d) => {
-                        record.settle = SettleAction::Nack;
-                        delivery.nack(d).await.map(|()| Counter::Nacked)
-                    }
-                    Action::DeadLetter(reason) => {
-                        record.settle = SettleAction::DeadLetter;
-                        match delivery.dead_letter(&reason).await {
-                            Ok(how) => {
-                                record.dead_letter = Some(
-                                    match how {
-                                        DeadLetterOutcome::Parked => "parked",
-                                        DeadLetterOutcome::LeftToRedrive => "left_to_redrive",
-                                        DeadLetterOutcome::AuditOnly => "audit_only",
-                                    }
-                                    .to_owned(),
-                                );
-                                Ok(Counter::DeadLettered)
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }
-                };
-                match outcome {
-                    Ok(c) => self.stats.incr(c),
-                    Err(e) => {
-                        self.stats.incr(Counter::SettleErrors);
-                        tracing::warn!(error = %e, "settling the delivery failed");
-                        record.settle_error = Some(e.to_string());
-                        keep_body = true;
-                    }
-                }
-            }
-            tracing::debug!(
-                decision = result.decision.as_str(),
-                reason = result.code,
-                detail = %crate::redact::redact_cow(&result.detail),
-                "delivery settled"
-            );
-            if !audited {
-                return;
-            }
-            if keep_body {
-                record.set_body(&body);
-            }
-            let written = std::panic::catch_unwind(AssertUnwindSafe(|| self.audit.record(&record)))
-                .unwrap_or_else(|_| Err(panicked("audit sink", "record")));
-            if let Err(e) = written {
-                tracing::error!(error = %e, "writing the audit record failed");
-            }
-        }
-    }
+/// A plan stopped because the worker is stopping: released for redelivery.
+pub(super) fn cancelled(when: &str) -> EventResult {
+    let mut r = EventResult::new(
+        AuditDecision::Failed,
+        "cancelled",
+        format!("worker stopping {when}"),
+    );
+    r.retry_now = true;
+    r
 }
 
 /// Records an executor outcome in the step's audit form.

@@ -1,10 +1,24 @@
-//! Handling a batch of deliveries: decode, gate and claim them (`gate.rs`),
-//! plan them in one call, then finish each one (execute, settle, audit).
+//! Handling a batch of deliveries: decode, pass the stages and claim them
+//! (`gate.rs`), plan them in one call, then finish each one (the stages'
+//! look at the plan, execute, settle, audit).
 
+use super::execute::cancelled;
+use super::gate::{apply, stage_panicked};
 use super::result::*;
-use super::*;
+use super::{AuditDecision, AuditRecord, Core, DedupStore, Settled, lease};
+use crate::error::{Error, Result};
+use crate::model::{Event, EventKind};
+use crate::plan::{Decision, Plan};
+use crate::redact::redact;
+use crate::source::Delivery;
+use futures_util::FutureExt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-impl Inner {
+impl Core {
     pub(super) fn dry_run(&self) -> bool {
         self.executor.is_dry_run()
     }
@@ -24,40 +38,22 @@ impl Inner {
 
     /// The audit record a delivery starts with. Nobody reads the record of a
     /// disabled sink, so it names the delivery only when one is enabled.
-    pub(super) fn record_for(&self, delivery: &Delivery) -> AuditRecord {
+    pub(super) fn record_for(&self, source: &str, delivery: &Delivery) -> AuditRecord {
         if self.audit.enabled() {
-            AuditRecord::untimed(
-                self.source.name(),
-                delivery.message_id(),
-                delivery.delivery_count(),
-            )
+            AuditRecord::untimed(source, delivery.message_id(), delivery.delivery_count())
         } else {
             AuditRecord::untimed(String::new(), String::new(), delivery.delivery_count())
         }
     }
 
-    /// Asks the planner, turning a panic into a permanent error per event.
-    pub(super) async fn plan_guarded(&self, events: &[Event]) -> Vec<Result<Decision>> {
-        match AssertUnwindSafe(self.planner.plan(events))
-            .catch_unwind()
-            .await
-        {
-            Ok(answers) => answers,
-            Err(_) => events
-                .iter()
-                .map(|_| Err(panicked("planner", "plan")))
-                .collect(),
-        }
-    }
-
     /// Releases deliveries beyond the concurrency limit for redelivery, audited.
-    pub(super) async fn release_surplus(&self, surplus: Vec<Delivery>) {
+    pub(super) async fn release_surplus(&self, source: &str, surplus: Vec<Delivery>) {
         tracing::warn!(
             count = surplus.len(),
             "source returned more deliveries than asked; releasing the surplus"
         );
         for delivery in surplus {
-            let record = self.record_for(&delivery);
+            let record = self.record_for(source, &delivery);
             let mut result = EventResult::new(
                 AuditDecision::Failed,
                 "over_capacity",
@@ -69,12 +65,25 @@ impl Inner {
     }
 
     pub(super) async fn handle_batch(
-        self: Arc<Self>,
+        &self,
+        source: &str,
         batch: Vec<Delivery>,
-        permits: OwnedSemaphorePermit,
-        cancel: CancellationToken,
-    ) {
-        // Decode and gate every delivery. The batch holds one permit per
+        permits: Option<OwnedSemaphorePermit>,
+        cancel: &CancellationToken,
+    ) -> Vec<Settled> {
+        if cancel.is_cancelled() {
+            // Stopping before anything started: release all, unplanned.
+            let mut settled = Vec::with_capacity(batch.len());
+            for delivery in batch {
+                let record = self.record_for(source, &delivery);
+                settled.push(
+                    self.settle(delivery, record, cancelled("before planning"))
+                        .await,
+                );
+            }
+            return settled;
+        }
+        // Decode and pass the stages. The batch holds one permit per
         // delivery until it is settled.
         let mut works = Vec::with_capacity(batch.len());
         for delivery in batch {
@@ -137,7 +146,7 @@ impl Inner {
         }
         // One allocation per batch keeps the per-delivery futures out of
         // this task's, which is copied as a whole when it is spawned.
-        Box::pin(self.finish_all(works, plans, permits, cancel)).await;
+        Box::pin(self.finish_all(source, works, plans, permits, cancel)).await
     }
 
     /// Executes and settles a batch's deliveries within one task (no spawn
@@ -152,38 +161,46 @@ impl Inner {
         clippy::manual_async_fn,
         reason = "an async fn would store its arguments twice"
     )]
-    pub(super) fn finish_all(
-        &self,
+    pub(super) fn finish_all<'a>(
+        &'a self,
+        source: &'a str,
         works: Vec<Work>,
         plans: Vec<Vec<Option<Result<Decision>>>>,
-        mut permits: OwnedSemaphorePermit,
-        cancel: CancellationToken,
-    ) -> impl Future<Output = ()> + Send + '_ {
+        mut permits: Option<OwnedSemaphorePermit>,
+        cancel: &'a CancellationToken,
+    ) -> impl Future<Output = Vec<Settled>> + Send + 'a {
         async move {
+            let mut settled = Vec::with_capacity(works.len());
             let mut batch = works.into_iter().zip(plans);
             while let Some((work, decisions)) = batch.next() {
-                let mut next = std::pin::pin!(self.finish(work, decisions, &cancel));
-                if poll_once(next.as_mut()).await.is_some() {
+                let mut next = std::pin::pin!(self.finish(source, work, decisions, cancel));
+                if let Some(done) = poll_once(next.as_mut()).await {
+                    settled.push(done);
                     continue;
                 }
-                let own = permits.split(1);
+                let own = permits.as_mut().and_then(|p| p.split(1));
                 let waiting = async move {
-                    next.await;
+                    let done = next.await;
                     drop(own);
+                    done
                 };
                 let rest = futures_util::future::join_all(batch.map(|(work, decisions)| {
-                    let own = permits.split(1);
-                    let delivery = self.finish(work, decisions, &cancel);
+                    let own = permits.as_mut().and_then(|p| p.split(1));
+                    let delivery = self.finish(source, work, decisions, cancel);
                     async move {
-                        delivery.await;
+                        let done = delivery.await;
                         drop(own);
+                        done
                     }
                 }));
                 // What is left are the permits of the deliveries already settled.
                 drop(permits);
-                futures_util::future::join(waiting, rest).await;
+                let (first, rest) = futures_util::future::join(waiting, rest).await;
+                settled.push(first);
+                settled.extend(rest);
                 break;
             }
+            settled
         }
     }
 
@@ -199,10 +216,11 @@ impl Inner {
     )]
     pub(super) fn finish<'a>(
         &'a self,
+        source: &'a str,
         mut work: Work,
         decisions: Vec<Option<Result<Decision>>>,
         cancel: &'a CancellationToken,
-    ) -> impl Future<Output = ()> + Send + 'a {
+    ) -> impl Future<Output = Settled> + Send + 'a {
         let first = work.events.first();
         let span = tracing::info_span!(
             "delivery",
@@ -215,24 +233,34 @@ impl Inner {
             if let Some(why) = work.undecodable.take() {
                 tracing::warn!(reason = %redact(&why), "undecodable delivery");
                 let result = EventResult::new(AuditDecision::Rejected, "undecodable", why);
-                let record = self.record_for(&work.delivery);
-                self.settle(work.delivery, record, result).await;
-                return;
+                let record = self.record_for(source, &work.delivery);
+                return self.settle(work.delivery, record, result).await;
             }
             let events = std::mem::take(&mut work.events);
             let mut results = Vec::with_capacity(events.len());
-            for (gated, decision) in std::mem::take(&mut work.gated).into_iter().zip(decisions) {
+            let mut annotations_of_all = std::collections::BTreeMap::new();
+            let gated = std::mem::take(&mut work.gated);
+            let annotated = std::mem::take(&mut work.annotations);
+            for (((gated, decision), event), mut annotations) in
+                gated.into_iter().zip(decisions).zip(&events).zip(annotated)
+            {
                 let result = match gated {
                     Err(r) => r,
                     Ok(claim) => {
                         let mut r = match self.plan_of(decision) {
-                            Ok(plan) => self.execute_plan(plan, &work.delivery, cancel).await,
+                            Ok(plan) => {
+                                match self.before_execute(event, &plan, &mut annotations).await {
+                                    Some(refused) => refused,
+                                    None => self.execute_plan(plan, &work.delivery, cancel).await,
+                                }
+                            }
                             Err(r) => r,
                         };
                         r.claim = claim;
                         r
                     }
                 };
+                annotations_of_all.append(&mut annotations);
                 results.push(result);
             }
             // Complete or release dedup claims.
@@ -255,7 +283,7 @@ impl Inner {
                     }
                 }
             }
-            let mut record = self.record_for(&work.delivery);
+            let mut record = self.record_for(source, &work.delivery);
             record.kind = events.first().map_or(EventKind::Unknown, Event::kind);
             if events.len() > 1 {
                 record.events = Some(events.len());
@@ -277,6 +305,7 @@ impl Inner {
             for r in &mut results {
                 steps.append(&mut r.steps);
             }
+            record.annotations = annotations_of_all;
             record.steps = steps;
             let result = if worst < results.len() {
                 results.swap_remove(worst)
@@ -289,56 +318,29 @@ impl Inner {
                     "body carries no event",
                 )
             };
-            self.settle(work.delivery, record, result).await;
+            self.settle(work.delivery, record, result).await
         }
         .instrument(span)
     }
 
-    /// The plan to run for one event, or the result that says why there is none.
-    pub(super) fn plan_of(
+    /// Runs the stages' `before_execute` in order: the first decision that
+    /// is not to go on, or `None`.
+    async fn before_execute(
         &self,
-        decision: Option<Result<Decision>>,
-    ) -> std::result::Result<Plan, EventResult> {
-        let decision = match decision {
-            Some(d) => d,
-            None => Err(Error::Backend {
-                backend: "planner",
-                message: "event was not planned".into(),
-                temporary: true,
-                source: None,
-            }),
-        };
-        let plan = match decision {
-            Ok(Decision::Skip(skip)) => return Err(EventResult::skip(&skip)),
-            Ok(Decision::Plan(plan)) => plan,
-            Err(e) if is_rejection(&e) => {
-                return Err(EventResult::new(
-                    AuditDecision::Rejected,
-                    reason_code(&e),
-                    detail_of(&e),
-                )
-                .refused_by(&e));
+        event: &Event,
+        plan: &Plan,
+        annotations: &mut std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Option<EventResult> {
+        for stage in self.stages.iter().filter(|s| !super::gate::is_gate(&***s)) {
+            let decision = AssertUnwindSafe(stage.before_execute(event, plan))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| stage_panicked(stage.name()));
+            if let Some(mut r) = apply(decision, annotations) {
+                r.planner = Some(plan.planner.clone());
+                return Some(r);
             }
-            Err(e) => {
-                let code = if e.is_temporary() {
-                    "planner_unavailable"
-                } else {
-                    "planner_error"
-                };
-                let mut r = EventResult::new(AuditDecision::Failed, code, e.to_string());
-                // An API outage or refused credentials say nothing about the
-                // message: parking it would lose work that succeeds later.
-                r.service_outage = e.is_temporary() || e.is_setup_problem();
-                return Err(r);
-            }
-        };
-        if plan.steps.is_empty() {
-            return Err(EventResult::new(
-                AuditDecision::Skipped,
-                SkipReason::NoRemediation.code(),
-                format!("{} planned no step", plan.planner),
-            ));
         }
-        Ok(plan)
+        None
     }
 }

@@ -142,7 +142,7 @@ impl DynamoDedupBuilder {
     /// Counts every DynamoDB call in `stats` (see
     /// [`ApiCall`](crate::telemetry::ApiCall)) from the start. Not needed
     /// with an engine: it hands the store its own stats when it is built
-    /// ([`DedupStore::attach_stats`](crate::engine::DedupStore::attach_stats)).
+    /// ([`DedupStore::attach_stats`](crate::pipeline::DedupStore::attach_stats)).
     pub fn with_stats(mut self, stats: Arc<Stats>) -> Self {
         self.stats = Some(stats);
         self

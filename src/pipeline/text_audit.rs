@@ -95,8 +95,8 @@ impl<W: Write + Send> AuditSink for TextAudit<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{AuditDecision, AuditStep};
     use crate::executor::StepStatus;
+    use crate::pipeline::{AuditDecision, AuditStep};
 
     fn step(argv: &[&str], status: StepStatus) -> AuditStep {
         AuditStep {

@@ -1,0 +1,94 @@
+//! The settings of the worker and its pipeline ([`EngineConfig`]).
+
+use super::LeasePolicy;
+use crate::telemetry::Backoff;
+use std::time::Duration;
+
+/// Engine settings. `Default` is a sensible production setup.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// Deliveries in flight at once (received and not yet settled). Default 8.
+    pub concurrency: usize,
+    /// The most deliveries asked for per receive call. Default 10.
+    pub receive_batch: usize,
+    /// A delivery that fails on its `max_deliveries`-th delivery is
+    /// dead-lettered instead of nacked. Default 5.
+    pub max_deliveries: u32,
+    /// Retry delay after a failure, by delivery count.
+    pub retry: Backoff,
+    /// Delay between failed receive calls.
+    pub receive_retry: Backoff,
+    /// How leases are extended while steps run.
+    pub lease: LeasePolicy,
+    /// How long a dedup claim lasts before another worker may take over.
+    pub dedup_lease: Duration,
+    /// How long a completed finding is remembered. Default 24 h.
+    pub dedup_ttl: Duration,
+    /// In dry run, settle deliveries as a real run would (default: settle
+    /// nothing, so a dry run leaves the queue as it found it). By default a
+    /// dry run makes one pass: it keeps what it has seen until the pass ends
+    /// — at the first receive that is empty or brings only deliveries it has
+    /// already reported — and then releases everything at once (visibility
+    /// 0, unlock), each delivery reported once.
+    pub settle_in_dry_run: bool,
+    /// How long the audit sink may keep failing before the worker stops
+    /// with an error. Meanwhile nothing is acked or dead-lettered without
+    /// its record: such deliveries are nacked. Default 60 s.
+    pub audit_outage_limit: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            concurrency: 8,
+            receive_batch: 10,
+            max_deliveries: 5,
+            retry: Backoff::default(),
+            receive_retry: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            lease: LeasePolicy::default(),
+            dedup_lease: Duration::from_secs(15 * 60),
+            dedup_ttl: Duration::from_secs(24 * 3600),
+            settle_in_dry_run: false,
+            audit_outage_limit: Duration::from_secs(60),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Sets the concurrency (at least 1).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+    /// Sets the receive batch size (at least 1).
+    pub fn with_receive_batch(mut self, n: usize) -> Self {
+        self.receive_batch = n.max(1);
+        self
+    }
+    /// Sets the delivery count at which a failing delivery is dead-lettered.
+    pub fn with_max_deliveries(mut self, n: u32) -> Self {
+        self.max_deliveries = n.max(1);
+        self
+    }
+    /// Sets the retry schedule.
+    pub fn with_retry(mut self, retry: Backoff) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// Sets the lease policy.
+    pub fn with_lease(mut self, lease: LeasePolicy) -> Self {
+        self.lease = lease;
+        self
+    }
+    /// Settle deliveries in dry run too.
+    pub fn with_settle_in_dry_run(mut self, yes: bool) -> Self {
+        self.settle_in_dry_run = yes;
+        self
+    }
+    /// Sets how long the audit sink may keep failing before the worker stops.
+    pub fn with_audit_outage_limit(mut self, limit: Duration) -> Self {
+        self.audit_outage_limit = limit;
+        self
+    }
+}

@@ -1,0 +1,220 @@
+//! The stage seam: what sits between the gate and execution. A [`Stage`]
+//! looks at each event before it is planned and at each plan before it runs,
+//! and answers with a [`StageDecision`]: go on, go on with fields added to
+//! the audit record, **defer** the delivery (nacked with a delay; never
+//! acked, never dead-lettered for it), or **refuse** it (skipped and acked,
+//! or rejected and dead-lettered, as the settle table says).
+//!
+//! Built in: the [`PrismaAlertGate`] (always first) and the [`PolicyFilter`]
+//! (`--only-policy` / `--skip-policy`).
+
+use crate::model::Event;
+use crate::plan::{Plan, SkipReason};
+use crate::source::Delivery;
+use async_trait::async_trait;
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// What a stage says about an event or a plan.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum StageDecision {
+    /// Go on.
+    Proceed,
+    /// Go on, adding these fields to the delivery's audit record
+    /// (`annotations`).
+    Annotate(BTreeMap<String, serde_json::Value>),
+    /// Not now: the delivery is nacked, to come back after `after`.
+    Defer {
+        /// When to try again.
+        after: Duration,
+        /// The reason code (`rate_limited`, `circuit_open`...).
+        code: &'static str,
+        /// Human detail.
+        detail: String,
+    },
+    /// Not at all: skipped (acked) or, with `reject`, rejected (dead-lettered).
+    Refuse {
+        /// Rejected (poison, dead-lettered) rather than skipped (acked).
+        reject: bool,
+        /// The reason code (`excluded`...).
+        code: &'static str,
+        /// Human detail.
+        detail: String,
+    },
+}
+
+impl StageDecision {
+    /// Skip the event (acked) with `code`.
+    pub fn skip(code: &'static str, detail: impl Into<String>) -> Self {
+        StageDecision::Refuse {
+            reject: false,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// Reject the event (dead-lettered) with `code`.
+    pub fn reject(code: &'static str, detail: impl Into<String>) -> Self {
+        StageDecision::Refuse {
+            reject: true,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// Defer the delivery for `after` with `code`.
+    pub fn defer(after: Duration, code: &'static str, detail: impl Into<String>) -> Self {
+        StageDecision::Defer {
+            after,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// Go on, adding `key: value` to the audit record.
+    pub fn annotate(key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        StageDecision::Annotate(BTreeMap::from([(key.into(), value.into())]))
+    }
+}
+
+/// One stage of the pipeline (see the [pipeline docs](crate::pipeline)). Both hooks
+/// default to [`StageDecision::Proceed`].
+///
+/// A stage must not panic; if it does, the delivery is deferred
+/// (`stage_failed`) and comes back later.
+#[async_trait]
+pub trait Stage: Any + Send + Sync + fmt::Debug {
+    /// A short name, for logs.
+    fn name(&self) -> &str;
+
+    /// Before the event is claimed and planned.
+    async fn before_plan(&self, event: &Event, delivery: &Delivery) -> StageDecision {
+        let _ = (event, delivery);
+        StageDecision::Proceed
+    }
+
+    /// Before the event's plan runs (a dry run asks too).
+    async fn before_execute(&self, event: &Event, plan: &Plan) -> StageDecision {
+        let _ = (event, plan);
+        StageDecision::Proceed
+    }
+}
+
+/// The Prisma alert gate: test notifications, alerts no longer open and
+/// alerts marked not remediable are skipped before anything is claimed or
+/// planned.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PrismaAlertGate;
+
+#[async_trait]
+impl Stage for PrismaAlertGate {
+    fn name(&self) -> &str {
+        "prisma-alert-gate"
+    }
+
+    async fn before_plan(&self, event: &Event, _delivery: &Delivery) -> StageDecision {
+        prisma_gate(event)
+    }
+}
+
+/// [`PrismaAlertGate`]'s decision (synchronous: the pipeline calls it without
+/// a boxed future).
+pub(super) fn prisma_gate(event: &Event) -> StageDecision {
+    let Event::PrismaAlert(alert) = event else {
+        return StageDecision::Proceed;
+    };
+    let skip = |reason: SkipReason, detail: String| StageDecision::skip(reason.code(), detail);
+    if alert.is_test_notification() {
+        return skip(
+            SkipReason::TestNotification,
+            "Prisma Cloud test notification".into(),
+        );
+    }
+    if !alert.is_open() {
+        return skip(
+            SkipReason::NotOpen,
+            format!("alert status is {}", alert.status().unwrap_or("unknown")),
+        );
+    }
+    if alert.remediable() == Some(false) {
+        return skip(
+            SkipReason::NotRemediable,
+            "metadata.remediable is false".into(),
+        );
+    }
+    StageDecision::Proceed
+}
+
+/// Admits only the Prisma policies named (`--only-policy NAME`, repeatable)
+/// and refuses those named to skip (`--skip-policy NAME`); a name matches a
+/// policy's name or id, exactly. A refused alert is skipped with
+/// `excluded`, the entry that refused it named. With an `only` list, events
+/// that name no Prisma policy (CloudTrail, GCP) are refused too: "only"
+/// fails closed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyFilter {
+    only: Vec<String>,
+    skip: Vec<String>,
+}
+
+impl PolicyFilter {
+    /// A filter that admits everything (add entries with
+    /// [`only`](Self::only) and [`skip`](Self::skip)).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Admits the policy `name` (a name or an id); once one is given, only
+    /// the policies given are admitted.
+    pub fn only(mut self, name: impl Into<String>) -> Self {
+        self.only.push(name.into());
+        self
+    }
+
+    /// Refuses the policy `name` (a name or an id).
+    pub fn skip(mut self, name: impl Into<String>) -> Self {
+        self.skip.push(name.into());
+        self
+    }
+
+    /// Whether the filter has no entry (and so admits everything).
+    pub fn is_empty(&self) -> bool {
+        self.only.is_empty() && self.skip.is_empty()
+    }
+
+    fn decide(&self, event: &Event) -> StageDecision {
+        let (name, id) = match event {
+            Event::PrismaAlert(alert) => (alert.policy_name(), alert.policy_id()),
+            _ => (None, None),
+        };
+        let is = |entry: &String| Some(entry.as_str()) == name || Some(entry.as_str()) == id;
+        if let Some(entry) = self.skip.iter().find(|e| is(e)) {
+            return StageDecision::skip("excluded", format!("skip-policy '{entry}'"));
+        }
+        if !self.only.is_empty() && !self.only.iter().any(is) {
+            let what = name.or(id).map_or_else(
+                || "the event names no Prisma policy".to_owned(),
+                |n| format!("policy '{n}' is not"),
+            );
+            return StageDecision::skip(
+                "excluded",
+                format!("{what} among only-policy ({})", self.only.join(", ")),
+            );
+        }
+        StageDecision::Proceed
+    }
+}
+
+#[async_trait]
+impl Stage for PolicyFilter {
+    fn name(&self) -> &str {
+        "policy-filter"
+    }
+
+    async fn before_plan(&self, event: &Event, _delivery: &Delivery) -> StageDecision {
+        self.decide(event)
+    }
+}
