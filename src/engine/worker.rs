@@ -78,8 +78,11 @@ impl Worker {
         let concurrency = cfg.concurrency.max(1);
         let permits = Arc::new(Semaphore::new(concurrency));
         let refill = u32::try_from(batch_max.min(concurrency.div_ceil(4)).max(1)).unwrap_or(1);
-        // A dry run that settles nothing makes one pass: what it has reported.
-        let mut pass = (self.pipeline.is_dry_run() && !cfg.settle_in_dry_run).then(HashSet::new);
+        // A dry run that settles nothing over a source that redelivers makes
+        // one pass: what it has reported, by a hash of the message id (8
+        // bytes each; a source that never redelivers needs no memory of it).
+        let mut pass = (self.pipeline.is_dry_run() && !cfg.settle_in_dry_run && caps.redelivery)
+            .then(HashSet::<u64>::new);
         let mut tasks = JoinSet::new();
         let mut receive_failures = 0u32;
         let mut idle_polls = 0u32;
@@ -140,13 +143,24 @@ impl Worker {
                 let before = batch.len();
                 let mut fresh = Vec::with_capacity(before);
                 for delivery in batch {
-                    if seen.insert(delivery.message_id().to_owned()) {
+                    if seen.insert(id_hash(delivery.message_id())) {
                         fresh.push(delivery);
                     } else {
                         self.pipeline.hold(delivery);
                     }
                 }
                 batch = fresh;
+                if self.pipeline.held() >= MAX_HELD {
+                    drop(held);
+                    for delivery in batch {
+                        self.pipeline.hold(delivery);
+                    }
+                    tracing::warn!(
+                        reported = seen.len(),
+                        "dry run: the pass stops at {MAX_HELD} held deliveries (all released now)"
+                    );
+                    break None;
+                }
                 if batch.is_empty() {
                     drop(held);
                     tracing::info!(
@@ -223,6 +237,18 @@ impl Worker {
             },
         }
     }
+}
+
+/// A dry run's pass ends once it holds this many deliveries (their bodies
+/// are in memory until the pass ends).
+const MAX_HELD: usize = 10_000;
+
+/// A message id's hash, for the dry run's memory of what it reported.
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The error that stops a worker whose audit sink keeps failing.

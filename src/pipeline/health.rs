@@ -51,6 +51,10 @@ impl Held {
         self.deliveries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub(super) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     pub(super) fn put(&self, delivery: Delivery) {
         self.lock()
             .insert(delivery.message_id().to_owned(), delivery);

@@ -264,6 +264,11 @@ impl Pipeline {
         self.core.held.put(delivery);
     }
 
+    /// Dry run: how many deliveries are held.
+    pub(crate) fn held(&self) -> usize {
+        self.core.held.len()
+    }
+
     /// Dry run: releases everything held (visibility 0, unlock), at once.
     pub async fn release_held(&self) {
         self.core.held.release_all(&self.core.stats).await;
