@@ -307,7 +307,12 @@ async fn run(args: &Args) -> Result<Summary, Failure> {
     // Sends what the source still batches (Pub/Sub acks). Closed on the
     // opened source itself: `Drain` does not forward `close`.
     opened.close().await;
-    Ok(outcome.map_err(|e| format!("source failed: {e}"))?)
+    Ok(outcome.map_err(|e| match &e {
+        remediation::Error::Backend {
+            backend: "audit", ..
+        } => format!("audit failed: {e}"),
+        _ => format!("source failed: {e}"),
+    })?)
 }
 
 #[tokio::main]

@@ -165,3 +165,40 @@ async fn a_read_error_after_a_blank_line_is_reported_not_taken_for_eof() {
     assert!(err.to_string().contains("disk on fire"), "{err}");
     assert!(!err.is_temporary());
 }
+
+/// An audit sink whose every write fails (a full disk).
+#[derive(Debug)]
+struct FullDisk;
+
+impl remediation::engine::AuditSink for FullDisk {
+    fn record(&self, _record: &remediation::engine::AuditRecord) -> remediation::Result<()> {
+        Err(remediation::Error::io(
+            "writing the audit record",
+            std::io::Error::from_raw_os_error(28),
+        ))
+    }
+}
+
+/// A run over a file whose audit records could not be written does not end
+/// as a success: the file source cannot redeliver, so the records are all
+/// there was.
+#[tokio::test]
+async fn a_run_ending_with_the_audit_sink_broken_is_an_error() {
+    let source = FileSource::reader("records.json", std::io::Cursor::new(records_file(3)));
+    let engine = Engine::builder(
+        Arc::new(source),
+        Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+        Arc::new(DryRunExecutor::new(
+            CommandPolicy::default(),
+            ContextMap::new(),
+        )),
+    )
+    .audit(Arc::new(FullDisk))
+    .build();
+    let e = engine
+        .run(CancellationToken::new())
+        .await
+        .expect_err("records were not written");
+    assert!(e.to_string().contains("audit sink"), "{e}");
+    assert_eq!(engine.stats().snapshot().audit_errors, 3);
+}

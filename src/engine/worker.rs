@@ -228,12 +228,17 @@ impl Worker {
         let flushed = self.pipeline.flush_audit();
         match stop {
             Some(Stop::Fatal(e)) => Err(e),
-            _ => match flushed {
-                Err(e) => {
+            // Ending with the sink still failing: its last records were not written.
+            _ => match (self.pipeline.audit_outage(), flushed) {
+                (Some(_), _) => Err(audit_error(
+                    "the audit sink was failing when the run ended: records were not written; \
+                     no delivery was acked or dead-lettered without its record",
+                )),
+                (None, Err(e)) => {
                     tracing::error!(error = %e, "flushing the audit trail failed");
                     Err(e)
                 }
-                Ok(()) => Ok(stats.snapshot()),
+                (None, Ok(())) => Ok(stats.snapshot()),
             },
         }
     }
@@ -253,18 +258,18 @@ fn id_hash(id: &str) -> u64 {
 
 /// The error that stops a worker whose audit sink keeps failing.
 fn audit_broken(outage: Duration) -> Error {
-    tracing::error!(
-        ?outage,
-        "the audit sink has failed for too long: stopping (nothing was acked or dead-lettered \
-         without its record)"
-    );
+    audit_error(&format!(
+        "the audit sink has failed for {:.1} s: stopping; no delivery was acked or \
+         dead-lettered without its record",
+        outage.as_secs_f64()
+    ))
+}
+
+fn audit_error(message: &str) -> Error {
+    tracing::error!("{message}");
     Error::Backend {
         backend: "audit",
-        message: format!(
-            "the audit sink has failed for {} s: stopping; no delivery was acked or \
-             dead-lettered without its record",
-            outage.as_secs()
-        ),
+        message: message.to_owned(),
         temporary: false,
         source: None,
     }
