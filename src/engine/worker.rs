@@ -73,7 +73,7 @@ impl Worker {
     async fn run_loop(self, cancel: CancellationToken) -> Result<Summary> {
         let cfg = self.pipeline.config().clone();
         let stats = Arc::clone(self.pipeline.stats());
-        let caps = self.source.capabilities();
+        let caps = self.pipeline.capabilities().clone();
         let batch_max = cfg.receive_batch.min(caps.max_batch.max(1)).max(1);
         let concurrency = cfg.concurrency.max(1);
         let permits = Arc::new(Semaphore::new(concurrency));

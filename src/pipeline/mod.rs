@@ -89,19 +89,6 @@ impl Settled {
             crate::redact::redact(&format!("{}: {}", self.reason_code, self.detail))
         }
     }
-
-    /// Whether the delivery is finished with: acked, or dead-lettered where
-    /// it will not come back on its own.
-    pub fn is_done(&self) -> bool {
-        self.settle_error.is_none()
-            && match self.settle {
-                SettleAction::Ack => true,
-                SettleAction::DeadLetter => {
-                    self.dead_letter != Some(DeadLetterOutcome::LeftToRedrive)
-                }
-                _ => false,
-            }
-    }
 }
 
 /// The per-delivery path (see the [module docs](self)). Cheap to clone.
@@ -223,6 +210,11 @@ impl Pipeline {
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.core.config
+    }
+
+    /// What the deliveries' source can do, as the pipeline was built with.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.core.caps
     }
 
     /// Whether the executor only records (a dry run).
