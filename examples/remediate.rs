@@ -77,9 +77,13 @@ struct Args {
     /// Run `gcloud` for this project (repeatable), with its own `CLOUDSDK_CONFIG` if given.
     #[arg(long = "gcp-project", value_name = "PROJECT[=CLOUDSDK_CONFIG]")]
     gcp_projects: Vec<GcpProjectMapping>,
-    /// Deliveries in flight at once.
+    /// Plans running at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Deliveries received and not yet settled (running, waiting to be
+    /// planned or to run); at least the concurrency. Default 64.
+    #[arg(long)]
+    read_ahead: Option<usize>,
     /// `json`: the last stdout line is the summary as JSON. `text`: a summary line on stderr.
     #[arg(long, value_parser = ["json", "text"], default_value = "text")]
     summary: String,
@@ -282,10 +286,13 @@ async fn run(args: &Args) -> Result<Summary, Failure> {
     if let Some(path) = &args.audit {
         sinks.push(Arc::new(JsonLinesAudit::append(path)?));
     }
-    let config = EngineConfig::default()
+    let mut config = EngineConfig::default()
         .with_concurrency(args.concurrency)
         .with_max_deliveries(args.max_deliveries)
         .with_settle_in_dry_run(args.settle_in_dry_run);
+    if let Some(n) = args.read_ahead {
+        config = config.with_read_ahead(n);
+    }
     let filter = args
         .only_policies
         .iter()

@@ -413,7 +413,8 @@ async fn shutdown_releases_what_has_not_finished() {
         Arc::new(AlertCliPlanner::default()),
         exec.clone(),
     )
-    .config(fast_config().with_concurrency(2))
+    // Two in flight at once, none read ahead.
+    .config(fast_config().with_concurrency(2).with_read_ahead(2))
     .audit(audit.clone())
     .build();
     let cancel = CancellationToken::new();
@@ -655,14 +656,14 @@ async fn a_source_returning_more_than_asked_cannot_deadlock_the_engine() {
             .unwrap();
     }
     q.close();
-    // MemorySource hands out at most 10 per call; concurrency 2 leaves 8 over.
+    // MemorySource hands out at most 10 per call; a read-ahead of 2 leaves 8 over.
     let audit = Arc::new(MemoryAudit::new());
     let engine = Engine::builder(
         Arc::new(GreedySource(q.clone())),
         Arc::new(AlertCliPlanner::default()),
         Arc::new(ScriptedExecutor::default()),
     )
-    .config(fast_config().with_concurrency(2))
+    .config(fast_config().with_concurrency(2).with_read_ahead(2))
     .audit(audit.clone())
     .build();
     let summary = tokio::time::timeout(

@@ -8,6 +8,7 @@ use crate::source::AlertSource;
 use crate::telemetry::{Counter, Summary};
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -75,9 +76,13 @@ impl Worker {
         let stats = Arc::clone(self.pipeline.stats());
         let caps = self.pipeline.capabilities().clone();
         let batch_max = cfg.receive_batch.min(caps.max_batch.max(1)).max(1);
-        let concurrency = cfg.concurrency.max(1);
-        let permits = Arc::new(Semaphore::new(concurrency));
-        let refill = u32::try_from(batch_max.min(concurrency.div_ceil(4)).max(1)).unwrap_or(1);
+        // One permit per delivery received and not settled: the read-ahead,
+        // independent of how many plans run at once (the pipeline's limit).
+        let in_flight = cfg.in_flight_limit();
+        let permits = Arc::new(Semaphore::new(in_flight));
+        // Receive full batches: wait until a whole batch fits.
+        let refill = u32::try_from(batch_max.min(in_flight)).unwrap_or(1);
+        let bytes = Arc::new(BodyBytes::new(cfg.read_ahead_bytes));
         // A dry run that settles nothing over a source that redelivers makes
         // one pass: what it has reported, by a hash of the message id (8
         // bytes each; a source that never redelivers needs no memory of it).
@@ -109,6 +114,12 @@ impl Worker {
                     Err(_) => break Some(Stop::Cancelled),
                 },
             };
+            // Bodies held in memory: receive only below the byte bound.
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break Some(Stop::Cancelled),
+                () = bytes.room() => {}
+            }
             // One permit object for the whole batch: a delivery settled in
             // place returns its share with the batch's, in one release.
             let mut held = first;
@@ -217,8 +228,10 @@ impl Worker {
             }
             let pipeline = self.pipeline.clone();
             let cancel = cancel.clone();
+            let body_bytes = bytes.take(batch.iter().map(|d| d.body().len()).sum());
             tasks.spawn(async move {
                 drop(pipeline.handle_holding(batch, held, &cancel).await);
+                drop(body_bytes);
             });
         };
         while let Some(done) = tasks.join_next().await {
@@ -240,6 +253,58 @@ impl Worker {
                 }
                 (None, Ok(())) => Ok(stats.snapshot()),
             },
+        }
+    }
+}
+
+/// The bytes of bodies received and not settled, against the read-ahead's
+/// byte bound.
+struct BodyBytes {
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+    freed: tokio::sync::Notify,
+}
+
+/// A batch's bodies, given back when dropped.
+struct Taken {
+    gate: Arc<BodyBytes>,
+    n: usize,
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        self.gate.used.fetch_sub(self.n, Ordering::AcqRel);
+        self.gate.freed.notify_waiters();
+    }
+}
+
+impl BodyBytes {
+    fn new(limit: usize) -> Self {
+        BodyBytes {
+            limit: limit.max(1),
+            used: Default::default(),
+            freed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Waits until the bodies held are below the bound.
+    async fn room(&self) {
+        loop {
+            let freed = self.freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            if self.used.load(Ordering::Acquire) < self.limit {
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    fn take(self: &Arc<Self>, n: usize) -> Taken {
+        self.used.fetch_add(n, Ordering::AcqRel);
+        Taken {
+            gate: Arc::clone(self),
+            n,
         }
     }
 }

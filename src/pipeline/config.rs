@@ -8,8 +8,20 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct EngineConfig {
-    /// Deliveries in flight at once (received and not yet settled). Default 8.
+    /// Plans running at once (steps executing). Default 8.
     pub concurrency: usize,
+    /// The most deliveries received and not yet settled: those running,
+    /// those read ahead (waiting to be planned or to run) and those being
+    /// settled. Never fewer than `concurrency`. Default 64.
+    ///
+    /// Reading ahead lets the worker receive full batches and plan every
+    /// waiting event in one planner call whatever the concurrency; waiting
+    /// deliveries keep their leases.
+    pub read_ahead: usize,
+    /// The most bytes of delivery bodies received and not yet settled (a
+    /// soft bound: a receive starts only below it, so it may be passed by
+    /// one batch). Default 16 MiB.
+    pub read_ahead_bytes: usize,
     /// The most deliveries asked for per receive call. Default 10.
     pub receive_batch: usize,
     /// A delivery that fails on its `max_deliveries`-th delivery is
@@ -42,6 +54,8 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             concurrency: 8,
+            read_ahead: 64,
+            read_ahead_bytes: 16 << 20,
             receive_batch: 10,
             max_deliveries: 5,
             retry: Backoff::default(),
@@ -60,6 +74,21 @@ impl EngineConfig {
     pub fn with_concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
         self
+    }
+    /// Sets the most deliveries received and not yet settled (at least
+    /// the concurrency when the worker runs).
+    pub fn with_read_ahead(mut self, n: usize) -> Self {
+        self.read_ahead = n.max(1);
+        self
+    }
+    /// Sets the most bytes of bodies received and not yet settled (at least 1).
+    pub fn with_read_ahead_bytes(mut self, bytes: usize) -> Self {
+        self.read_ahead_bytes = bytes.max(1);
+        self
+    }
+    /// The read-ahead the worker uses: `read_ahead`, at least `concurrency`.
+    pub fn in_flight_limit(&self) -> usize {
+        self.read_ahead.max(self.concurrency).max(1)
     }
     /// Sets the receive batch size (at least 1).
     pub fn with_receive_batch(mut self, n: usize) -> Self {

@@ -1,5 +1,6 @@
 //! Running a plan's steps while the lease is kept.
 
+use super::ahead::Stock;
 use super::result::*;
 use super::{AuditDecision, AuditStep, Core, lease};
 use crate::executor::{StepOutcome, StepStatus};
@@ -21,9 +22,13 @@ impl Core {
         &'a self,
         plan: Plan,
         delivery: &'a Delivery,
+        stock: Option<&'a Stock>,
         cancel: &'a CancellationToken,
     ) -> impl Future<Output = EventResult> + Send + 'a {
         async move {
+            // This plan leaves the planned stock once it runs, or whenever it
+            // ends without running.
+            let waiting = Waiting(stock);
             // Step detail is only built when someone records it.
             let detailed = self.audit.enabled();
             let mut steps: Vec<AuditStep> = plan
@@ -66,22 +71,26 @@ impl Core {
                 }
             }
             // At most `concurrency` plans run at once (free at once, unless
-            // the pipeline was handed more deliveries than that).
+            // more deliveries are read ahead than that). The delivery's lease
+            // is kept while it waits.
             let _running = match std::sync::Arc::clone(&self.exec).try_acquire_owned() {
                 Ok(permit) => permit,
                 Err(_) => {
-                    let wait = std::sync::Arc::clone(&self.exec).acquire_owned();
-                    tokio::select! {
-                        p = wait => match p {
-                            Ok(p) => p,
-                            Err(_) => return with(cancelled("before step 1"), steps),
-                        },
-                        () = cancel.cancelled() => {
-                            return with(cancelled("before step 1"), steps);
+                    let wait = std::pin::pin!(async {
+                        tokio::select! {
+                            p = std::sync::Arc::clone(&self.exec).acquire_owned() => p.ok(),
+                            () = cancel.cancelled() => None,
                         }
+                    });
+                    let (caps, policy) = (&self.caps, &self.config.lease);
+                    match lease::keep_all_leased(wait, &[delivery], caps, policy, &self.stats).await
+                    {
+                        Some(p) => p,
+                        None => return with(cancelled("before step 1"), steps),
                     }
                 }
             };
+            drop(waiting);
             let dry = self.dry_run();
             // In a dry run, a read-only step after a mutating one would read state
             // the planned mutation never made: it is only planned too.
@@ -181,6 +190,17 @@ impl Core {
             r.steps = steps;
             r.planner = Some(planner);
             r
+        }
+    }
+}
+
+/// Takes a plan out of the planned stock when dropped.
+struct Waiting<'a>(Option<&'a Stock>);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(stock) = self.0 {
+            stock.started();
         }
     }
 }

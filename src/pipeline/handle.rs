@@ -2,11 +2,13 @@
 //! (`gate.rs`), plan them in one call, then finish each one (the stages'
 //! look at the plan, execute, settle, audit).
 
+use super::ahead::Stock;
 use super::execute::cancelled;
 use super::gate::{apply, stage_panicked};
+use super::planning::{fewer_decisions, plan_guarded};
 use super::result::*;
 use super::{AuditDecision, AuditRecord, Core, DedupStore, Settled, lease};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{Event, EventKind};
 use crate::plan::{Decision, Plan};
 use crate::redact::redact;
@@ -117,28 +119,43 @@ impl Core {
             .iter()
             .map(|w| (0..w.gated.len()).map(|_| None).collect())
             .collect();
+        let mut stock = None;
         if !to_plan.is_empty() {
-            // The batch's leases are kept while it is planned.
-            let answers = {
-                let planning = std::pin::pin!(self.plan_guarded(&to_plan));
-                let leased: Vec<&Delivery> = works.iter().map(|w| &w.delivery).collect();
-                let (caps, policy) = (&self.caps, &self.config.lease);
-                lease::keep_all_leased(planning, &leased, caps, policy, &self.stats).await
+            // The batch's leases are kept while it is planned (and while it
+            // waits for a planner call shared with other batches).
+            let leased: Vec<&Delivery> = works.iter().map(|w| &w.delivery).collect();
+            let (caps, policy) = (&self.caps, &self.config.lease);
+            let (events, answers) = match &self.ahead {
+                None => {
+                    let answers = {
+                        let planning = std::pin::pin!(plan_guarded(&*self.planner, &to_plan));
+                        lease::keep_all_leased(planning, &leased, caps, policy, &self.stats).await
+                    };
+                    (to_plan, answers)
+                }
+                Some(ahead) => {
+                    let planning = std::pin::pin!(ahead.plan(to_plan));
+                    match lease::keep_all_leased(planning, &leased, caps, policy, &self.stats).await
+                    {
+                        Some(answer) => {
+                            stock = Some(answer.stock);
+                            (answer.events, answer.decisions)
+                        }
+                        None => {
+                            drop(leased);
+                            return self.release_unplanned(source, works).await;
+                        }
+                    }
+                }
             };
             let mut answers = answers.into_iter();
-            for (&(wi, ei), event) in slots.iter().zip(to_plan) {
+            for (&(wi, ei), event) in slots.iter().zip(events) {
                 held[wi][ei] = Some(event);
-                plans[wi][ei] = Some(answers.next().unwrap_or_else(|| {
-                    Err(Error::Backend {
-                        backend: "planner",
-                        message: format!(
-                            "planner {} returned fewer decisions than events",
-                            self.planner.name()
-                        ),
-                        temporary: true,
-                        source: None,
-                    })
-                }));
+                plans[wi][ei] = Some(
+                    answers
+                        .next()
+                        .unwrap_or_else(|| Err(fewer_decisions(&*self.planner))),
+                );
             }
         }
         for (w, events) in works.iter_mut().zip(held) {
@@ -146,7 +163,36 @@ impl Core {
         }
         // One allocation per batch keeps the per-delivery futures out of
         // this task's, which is copied as a whole when it is spawned.
-        Box::pin(self.finish_all(source, works, plans, permits, cancel)).await
+        Box::pin(self.finish_all(source, works, plans, stock, permits, cancel)).await
+    }
+
+    /// Releases a batch whose planner call was lost (the runtime is
+    /// shutting down): its claims are given back and each delivery is
+    /// released for redelivery, as at a cancel.
+    async fn release_unplanned(&self, source: &str, works: Vec<Work>) -> Vec<Settled> {
+        let mut settled = Vec::with_capacity(works.len());
+        for work in works {
+            let keys: Vec<String> = work
+                .gated
+                .into_iter()
+                .filter_map(|g| g.ok().flatten())
+                .collect();
+            for key in &keys {
+                let released = AssertUnwindSafe(self.dedup_store().release(key))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(panicked("dedup store", "release")));
+                if let Err(e) = released {
+                    tracing::warn!(key, error = %e, "dedup store release failed");
+                }
+            }
+            let record = self.record_for(source, &work.delivery);
+            settled.push(
+                self.settle(work.delivery, record, cancelled("while planning"))
+                    .await,
+            );
+        }
+        settled
     }
 
     /// Executes and settles a batch's deliveries within one task (no spawn
@@ -166,14 +212,16 @@ impl Core {
         source: &'a str,
         works: Vec<Work>,
         plans: Vec<Vec<Option<Result<Decision>>>>,
+        stock: Option<Stock>,
         mut permits: Option<OwnedSemaphorePermit>,
         cancel: &'a CancellationToken,
     ) -> impl Future<Output = Vec<Settled>> + Send + 'a {
         async move {
+            let stock = stock.as_ref();
             let mut settled = Vec::with_capacity(works.len());
             let mut batch = works.into_iter().zip(plans);
             while let Some((work, decisions)) = batch.next() {
-                let mut next = std::pin::pin!(self.finish(source, work, decisions, cancel));
+                let mut next = std::pin::pin!(self.finish(source, work, decisions, stock, cancel));
                 if let Some(done) = poll_once(next.as_mut()).await {
                     settled.push(done);
                     continue;
@@ -186,7 +234,7 @@ impl Core {
                 };
                 let rest = futures_util::future::join_all(batch.map(|(work, decisions)| {
                     let own = permits.as_mut().and_then(|p| p.split(1));
-                    let delivery = self.finish(source, work, decisions, cancel);
+                    let delivery = self.finish(source, work, decisions, stock, cancel);
                     async move {
                         let done = delivery.await;
                         drop(own);
@@ -219,6 +267,7 @@ impl Core {
         source: &'a str,
         mut work: Work,
         decisions: Vec<Option<Result<Decision>>>,
+        stock: Option<&'a Stock>,
         cancel: &'a CancellationToken,
     ) -> impl Future<Output = Settled> + Send + 'a {
         let first = work.events.first();
@@ -250,8 +299,13 @@ impl Core {
                         let mut r = match self.plan_of(decision) {
                             Ok(plan) => {
                                 match self.before_execute(event, &plan, &mut annotations).await {
-                                    Some(refused) => refused,
-                                    None => self.execute_plan(plan, &work.delivery, cancel).await,
+                                    Some(refused) => {
+                                        stock.inspect(|s| s.started());
+                                        refused
+                                    }
+                                    None => {
+                                        self.execute_plan(plan, &work.delivery, stock, cancel).await
+                                    }
                                 }
                             }
                             Err(r) => r,

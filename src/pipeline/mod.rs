@@ -16,6 +16,7 @@
 //! [`Stage`]s sit between the gate and execution and may defer a delivery,
 //! refuse it, or add fields to its audit record.
 
+mod ahead;
 mod audit;
 mod config;
 mod dedup;
@@ -162,6 +163,9 @@ impl PipelineBuilder {
         self.core.planner.attach_stats(stats);
         self.core.dedup.attach_stats(stats);
         self.core.exec = Arc::new(Semaphore::new(self.core.config.concurrency.max(1)));
+        self.core.ahead = self.core.planner.wants_batches().then(|| {
+            ahead::PlanAhead::new(Arc::clone(&self.core.planner), self.core.config.concurrency)
+        });
         Pipeline {
             core: Arc::new(self.core),
             source_name: self.source_name.into(),
@@ -187,6 +191,7 @@ impl Pipeline {
                 dry_planned: MemoryDedup::default(),
                 stages: vec![Arc::new(PrismaAlertGate)],
                 exec: Arc::new(Semaphore::new(1)),
+                ahead: None,
                 health: health::AuditHealth::default(),
                 held: health::Held::default(),
             },
@@ -292,6 +297,9 @@ struct Core {
     stages: Vec<Arc<dyn Stage>>,
     /// Plans running at once (`config.concurrency`).
     exec: Arc<Semaphore>,
+    /// Gathers waiting events into one planner call, for a planner that
+    /// wants batches.
+    ahead: Option<Arc<ahead::PlanAhead>>,
     health: health::AuditHealth,
     /// Dry run: deliveries kept until the pass ends.
     held: health::Held,

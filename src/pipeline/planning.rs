@@ -7,24 +7,38 @@ use super::{AuditDecision, Core};
 use crate::error::{Error, Result};
 use crate::model::Event;
 use crate::plan::{Decision, Plan, SkipReason};
+use crate::planner::RemediationPlanner;
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
 
-impl Core {
-    /// Asks the planner, turning a panic into a permanent error per event.
-    pub(super) async fn plan_guarded(&self, events: &[Event]) -> Vec<Result<Decision>> {
-        match AssertUnwindSafe(self.planner.plan(events))
-            .catch_unwind()
-            .await
-        {
-            Ok(answers) => answers,
-            Err(_) => events
-                .iter()
-                .map(|_| Err(panicked("planner", "plan")))
-                .collect(),
-        }
+/// Asks `planner`, turning a panic into a permanent error per event.
+pub(super) async fn plan_guarded(
+    planner: &dyn RemediationPlanner,
+    events: &[Event],
+) -> Vec<Result<Decision>> {
+    match AssertUnwindSafe(planner.plan(events)).catch_unwind().await {
+        Ok(answers) => answers,
+        Err(_) => events
+            .iter()
+            .map(|_| Err(panicked("planner", "plan")))
+            .collect(),
     }
+}
 
+/// The error for an event its planner answered no decision for.
+pub(super) fn fewer_decisions(planner: &dyn RemediationPlanner) -> Error {
+    Error::Backend {
+        backend: "planner",
+        message: format!(
+            "planner {} returned fewer decisions than events",
+            planner.name()
+        ),
+        temporary: true,
+        source: None,
+    }
+}
+
+impl Core {
     /// The plan to run for one event, or the result that says why there is none.
     #[allow(
         clippy::result_large_err,

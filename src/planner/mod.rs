@@ -38,6 +38,18 @@ pub trait RemediationPlanner: Send + Sync + fmt::Debug {
     fn attach_stats(&self, stats: &Arc<Stats>) {
         let _ = stats;
     }
+
+    /// Whether this planner is best asked for every event waiting at once: a
+    /// planner that calls a rate-limited API once per [`plan`](Self::plan)
+    /// call (the Prisma Cloud planner). The pipeline then keeps events read
+    /// ahead until its stock of plans waiting to run falls below the
+    /// execution concurrency, and asks for all of them in one call, one
+    /// call at a time. Default `false`: each received batch is planned as it
+    /// arrives, several batches at once (a local planner gains nothing from
+    /// waiting).
+    fn wants_batches(&self) -> bool {
+        false
+    }
 }
 
 /// Forwards the trait through smart pointers.
@@ -53,6 +65,9 @@ macro_rules! forward_planner {
             }
             fn attach_stats(&self, stats: &Arc<Stats>) {
                 (**self).attach_stats(stats)
+            }
+            fn wants_batches(&self) -> bool {
+                (**self).wants_batches()
             }
         }
     )*};
@@ -92,6 +107,10 @@ impl RemediationPlanner for PlannerChain {
         for planner in &self.planners {
             planner.attach_stats(stats);
         }
+    }
+
+    fn wants_batches(&self) -> bool {
+        self.planners.iter().any(|p| p.wants_batches())
     }
 
     async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>> {

@@ -308,6 +308,11 @@ impl RemediationPlanner for PrismaPlanner {
         self.shared.client.slot.attach(stats);
     }
 
+    /// Yes: each call to the remediation API counts against its rate limit.
+    fn wants_batches(&self) -> bool {
+        true
+    }
+
     async fn plan(&self, events: &[Event]) -> Vec<Result<Decision>> {
         enum Waiting {
             NotPrisma,

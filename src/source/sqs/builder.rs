@@ -70,7 +70,7 @@ pub struct SqsSourceBuilder {
     dead_letter_queue_url: Option<String>,
     wait: Duration,
     visibility: Duration,
-    flush_after: Duration,
+    flush_after: Option<Duration>,
     stats: Option<Arc<Stats>>,
     problems: Problems,
 }
@@ -99,7 +99,7 @@ impl Default for SqsSourceBuilder {
             dead_letter_queue_url: None,
             wait: Duration::from_secs(MAX_WAIT_SECS),
             visibility: Duration::from_secs(30),
-            flush_after: Duration::from_millis(5),
+            flush_after: None,
             stats: None,
             problems: Problems::default(),
         }
@@ -108,8 +108,8 @@ impl Default for SqsSourceBuilder {
 
 impl SqsSourceBuilder {
     /// A builder with the defaults: 20 s long polling, 30 s visibility
-    /// timeout, acks flushed after 5 ms, no dead-letter queue (the queue's
-    /// redrive policy parks poison).
+    /// timeout, settles coalesced over a tenth of it, no dead-letter queue
+    /// (the queue's redrive policy parks poison).
     pub fn new() -> Self {
         Self::default()
     }
@@ -228,10 +228,14 @@ impl SqsSourceBuilder {
         self
     }
 
-    /// How long an ack waits for others to share its `DeleteMessageBatch`
-    /// call (a batch is sent at once when it holds 10). Default 5 ms.
+    /// How long an ack (or a nack) waits for others to share its
+    /// `DeleteMessageBatch` (`ChangeMessageVisibilityBatch`) call. A batch is
+    /// sent sooner when it holds 10, when every delivery handed out is
+    /// settled or waiting in a batch, or when the source is closed; an
+    /// extension waits at most 20 ms. Default: a tenth of the visibility
+    /// timeout, between 5 ms and 5 s (3 s for the default 30 s).
     pub fn with_ack_flush_after(mut self, after: Duration) -> Self {
-        self.flush_after = after;
+        self.flush_after = Some(after);
         self
     }
 
@@ -302,10 +306,14 @@ impl SqsSourceBuilder {
                 dead_letter_mode,
                 wait: self.wait,
                 visibility: self.visibility,
-                flush_after: self.flush_after,
+                flush_after: self
+                    .flush_after
+                    .unwrap_or_else(|| super::batcher::window_for(self.visibility)),
                 fifo,
                 slot,
                 deleter: OnceLock::new(),
+                visibility_changer: OnceLock::new(),
+                outstanding: Default::default(),
                 groups: Mutex::new(Groups::default()),
                 invalid_receipts: AtomicU64::new(0),
             }),

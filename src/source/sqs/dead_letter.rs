@@ -78,7 +78,7 @@ impl SqsSettle {
             reason,
         };
         send_dead_letter(&self.shared.client, dlq, letter, self.shared.slot.get()).await?;
-        self.shared.delete(&self.receipt).await
+        self.delete().await
     }
 }
 

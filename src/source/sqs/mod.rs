@@ -6,9 +6,14 @@
 //! | verb        | SQS call |
 //! |-------------|----------|
 //! | receive     | `ReceiveMessage` (up to 10, long poll, `ApproximateReceiveCount` = delivery count) |
-//! | ack         | `DeleteMessageBatch`, up to 10 acks per call, flushed after a few milliseconds |
-//! | nack(delay) | `ChangeMessageVisibility(delay)` (at most 12 h) |
-//! | extend(by)  | `ChangeMessageVisibility(by)` |
+//! | ack         | `DeleteMessageBatch`, up to 10 acks per call |
+//! | nack(delay) | `ChangeMessageVisibility(delay)` (at most 12 h), at once |
+//! | extend(by)  | `ChangeMessageVisibilityBatch(by)`, the extensions asked for within 20 ms |
+//!
+//! Acks are coalesced per queue over a window sized to the lease (a tenth
+//! of the visibility timeout, at most 5 s); a batch goes out at once when
+//! it is full, when every delivery handed out is settled or waiting in a
+//! batch, or when the source is [closed](AlertSource::close).
 //! | dead-letter | `SendMessage` to the configured dead-letter queue + delete; or, without one, release for the queue's redrive policy; or, without either, delete (the body lives on in the audit record) |
 //!
 //! # FIFO queues
@@ -34,6 +39,7 @@
 //! cancelled) loses nothing: messages SQS handed to the abandoned call stay
 //! invisible until their visibility timeout ends, then are redelivered.
 
+mod batcher;
 mod builder;
 mod dead_letter;
 mod error;
@@ -50,8 +56,8 @@ use crate::error::Result;
 use crate::telemetry::{Stats, StatsSlot};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
+use batcher::{Outstanding, Request};
 use fifo::Groups;
-use settle::AckRequest;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -65,8 +71,6 @@ const SQS_BATCH: usize = 10;
 const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
 /// The longest long-poll wait SQS accepts.
 const MAX_WAIT_SECS: u64 = 20;
-/// Batched deletes in flight at once.
-const DELETES_IN_FLIGHT: usize = 4;
 
 /// The message attribute carrying the dead-letter reason on messages this
 /// source parks in its dead-letter queue.
@@ -148,7 +152,11 @@ struct Shared {
     /// Where API calls are counted (shared with the ack batcher).
     slot: Arc<StatsSlot>,
     /// The ack batcher, started on first use (it needs a runtime).
-    deleter: OnceLock<mpsc::Sender<AckRequest>>,
+    deleter: OnceLock<mpsc::Sender<Request>>,
+    /// The batcher of visibility changes (nack, extend, release).
+    visibility_changer: OnceLock<mpsc::Sender<Request>>,
+    /// Deliveries that may still send a settle; closing.
+    outstanding: Arc<Outstanding>,
     groups: Mutex<Groups>,
     invalid_receipts: AtomicU64,
 }
@@ -175,5 +183,11 @@ impl AlertSource for SqsSource {
 
     fn attach_stats(&self, stats: &Arc<Stats>) {
         self.shared.slot.attach(stats);
+    }
+
+    /// Sends what the batchers hold at once; from now on every settle goes
+    /// out without waiting for others.
+    async fn close(&self) {
+        self.shared.outstanding.close();
     }
 }

@@ -113,7 +113,9 @@ impl Shared {
             group: group.clone(),
             body: self.dead_letter_queue_url.as_ref().map(|_| body.clone()),
             settled: AtomicBool::new(false),
+            open: AtomicBool::new(true),
         };
+        self.outstanding.handed_out();
         let mut d = Delivery::new(message_id, body, Arc::new(settle))
             .with_delivery_count(count)
             .with_lease_deadline(deadline);

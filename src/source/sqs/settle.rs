@@ -1,23 +1,22 @@
-//! Settling a delivery: acks batched into `DeleteMessageBatch` by a
-//! flusher task, nack and extend as `ChangeMessageVisibility`, and the
-//! choice of how a dead letter leaves the queue.
+//! Settling a delivery: acks and extensions sent through the queue's
+//! batchers (`batcher.rs`), nacks and releases as single
+//! `ChangeMessageVisibility` calls, and the choice of how a dead letter
+//! leaves the queue.
 
+use super::batcher::{Batcher, Change, Request, URGENT};
 use super::error::{SqsError, is_invalid_receipt};
-use super::{BACKEND, DELETES_IN_FLIGHT, MAX_VISIBILITY_SECS, SQS_BATCH, Shared};
+use super::{BACKEND, MAX_VISIBILITY_SECS, Shared};
 use crate::aws::classify;
 use crate::error::{Error, Result};
 use crate::source::{DeadLetterMode, DeadLetterOutcome, Settle};
-use crate::telemetry::{ApiCall, StatsSlot};
+use crate::telemetry::ApiCall;
 use async_trait::async_trait;
-use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 /// Settles one received message by its receipt handle.
 pub(super) struct SqsSettle {
@@ -29,10 +28,14 @@ pub(super) struct SqsSettle {
     pub(super) body: Option<Bytes>,
     /// Set once ack, nack or dead-letter ran (FIFO bookkeeping on drop).
     pub(super) settled: AtomicBool,
+    /// Set while this delivery may still send a terminal settle (counted in
+    /// the batchers' `Outstanding`).
+    pub(super) open: AtomicBool,
 }
 
 impl Drop for SqsSettle {
     fn drop(&mut self) {
+        self.leave();
         // A FIFO delivery dropped unsettled comes back when its visibility
         // timeout ends; its held-back successors must not overtake it, so they
         // are forgotten too (SQS redelivers them after it, in order).
@@ -58,7 +61,25 @@ impl fmt::Debug for SqsSettle {
 }
 
 impl SqsSettle {
+    /// This delivery sends no further terminal settle: a batch waiting for
+    /// it need not wait any longer.
+    fn leave(&self) {
+        if self.open.swap(false, Ordering::AcqRel) {
+            self.shared.outstanding.finished();
+        }
+    }
+
+    /// Deletes the message through the batcher; the delivery leaves the
+    /// open count once its entry is queued (so a batch waiting for "every
+    /// open delivery" does not go out just before it arrives).
+    pub(super) async fn delete(&self) -> Result<()> {
+        self.shared
+            .batched(&self.receipt, Change::Delete, || self.leave())
+            .await
+    }
+
     async fn done(&self, returned: bool) {
+        self.leave();
         self.settled.store(true, Ordering::Relaxed);
         if self.shared.fifo {
             if let Some(group) = &self.group {
@@ -71,7 +92,7 @@ impl SqsSettle {
 #[async_trait]
 impl Settle for SqsSettle {
     async fn ack(&self) -> Result<()> {
-        let outcome = self.shared.delete(&self.receipt).await;
+        let outcome = self.delete().await;
         // Deleted or not, this delivery is over: a failed delete means SQS
         // redelivers the message, after any held-back successor was handed
         // out — the same as SQS does when a visibility timeout lapses.
@@ -80,6 +101,7 @@ impl Settle for SqsSettle {
     }
 
     async fn nack(&self, retry_after: Duration) -> Result<()> {
+        self.leave();
         let outcome = self
             .shared
             .change_visibility(&self.receipt, ceil_secs(retry_after))
@@ -90,7 +112,7 @@ impl Settle for SqsSettle {
 
     async fn extend(&self, by: Duration) -> Result<()> {
         self.shared
-            .change_visibility(&self.receipt, ceil_secs(by).max(1))
+            .extend_visibility(&self.receipt, ceil_secs(by).max(1))
             .await
     }
 
@@ -107,6 +129,7 @@ impl Settle for SqsSettle {
             (None, DeadLetterMode::Redrive) => {
                 // Release it now: each receive counts towards the redrive
                 // policy's maxReceiveCount, which moves it to the DLQ.
+                self.leave();
                 let outcome = self.shared.change_visibility(&self.receipt, 0).await;
                 self.done(true).await;
                 outcome.map(|()| DeadLetterOutcome::LeftToRedrive)
@@ -114,7 +137,7 @@ impl Settle for SqsSettle {
             (None, _) => {
                 // Nowhere to park it: released, it would come back forever.
                 // Delete it; the engine keeps the body in the audit record.
-                let outcome = self.shared.delete(&self.receipt).await;
+                let outcome = self.delete().await;
                 self.done(outcome.is_err()).await;
                 outcome.map(|()| DeadLetterOutcome::AuditOnly)
             }
@@ -135,35 +158,42 @@ impl Shared {
         e
     }
 
-    fn deleter(self: &Arc<Self>) -> mpsc::Sender<AckRequest> {
-        self.deleter
-            .get_or_init(|| {
-                let (tx, rx) = mpsc::channel(1024);
-                let flusher = Flusher {
-                    client: self.client.clone(),
-                    queue_url: self.queue_url.clone(),
-                    slot: Arc::clone(&self.slot),
-                    flush_after: self.flush_after,
-                    in_flight: Arc::new(Semaphore::new(DELETES_IN_FLIGHT)),
-                };
-                // The task ends when every sender (this source and its
-                // deliveries) is gone, after flushing what it holds.
-                tokio::spawn(flusher.run(rx));
-                tx
-            })
-            .clone()
+    /// The batcher of `kind` (deletes or visibility changes), started on
+    /// first use. Its task ends when every sender (this source and its
+    /// deliveries) is gone, after flushing what it holds.
+    fn batcher(&self, deletes: bool) -> mpsc::Sender<Request> {
+        let cell = if deletes {
+            &self.deleter
+        } else {
+            &self.visibility_changer
+        };
+        cell.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(1024);
+            let batcher = Batcher {
+                client: self.client.clone(),
+                queue_url: self.queue_url.clone(),
+                slot: Arc::clone(&self.slot),
+                window: if deletes { self.flush_after } else { URGENT },
+                outstanding: Arc::clone(&self.outstanding),
+            };
+            tokio::spawn(batcher.run(rx));
+            tx
+        })
+        .clone()
     }
 
-    pub(super) async fn delete(self: &Arc<Self>, receipt: &str) -> Result<()> {
+    /// Sends `change` for `receipt` through its batcher and waits for the
+    /// outcome of this entry.
+    async fn batched(&self, receipt: &str, change: Change, queued: impl FnOnce()) -> Result<()> {
         let (done, result) = oneshot::channel();
-        let request = AckRequest {
+        let request = Request {
             receipt: receipt.to_owned(),
+            change,
             done,
         };
-        self.deleter()
-            .send(request)
-            .await
-            .map_err(|_| SqsError::BatcherStopped)?;
+        let sent = self.batcher(change == Change::Delete).send(request).await;
+        queued();
+        sent.map_err(|_| SqsError::BatcherStopped)?;
         let outcome = result.await.map_err(|_| SqsError::BatcherStopped)?;
         outcome.map_err(|e| {
             let invalid = e.is_invalid_receipt();
@@ -171,6 +201,19 @@ impl Shared {
         })
     }
 
+    /// Extends the message's lease: batched into
+    /// `ChangeMessageVisibilityBatch` with the extensions asked for within
+    /// 20 ms (the lease keeper extends a batch's deliveries together).
+    pub(super) async fn extend_visibility(&self, receipt: &str, secs: u64) -> Result<()> {
+        let change = Change::Visibility {
+            secs: visibility_secs(secs),
+        };
+        self.batched(receipt, change, || {}).await
+    }
+
+    /// Sets the message's visibility timeout now, alone
+    /// (`ChangeMessageVisibility`): a nack or a release decides when this
+    /// one message comes back, and does not wait for others.
     pub(super) async fn change_visibility(&self, receipt: &str, secs: u64) -> Result<()> {
         self.slot
             .count_api_call(ApiCall::SqsChangeMessageVisibility);
@@ -196,93 +239,6 @@ fn ceil_secs(d: Duration) -> u64 {
 
 pub(super) fn visibility_secs(secs: u64) -> i32 {
     i32::try_from(secs.min(MAX_VISIBILITY_SECS)).unwrap_or(i32::MAX)
-}
-
-/// One ack waiting for its batch.
-pub(super) struct AckRequest {
-    receipt: String,
-    done: oneshot::Sender<Result<(), SqsError>>,
-}
-
-/// Collects acks into `DeleteMessageBatch` calls: a batch goes out when it
-/// holds 10 entries or `flush_after` after its first entry arrived.
-struct Flusher {
-    client: Client,
-    queue_url: String,
-    slot: Arc<StatsSlot>,
-    flush_after: Duration,
-    in_flight: Arc<Semaphore>,
-}
-
-impl Flusher {
-    async fn run(self, mut rx: mpsc::Receiver<AckRequest>) {
-        let this = Arc::new(self);
-        while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            let until = tokio::time::Instant::now() + this.flush_after;
-            while batch.len() < SQS_BATCH {
-                match tokio::time::timeout_at(until, rx.recv()).await {
-                    Ok(Some(request)) => batch.push(request),
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            let permit = Arc::clone(&this.in_flight).acquire_owned().await;
-            let this = Arc::clone(&this);
-            tokio::spawn(async move {
-                this.flush(batch).await;
-                drop(permit);
-            });
-        }
-    }
-
-    async fn flush(&self, batch: Vec<AckRequest>) {
-        let entries: Vec<DeleteMessageBatchRequestEntry> = batch
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(&r.receipt)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        self.slot.count_api_call(ApiCall::SqsDeleteMessageBatch);
-        let sent = self
-            .client
-            .delete_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await;
-        let out = match sent {
-            Ok(out) => out,
-            Err(e) => {
-                let e = SqsError::batch_failed(classify(BACKEND, "DeleteMessageBatch", e));
-                for r in batch {
-                    let _ = r.done.send(Err(e.clone()));
-                }
-                return;
-            }
-        };
-        let mut failed: HashMap<&str, _> = out.failed().iter().map(|f| (f.id(), f)).collect();
-        let ok: HashSet<&str> = out.successful().iter().map(|s| s.id()).collect();
-        for (i, r) in batch.into_iter().enumerate() {
-            let id = i.to_string();
-            let result = if ok.contains(id.as_str()) {
-                Ok(())
-            } else if let Some(f) = failed.remove(id.as_str()) {
-                Err(SqsError::EntryRefused {
-                    code: f.code().to_owned(),
-                    message: f.message().unwrap_or("").to_owned(),
-                    sender_fault: f.sender_fault(),
-                })
-            } else {
-                Err(SqsError::EntryMissing)
-            };
-            let _ = r.done.send(result);
-        }
-    }
 }
 
 #[cfg(test)]
