@@ -67,7 +67,7 @@
 //! |-------------|---------------------------|------------------------------|---------------------|------------------------------------|----------------------------|
 //! | ack         | removed for good          | recorded only                | `DeleteMessageBatch`, 10 per call | `DELETE` lock URI (complete) | the handler's ack |
 //! | nack(delay) | redelivered after `delay` | recorded (body kept in the audit) | `ChangeMessageVisibility(delay)` | `PUT` lock URI (unlock) after `delay`, or the lock kept until `delay` ends | held (lease kept) for `delay`, then nacked |
-//! | extend      | lease renewed             | no-op                        | `ChangeMessageVisibility(by)` | `POST` lock URI (renew), repeated while `by` lasts | the client extends leases itself |
+//! | extend      | lease renewed             | no-op                        | `ChangeMessageVisibilityBatch(by)` | `POST` lock URI (renew), repeated while `by` lasts | the client extends leases itself |
 //! | dead-letter | parked with its body      | recorded with its body       | `SendMessage` to the DLQ + delete, or left to the redrive policy | sent to a configured queue + complete, or left to `MaxDeliveryCount` → `$DeadLetterQueue` | published to a dead-letter topic + ack, or left to the subscription's dead-letter policy |
 
 #![forbid(unsafe_code)]
