@@ -189,12 +189,15 @@ impl Worker {
             if batch.is_empty() {
                 drop(held);
                 if self.source.is_exhausted() {
-                    // In-flight deliveries may still be nacked and come back.
+                    if tasks.is_empty() {
+                        break None;
+                    }
+                    // In-flight deliveries may still be released and come
+                    // back (poison on its way to the redrive policy): once
+                    // they are settled, receive again. The source is done
+                    // only when a receive finds it empty with nothing in flight.
                     while let Some(done) = tasks.join_next().await {
                         log_join(done);
-                    }
-                    if self.source.is_exhausted() {
-                        break None;
                     }
                 } else if asked.elapsed() < Duration::from_millis(5) {
                     // A source that answers "nothing" without waiting must
