@@ -195,3 +195,53 @@ async fn deliveries_waiting_to_run_keep_their_leases() {
         assert_eq!(r.delivery_count, 1, "redelivered: {r:?}");
     }
 }
+
+/// Draining with a read-ahead: the first receive takes everything, the next
+/// finds the queue empty while work is still in flight. A delivery released
+/// meanwhile (here a duplicate waiting for the first run's claim; on SQS,
+/// poison on its way to the redrive policy) must be received again before
+/// the drain ends, not left behind.
+#[tokio::test]
+async fn a_drain_receives_again_after_the_work_in_flight() {
+    let q = MemorySource::builder().with_wait(Duration::ZERO).build();
+    q.send(alert(1)).await.unwrap();
+    q.send(alert(1)).await.unwrap();
+    let exec = Arc::new(Slow {
+        step: Duration::from_millis(500),
+        runs: AtomicUsize::new(0),
+    });
+    let audit = Arc::new(MemoryAudit::new());
+    let engine = Engine::builder(
+        Arc::new(remediation::source::Drain::new(q.clone())),
+        Arc::new(AlertCliPlanner::default()),
+        exec.clone(),
+    )
+    .config(
+        EngineConfig::default().with_retry(remediation::telemetry::Backoff::new(
+            Duration::from_millis(20),
+            Duration::from_millis(100),
+        )),
+    )
+    .audit(audit.clone())
+    .build();
+    let summary = tokio::time::timeout(
+        Duration::from_secs(30),
+        engine.run(CancellationToken::new()),
+    )
+    .await
+    .expect("drained")
+    .unwrap();
+    let codes: Vec<_> = audit
+        .records()
+        .iter()
+        .map(|r| r.reason_code.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(exec.runs.load(Ordering::SeqCst), 1, "{codes:?}");
+    assert_eq!(summary.executed, 1, "{codes:?}");
+    assert_eq!(q.pending(), 0, "left on the queue: {codes:?}");
+    assert_eq!(
+        codes.last().map(String::as_str),
+        Some("duplicate"),
+        "{codes:?}"
+    );
+}
