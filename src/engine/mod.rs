@@ -26,7 +26,7 @@ use std::sync::Arc;
 #[cfg(feature = "dynamodb")]
 pub use crate::pipeline::dedup_dynamodb;
 pub use crate::pipeline::{
-    AuditDecision, AuditRecord, AuditSink, AuditStep, Claim, DedupStore, EngineConfig,
+    AuditDecision, AuditRecord, AuditSink, AuditStep, Claim, ClaimDetail, DedupStore, EngineConfig,
     JsonLinesAudit, LeasePolicy, MemoryAudit, MemoryDedup, NoAudit, SettleAction, TeeAudit,
     TextAudit,
 };

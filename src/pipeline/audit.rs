@@ -67,7 +67,7 @@ pub enum SettleAction {
 pub struct AuditStep {
     /// The argv.
     pub argv: Vec<String>,
-    /// `ok`, `failed`, `not_run` or `planned`.
+    /// `ok`, `failed`, `not_run`, `planned` or `already_done`.
     pub status: StepStatus,
     /// The exit code, if the process exited.
     pub exit_code: Option<i32>,

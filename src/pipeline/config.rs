@@ -33,8 +33,14 @@ pub struct EngineConfig {
     pub receive_retry: Backoff,
     /// How leases are extended while steps run.
     pub lease: LeasePolicy,
-    /// How long a dedup claim lasts before another worker may take over.
+    /// How long a dedup claim lasts before another worker may take over,
+    /// with a store that does not renew claims ([`DedupStore::renews`](super::DedupStore::renews)).
+    /// Default 15 min: longer than any plan should run.
     pub dedup_lease: Duration,
+    /// How long a dedup claim lasts with a store that renews claims: it is
+    /// renewed every third of this while its delivery's work runs, so a
+    /// worker that dies frees its claims within this time. Default 60 s.
+    pub claim_lease: Duration,
     /// How long a completed finding is remembered. Default 24 h.
     pub dedup_ttl: Duration,
     /// In dry run, settle deliveries as a real run would (default: settle
@@ -62,6 +68,7 @@ impl Default for EngineConfig {
             receive_retry: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
             lease: LeasePolicy::default(),
             dedup_lease: Duration::from_secs(15 * 60),
+            claim_lease: Duration::from_secs(60),
             dedup_ttl: Duration::from_secs(24 * 3600),
             settle_in_dry_run: false,
             audit_outage_limit: Duration::from_secs(60),
@@ -108,6 +115,11 @@ impl EngineConfig {
     /// Sets the lease policy.
     pub fn with_lease(mut self, lease: LeasePolicy) -> Self {
         self.lease = lease;
+        self
+    }
+    /// Sets how long a claim lasts with a store that renews claims (at least 1 s).
+    pub fn with_claim_lease(mut self, lease: Duration) -> Self {
+        self.claim_lease = lease.max(Duration::from_secs(1));
         self
     }
     /// Settle deliveries in dry run too.

@@ -1,10 +1,12 @@
-//! Running a plan's steps while the lease is kept.
+//! Running a plan: the command checks, an execution permit, the dedup
+//! claim (`claim.rs`), then its steps while the lease and the claim are kept.
 
 use super::ahead::Stock;
+use super::claim::{Held, step_id};
 use super::result::*;
 use super::{AuditDecision, AuditStep, Core, lease};
 use crate::executor::{StepOutcome, StepStatus};
-use crate::plan::Plan;
+use crate::plan::{Plan, SkipReason};
 use crate::redact::{redact, redact_argv};
 use crate::source::Delivery;
 use crate::telemetry::Counter;
@@ -21,6 +23,7 @@ impl Core {
     pub(super) fn execute_plan<'a>(
         &'a self,
         plan: Plan,
+        key: Option<String>,
         delivery: &'a Delivery,
         stock: Option<&'a Stock>,
         cancel: &'a CancellationToken,
@@ -91,106 +94,179 @@ impl Core {
                 }
             };
             drop(waiting);
-            let dry = self.dry_run();
-            // In a dry run, a read-only step after a mutating one would read state
-            // the planned mutation never made: it is only planned too.
-            let mut mutated = false;
-            for (i, step) in plan.steps.iter().enumerate() {
-                let demoted;
-                let step = if dry && mutated && step.read_only {
-                    let mut planned = step.clone();
-                    planned.read_only = false;
-                    planned.expect = None;
-                    demoted = planned;
-                    &demoted
-                } else {
-                    step
-                };
-                mutated |= !step.read_only;
-                if cancel.is_cancelled() {
-                    return with(cancelled(&format!("before step {}", i + 1)), steps);
-                }
-                self.stats.incr(Counter::StepsRun);
-                let run = std::pin::pin!(async {
-                    AssertUnwindSafe(crate::executor::run_step(
-                        &*self.executor,
-                        step,
-                        &plan.target,
-                    ))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| Err(panicked("executor", "execute")))
-                });
-                let (caps, policy) = (&self.caps, &self.config.lease);
-                let one = [delivery];
-                let leased = lease::keep_all_leased(run, &one, caps, policy, &self.stats);
-                // A read-only step (a query, or a long wait for a resource to be
-                // ready) changes nothing, so shutdown may abandon it: the delivery
-                // is released and the plan starts over elsewhere.
-                let outcome = if step.read_only {
-                    tokio::select! {
-                        o = leased => o,
-                        () = cancel.cancelled() => {
-                            let mut r = EventResult::new(
-                                AuditDecision::Failed,
-                                "cancelled",
-                                format!("worker stopping during read-only step {}", i + 1),
-                            );
-                            r.retry_now = true;
-                            return with(r, steps);
-                        }
-                    }
-                } else {
-                    leased.await
-                };
-                match outcome {
-                    Ok(o) if o.status == StepStatus::Failed => {
-                        self.stats.incr(Counter::StepsFailed);
-                        let tail = o.stderr_tail.lines().last().unwrap_or("").trim().to_owned();
-                        let exit = o
-                            .exit_code
-                            .map_or_else(|| "was killed".to_owned(), |c| format!("exited {c}"));
-                        let detail = if tail.is_empty() {
-                            format!("step {} {exit}", i + 1)
-                        } else {
-                            format!("step {} {exit}: {}", i + 1, redact(&tail))
-                        };
-                        record_outcome(&mut steps[i], step.read_only, o);
-                        return with(
-                            EventResult::new(AuditDecision::Failed, "step_failed", detail),
-                            steps,
-                        );
-                    }
-                    Ok(o) => {
-                        if detailed {
-                            record_outcome(&mut steps[i], step.read_only, o);
-                        } else {
-                            steps[i].status = o.status;
-                        }
-                    }
-                    Err(e) => {
-                        self.stats.incr(Counter::StepsFailed);
-                        steps[i].status = StepStatus::Failed;
-                        return with(step_error(i, &e), steps);
-                    }
-                }
-            }
-            let (decision, code) = if dry {
-                (AuditDecision::Planned, "planned")
-            } else {
-                (AuditDecision::Executed, "executed")
+            // The finding is claimed now that its plan runs, not while it waited.
+            let held = match key {
+                Some(key) => match self.claim_for_run(key).await {
+                    Ok(held) => Some(held),
+                    Err(r) => return with(r, steps),
+                },
+                None => None,
             };
+            let (mut r, lost) = self
+                .run_steps(&plan, delivery, held.as_ref(), &mut steps, cancel)
+                .await;
             // The plan is done with: its name and description move into the result.
             let Plan {
                 planner,
                 description,
                 ..
             } = plan;
-            let mut r = EventResult::new(decision, code, description.unwrap_or_default());
             r.steps = steps;
             r.planner = Some(planner);
+            if lost {
+                // Another delivery took the lapsed claim over: it is theirs to
+                // finish (or release), and this one comes back later.
+                let mut dup = EventResult::new(
+                    AuditDecision::Skipped,
+                    SkipReason::Duplicate.code(),
+                    format!(
+                        "dedup claim lost while running ({}); another delivery finishes it",
+                        r.detail
+                    ),
+                );
+                dup.retry_now = true;
+                dup.steps = std::mem::take(&mut r.steps);
+                dup.planner = r.planner.take();
+                return dup;
+            }
+            r.claim = held.map(|h| h.key);
+            if matches!(r.decision, AuditDecision::Executed | AuditDecision::Planned) {
+                r.detail = description.unwrap_or_default();
+            }
             r
         }
+    }
+
+    /// Runs the plan's steps in order, each while the delivery's lease and
+    /// the claim are kept: the result (steps recorded into `steps`), and
+    /// whether the claim was lost meanwhile (then nothing more is run).
+    async fn run_steps(
+        &self,
+        plan: &Plan,
+        delivery: &Delivery,
+        held: Option<&Held>,
+        steps: &mut [AuditStep],
+        cancel: &CancellationToken,
+    ) -> (EventResult, bool) {
+        let dry = self.dry_run();
+        let detailed = self.audit.enabled();
+        // In a dry run, a read-only step after a mutating one would read state
+        // the planned mutation never made: it is only planned too.
+        let mut mutated = false;
+        // Mutating steps an earlier run recorded done are skipped from the
+        // first on, until the first one not done.
+        let mut resuming = held.is_some_and(|h| !h.steps_done.is_empty());
+        for (i, step) in plan.steps.iter().enumerate() {
+            let demoted;
+            let step = if dry && mutated && step.read_only {
+                let mut planned = step.clone();
+                planned.read_only = false;
+                planned.expect = None;
+                demoted = planned;
+                &demoted
+            } else {
+                step
+            };
+            mutated |= !step.read_only;
+            let id = (!dry && !step.read_only).then(|| step_id(i, step));
+            if resuming && !step.read_only {
+                match (held, &id) {
+                    (Some(h), Some(id)) if h.steps_done.contains(id) => {
+                        steps[i].status = StepStatus::AlreadyDone;
+                        continue;
+                    }
+                    _ => resuming = false,
+                }
+            }
+            if cancel.is_cancelled() {
+                return (cancelled(&format!("before step {}", i + 1)), false);
+            }
+            self.stats.incr(Counter::StepsRun);
+            let run = std::pin::pin!(async {
+                AssertUnwindSafe(crate::executor::run_step(
+                    &*self.executor,
+                    step,
+                    &plan.target,
+                ))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(panicked("executor", "execute")))
+            });
+            let (caps, policy) = (&self.caps, &self.config.lease);
+            let one = [delivery];
+            let leased =
+                std::pin::pin!(lease::keep_all_leased(run, &one, caps, policy, &self.stats));
+            let claimed = self.keep_claimed(leased, held);
+            // A read-only step (a query, or a long wait for a resource to be
+            // ready) changes nothing, so shutdown may abandon it: the delivery
+            // is released and the plan starts over elsewhere.
+            let (outcome, lost) = if step.read_only {
+                tokio::select! {
+                    o = claimed => o,
+                    () = cancel.cancelled() => {
+                        let mut r = EventResult::new(
+                            AuditDecision::Failed,
+                            "cancelled",
+                            format!("worker stopping during read-only step {}", i + 1),
+                        );
+                        r.retry_now = true;
+                        return (r, false);
+                    }
+                }
+            } else {
+                claimed.await
+            };
+            match outcome {
+                Ok(o) if o.status == StepStatus::Failed => {
+                    self.stats.incr(Counter::StepsFailed);
+                    let tail = o.stderr_tail.lines().last().unwrap_or("").trim().to_owned();
+                    let exit = o
+                        .exit_code
+                        .map_or_else(|| "was killed".to_owned(), |c| format!("exited {c}"));
+                    let detail = if tail.is_empty() {
+                        format!("step {} {exit}", i + 1)
+                    } else {
+                        format!("step {} {exit}: {}", i + 1, redact(&tail))
+                    };
+                    record_outcome(&mut steps[i], step.read_only, o);
+                    return (
+                        EventResult::new(AuditDecision::Failed, "step_failed", detail),
+                        lost,
+                    );
+                }
+                Ok(o) => {
+                    if detailed {
+                        record_outcome(&mut steps[i], step.read_only, o);
+                    } else {
+                        steps[i].status = o.status;
+                    }
+                    if let (Some(h), Some(id)) = (held, &id) {
+                        self.record_step(h, id).await;
+                    }
+                }
+                Err(e) => {
+                    self.stats.incr(Counter::StepsFailed);
+                    steps[i].status = StepStatus::Failed;
+                    return (step_error(i, &e), lost);
+                }
+            }
+            if lost {
+                return (
+                    EventResult::new(
+                        AuditDecision::Failed,
+                        "claim_lost",
+                        format!("stopped after step {}", i + 1),
+                    ),
+                    true,
+                );
+            }
+        }
+        let (decision, code) = if dry {
+            (AuditDecision::Planned, "planned")
+        } else {
+            (AuditDecision::Executed, "executed")
+        };
+        (EventResult::new(decision, code, String::new()), false)
     }
 }
 

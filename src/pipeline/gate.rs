@@ -1,12 +1,11 @@
-//! The front of a batch: decoding each delivery, the stages' look before
-//! planning (the Prisma alert gate first), and the dedup claim that lets an
-//! event be planned.
+//! The front of a batch: decoding each delivery and the stages' look before
+//! planning (the Prisma alert gate first). The dedup claim is taken later,
+//! when a plan is about to run (`claim.rs`).
 
 use super::result::*;
 use super::stage::{StageDecision, prisma_gate};
-use super::{AuditDecision, Claim, Core, PrismaAlertGate};
+use super::{AuditDecision, Core, PrismaAlertGate};
 use crate::model::{Event, decode};
-use crate::plan::SkipReason;
 use crate::source::Delivery;
 use futures_util::FutureExt;
 use std::any::Any;
@@ -23,7 +22,7 @@ impl Core {
         &self,
         delivery: Delivery,
     ) -> impl Future<Output = Work> + Send + '_ {
-        // Decoding needs no await: only the dedup claims do.
+        // Decoding needs no await: only the stages may.
         let mut work = Work {
             delivery,
             events: Vec::new(),
@@ -53,7 +52,8 @@ impl Core {
                     .await
                 {
                     Some(decided) => Err(decided),
-                    None => self.claim(&event).await,
+                    // Claimed when its plan runs (`claim.rs`), not now.
+                    None => Ok(event.dedup_key()),
                 };
                 work.events.push(event);
                 work.gated.push(gated);
@@ -63,51 +63,8 @@ impl Core {
         }
     }
 
-    /// Takes the event's dedup claim: `Ok` with the claimed key (`None` for
-    /// an event without one) if it may be planned, `Err` with the decision if not.
-    pub(super) async fn claim(
-        &self,
-        event: &Event,
-    ) -> std::result::Result<Option<String>, EventResult> {
-        let Some(key) = event.dedup_key() else {
-            return Ok(None);
-        };
-        let claim = AssertUnwindSafe(self.dedup_store().claim(&key, self.config.dedup_lease))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(panicked("dedup store", "claim")));
-        match claim {
-            Ok(Claim::Claimed) => Ok(Some(key)),
-            Ok(Claim::AlreadyDone) => Err(EventResult::new(
-                AuditDecision::Skipped,
-                SkipReason::Duplicate.code(),
-                "already remediated",
-            )),
-            Ok(Claim::InProgress) => {
-                let mut r = EventResult::new(
-                    AuditDecision::Skipped,
-                    SkipReason::Duplicate.code(),
-                    "being remediated by another delivery; retry later",
-                );
-                r.retry_now = true;
-                Err(r)
-            }
-            // Without the dedup store "once" cannot be promised: retry later.
-            // The outage says nothing about the message, so it is never
-            // dead-lettered for it, whatever its delivery count.
-            Err(e) => {
-                let mut r =
-                    EventResult::new(AuditDecision::Failed, "dedup_unavailable", e.to_string());
-                r.service_outage = true;
-                Err(r)
-            }
-        }
-    }
-}
-
-/// Runs the stages' `before_plan` in order: the first decision that is not
-/// to go on, or `None` (annotations gathered into `annotations`).
-impl Core {
+    /// Runs the stages' `before_plan` in order: the first decision that is
+    /// not to go on, or `None` (annotations gathered into `annotations`).
     async fn before_plan(
         &self,
         event: &Event,

@@ -167,25 +167,11 @@ impl Core {
     }
 
     /// Releases a batch whose planner call was lost (the runtime is
-    /// shutting down): its claims are given back and each delivery is
-    /// released for redelivery, as at a cancel.
+    /// shutting down): each delivery is released for redelivery, as at a
+    /// cancel (nothing is claimed before a plan runs).
     async fn release_unplanned(&self, source: &str, works: Vec<Work>) -> Vec<Settled> {
         let mut settled = Vec::with_capacity(works.len());
         for work in works {
-            let keys: Vec<String> = work
-                .gated
-                .into_iter()
-                .filter_map(|g| g.ok().flatten())
-                .collect();
-            for key in &keys {
-                let released = AssertUnwindSafe(self.dedup_store().release(key))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| Err(panicked("dedup store", "release")));
-                if let Err(e) = released {
-                    tracing::warn!(key, error = %e, "dedup store release failed");
-                }
-            }
             let record = self.record_for(source, &work.delivery);
             settled.push(
                 self.settle(work.delivery, record, cancelled("while planning"))
@@ -295,24 +281,20 @@ impl Core {
             {
                 let result = match gated {
                     Err(r) => r,
-                    Ok(claim) => {
-                        let mut r = match self.plan_of(decision) {
-                            Ok(plan) => {
-                                match self.before_execute(event, &plan, &mut annotations).await {
-                                    Some(refused) => {
-                                        stock.inspect(|s| s.started());
-                                        refused
-                                    }
-                                    None => {
-                                        self.execute_plan(plan, &work.delivery, stock, cancel).await
-                                    }
-                                }
+                    Ok(key) => match self.plan_of(decision) {
+                        Ok(plan) => match self.before_execute(event, &plan, &mut annotations).await
+                        {
+                            Some(refused) => {
+                                stock.inspect(|s| s.started());
+                                refused
                             }
-                            Err(r) => r,
-                        };
-                        r.claim = claim;
-                        r
-                    }
+                            None => {
+                                self.execute_plan(plan, key, &work.delivery, stock, cancel)
+                                    .await
+                            }
+                        },
+                        Err(r) => r,
+                    },
                 };
                 annotations_of_all.append(&mut annotations);
                 results.push(result);

@@ -18,6 +18,7 @@
 
 mod ahead;
 mod audit;
+mod claim;
 mod config;
 mod dedup;
 #[cfg(feature = "dynamodb")]
@@ -50,7 +51,7 @@ pub use audit::{
     SettleAction, TeeAudit,
 };
 pub use config::EngineConfig;
-pub use dedup::{Claim, DedupStore, MemoryDedup};
+pub use dedup::{Claim, ClaimDetail, DedupStore, MemoryDedup};
 pub use lease::LeasePolicy;
 pub use stage::{PolicyFilter, PrismaAlertGate, Stage, StageDecision};
 pub use text_audit::TextAudit;

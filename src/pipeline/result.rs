@@ -55,7 +55,8 @@ pub(super) struct EventResult {
     pub(super) service_outage: bool,
     /// For a refused command: the class of refusal.
     pub(super) refusal: Option<crate::Refusal>,
-    /// For a deferral: when to try again.
+    /// For a deferral, or a duplicate whose claim is held elsewhere: when
+    /// to try again.
     pub(super) defer: Option<Duration>,
 }
 
@@ -110,8 +111,9 @@ impl EventResult {
 pub(super) struct Work {
     pub(super) delivery: Delivery,
     pub(super) events: Vec<Event>,
-    /// Per event: a decision already made (stages, dedup) as `Err`, or `Ok`
-    /// with the dedup key claimed for it (if it has one) = needs planning.
+    /// Per event: a decision already made (the stages) as `Err`, or `Ok`
+    /// with its dedup key (if it has one, claimed when its plan runs) =
+    /// needs planning.
     pub(super) gated: Vec<std::result::Result<Option<String>, EventResult>>,
     /// Per event: the fields stages added so far.
     pub(super) annotations: Vec<BTreeMap<String, serde_json::Value>>,

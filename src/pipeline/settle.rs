@@ -55,7 +55,9 @@ pub(super) fn decide(
     let backoff = || config.retry.delay(count, message_id);
     match result.decision {
         AuditDecision::Executed | AuditDecision::Planned => Action::Ack,
-        AuditDecision::Skipped if result.retry_now => Action::Nack(backoff()),
+        AuditDecision::Skipped if result.retry_now => {
+            Action::Nack(result.defer.unwrap_or_else(backoff))
+        }
         AuditDecision::Skipped => Action::Ack,
         AuditDecision::Deferred => Action::Nack(result.defer.unwrap_or_else(backoff)),
         AuditDecision::Rejected => {

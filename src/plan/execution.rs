@@ -31,16 +31,20 @@ pub enum StepStatus {
     NotRun,
     /// Dry run: the command would have run.
     Planned,
+    /// Not run again: an earlier run of the same plan for the same finding
+    /// did it and recorded it under its dedup claim.
+    AlreadyDone,
 }
 
 impl StepStatus {
-    /// The status as the audit trail spells it (`ok`, `failed`, `not_run`, `planned`).
+    /// The status as the audit trail spells it (`ok`, `failed`, `not_run`, `planned`, `already_done`).
     pub fn as_str(self) -> &'static str {
         match self {
             StepStatus::Ok => "ok",
             StepStatus::Failed => "failed",
             StepStatus::NotRun => "not_run",
             StepStatus::Planned => "planned",
+            StepStatus::AlreadyDone => "already_done",
         }
     }
 }

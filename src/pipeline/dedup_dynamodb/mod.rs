@@ -10,13 +10,17 @@
 //! | `state`       | `claimed` or `done` |
 //! | `owner`       | the store instance that wrote it (claims are released only by their owner) |
 //! | `lease_until` | claimed: when the claim lapses, epoch milliseconds |
+//! | `claim`       | the token of the claim call that wrote it |
+//! | `steps_done`  | string set: the plan's steps recorded done under a claim (kept when a claim lapses or is released, removed at completion) |
 //! | `expires_at`  | epoch **seconds**: when the item may be forgotten — the table's TTL attribute |
 //!
-//! | call       | DynamoDB request |
-//! |------------|------------------|
-//! | `claim`    | `PutItem` if `attribute_not_exists(pk) OR (state = claimed AND lease_until < now) OR (state = done AND expires_at < now)`; when the condition fails, the old item (returned with the failure, or read with a consistent `GetItem`) says `AlreadyDone` (done, not expired) or `InProgress` |
-//! | `complete` | `UpdateItem` to `done` with `expires_at = now + ttl`, if the item is missing, claimed, or ours (someone else's `done` is left as it is) |
-//! | `release`  | `DeleteItem` if `state = claimed AND owner = me` |
+//! | call          | DynamoDB request |
+//! |---------------|------------------|
+//! | `claim`       | `PutItem` (returning the old item) if `attribute_not_exists(pk) OR (state = claimed AND lease_until < now) OR (state = done AND expires_at < now)`; the old item's `steps_done` are the steps already done (written back with one `UpdateItem` when there are any). When the condition fails, the item (returned with the failure, or read with a consistent `GetItem`) says `AlreadyDone` (done, not expired) or `InProgress`, with the other worker's remaining lease |
+//! | `renew`       | `UpdateItem` of `lease_until` if `state = claimed AND owner = me` (the engine renews every third of the claim's 60 s while the plan runs) |
+//! | `record_step` | `UpdateItem ADD steps_done` if `state = claimed AND owner = me` |
+//! | `complete`    | `UpdateItem` to `done` with `expires_at = now + ttl`, `steps_done` removed, if the item is missing, claimed, or ours (someone else's `done` is left as it is) |
+//! | `release`     | `UpdateItem` of `lease_until` to 0 (lapsed; the steps stay for the next claim) if `state = claimed AND owner = me` |
 //!
 //! Expiry is checked on every read, so it does not matter that DynamoDB's TTL
 //! deletes expired items only eventually; enabling TTL on `expires_at`
@@ -57,6 +61,8 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// claim whose reply was lost — the SDK retries it, and the retry finds the
 /// item — is recognised as this call's own, not as another delivery's.
 pub const CLAIM_ATTRIBUTE: &str = "claim";
+/// The ids of the plan's steps recorded done under the claim (string set).
+pub const STEPS_ATTRIBUTE: &str = "steps_done";
 
 const CLAIMED: &str = "claimed";
 const DONE: &str = "done";

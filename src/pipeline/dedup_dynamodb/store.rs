@@ -1,19 +1,22 @@
-//! The [`DedupStore`] calls: `claim` as a conditional `PutItem`, `complete`
-//! as a conditional `UpdateItem`, `release` as a conditional `DeleteItem`.
+//! The [`DedupStore`] calls: `claim` as a conditional `PutItem` (returning
+//! the old item, whose recorded steps carry over), `complete`, `release`
+//! (the claim lapses, its steps stay), `renew` and `record_step` as
+//! conditional `UpdateItem`s.
 
 use super::BACKEND;
-use super::error::unless_condition_failed;
+use super::error::{held_unless_condition_failed, unless_condition_failed};
 use super::{
     CLAIM_ATTRIBUTE, CLAIM_LINGER_SECS, CLAIMED, DONE, DynamoDedup, KEY_ATTRIBUTE, LEASE_ATTRIBUTE,
-    OWNER_ATTRIBUTE, STATE_ATTRIBUTE, TTL_ATTRIBUTE,
+    OWNER_ATTRIBUTE, STATE_ATTRIBUTE, STEPS_ATTRIBUTE, TTL_ATTRIBUTE,
 };
 use crate::aws::classify;
 use crate::error::{Error, Result};
-use crate::pipeline::dedup::{Claim, DedupStore};
+use crate::pipeline::dedup::{Claim, ClaimDetail, DedupStore};
 use crate::telemetry::{ApiCall, Stats};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,10 +36,44 @@ impl DynamoDedup {
             .map_err(|e| classify(BACKEND, "GetItem", e))?;
         Ok(out.item)
     }
+
+    /// An `UpdateItem` of `key`'s item on the condition that this store
+    /// holds its claim.
+    fn owned_update(&self, key: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, AttributeValue::S(key.to_owned()))
+            .condition_expression("#state = :claimed AND #owner = :me")
+            .expression_attribute_names("#state", STATE_ATTRIBUTE)
+            .expression_attribute_names("#owner", OWNER_ATTRIBUTE)
+            .expression_attribute_values(":claimed", AttributeValue::S(CLAIMED.into()))
+            .expression_attribute_values(":me", AttributeValue::S(self.owner.clone()))
+    }
+
+    /// Adds `steps` to the item's done steps while this store holds its claim.
+    async fn add_steps(&self, key: &str, steps: Vec<String>) -> Result<()> {
+        self.slot.count_api_call(ApiCall::DynamoDbUpdateItem);
+        let update = self
+            .owned_update(key)
+            .update_expression("ADD #steps :steps")
+            .expression_attribute_names("#steps", STEPS_ATTRIBUTE)
+            .expression_attribute_values(":steps", AttributeValue::Ss(steps))
+            .send()
+            .await;
+        // The condition failed: the claim is not ours any more; whoever holds
+        // it now runs the plan from its own records.
+        unless_condition_failed("UpdateItem", update)
+    }
 }
 
-/// What a held item means to the claim call with `token`.
-fn verdict(item: &HashMap<String, AttributeValue>, token: &str, now_ms: u64) -> Claim {
+/// What a held item means to the claim call with `token` by `owner`.
+fn verdict(
+    item: &HashMap<String, AttributeValue>,
+    token: &str,
+    owner: &str,
+    now_ms: u64,
+) -> ClaimDetail {
     let text = |name: &str| match item.get(name) {
         Some(AttributeValue::S(s)) => Some(s.as_str()),
         _ => None,
@@ -44,7 +81,10 @@ fn verdict(item: &HashMap<String, AttributeValue>, token: &str, now_ms: u64) -> 
     if text(STATE_ATTRIBUTE) == Some(CLAIMED) && text(CLAIM_ATTRIBUTE) == Some(token) {
         // This very call's write, whose reply was lost and which the SDK
         // retried: the claim is ours.
-        return Claim::Claimed;
+        return ClaimDetail {
+            steps_done: steps_of(item),
+            ..ClaimDetail::new(Claim::Claimed)
+        };
     }
     let number = |name: &str| match item.get(name) {
         Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
@@ -52,19 +92,37 @@ fn verdict(item: &HashMap<String, AttributeValue>, token: &str, now_ms: u64) -> 
     };
     match text(STATE_ATTRIBUTE) {
         Some(DONE) if number(TTL_ATTRIBUTE).is_none_or(|s| s >= now_ms / 1000) => {
-            Claim::AlreadyDone
+            ClaimDetail::new(Claim::AlreadyDone)
         }
-        // A live claim, or an item that changed under us: ask again later.
-        _ => Claim::InProgress,
+        // Another worker's live claim: it lasts until its lease at most.
+        Some(CLAIMED) if text(OWNER_ATTRIBUTE) != Some(owner) => ClaimDetail {
+            held_for: number(LEASE_ATTRIBUTE)
+                .map(|until| Duration::from_millis(until.saturating_sub(now_ms))),
+            ..ClaimDetail::new(Claim::InProgress)
+        },
+        // This worker's own claim (another delivery of the same finding), or
+        // an item that changed under us: ask again later.
+        _ => ClaimDetail::new(Claim::InProgress),
+    }
+}
+
+/// The steps recorded done in an item.
+fn steps_of(item: &HashMap<String, AttributeValue>) -> Vec<String> {
+    match item.get(STEPS_ATTRIBUTE) {
+        Some(AttributeValue::Ss(steps)) => steps.clone(),
+        _ => Vec::new(),
     }
 }
 
 #[async_trait]
 impl DedupStore for DynamoDedup {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim> {
+        self.claim_detailed(key, lease).await.map(|d| d.claim)
+    }
+
+    async fn claim_detailed(&self, key: &str, lease: Duration) -> Result<ClaimDetail> {
         let now_ms = epoch_millis();
-        let lease_until =
-            now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
+        let lease_until = now_ms.saturating_add(millis(lease));
         let expires_at = lease_until / 1000 + CLAIM_LINGER_SECS;
         let n = self
             .claims
@@ -93,11 +151,25 @@ impl DedupStore for DynamoDedup {
             .expression_attribute_values(":done", AttributeValue::S(DONE.into()))
             .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()))
             .expression_attribute_values(":now_s", AttributeValue::N((now_ms / 1000).to_string()))
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match put {
-            Ok(_) => Ok(Claim::Claimed),
+            Ok(out) => {
+                // An expired completion's item carries no steps (`complete`
+                // removes them); a lapsed claim's do, and the put replaced
+                // them: write them back under the new claim, so a third run
+                // still knows them (one more call, only when resuming).
+                let steps_done = out.attributes.as_ref().map(steps_of).unwrap_or_default();
+                if !steps_done.is_empty() {
+                    self.add_steps(key, steps_done.clone()).await?;
+                }
+                Ok(ClaimDetail {
+                    steps_done,
+                    ..ClaimDetail::new(Claim::Claimed)
+                })
+            }
             Err(e) => {
                 let held = match e.as_service_error() {
                     Some(PutItemError::ConditionalCheckFailedException(c)) => {
@@ -107,11 +179,11 @@ impl DedupStore for DynamoDedup {
                 };
                 match held {
                     None => Err(Error::from(classify(BACKEND, "PutItem", e))),
-                    Some(Some(item)) => Ok(verdict(&item, &token, now_ms)),
+                    Some(Some(item)) => Ok(verdict(&item, &token, &self.owner, now_ms)),
                     // The server did not return the item: read it.
                     Some(None) => Ok(match self.read(key).await? {
-                        Some(item) => verdict(&item, &token, now_ms),
-                        None => Claim::InProgress,
+                        Some(item) => verdict(&item, &token, &self.owner, now_ms),
+                        None => ClaimDetail::new(Claim::InProgress),
                     }),
                 }
             }
@@ -127,7 +199,7 @@ impl DedupStore for DynamoDedup {
             .table_name(&self.table)
             .key(KEY_ATTRIBUTE, AttributeValue::S(key.to_owned()))
             .update_expression(
-                "SET #state = :done, #owner = :me, #expires = :expires REMOVE #lease",
+                "SET #state = :done, #owner = :me, #expires = :expires REMOVE #lease, #steps",
             )
             .condition_expression("attribute_not_exists(#pk) OR #state = :claimed OR #owner = :me")
             .expression_attribute_names("#pk", KEY_ATTRIBUTE)
@@ -135,6 +207,7 @@ impl DedupStore for DynamoDedup {
             .expression_attribute_names("#owner", OWNER_ATTRIBUTE)
             .expression_attribute_names("#lease", LEASE_ATTRIBUTE)
             .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+            .expression_attribute_names("#steps", STEPS_ATTRIBUTE)
             .expression_attribute_values(":done", AttributeValue::S(DONE.into()))
             .expression_attribute_values(":claimed", AttributeValue::S(CLAIMED.into()))
             .expression_attribute_values(":me", AttributeValue::S(self.owner.clone()))
@@ -146,27 +219,52 @@ impl DedupStore for DynamoDedup {
     }
 
     async fn release(&self, key: &str) -> Result<()> {
-        self.slot.count_api_call(ApiCall::DynamoDbDeleteItem);
-        let delete = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(KEY_ATTRIBUTE, AttributeValue::S(key.to_owned()))
-            .condition_expression("#state = :claimed AND #owner = :me")
-            .expression_attribute_names("#state", STATE_ATTRIBUTE)
-            .expression_attribute_names("#owner", OWNER_ATTRIBUTE)
-            .expression_attribute_values(":claimed", AttributeValue::S(CLAIMED.into()))
-            .expression_attribute_values(":me", AttributeValue::S(self.owner.clone()))
+        self.slot.count_api_call(ApiCall::DynamoDbUpdateItem);
+        // The claim lapses at once; the item stays (until its TTL) with the
+        // steps recorded under it, for the next claim.
+        let update = self
+            .owned_update(key)
+            .update_expression("SET #lease = :zero")
+            .expression_attribute_names("#lease", LEASE_ATTRIBUTE)
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .send()
             .await;
         // The condition failed: not our claim any more (lapsed and taken
         // over, or done), leave it.
-        unless_condition_failed("DeleteItem", delete)
+        unless_condition_failed("UpdateItem", update)
+    }
+
+    fn renews(&self) -> bool {
+        true
+    }
+
+    async fn renew(&self, key: &str, lease: Duration) -> Result<bool> {
+        let lease_until = epoch_millis().saturating_add(millis(lease));
+        let expires_at = lease_until / 1000 + CLAIM_LINGER_SECS;
+        self.slot.count_api_call(ApiCall::DynamoDbUpdateItem);
+        let update = self
+            .owned_update(key)
+            .update_expression("SET #lease = :until, #expires = :expires")
+            .expression_attribute_names("#lease", LEASE_ATTRIBUTE)
+            .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+            .expression_attribute_values(":until", AttributeValue::N(lease_until.to_string()))
+            .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
+            .send()
+            .await;
+        held_unless_condition_failed("UpdateItem", update)
+    }
+
+    async fn record_step(&self, key: &str, step: &str) -> Result<()> {
+        self.add_steps(key, vec![step.to_owned()]).await
     }
 
     fn attach_stats(&self, stats: &Arc<Stats>) {
         self.slot.attach(stats);
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn epoch_millis() -> u64 {
@@ -193,15 +291,21 @@ mod tests {
         };
         let token = "worker-a/1/0";
         assert_eq!(
-            verdict(&item(DONE, now_ms / 1000 + 10), token, now_ms),
+            verdict(&item(DONE, now_ms / 1000 + 10), token, "worker-a", now_ms).claim,
             Claim::AlreadyDone
         );
         assert_eq!(
-            verdict(&item(DONE, now_ms / 1000 - 10), token, now_ms),
+            verdict(&item(DONE, now_ms / 1000 - 10), token, "worker-a", now_ms).claim,
             Claim::InProgress
         );
         assert_eq!(
-            verdict(&item(CLAIMED, now_ms / 1000 + 10), token, now_ms),
+            verdict(
+                &item(CLAIMED, now_ms / 1000 + 10),
+                token,
+                "worker-a",
+                now_ms
+            )
+            .claim,
             Claim::InProgress
         );
     }
@@ -220,14 +324,55 @@ mod tests {
         };
         // The SDK retried a PutItem whose reply was lost: the item is this call's.
         assert_eq!(
-            verdict(&claimed_by("worker-a/1/7"), "worker-a/1/7", now_ms),
+            verdict(
+                &claimed_by("worker-a/1/7"),
+                "worker-a/1/7",
+                "worker-a",
+                now_ms
+            )
+            .claim,
             Claim::Claimed
         );
         // Another call — another delivery of the same finding, even in this
         // worker — is someone else's claim.
         assert_eq!(
-            verdict(&claimed_by("worker-a/1/6"), "worker-a/1/7", now_ms),
+            verdict(
+                &claimed_by("worker-a/1/6"),
+                "worker-a/1/7",
+                "worker-a",
+                now_ms
+            )
+            .claim,
             Claim::InProgress
         );
+    }
+
+    #[test]
+    fn another_workers_claim_is_held_until_its_lease() {
+        let now_ms = 1_700_000_000_000;
+        let item = |owner: &str| {
+            HashMap::from([
+                (
+                    STATE_ATTRIBUTE.to_owned(),
+                    AttributeValue::S(CLAIMED.into()),
+                ),
+                (OWNER_ATTRIBUTE.to_owned(), AttributeValue::S(owner.into())),
+                (
+                    LEASE_ATTRIBUTE.to_owned(),
+                    AttributeValue::N((now_ms + 42_000).to_string()),
+                ),
+                (
+                    STEPS_ATTRIBUTE.to_owned(),
+                    AttributeValue::Ss(vec!["0:ab".into()]),
+                ),
+            ])
+        };
+        let theirs = verdict(&item("worker-b"), "worker-a/1/7", "worker-a", now_ms);
+        assert_eq!(theirs.claim, Claim::InProgress);
+        assert_eq!(theirs.held_for, Some(Duration::from_secs(42)));
+        // This worker's own claim (another delivery here) ends soon: no wait.
+        let ours = verdict(&item("worker-a"), "worker-a/1/7", "worker-a", now_ms);
+        assert_eq!((ours.claim, ours.held_for), (Claim::InProgress, None));
+        assert_eq!(steps_of(&item("x")), ["0:ab"]);
     }
 }
