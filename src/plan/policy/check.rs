@@ -37,12 +37,19 @@ impl CommandPolicy {
     /// that every account, subscription or project it names is the
     /// target's own, and that no resource policy grants to another account.
     pub fn check_for(&self, step: &Step, target: &Target) -> Result<()> {
-        if step.files.is_empty() && step.command.verified_by() == self.fingerprint {
+        let command = &step.command;
+        if step.files.is_empty() && command.verified_by() == self.fingerprint {
             // The target-independent checks passed when the script was
-            // parsed under this policy: only what depends on the target is left.
-            return self
-                .scoped(&step.command, &step.files, target)
-                .map_err(Violation::into_error);
+            // parsed under this policy: only what depends on the target is
+            // left, and it is walked once per target (the pipeline checks a
+            // plan before it runs, and the executor checks each step again).
+            if command.checked_for(self.fingerprint, target) {
+                return Ok(());
+            }
+            self.scoped(command, &step.files, target)
+                .map_err(Violation::into_error)?;
+            command.remember_checked_for(self.fingerprint, target);
+            return Ok(());
         }
         self.violation(&step.command, &step.files, Some(target), true)
             .map_err(Violation::into_error)
