@@ -119,7 +119,8 @@ fn path_words(command: &Command) -> Result<Vec<(usize, &str)>, Violation> {
         )
     };
     while let Some(arg) = args.get(i) {
-        let name = arg.split_once('=').map_or(arg.as_str(), |(n, _)| n);
+        // Only an option's name is compared (a value is never searched for `=`).
+        let name = super::option_name(arg).unwrap_or(arg.as_str());
         let is_option = arg.starts_with('-') && arg.len() > 1;
         match program {
             "aws" => {
@@ -201,13 +202,13 @@ fn path_words(command: &Command) -> Result<Vec<(usize, &str)>, Violation> {
     Ok(words)
 }
 
-/// An aws command's `SERVICE OPERATION`, found as [`lookup`] finds it.
-pub(crate) fn aws_path(command: &Command) -> Option<String> {
+/// An aws command's service and operation words, found as [`lookup`] finds them.
+pub(crate) fn aws_path(command: &Command) -> Option<(&str, &str)> {
     if command.program() != "aws" {
         return None;
     }
     match path_words(command).ok()?.as_slice() {
-        [(_, service), (_, operation), ..] => Some(format!("{service} {operation}")),
+        [(_, service), (_, operation), ..] => Some((service, operation)),
         _ => None,
     }
 }

@@ -201,20 +201,22 @@ impl CommandPolicy {
         files: &[StepFile],
         created: Option<&[String]>,
     ) -> std::result::Result<(), Violation> {
-        let shown = format!("`{} {}`", command.program(), op.path);
+        // Only a refusal names the operation.
+        let shown = || format!("`{} {}`", command.program(), op.path);
         let Some(spec) = spec else {
             return Err(Violation::new(
                 Refusal::ParameterNotAllowed,
                 format!(
-                    "{shown} has no positive spec: add one (the policy file's `specs:`) naming its \
-                     target and the values that make it safer"
+                    "{} has no positive spec: add one (the policy file's `specs:`) naming its \
+                     target and the values that make it safer",
+                    shown()
                 ),
             ));
         };
         let Some(parsed) = parsed else {
             return Err(Violation::new(
                 Refusal::UnknownOption,
-                format!("{shown}: no option table to read it by"),
+                format!("{}: no option table to read it by", shown()),
             ));
         };
         let options = spec::Options {
@@ -243,10 +245,9 @@ fn denied(
 ) -> std::result::Result<(), Violation> {
     let abbreviates = ABBREVIATING_PROGRAMS.contains(&program);
     for arg in command.args() {
-        if !arg.starts_with('-') {
+        let Some(name) = super::option_name(arg) else {
             continue;
-        }
-        let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
+        };
         // The denied options that start with `name` sort together, from
         // the first one not less than `name`: one lookup finds the exact
         // match or, for abbreviating programs, any option `name` abbreviates.

@@ -123,6 +123,29 @@ fn raw(value: &serde_json::Value, out: &mut String, depth: usize) {
     }
 }
 
+/// The option an argument names (`--name` for `--name=value`), if it is an
+/// option word at all (it starts with `-`): values, often long documents,
+/// are not searched for `=`.
+pub(crate) fn option_name(arg: &str) -> Option<&str> {
+    if !arg.starts_with('-') {
+        return None;
+    }
+    Some(match memchr::memchr(b'=', arg.as_bytes()) {
+        // `=` is ASCII, so `at` is a character boundary.
+        Some(at) => arg.get(..at).unwrap_or(arg),
+        None => arg,
+    })
+}
+
+/// Whether `haystack` ends with `suffix` (ASCII, any case), without allocating.
+pub(crate) fn ends_with_ignore_case(haystack: &str, suffix: &str) -> bool {
+    haystack.len() >= suffix.len()
+        && haystack
+            .as_bytes()
+            .get(haystack.len() - suffix.len()..)
+            .is_some_and(|end| end.eq_ignore_ascii_case(suffix.as_bytes()))
+}
+
 /// Whether `haystack` contains `needle` (ASCII, any case), without allocating.
 pub(crate) fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
     let (h, n) = (haystack.as_bytes(), needle.as_bytes());
@@ -554,9 +577,9 @@ impl CommandPolicy {
     }
 }
 
-/// The operation path of an aws command (`iam attach-user-policy`), found
-/// as the catalog finds it (global options skipped), if it has one.
-pub(crate) fn aws_operation(command: &Command) -> Option<String> {
+/// The service and operation of an aws command (`iam`, `attach-user-policy`),
+/// found as the catalog finds them (global options skipped), if it has them.
+pub(crate) fn aws_operation(command: &Command) -> Option<(&str, &str)> {
     catalog::aws_path(command)
 }
 

@@ -241,10 +241,11 @@ pub(super) fn check(command: &Command, op: &Operation) -> Result<(), Violation> 
             format!("`{program} {}` {why} ({})", op.path, super::quoted(shown)),
         )
     };
-    if let Some(arg) = command.args().iter().find(|a| {
-        let name = a.split_once('=').map_or(a.as_str(), |(n, _)| n);
-        sets_credential(name)
-    }) {
+    if let Some(arg) = command
+        .args()
+        .iter()
+        .find(|a| super::option_name(a).is_some_and(sets_credential))
+    {
         return Err(refused("sets a credential", arg));
     }
     if program == "az" {
@@ -267,7 +268,9 @@ pub(super) fn check(command: &Command, op: &Operation) -> Result<(), Violation> 
         }
         let abbreviates = super::ABBREVIATING_PROGRAMS.contains(&program);
         let present = command.args().iter().any(|a| {
-            let name = a.split_once('=').map_or(a.as_str(), |(n, _)| n);
+            let Some(name) = super::option_name(a) else {
+                return false;
+            };
             name == *option
                 || (abbreviates
                     && name.starts_with("--")
