@@ -108,7 +108,7 @@ pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Res
             value(program, arg, arg, files)?;
             continue;
         }
-        let (name, inline) = match arg.split_once('=') {
+        let (name, inline) = match super::split_at_equals(arg) {
             Some((name, value)) => (name, Some(value)),
             None => (arg.as_str(), None),
         };

@@ -126,7 +126,11 @@ fn path_words(command: &Command) -> Result<Vec<(usize, &str)>, Violation> {
             "aws" => {
                 if is_option {
                     if AWS_GLOBAL_VALUED.contains(&name) {
-                        i += if arg.contains('=') { 1 } else { 2 };
+                        i += if super::split_at_equals(arg).is_some() {
+                            1
+                        } else {
+                            2
+                        };
                         continue;
                     }
                     if AWS_GLOBAL_FLAGS.contains(&name) {
@@ -172,7 +176,7 @@ fn path_words(command: &Command) -> Result<Vec<(usize, &str)>, Violation> {
                     // most common template is `gcloud compute --project=P
                     // firewall-rules update NAME --disabled`.
                     if program == "gcloud" {
-                        if GCLOUD_LEADING.contains(&name) || arg.contains('=') {
+                        if GCLOUD_LEADING.contains(&name) || super::split_at_equals(arg).is_some() {
                             i += 1;
                             continue;
                         }

@@ -76,7 +76,7 @@ pub(crate) fn option_values<'c>(command: &'c Command, name: &str) -> Vec<&'c str
         if !arg.starts_with('-') {
             continue;
         }
-        match arg.split_once('=') {
+        match super::split_at_equals(arg) {
             Some((given, v)) if matches(given) => values.push(v),
             Some(_) => {}
             _ if matches(arg) => {

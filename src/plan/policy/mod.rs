@@ -41,6 +41,7 @@ mod reader;
 mod scope;
 mod spec;
 mod weakening;
+mod words;
 
 pub use catalog::OperationClass;
 pub use file::PolicyFile;
@@ -52,6 +53,7 @@ use catalog::Catalog;
 use grants::GrantRules;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+pub(crate) use words::{contains_ignore_case, ends_with_ignore_case, option_name, split_at_equals};
 
 /// A refusal: its class and its reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,42 +123,6 @@ fn raw(value: &serde_json::Value, out: &mut String, depth: usize) {
         }
         other => out.push_str(&other.to_string()),
     }
-}
-
-/// The option an argument names (`--name` for `--name=value`), if it is an
-/// option word at all (it starts with `-`): values, often long documents,
-/// are not searched for `=`.
-pub(crate) fn option_name(arg: &str) -> Option<&str> {
-    if !arg.starts_with('-') {
-        return None;
-    }
-    Some(match memchr::memchr(b'=', arg.as_bytes()) {
-        // `=` is ASCII, so `at` is a character boundary.
-        Some(at) => arg.get(..at).unwrap_or(arg),
-        None => arg,
-    })
-}
-
-/// Whether `haystack` ends with `suffix` (ASCII, any case), without allocating.
-pub(crate) fn ends_with_ignore_case(haystack: &str, suffix: &str) -> bool {
-    haystack.len() >= suffix.len()
-        && haystack
-            .as_bytes()
-            .get(haystack.len() - suffix.len()..)
-            .is_some_and(|end| end.eq_ignore_ascii_case(suffix.as_bytes()))
-}
-
-/// Whether `haystack` contains `needle` (ASCII, any case), without allocating.
-pub(crate) fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    let Some(&first) = n.first() else {
-        return true;
-    };
-    // Candidates by the first byte in either case, then one comparison each.
-    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), h).any(|i| {
-        h.get(i..i + n.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(n))
-    })
 }
 
 /// `text` in backticks, with anything unprintable escaped so a reason is

@@ -65,10 +65,14 @@ fn texts<'a>(
     raw_texts(command, files).map(read_text)
 }
 
-/// Whether `text` holds `needle` (bytes), without building a searcher per call
-/// for short texts.
-fn holds(text: &str, needle: &[u8]) -> bool {
-    memchr::memmem::find(text.as_bytes(), needle).is_some()
+/// The searcher for `arn:`, built once (building one per text cost more than
+/// searching most texts).
+static ARN_PREFIX: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"arn:"));
+
+/// Whether `text` names `arn:`.
+fn names_arn(text: &str) -> bool {
+    ARN_PREFIX.find(text.as_bytes()).is_some()
 }
 
 /// Checks that `command` acts only on `target`.
@@ -85,9 +89,9 @@ pub(super) fn check(
                 // Only a text naming `arn:`, or one whose escapes could hide
                 // it (a text without a backslash reads as written), is decoded.
                 let named = raw_texts(command, files)
-                    .filter(|t| holds(t, b"arn:") || holds(t, b"\\"))
+                    .filter(|t| names_arn(t) || memchr::memchr(b'\\', t.as_bytes()).is_some())
                     .map(read_text)
-                    .filter(|t| holds(t, b"arn:"));
+                    .filter(|t| names_arn(t));
                 for text in named {
                     for found in arn.captures_iter(&text) {
                         let account = found.get(1).map_or("", |m| m.as_str());

@@ -178,9 +178,10 @@ fn setter_words<'c>(command: &'c Command, option: &str) -> Vec<&'c str> {
     let mut taking = false;
     for arg in args {
         if arg.starts_with('-') {
-            let name = arg.split_once('=').map_or(arg.as_str(), |(n, _)| n);
+            let split = super::split_at_equals(arg);
+            let name = split.map_or(arg.as_str(), |(n, _)| n);
             taking = name.len() > 2 && option.starts_with(name);
-            if let Some((_, v)) = arg.split_once('=').filter(|_| taking) {
+            if let Some((_, v)) = split.filter(|_| taking) {
                 words.push(v);
                 taking = false;
             }

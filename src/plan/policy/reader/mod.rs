@@ -304,7 +304,7 @@ fn read_with<'c>(
             parsed.positionals.push(arg.as_str());
             continue;
         }
-        let (name, inline) = match arg.split_once('=') {
+        let (name, inline) = match super::split_at_equals(arg) {
             Some((n, v)) if n.starts_with("--") || program == "gcloud" => (n, Some(v)),
             _ => (arg.as_str(), None),
         };
