@@ -123,9 +123,12 @@ impl CommandExecutor for DryRunExecutor {
             env: context,
             extra_args,
         } = self.contexts.resolve(step, target)?;
-        let query = self.policy.operation_class(&step.command)
-            == Some(crate::plan::OperationClass::ReadOnly);
-        if step.read_only && !query {
+        // Only a step marked read-only needs its class (a catalog lookup).
+        let query = || {
+            self.policy.operation_class(&step.command)
+                == Some(crate::plan::OperationClass::ReadOnly)
+        };
+        if step.read_only && !query() {
             return Err(crate::Error::refused(
                 crate::Refusal::OperationNotAllowed,
                 format!(

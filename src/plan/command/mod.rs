@@ -31,6 +31,24 @@ pub struct Command {
     /// against an identical policy need not walk it again; 0 when unchecked.
     /// The argv is immutable, so the verdict cannot go stale.
     verified_by: u64,
+    /// The target this argv (with no files attached) also passed the
+    /// target-dependent checks for, under the policy whose fingerprint is
+    /// kept with it; set only by [`CommandPolicy::check_for`] on a command
+    /// [`verified_by`](Self::verified_by) that policy, so the pipeline's
+    /// check and the executor's re-check before running do not walk it again.
+    /// Private and set once: nothing outside the crate can forge it.
+    ///
+    /// [`CommandPolicy::check_for`]: crate::plan::CommandPolicy::check_for
+    checked_for: std::sync::OnceLock<std::sync::Arc<CheckedFor>>,
+}
+
+/// A target-dependent verdict remembered on a [`Command`]: it passed
+/// [`check_for`](crate::plan::CommandPolicy::check_for) for `target` under
+/// the policy with this `fingerprint`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct CheckedFor {
+    pub(crate) fingerprint: u64,
+    pub(crate) target: crate::model::Target,
 }
 
 impl PartialEq for Command {
@@ -59,6 +77,26 @@ impl Command {
         self.verified_by
     }
 
+    /// Whether this argv passed the target-dependent checks of the policy
+    /// `fingerprint` for `target` (see [`remember_checked_for`](Self::remember_checked_for)).
+    pub(crate) fn checked_for(&self, fingerprint: u64, target: &crate::model::Target) -> bool {
+        self.checked_for
+            .get()
+            .is_some_and(|c| c.fingerprint == fingerprint && c.target == *target)
+    }
+
+    /// Remembers that this argv passed the target-dependent checks of the
+    /// policy `fingerprint` for `target`. The first verdict stays: a command
+    /// checked for another target later is walked again each time.
+    pub(crate) fn remember_checked_for(&self, fingerprint: u64, target: &crate::model::Target) {
+        let _ = self.checked_for.get_or_init(|| {
+            std::sync::Arc::new(CheckedFor {
+                fingerprint,
+                target: target.clone(),
+            })
+        });
+    }
+
     /// A command running `program` with `args`.
     pub fn new<I, S>(program: impl Into<String>, args: I) -> Self
     where
@@ -70,6 +108,7 @@ impl Command {
         Command {
             argv: argv.into(),
             verified_by: 0,
+            checked_for: std::sync::OnceLock::new(),
         }
     }
 
@@ -81,6 +120,7 @@ impl Command {
             Some(Command {
                 argv: argv.into_iter().map(Into::into).collect(),
                 verified_by: 0,
+                checked_for: std::sync::OnceLock::new(),
             })
         }
     }

@@ -196,13 +196,13 @@ fn attached_policies(command: &Command, created: &mut Vec<String>, number: usize
     let Some(path) = crate::plan::policy::aws_operation(command) else {
         return Ok(());
     };
-    match path.as_str() {
-        "iam create-policy" => {
+    match path {
+        ("iam", "create-policy") => {
             for name in crate::plan::policy::option_values(command, "--policy-name") {
                 created.push(name.to_owned());
             }
         }
-        "iam attach-user-policy" | "iam attach-role-policy" | "iam attach-group-policy" => {
+        ("iam", "attach-user-policy" | "attach-role-policy" | "attach-group-policy") => {
             for arn in crate::plan::policy::option_values(command, "--policy-arn") {
                 if arn.contains(":iam::aws:policy/") {
                     continue;

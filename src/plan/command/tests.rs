@@ -80,6 +80,39 @@ fn a_parse_verdict_carries_only_to_an_identical_policy() {
     assert_eq!(round_trip.verified_by, 0);
 }
 
+#[test]
+fn a_target_verdict_carries_only_to_the_same_target_and_policy() {
+    use crate::error::Refusal;
+    use crate::model::{Cloud, Resource, Target};
+    let policy = CommandPolicy::default();
+    let script = r#"aws iam create-policy --policy-name deny-u --policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}' and aws iam attach-user-policy --user-name u --policy-arn arn:aws:iam::111111111111:policy/deny-u"#;
+    let steps = crate::plan::parse_script_steps(script, &policy).unwrap();
+    let attach = &steps[1];
+    let target = |account: &str, user: &str| {
+        Target::new(Cloud::Aws, Some(account.to_owned())).with_resource(Resource::named(user))
+    };
+    let own = target("111111111111", "u");
+    assert!(policy.check_for(attach, &own).is_ok());
+    // Remembered for that target and policy only: any other target, on
+    // the step or a copy of it, is walked again.
+    for _ in 0..2 {
+        assert!(policy.check_for(attach, &own).is_ok());
+        assert!(policy.check_for(&attach.clone(), &own.clone()).is_ok());
+        let err = policy
+            .check_for(attach, &target("222222222222", "u"))
+            .unwrap_err();
+        assert_eq!(err.refusal(), Some(Refusal::ContextMismatch), "{err}");
+        let err = policy
+            .check_for(&attach.clone(), &target("111111111111", "v"))
+            .unwrap_err();
+        assert_eq!(err.refusal(), Some(Refusal::UnboundTarget), "{err}");
+    }
+    // Another policy walks it again, even after this one passed it.
+    let stricter = CommandPolicy::default().deny_operation("aws", "iam attach-user-policy");
+    let err = stricter.check_for(attach, &own).unwrap_err();
+    assert_eq!(err.refusal(), Some(Refusal::OperationNotAllowed), "{err}");
+}
+
 fn argvs(script: &str) -> Vec<Vec<String>> {
     parse(script)
         .unwrap()

@@ -50,8 +50,9 @@ fn code_metadata(lower: &str) -> Option<&'static str> {
 /// Options of every program whose value names a file the CLI reads: it must
 /// name a file attached to the step.
 fn is_file_option(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name.ends_with("-file") || name.ends_with("_file") || name.ends_with("-from-file")
+    ["-file", "_file", "-from-file"]
+        .iter()
+        .any(|suffix| super::ends_with_ignore_case(name, suffix))
 }
 
 /// The options that pick a command's context, by program: named once at most,
@@ -107,7 +108,7 @@ pub(super) fn check(command: &Command, path_at: &[usize], files: &[&str]) -> Res
             value(program, arg, arg, files)?;
             continue;
         }
-        let (name, inline) = match arg.split_once('=') {
+        let (name, inline) = match super::split_at_equals(arg) {
             Some((name, value)) => (name, Some(value)),
             None => (arg.as_str(), None),
         };

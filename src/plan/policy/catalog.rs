@@ -119,13 +119,18 @@ fn path_words(command: &Command) -> Result<Vec<(usize, &str)>, Violation> {
         )
     };
     while let Some(arg) = args.get(i) {
-        let name = arg.split_once('=').map_or(arg.as_str(), |(n, _)| n);
+        // Only an option's name is compared (a value is never searched for `=`).
+        let name = super::option_name(arg).unwrap_or(arg.as_str());
         let is_option = arg.starts_with('-') && arg.len() > 1;
         match program {
             "aws" => {
                 if is_option {
                     if AWS_GLOBAL_VALUED.contains(&name) {
-                        i += if arg.contains('=') { 1 } else { 2 };
+                        i += if super::split_at_equals(arg).is_some() {
+                            1
+                        } else {
+                            2
+                        };
                         continue;
                     }
                     if AWS_GLOBAL_FLAGS.contains(&name) {
@@ -171,7 +176,7 @@ fn path_words(command: &Command) -> Result<Vec<(usize, &str)>, Violation> {
                     // most common template is `gcloud compute --project=P
                     // firewall-rules update NAME --disabled`.
                     if program == "gcloud" {
-                        if GCLOUD_LEADING.contains(&name) || arg.contains('=') {
+                        if GCLOUD_LEADING.contains(&name) || super::split_at_equals(arg).is_some() {
                             i += 1;
                             continue;
                         }
@@ -201,13 +206,13 @@ fn path_words(command: &Command) -> Result<Vec<(usize, &str)>, Violation> {
     Ok(words)
 }
 
-/// An aws command's `SERVICE OPERATION`, found as [`lookup`] finds it.
-pub(crate) fn aws_path(command: &Command) -> Option<String> {
+/// An aws command's service and operation words, found as [`lookup`] finds them.
+pub(crate) fn aws_path(command: &Command) -> Option<(&str, &str)> {
     if command.program() != "aws" {
         return None;
     }
     match path_words(command).ok()?.as_slice() {
-        [(_, service), (_, operation), ..] => Some(format!("{service} {operation}")),
+        [(_, service), (_, operation), ..] => Some((service, operation)),
         _ => None,
     }
 }

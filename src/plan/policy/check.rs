@@ -37,12 +37,19 @@ impl CommandPolicy {
     /// that every account, subscription or project it names is the
     /// target's own, and that no resource policy grants to another account.
     pub fn check_for(&self, step: &Step, target: &Target) -> Result<()> {
-        if step.files.is_empty() && step.command.verified_by() == self.fingerprint {
+        let command = &step.command;
+        if step.files.is_empty() && command.verified_by() == self.fingerprint {
             // The target-independent checks passed when the script was
-            // parsed under this policy: only what depends on the target is left.
-            return self
-                .scoped(&step.command, &step.files, target)
-                .map_err(Violation::into_error);
+            // parsed under this policy: only what depends on the target is
+            // left, and it is walked once per target (the pipeline checks a
+            // plan before it runs, and the executor checks each step again).
+            if command.checked_for(self.fingerprint, target) {
+                return Ok(());
+            }
+            self.scoped(command, &step.files, target)
+                .map_err(Violation::into_error)?;
+            command.remember_checked_for(self.fingerprint, target);
+            return Ok(());
         }
         self.violation(&step.command, &step.files, Some(target), true)
             .map_err(Violation::into_error)
@@ -194,20 +201,22 @@ impl CommandPolicy {
         files: &[StepFile],
         created: Option<&[String]>,
     ) -> std::result::Result<(), Violation> {
-        let shown = format!("`{} {}`", command.program(), op.path);
+        // Only a refusal names the operation.
+        let shown = || format!("`{} {}`", command.program(), op.path);
         let Some(spec) = spec else {
             return Err(Violation::new(
                 Refusal::ParameterNotAllowed,
                 format!(
-                    "{shown} has no positive spec: add one (the policy file's `specs:`) naming its \
-                     target and the values that make it safer"
+                    "{} has no positive spec: add one (the policy file's `specs:`) naming its \
+                     target and the values that make it safer",
+                    shown()
                 ),
             ));
         };
         let Some(parsed) = parsed else {
             return Err(Violation::new(
                 Refusal::UnknownOption,
-                format!("{shown}: no option table to read it by"),
+                format!("{}: no option table to read it by", shown()),
             ));
         };
         let options = spec::Options {
@@ -236,10 +245,9 @@ fn denied(
 ) -> std::result::Result<(), Violation> {
     let abbreviates = ABBREVIATING_PROGRAMS.contains(&program);
     for arg in command.args() {
-        if !arg.starts_with('-') {
+        let Some(name) = super::option_name(arg) else {
             continue;
-        }
-        let name = arg.split_once('=').map_or(arg.as_str(), |(name, _)| name);
+        };
         // The denied options that start with `name` sort together, from
         // the first one not less than `name`: one lookup finds the exact
         // match or, for abbreviating programs, any option `name` abbreviates.

@@ -71,10 +71,15 @@ pub(crate) fn option_values<'c>(command: &'c Command, name: &str) -> Vec<&'c str
     let args = command.args();
     let mut values = Vec::new();
     for (i, arg) in args.iter().enumerate() {
-        match arg.split_once('=') {
-            Some((given, v)) if given.starts_with('-') && matches(given) => values.push(v),
-            Some((given, _)) if given.starts_with('-') => {}
-            _ if arg.starts_with('-') && matches(arg) => {
+        // Only an option names one (values, often long documents, are skipped
+        // before they are searched for `=`).
+        if !arg.starts_with('-') {
+            continue;
+        }
+        match super::split_at_equals(arg) {
+            Some((given, v)) if matches(given) => values.push(v),
+            Some(_) => {}
+            _ if matches(arg) => {
                 if let Some(v) = args.get(i + 1) {
                     values.push(v.as_str());
                 }
@@ -104,11 +109,12 @@ fn refused(reason: String) -> Violation {
 
 /// The statements of a policy document (a list, or a single object).
 fn statements(text: &str, what: &str) -> Result<Vec<Value>, Violation> {
-    let doc: Value = serde_json::from_str(text.trim())
+    let mut doc: Value = serde_json::from_str(text.trim())
         .map_err(|e| refused(format!("{what} is not a JSON policy document ({e})")))?;
-    match doc.get("Statement") {
-        Some(Value::Array(list)) => Ok(list.clone()),
-        Some(one @ Value::Object(_)) => Ok(vec![one.clone()]),
+    // Taken out of the document, not copied.
+    match doc.get_mut("Statement").map(Value::take) {
+        Some(Value::Array(list)) => Ok(list),
+        Some(one @ Value::Object(_)) => Ok(vec![one]),
         _ => Err(refused(format!("{what} has no Statement"))),
     }
 }

@@ -41,6 +41,7 @@ mod reader;
 mod scope;
 mod spec;
 mod weakening;
+mod words;
 
 pub use catalog::OperationClass;
 pub use file::PolicyFile;
@@ -52,6 +53,7 @@ use catalog::Catalog;
 use grants::GrantRules;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+pub(crate) use words::{contains_ignore_case, ends_with_ignore_case, option_name, split_at_equals};
 
 /// A refusal: its class and its reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,19 +123,6 @@ fn raw(value: &serde_json::Value, out: &mut String, depth: usize) {
         }
         other => out.push_str(&other.to_string()),
     }
-}
-
-/// Whether `haystack` contains `needle` (ASCII, any case), without allocating.
-pub(crate) fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    let Some(&first) = n.first() else {
-        return true;
-    };
-    // Candidates by the first byte in either case, then one comparison each.
-    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), h).any(|i| {
-        h.get(i..i + n.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(n))
-    })
 }
 
 /// `text` in backticks, with anything unprintable escaped so a reason is
@@ -554,9 +543,9 @@ impl CommandPolicy {
     }
 }
 
-/// The operation path of an aws command (`iam attach-user-policy`), found
-/// as the catalog finds it (global options skipped), if it has one.
-pub(crate) fn aws_operation(command: &Command) -> Option<String> {
+/// The service and operation of an aws command (`iam`, `attach-user-policy`),
+/// found as the catalog finds them (global options skipped), if it has them.
+pub(crate) fn aws_operation(command: &Command) -> Option<(&str, &str)> {
     catalog::aws_path(command)
 }
 

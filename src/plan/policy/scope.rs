@@ -34,24 +34,45 @@ fn mismatch(reason: String) -> Violation {
     Violation::new(Refusal::ContextMismatch, reason)
 }
 
-/// The texts a command hands its CLI: its arguments and the files it reads.
-fn texts<'a>(
-    command: &'a Command,
-    files: &'a [StepFile],
-) -> impl Iterator<Item = std::borrow::Cow<'a, str>> {
+/// The texts a command hands its CLI, as written: its arguments and the
+/// files it reads.
+fn raw_texts<'a>(command: &'a Command, files: &'a [StepFile]) -> impl Iterator<Item = &'a str> {
     command
         .args()
         .iter()
         .map(|a| a.as_str())
         .chain(files.iter().map(StepFile::contents))
-        .map(|t| match t.split_once('=') {
-            // `--opt={...}`: the value is the document.
-            Some((option, value)) if option.starts_with('-') => match super::decoded(value) {
-                std::borrow::Cow::Owned(v) => std::borrow::Cow::Owned(v),
-                std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(t),
-            },
-            _ => super::decoded(t),
-        })
+}
+
+/// A text as the CLI reads it: JSON escapes decoded (see [`super::decoded`]).
+/// A text without a backslash is returned as it is.
+fn read_text(t: &str) -> std::borrow::Cow<'_, str> {
+    match t.split_once('=') {
+        // `--opt={...}`: the value is the document.
+        Some((option, value)) if option.starts_with('-') => match super::decoded(value) {
+            std::borrow::Cow::Owned(v) => std::borrow::Cow::Owned(v),
+            std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(t),
+        },
+        _ => super::decoded(t),
+    }
+}
+
+/// The texts a command hands its CLI, as the CLI reads them.
+fn texts<'a>(
+    command: &'a Command,
+    files: &'a [StepFile],
+) -> impl Iterator<Item = std::borrow::Cow<'a, str>> {
+    raw_texts(command, files).map(read_text)
+}
+
+/// The searcher for `arn:`, built once (building one per text cost more than
+/// searching most texts).
+static ARN_PREFIX: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"arn:"));
+
+/// Whether `text` names `arn:`.
+fn names_arn(text: &str) -> bool {
+    ARN_PREFIX.find(text.as_bytes()).is_some()
 }
 
 /// Checks that `command` acts only on `target`.
@@ -65,7 +86,12 @@ pub(super) fn check(
     match target.cloud {
         Cloud::Aws => {
             if let Some(arn) = ARN.as_ref() {
-                let named = texts(command, files).filter(|t| t.contains("arn:"));
+                // Only a text naming `arn:`, or one whose escapes could hide
+                // it (a text without a backslash reads as written), is decoded.
+                let named = raw_texts(command, files)
+                    .filter(|t| names_arn(t) || memchr::memchr(b'\\', t.as_bytes()).is_some())
+                    .map(read_text)
+                    .filter(|t| names_arn(t));
                 for text in named {
                     for found in arn.captures_iter(&text) {
                         let account = found.get(1).map_or("", |m| m.as_str());

@@ -178,9 +178,10 @@ fn setter_words<'c>(command: &'c Command, option: &str) -> Vec<&'c str> {
     let mut taking = false;
     for arg in args {
         if arg.starts_with('-') {
-            let name = arg.split_once('=').map_or(arg.as_str(), |(n, _)| n);
+            let split = super::split_at_equals(arg);
+            let name = split.map_or(arg.as_str(), |(n, _)| n);
             taking = name.len() > 2 && option.starts_with(name);
-            if let Some((_, v)) = arg.split_once('=').filter(|_| taking) {
+            if let Some((_, v)) = split.filter(|_| taking) {
                 words.push(v);
                 taking = false;
             }
@@ -241,10 +242,11 @@ pub(super) fn check(command: &Command, op: &Operation) -> Result<(), Violation> 
             format!("`{program} {}` {why} ({})", op.path, super::quoted(shown)),
         )
     };
-    if let Some(arg) = command.args().iter().find(|a| {
-        let name = a.split_once('=').map_or(a.as_str(), |(n, _)| n);
-        sets_credential(name)
-    }) {
+    if let Some(arg) = command
+        .args()
+        .iter()
+        .find(|a| super::option_name(a).is_some_and(sets_credential))
+    {
         return Err(refused("sets a credential", arg));
     }
     if program == "az" {
@@ -267,7 +269,9 @@ pub(super) fn check(command: &Command, op: &Operation) -> Result<(), Violation> 
         }
         let abbreviates = super::ABBREVIATING_PROGRAMS.contains(&program);
         let present = command.args().iter().any(|a| {
-            let name = a.split_once('=').map_or(a.as_str(), |(n, _)| n);
+            let Some(name) = super::option_name(a) else {
+                return false;
+            };
             name == *option
                 || (abbreviates
                     && name.starts_with("--")

@@ -34,8 +34,9 @@ pub(crate) struct Param<'c> {
     /// The option as spelled (`--no-multi-az`, `-n`), without `=value`.
     pub(crate) spelling: &'c str,
     /// The option it is a form of (`--multi-az` for `--no-multi-az`; the
-    /// long name for an alias).
-    pub(crate) canonical: String,
+    /// long name for an alias): the spelling itself, borrowed, unless it is
+    /// another form.
+    pub(crate) canonical: Cow<'c, str>,
     /// Its words (none for a switch).
     pub(crate) words: Vec<&'c str>,
     /// Its value as the CLI reads it: a string, a list of words, an object.
@@ -167,7 +168,7 @@ fn from_spec(
     spec: Option<&OperationSpec>,
 ) -> Option<(Cow<'static, Options>, Cow<'static, Options>)> {
     let spec = spec?;
-    let mut ops = Options::new();
+    let mut ops = Options::default();
     for (name, constraint) in &spec.params {
         ops.insert(name.clone(), spec_option(constraint));
     }
@@ -176,7 +177,7 @@ fn from_spec(
             ops.insert(alias.clone(), info);
         }
     }
-    let mut global = Options::new();
+    let mut global = Options::default();
     let (valued, switches): (&[&str], &[&str]) = match command.program() {
         "az" => (
             &["--subscription", "--output", "-o", "--query"],
@@ -303,7 +304,7 @@ fn read_with<'c>(
             parsed.positionals.push(arg.as_str());
             continue;
         }
-        let (name, inline) = match arg.split_once('=') {
+        let (name, inline) = match super::split_at_equals(arg) {
             Some((n, v)) if n.starts_with("--") || program == "gcloud" => (n, Some(v)),
             _ => (arg.as_str(), None),
         };
@@ -437,7 +438,7 @@ fn read_with<'c>(
 fn repeats(spec: Option<&OperationSpec>, param: &Param<'_>) -> bool {
     let constraint = spec.and_then(|s| {
         s.params
-            .get(&param.canonical)
+            .get(param.canonical.as_ref())
             .or_else(|| s.params.get(param.spelling))
     });
     matches!(constraint, Some(Constraint::Rule(r)) if r.repeat.is_some())
@@ -445,14 +446,18 @@ fn repeats(spec: Option<&OperationSpec>, param: &Param<'_>) -> bool {
 
 /// The option a spelling stands for: the positive form of a `--no-x`, the
 /// long name of an alias.
-fn canonical_name(name: &str, info: &OptionInfo, spec: Option<&OperationSpec>) -> String {
+fn canonical_name<'c>(
+    name: &'c str,
+    info: &OptionInfo,
+    spec: Option<&OperationSpec>,
+) -> Cow<'c, str> {
     if let Some(positive) = &info.negates {
-        return positive.clone();
+        return Cow::Owned(positive.clone());
     }
     if let Some(long) = spec.and_then(|s| s.aliases.get(name)) {
-        return long.clone();
+        return Cow::Owned(long.clone());
     }
-    name.to_owned()
+    Cow::Borrowed(name)
 }
 
 /// An option the table does not know. With a generated table it is one the

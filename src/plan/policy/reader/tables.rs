@@ -62,8 +62,10 @@ impl OptionInfo {
     };
 }
 
-/// An operation's options by name.
-pub(crate) type Options = HashMap<String, OptionInfo>;
+/// An operation's options by name. The tables are fixed when they are read
+/// and looked up with every option of every command checked, so they hash
+/// with foldhash rather than SipHash.
+pub(crate) type Options = foldhash::HashMap<String, OptionInfo>;
 
 #[derive(Deserialize)]
 struct AwsArg {
@@ -123,7 +125,7 @@ fn aws_option(arg: &AwsArg) -> OptionInfo {
 /// arguments (awscli customizations) are keyed by their name without dashes.
 pub(crate) struct AwsTables {
     pub(crate) global: Options,
-    pub(crate) operations: HashMap<String, (Options, Vec<String>)>,
+    pub(crate) operations: foldhash::HashMap<String, (Options, Vec<String>)>,
 }
 
 pub(crate) static AWS: LazyLock<AwsTables> = LazyLock::new(|| {
@@ -144,7 +146,7 @@ pub(crate) static AWS: LazyLock<AwsTables> = LazyLock::new(|| {
         .into_iter()
         .map(|(path, args)| {
             let mut positionals: Vec<String> = Vec::new();
-            let mut options = Options::new();
+            let mut options = Options::default();
             let mut sorted: Vec<_> = args.into_iter().collect();
             sorted.sort_by(|a, b| a.0.cmp(&b.0));
             for (name, arg) in sorted {
@@ -179,7 +181,7 @@ struct GcloudFile {
 }
 
 fn gcloud_options(flags: &HashMap<String, GcloudFlag>) -> Options {
-    let mut options = Options::new();
+    let mut options = Options::default();
     for (name, flag) in flags {
         let info = if flag.value && flag.optional {
             OptionInfo {
@@ -212,7 +214,7 @@ fn gcloud_options(flags: &HashMap<String, GcloudFlag>) -> Options {
 /// commands; its operations are read by their specs.)
 pub(crate) struct GcloudTables {
     pub(crate) global: Options,
-    pub(crate) operations: HashMap<String, HashMap<String, Options>>,
+    pub(crate) operations: foldhash::HashMap<String, foldhash::HashMap<String, Options>>,
 }
 
 pub(crate) static GCLOUD: LazyLock<GcloudTables> = LazyLock::new(|| {

@@ -32,15 +32,26 @@ pub(super) fn typed(
             .find(|f| f.name() == name)
             .map(|f| f.contents().to_owned())
     };
-    let loaded: Vec<Cow<'_, str>> = words
-        .iter()
-        .map(|w| match program {
-            "aws" if w.starts_with("file://") => attached(w).map_or(Cow::Borrowed(*w), Cow::Owned),
-            _ => Cow::Borrowed(*w),
-        })
-        .collect();
-    let words: Vec<&str> = loaded.iter().map(|w| &**w).collect();
-    let words = words.as_slice();
+    // Copied only when a file is read (most values are the words themselves).
+    let loads = program == "aws" && words.iter().any(|w| w.starts_with("file://"));
+    let loaded: Vec<Cow<'_, str>> = if loads {
+        words
+            .iter()
+            .map(|w| match w.strip_prefix("file://") {
+                Some(_) => attached(w).map_or(Cow::Borrowed(*w), Cow::Owned),
+                None => Cow::Borrowed(*w),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let read: Vec<&str>;
+    let words = if loads {
+        read = loaded.iter().map(|w| &**w).collect();
+        read.as_slice()
+    } else {
+        words
+    };
     let bad = |e: String| {
         refused(
             Refusal::UnknownOption,

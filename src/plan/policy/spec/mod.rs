@@ -264,7 +264,7 @@ pub(crate) fn check_bound(
         let constraint = spec
             .params
             .get(param.spelling)
-            .or_else(|| spec.params.get(&param.canonical));
+            .or_else(|| spec.params.get(param.canonical.as_ref()));
         if let Some(constraint) = constraint {
             bind::check(constraint, &param.value, target)
                 .map_err(|why| shown(format!("{}: {why}", super::quoted(param.spelling))))?;

@@ -278,11 +278,11 @@ fn document_denies(cx: &Cx<'_>, value: &str) -> Result<(), String> {
         return Ok(());
     }
     let statements = match doc.get("Statement") {
-        Some(Value::Array(list)) => list.clone(),
-        Some(one @ Value::Object(_)) => vec![one.clone()],
+        Some(Value::Array(list)) => list.as_slice(),
+        Some(one @ Value::Object(_)) => std::slice::from_ref(one),
         _ => return Err("a policy document without statements".to_owned()),
     };
-    for statement in &statements {
+    for statement in statements {
         if statement.get("Effect").and_then(Value::as_str) != Some("Deny") {
             return Err(
                 "a policy statement that does not deny: only deny statements may be written"
