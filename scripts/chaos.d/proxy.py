@@ -24,6 +24,7 @@ import argparse
 import http.client
 import json
 import random
+import re
 import socket
 import sys
 import threading
@@ -98,6 +99,35 @@ def classify(headers, body):
         except ValueError:
             pass
     return service, action
+
+
+SQS_TRACKED = ("ReceiveMessage", "DeleteMessage", "DeleteMessageBatch")
+ALERT_ID = re.compile(r'"alertId":"([^"]+)"')
+
+
+def track_sqs(action, body, data):
+    """For forensics: which receipt handle went with which alert (JSON protocol only).
+
+    ReceiveMessage: `got` = [[alertId or message id, receipt handle]] from moto's answer
+    (also when the answer was dropped); deletes: `handles` = the receipt handles asked for.
+    """
+    try:
+        if action == "ReceiveMessage":
+            if not data:
+                return {}
+            msgs = json.loads(data).get("Messages", [])
+            got = []
+            for m in msgs:
+                found = ALERT_ID.search(m.get("Body", ""))
+                got.append([found.group(1) if found else m.get("MessageId"), m.get("ReceiptHandle")])
+            return {"got": got}
+        req = json.loads(body or b"{}")
+        if action == "DeleteMessage":
+            return {"handles": [req.get("ReceiptHandle")]}
+        return {"handles": [e.get("ReceiptHandle") for e in req.get("Entries", [])],
+                "answer": (data or b"")[:2000].decode("utf-8", "replace") if data else None}
+    except (ValueError, AttributeError, TypeError):
+        return {}
 
 
 class Chaos:
@@ -248,6 +278,9 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
+            extra = {}
+            if service == "sqs" and action in SQS_TRACKED:
+                extra = track_sqs(action, body, locals().get("data"))
             self.chaos.record(
                 t=round(start, 3),
                 svc=service,
@@ -255,6 +288,7 @@ class Handler(BaseHTTPRequestHandler):
                 fault=fault or "none",
                 status=status,
                 ms=int((time.time() - start) * 1000),
+                **extra,
             )
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = handle_any
