@@ -78,7 +78,15 @@ impl Worker {
         let batch_max = cfg.receive_batch.min(caps.max_batch.max(1)).max(1);
         // One permit per delivery received and not settled: the read-ahead,
         // independent of how many plans run at once (the pipeline's limit).
-        let in_flight = cfg.in_flight_limit();
+        // Deliveries waiting beyond one receive batch only serve a planner
+        // that plans ahead; to any other they bring nothing, and each one a
+        // worker holds when it dies has used up one of the queue's receives.
+        let in_flight = if self.pipeline.plans_ahead() {
+            cfg.in_flight_limit()
+        } else {
+            cfg.in_flight_limit()
+                .min(cfg.concurrency.max(1).saturating_add(batch_max))
+        };
         let permits = Arc::new(Semaphore::new(in_flight));
         // Receive full batches: wait until a whole batch fits.
         let refill = u32::try_from(batch_max.min(in_flight)).unwrap_or(1);

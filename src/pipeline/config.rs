@@ -16,7 +16,11 @@ pub struct EngineConfig {
     ///
     /// Reading ahead lets the worker receive full batches and plan every
     /// waiting event in one planner call whatever the concurrency; waiting
-    /// deliveries keep their leases.
+    /// deliveries keep their leases. With a planner that does not plan in
+    /// batches ([`RemediationPlanner::wants_batches`](crate::planner::RemediationPlanner::wants_batches))
+    /// the worker reads at most `concurrency` + one receive batch ahead: more
+    /// would bring nothing, and every delivery a worker holds when it dies
+    /// has used up one of the queue's receives (its redrive policy counts them).
     pub read_ahead: usize,
     /// The most bytes of delivery bodies received and not yet settled (a
     /// soft bound: a receive starts only below it, so it may be passed by

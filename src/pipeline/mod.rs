@@ -223,6 +223,12 @@ impl Pipeline {
         &self.core.caps
     }
 
+    /// Whether the planner plans in batches, so the pipeline plans ahead
+    /// everything waiting ([`RemediationPlanner::wants_batches`]).
+    pub fn plans_ahead(&self) -> bool {
+        self.core.ahead.is_some()
+    }
+
     /// Whether the executor only records (a dry run).
     pub fn is_dry_run(&self) -> bool {
         self.core.dry_run()
