@@ -124,6 +124,10 @@ impl Core {
         let Some(held) = held.filter(|h| !h.renew_for.is_zero()) else {
             return (work.await, false);
         };
+        // Work done at once (a dry run, a refusal) needs no renewal timer.
+        if let Some(out) = super::poll_once(work.as_mut()).await {
+            return (out, false);
+        }
         let every = (held.renew_for / 3).max(Duration::from_millis(100));
         let mut next = Instant::now() + every;
         let mut lost = false;

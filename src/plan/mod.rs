@@ -19,6 +19,7 @@ mod pattern;
 pub(crate) mod policy;
 mod step;
 
+pub(crate) use command::parse_script_steps_for;
 pub use command::{Command, parse_script, parse_script_steps};
 pub use file::{MAX_FILE_BYTES, MAX_STEP_FILES, StepFile};
 pub(crate) use pattern::Wildcard;

@@ -2,13 +2,13 @@
 //! (`alertRemediationCli`).
 //!
 //! Opt-in, because it trusts message content: anyone who can write to the queue
-//! chooses the commands. Every script still goes through [`parse_script_steps`] and
+//! chooses the commands. Every script still goes through [`parse_script_steps`](crate::plan::parse_script_steps) and
 //! the [`CommandPolicy`], so it can never become a shell.
 
 use super::RemediationPlanner;
 use crate::error::Result;
 use crate::model::Event;
-use crate::plan::{CommandPolicy, parse_script_steps};
+use crate::plan::{CommandPolicy, parse_script_steps_for};
 use crate::plan::{Decision, Plan, Skip, SkipReason, Step};
 use async_trait::async_trait;
 
@@ -40,14 +40,15 @@ impl AlertCliPlanner {
                 "alert carries no alertRemediationCli",
             )));
         };
-        let steps: Vec<Step> = parse_script_steps(script, &self.policy)?;
+        let target = event.target();
+        let steps: Vec<Step> = parse_script_steps_for(script, &self.policy, Some(&target))?;
         if steps.is_empty() {
             return Ok(Decision::Skip(Skip::new(
                 SkipReason::NoRemediation,
                 "alertRemediationCli holds no command",
             )));
         }
-        let mut plan = Plan::new(Self::NAME, event.target(), steps);
+        let mut plan = Plan::new(Self::NAME, target, steps);
         if let Some(name) = alert.policy_name() {
             plan = plan.with_description(name);
         }

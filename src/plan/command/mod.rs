@@ -7,6 +7,7 @@ mod script;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use script::parse_script_steps_for;
 pub use script::{parse_script, parse_script_steps};
 
 use compact_str::CompactString;

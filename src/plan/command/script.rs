@@ -65,7 +65,7 @@ pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>
             policy.count_command(number, number)?;
             let mut command = tokenize(group, number)?;
             policy
-                .check_in_script(&command, &[], &mut made)
+                .check_in_script(&command, &[], &mut made, None)
                 .map_err(|v| in_statement(v, number))?;
             attached_policies(&command, &mut created, number)?;
             command.verified_by = policy.fingerprint();
@@ -101,6 +101,19 @@ pub fn parse_script(script: &str, policy: &CommandPolicy) -> Result<Vec<Command>
 /// [`MAX_STEP_FILES`](crate::plan::MAX_STEP_FILES) files, a bare `and` in an
 /// `echo` that writes a file — rejects the whole script.
 pub fn parse_script_steps(script: &str, policy: &CommandPolicy) -> Result<Vec<crate::plan::Step>> {
+    parse_script_steps_for(script, policy, None)
+}
+
+/// [`parse_script_steps`] for a plan whose target is known: the same
+/// refusals, and each command that also passes the target-dependent checks
+/// is remembered as checked for `target` (see
+/// [`CommandPolicy::check_for`]), so it is read once, not once here and
+/// again before it runs.
+pub(crate) fn parse_script_steps_for(
+    script: &str,
+    policy: &CommandPolicy,
+    target: Option<&crate::model::Target>,
+) -> Result<Vec<crate::plan::Step>> {
     use crate::plan::Step;
     use crate::plan::file::{MAX_STEP_FILES, StepFile, refers_once};
     let mut scanner = Scanner::new(script);
@@ -158,7 +171,7 @@ pub fn parse_script_steps(script: &str, policy: &CommandPolicy) -> Result<Vec<cr
                 }
             }
             policy
-                .check_in_script(&command, &attached, &mut made)
+                .check_in_script(&command, &attached, &mut made, target)
                 .map_err(|v| in_statement(v, number))?;
             attached_policies(&command, &mut created, number)?;
             if attached.is_empty() {

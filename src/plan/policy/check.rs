@@ -99,20 +99,39 @@ impl CommandPolicy {
         target: Option<&Target>,
         scan_nul: bool,
     ) -> std::result::Result<(), Violation> {
-        self.violation_with(command, files, target, scan_nul, None)
+        self.violation_with(command, files, target, scan_nul, None, None)
+            .map(drop)
     }
 
     /// Checks a command of a script (no target yet), given what the
     /// script's earlier commands `created`, and adds what this one creates.
+    ///
+    /// With the plan's `target` known (a planner for one finding), the
+    /// target-dependent checks run too, on the same reading of the argv; a
+    /// command with no files that passes them is remembered as checked for
+    /// that target, so the pipeline's and the executor's
+    /// [`check_for`](Self::check_for) need not read it again. A command that
+    /// fails them is not refused here: it is refused where a plan for the
+    /// target is checked, with the same reason, as before.
     pub(crate) fn check_in_script(
         &self,
         command: &Command,
         files: &[StepFile],
         created: &mut Vec<String>,
+        target: Option<&Target>,
     ) -> std::result::Result<(), Violation> {
-        self.violation_with(command, files, None, false, Some(created))
+        let scoped = self.violation_with(command, files, None, false, Some(created), target)?;
+        if scoped && files.is_empty() {
+            if let Some(target) = target {
+                command.remember_checked_for(self.fingerprint, target);
+            }
+        }
+        Ok(())
     }
 
+    /// The checks in order; with `target`, refuses what the target-dependent
+    /// checks refuse. With `ahead` instead (and no `target`), runs those
+    /// checks for `ahead` without refusing and tells whether they passed.
     fn violation_with(
         &self,
         command: &Command,
@@ -120,7 +139,8 @@ impl CommandPolicy {
         target: Option<&Target>,
         scan_nul: bool,
         mut created: Option<&mut Vec<String>>,
-    ) -> std::result::Result<(), Violation> {
+        ahead: Option<&Target>,
+    ) -> std::result::Result<bool, Violation> {
         let program = command.program();
         if program.is_empty() {
             return Err(Violation::new(
@@ -182,12 +202,23 @@ impl CommandPolicy {
         {
             created.extend(spec::created_names(spec, parsed));
         }
-        match target {
-            Some(target) => {
+        match (target, ahead) {
+            (Some(target), _) => {
                 scope::check(command, &op, files, target)?;
-                self.bound(command, &op, spec, parsed.as_ref(), target)
+                self.bound(command, &op, spec, parsed.as_ref(), target)?;
+                Ok(true)
             }
-            None => Ok(()),
+            (None, Some(ahead)) => Ok(grants::check_principals(
+                command,
+                &op,
+                files,
+                self.grants,
+                aws_account(Some(ahead)),
+            )
+            .and_then(|()| scope::check(command, &op, files, ahead))
+            .and_then(|()| self.bound(command, &op, spec, parsed.as_ref(), ahead))
+            .is_ok()),
+            (None, None) => Ok(false),
         }
     }
 

@@ -60,8 +60,18 @@ const PUBLIC_ACLS: &[&str] = &["public-read", "public-read-write", "authenticate
 /// abbreviation of an option (`--policy-doc` is `--policy-document`), an
 /// option that abbreviates `name` counts as `name`.
 pub(crate) fn option_values<'c>(command: &'c Command, name: &str) -> Vec<&'c str> {
+    options_values(command, &[name])
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// The values of any of the options `names`, in one walk of the argv, each
+/// with the index in `names` of the option it was given for (read as
+/// [`option_values`] reads one option).
+pub(crate) fn options_values<'c>(command: &'c Command, names: &[&str]) -> Vec<(usize, &'c str)> {
     let abbreviates = super::ABBREVIATING_PROGRAMS.contains(&command.program());
-    let matches = |given: &str| {
+    let matches = |given: &str, name: &str| {
         given == name
             || (abbreviates
                 && given.starts_with("--")
@@ -76,15 +86,22 @@ pub(crate) fn option_values<'c>(command: &'c Command, name: &str) -> Vec<&'c str
         if !arg.starts_with('-') {
             continue;
         }
-        match super::split_at_equals(arg) {
-            Some((given, v)) if matches(given) => values.push(v),
-            Some(_) => {}
-            _ if matches(arg) => {
-                if let Some(v) = args.get(i + 1) {
-                    values.push(v.as_str());
+        let (given, value) = match super::split_at_equals(arg) {
+            Some((given, v)) => (given, Some(v)),
+            None => (arg.as_str(), None),
+        };
+        for (n, name) in names.iter().enumerate() {
+            if !matches(given, name) {
+                continue;
+            }
+            match value {
+                Some(v) => values.push((n, v)),
+                None => {
+                    if let Some(v) = args.get(i + 1) {
+                        values.push((n, v.as_str()));
+                    }
                 }
             }
-            _ => {}
         }
     }
     values

@@ -4,16 +4,54 @@
 
 use super::Violation;
 use super::catalog::Operation;
-use super::grants::option_values;
+use super::grants::{option_values, options_values};
 use crate::error::Refusal;
 use crate::model::{Cloud, Target};
 use crate::plan::{Command, StepFile};
 use regex::Regex;
 use std::sync::LazyLock;
 
-/// The account field of an ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:`).
-static ARN: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"arn:aws[a-z-]*:[a-z0-9-]*:[a-z0-9-]*:([0-9]{12}):").ok());
+/// The account fields of the ARNs in `text`, left to right and not
+/// overlapping: `arn:aws[a-z-]*:[a-z0-9-]*:[a-z0-9-]*:([0-9]{12}):` read by
+/// hand (each part's class excludes `:`, so there is one way to match).
+fn arn_accounts(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        while let Some(at) = bytes.get(from..).and_then(|rest| ARN_PREFIX.find(rest)) {
+            let start = from + at;
+            match arn_account_at(bytes, start + 4) {
+                Some((account, end)) => {
+                    from = end;
+                    // The account is 12 ASCII digits: a character boundary each side.
+                    return text.get(account..account + 12);
+                }
+                None => from = start + 1,
+            }
+        }
+        None
+    })
+}
+
+/// After `arn:` at `i`: the account's offset and the end of the match.
+fn arn_account_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    let part = |mut i: usize, ok: fn(u8) -> bool| {
+        while b.get(i).copied().is_some_and(ok) {
+            i += 1;
+        }
+        (b.get(i) == Some(&b':')).then_some(i + 1)
+    };
+    let lower_dash = |c: u8| c.is_ascii_lowercase() || c == b'-';
+    let lower_digit_dash = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-';
+    if b.get(i..i + 3) != Some(b"aws") {
+        return None;
+    }
+    let i = part(i + 3, lower_dash)?;
+    let i = part(i, lower_digit_dash)?;
+    let i = part(i, lower_digit_dash)?;
+    let digits = b.get(i..i + 12)?;
+    (digits.iter().all(u8::is_ascii_digit) && b.get(i + 12) == Some(&b':')).then_some((i, i + 13))
+}
 /// A subscription in an Azure resource id.
 static SUBSCRIPTION: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"(?i)/subscriptions/([^/\s\x22'?#]*)").ok());
@@ -21,8 +59,10 @@ static SUBSCRIPTION: LazyLock<Option<Regex>> =
 static PROJECT: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"(?i)(?:^|[^a-z0-9_-])projects/([^/\s\x22'?#,]*)").ok());
 
-/// aws options whose value is an account id.
+/// aws options whose value names an account: a queue URL (first), then
+/// options whose value is an account id.
 const AWS_ACCOUNT_OPTIONS: &[&str] = &[
+    "--queue-url",
     "--account-id",
     "--expected-bucket-owner",
     "--source-account",
@@ -85,25 +125,22 @@ pub(super) fn check(
     let own = target.account_id.as_deref().unwrap_or_default();
     match target.cloud {
         Cloud::Aws => {
-            if let Some(arn) = ARN.as_ref() {
-                // Only a text naming `arn:`, or one whose escapes could hide
-                // it (a text without a backslash reads as written), is decoded.
-                let named = raw_texts(command, files)
-                    .filter(|t| names_arn(t) || memchr::memchr(b'\\', t.as_bytes()).is_some())
-                    .map(read_text)
-                    .filter(|t| names_arn(t));
-                for text in named {
-                    for found in arn.captures_iter(&text) {
-                        let account = found.get(1).map_or("", |m| m.as_str());
-                        if account != own {
-                            return Err(mismatch(format!(
-                                "an ARN names account {account}, but the finding is in account {own}"
-                            )));
-                        }
-                    }
+            // Only a text naming `arn:`, or one whose escapes could hide
+            // it (a text without a backslash reads as written), is decoded.
+            let named = raw_texts(command, files)
+                .filter(|t| names_arn(t) || memchr::memchr(b'\\', t.as_bytes()).is_some())
+                .map(read_text)
+                .filter(|t| names_arn(t));
+            for text in named {
+                if let Some(account) = arn_accounts(&text).find(|a| *a != own) {
+                    return Err(mismatch(format!(
+                        "an ARN names account {account}, but the finding is in account {own}"
+                    )));
                 }
             }
-            for url in option_values(command, "--queue-url") {
+            // One walk of the argv for all of them; checked in their order.
+            let named = options_values(command, AWS_ACCOUNT_OPTIONS);
+            for (_, url) in named.iter().filter(|(n, _)| *n == 0) {
                 let account = url.split('/').nth(3).unwrap_or_default();
                 if account != own {
                     return Err(mismatch(format!(
@@ -111,11 +148,8 @@ pub(super) fn check(
                     )));
                 }
             }
-            for option in AWS_ACCOUNT_OPTIONS {
-                if let Some(v) = option_values(command, option)
-                    .into_iter()
-                    .find(|v| *v != own)
-                {
+            for (n, option) in AWS_ACCOUNT_OPTIONS.iter().enumerate().skip(1) {
+                if let Some((_, v)) = named.iter().find(|(i, v)| *i == n && *v != own) {
                     return Err(mismatch(format!(
                         "{option} {v:?}, but the finding is in account {own}"
                     )));
@@ -229,4 +263,58 @@ fn gcp(command: &Command, op: &Operation, files: &[StepFile], own: &str) -> Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::arn_accounts;
+    use regex::Regex;
+
+    /// The ARN reader finds exactly what the expression it replaced finds.
+    #[test]
+    fn arn_reader_agrees_with_the_expression() {
+        let re = Regex::new(r"arn:aws[a-z-]*:[a-z0-9-]*:[a-z0-9-]*:([0-9]{12}):").expect("regex");
+        let by_re = |t: &str| -> Vec<String> {
+            re.captures_iter(t)
+                .map(|c| c.get(1).map_or("", |m| m.as_str()).to_owned())
+                .collect()
+        };
+        let fixed = [
+            "arn:aws:iam::123456789012:user/a",
+            "arn:aws-us-gov:s3:us-east-1:123456789012:x",
+            "xarn:arn:aws:iam::123456789012:root",
+            "arn:aws:iam::12345678901:arn:aws:iam::210987654321:role/r",
+            "arn:aws:iam::1234567890123:",
+            "arn:aws:iam::123456789012:arn:aws:iam::123456789012:",
+            "arn:AWS:iam::123456789012:",
+            "arn:aws:iam:eu-west-1:123456789012",
+            "{\"Resource\":\"arn:aws:sqs:us-east-1:111122223333:q\"}",
+        ];
+        for t in fixed {
+            let got: Vec<String> = arn_accounts(t).map(str::to_owned).collect();
+            assert_eq!(got, by_re(t), "{t:?}");
+        }
+        // Random texts over an alphabet that makes near-misses likely.
+        let alphabet: Vec<char> = "arnws:-01e9xAé".chars().collect();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 60) as usize;
+            let mut t = String::new();
+            for _ in 0..len {
+                match next() % 5 {
+                    0 => t.push_str("arn:aws"),
+                    1 => t.push_str("123456789012"),
+                    _ => t.push(alphabet[(next() % alphabet.len() as u64) as usize]),
+                }
+            }
+            let got: Vec<String> = arn_accounts(&t).map(str::to_owned).collect();
+            assert_eq!(got, by_re(&t), "{t:?}");
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The `prisma` planner (feature `prisma`): asks the Prisma Cloud remediation
 //! API for each alert's CLI commands and turns them into a [`Plan`] through the
-//! same [`parse_script_steps`] and [`CommandPolicy`] as every other script, so
+//! same [`parse_script_steps`](crate::plan::parse_script_steps) and [`CommandPolicy`] as every other script, so
 //! whatever the parser refuses stays refused.
 //!
 //! What it does that the published script does not:
@@ -58,7 +58,7 @@ pub use stats::{PrismaStats, PrismaStatsSnapshot};
 use super::RemediationPlanner;
 use crate::error::Result;
 use crate::model::Event;
-use crate::plan::{CommandPolicy, parse_script_steps};
+use crate::plan::{CommandPolicy, parse_script_steps_for};
 use crate::plan::{Decision, Plan, Skip, SkipReason, Step};
 use crate::redact::Secret;
 use crate::telemetry::{Backoff, Stats};
@@ -283,14 +283,16 @@ impl PrismaPlanner {
             }
             Ok(Some(remedy)) => remedy,
         };
-        let steps: Vec<Step> = parse_script_steps(&remedy.script, &self.shared.policy)?;
+        let target = event.target();
+        let steps: Vec<Step> =
+            parse_script_steps_for(&remedy.script, &self.shared.policy, Some(&target))?;
         if steps.is_empty() {
             return Ok(Decision::Skip(Skip::new(
                 SkipReason::NoRemediation,
                 format!("the remediation command for alert {id} holds no command"),
             )));
         }
-        let mut plan = Plan::new(Self::NAME, event.target(), steps);
+        let mut plan = Plan::new(Self::NAME, target, steps);
         if let Some(description) = remedy.description {
             plan = plan.with_description(description);
         }
