@@ -85,6 +85,7 @@ mod config;
 pub mod engine;
 mod error;
 pub mod executor;
+pub mod guardrails;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod model;

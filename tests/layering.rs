@@ -8,7 +8,8 @@
 //! ```text
 //!   engine (worker) ─┐
 //!                    ├─▶ pipeline (stages) ─▶ source · planner (rules) · executor ─▶ plan · telemetry ─▶ model
-//!   lambda ──────────┘
+//!   lambda ──────────┘        ▲
+//!                 guardrails ─┘ (stages on the pipeline's seam)
 //!                                              infrastructure: error · redact · config · aws
 //! ```
 
@@ -48,6 +49,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "executor",
         ],
     ),
+    // Guardrails are stages on the pipeline's seam: they see events and
+    // plans, never the worker or a backend.
+    ("guardrails", &["pipeline", "model", "plan", "telemetry"]),
     // The worker feeds the pipeline from a source; the Lambda adapter feeds
     // it an invocation's records, never through the worker.
     (

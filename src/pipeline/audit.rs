@@ -30,6 +30,8 @@ pub enum AuditDecision {
     /// Put off by a stage (a rate limit, a circuit open): nacked with the
     /// stage's delay, never acked, never dead-lettered for it.
     Deferred,
+    /// Shadow mode: planned and checked as for a real run, not run, acked.
+    Shadow,
 }
 
 impl AuditDecision {
@@ -42,6 +44,7 @@ impl AuditDecision {
             AuditDecision::Failed => "failed",
             AuditDecision::Rejected => "rejected",
             AuditDecision::Deferred => "deferred",
+            AuditDecision::Shadow => "shadow",
         }
     }
 }

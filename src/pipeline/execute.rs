@@ -26,6 +26,7 @@ impl Core {
         key: Option<String>,
         delivery: &'a Delivery,
         stock: Option<&'a Stock>,
+        staged: super::handle::Staged<'a>,
         cancel: &'a CancellationToken,
     ) -> impl Future<Output = EventResult> + Send + 'a {
         async move {
@@ -94,6 +95,14 @@ impl Core {
                 }
             };
             drop(waiting);
+            // The stages' last look (rate limits, circuits, shadow mode): right
+            // before the plan starts, so what they count is plans starting.
+            if let Some(r) = self
+                .before_execute(staged.event, &plan, staged.annotations)
+                .await
+            {
+                return with(r, steps);
+            }
             // The finding is claimed now that its plan runs, not while it waited.
             let held = match key {
                 Some(key) => match self.claim_for_run(key).await {
@@ -105,6 +114,9 @@ impl Core {
             let (mut r, lost) = self
                 .run_steps(&plan, delivery, held.as_ref(), &mut steps, cancel)
                 .await;
+            r.steps = steps;
+            self.after_execute(staged.event, &plan, &r).await;
+            let steps = std::mem::take(&mut r.steps);
             // The plan is done with: its name and description move into the result.
             let Plan {
                 planner,

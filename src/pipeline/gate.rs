@@ -116,6 +116,9 @@ pub(super) fn apply(
             r.defer = Some(after);
             Some(r)
         }
+        StageDecision::Shadow { detail } => {
+            Some(EventResult::new(AuditDecision::Shadow, "shadow", detail))
+        }
         StageDecision::Refuse {
             reject,
             code,

@@ -282,17 +282,14 @@ impl Core {
                 let result = match gated {
                     Err(r) => r,
                     Ok(key) => match self.plan_of(decision) {
-                        Ok(plan) => match self.before_execute(event, &plan, &mut annotations).await
-                        {
-                            Some(refused) => {
-                                stock.inspect(|s| s.started());
-                                refused
-                            }
-                            None => {
-                                self.execute_plan(plan, key, &work.delivery, stock, cancel)
-                                    .await
-                            }
-                        },
+                        Ok(plan) => {
+                            let staged = Staged {
+                                event,
+                                annotations: &mut annotations,
+                            };
+                            self.execute_plan(plan, key, &work.delivery, stock, staged, cancel)
+                                .await
+                        }
                         Err(r) => r,
                     },
                 };
@@ -361,7 +358,7 @@ impl Core {
 
     /// Runs the stages' `before_execute` in order: the first decision that
     /// is not to go on, or `None`.
-    async fn before_execute(
+    pub(super) async fn before_execute(
         &self,
         event: &Event,
         plan: &Plan,
@@ -379,4 +376,29 @@ impl Core {
         }
         None
     }
+
+    /// Tells every stage what became of a plan they all let through.
+    pub(super) async fn after_execute(&self, event: &Event, plan: &Plan, result: &EventResult) {
+        let ran = result
+            .steps
+            .iter()
+            .filter(|s| !matches!(s.status, crate::executor::StepStatus::NotRun))
+            .count();
+        let outcome = super::StageOutcome::new(result.decision, result.code, ran);
+        for stage in self.stages.iter().filter(|s| !super::gate::is_gate(&***s)) {
+            let told = AssertUnwindSafe(stage.after_execute(event, plan, &outcome))
+                .catch_unwind()
+                .await;
+            if told.is_err() {
+                tracing::error!(stage = stage.name(), "stage panicked after a plan ran");
+            }
+        }
+    }
+}
+
+/// The event a plan was made for and its audit fields, for the stages that
+/// look at the plan before it runs and after.
+pub(super) struct Staged<'a> {
+    pub(super) event: &'a Event,
+    pub(super) annotations: &'a mut std::collections::BTreeMap<String, serde_json::Value>,
 }

@@ -100,7 +100,7 @@ impl EventResult {
             AuditDecision::Failed => 4,
             AuditDecision::Deferred => 5,
             AuditDecision::Rejected => 3,
-            AuditDecision::Executed | AuditDecision::Planned => 2,
+            AuditDecision::Executed | AuditDecision::Planned | AuditDecision::Shadow => 2,
             AuditDecision::Skipped if self.code == "duplicate" && self.retry_now => 2,
             AuditDecision::Skipped => 1,
         }

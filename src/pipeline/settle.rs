@@ -54,7 +54,7 @@ pub(super) fn decide(
     }
     let backoff = || config.retry.delay(count, message_id);
     match result.decision {
-        AuditDecision::Executed | AuditDecision::Planned => Action::Ack,
+        AuditDecision::Executed | AuditDecision::Planned | AuditDecision::Shadow => Action::Ack,
         AuditDecision::Skipped if result.retry_now => {
             Action::Nack(result.defer.unwrap_or_else(backoff))
         }
@@ -148,6 +148,7 @@ impl Core {
                 AuditDecision::Failed => Counter::Failed,
                 AuditDecision::Rejected => Counter::Rejected,
                 AuditDecision::Deferred => Counter::Deferred,
+                AuditDecision::Shadow => Counter::Shadow,
             });
             let mut settled = Settled {
                 message_id: if audited {

@@ -35,6 +35,14 @@ pub enum StageDecision {
         /// Human detail.
         detail: String,
     },
+    /// Shadow mode: the plan was made and passed every check a real run
+    /// makes, but it does not run; the delivery is acked and audited as
+    /// `shadow` with the steps that would have run. Only meaningful from
+    /// [`Stage::before_execute`] (before planning it is a skip).
+    Shadow {
+        /// Human detail (which rule or policy is in shadow mode).
+        detail: String,
+    },
     /// Not at all: skipped (acked) or, with `reject`, rejected (dead-lettered).
     Refuse {
         /// Rejected (poison, dead-lettered) rather than skipped (acked).
@@ -80,8 +88,42 @@ impl StageDecision {
     }
 }
 
-/// One stage of the pipeline (see the [pipeline docs](crate::pipeline)). Both hooks
-/// default to [`StageDecision::Proceed`].
+/// What became of a plan a stage let through, for [`Stage::after_execute`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StageOutcome {
+    /// The decision the delivery's event ended with (`executed`, `failed`,
+    /// `planned` in a dry run...).
+    pub decision: crate::pipeline::AuditDecision,
+    /// Its reason code, if any (`step_failed`, `duplicate`...).
+    pub code: String,
+    /// How many steps ran (started), whatever their result.
+    pub steps_run: usize,
+}
+
+impl StageOutcome {
+    /// An outcome: `decision` with reason `code` after `steps_run` steps.
+    pub fn new(
+        decision: crate::pipeline::AuditDecision,
+        code: impl Into<String>,
+        steps_run: usize,
+    ) -> Self {
+        StageOutcome {
+            decision,
+            code: code.into(),
+            steps_run,
+        }
+    }
+
+    /// Whether the plan failed (a step or the executor failed).
+    pub fn failed(&self) -> bool {
+        self.decision == crate::pipeline::AuditDecision::Failed
+    }
+}
+
+/// One stage of the pipeline (see the [pipeline docs](crate::pipeline)). The
+/// decision hooks default to [`StageDecision::Proceed`], the outcome hook to
+/// nothing.
 ///
 /// A stage must not panic; if it does, the delivery is deferred
 /// (`stage_failed`) and comes back later.
@@ -96,10 +138,20 @@ pub trait Stage: Any + Send + Sync + fmt::Debug {
         StageDecision::Proceed
     }
 
-    /// Before the event's plan runs (a dry run asks too).
+    /// Before the event's plan runs (a dry run asks too): after the
+    /// executor's checks passed and an execution slot is free, right before
+    /// the finding is claimed and its first step starts, so a limit counted
+    /// here is a limit on plans starting.
     async fn before_execute(&self, event: &Event, plan: &Plan) -> StageDecision {
         let _ = (event, plan);
         StageDecision::Proceed
+    }
+
+    /// After a plan every stage let through ended (ran, failed, or stopped
+    /// before a step): what became of it. Not called for plans a stage
+    /// deferred, refused or shadowed.
+    async fn after_execute(&self, event: &Event, plan: &Plan, outcome: &StageOutcome) {
+        let _ = (event, plan, outcome);
     }
 }
 

@@ -127,6 +127,10 @@ pub struct Plan {
     pub target: Target,
     /// The steps, in order.
     pub steps: Vec<Step>,
+    /// The rule that made it, where a planner holds several (the CloudTrail
+    /// planner: the rule's name). Guardrails count and configure by rule:
+    /// this, else the finding's policy (Prisma), else the planner.
+    pub rule: Option<String>,
 }
 
 impl Plan {
@@ -137,7 +141,14 @@ impl Plan {
             description: None,
             target,
             steps,
+            rule: None,
         }
+    }
+
+    /// Sets the rule that made the plan.
+    pub fn with_rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
+        self
     }
 
     /// Sets the description.
@@ -208,6 +219,10 @@ impl Skip {
 
 /// What a planner decided for one event.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one decision per event, moved a few times: boxing a plan would cost an allocation each"
+)]
 pub enum Decision {
     /// Run these steps.
     Plan(Plan),

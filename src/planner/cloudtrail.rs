@@ -82,7 +82,10 @@ impl CloudTrailPlanner {
             };
             tracing::debug!(rule = %rule.name, "rule matched");
             match rule.remediation.plan(&cx).await? {
-                Decision::Plan(plan) => return Ok(Decision::Plan(plan)),
+                Decision::Plan(mut plan) => {
+                    plan.rule.get_or_insert_with(|| rule.name.clone());
+                    return Ok(Decision::Plan(plan));
+                }
                 Decision::Skip(skip) => {
                     first_skip.get_or_insert(Skip::new(
                         skip.reason,

@@ -75,6 +75,8 @@ pub enum Counter {
     StepsFailed,
     /// A delivery was deferred by a stage.
     Deferred,
+    /// A plan was made and checked in shadow mode, not run.
+    Shadow,
     /// An audit record could not be written (its delivery was not settled
     /// destructively).
     AuditErrors,
@@ -134,6 +136,7 @@ impl Stats {
             rejected: self.get(Counter::Rejected),
             dead_lettered: self.get(Counter::DeadLettered),
             deferred: self.get(Counter::Deferred),
+            shadow: self.get(Counter::Shadow),
             audit_errors: self.get(Counter::AuditErrors),
             acked: self.get(Counter::Acked),
             nacked: self.get(Counter::Nacked),
@@ -175,6 +178,10 @@ pub struct Summary {
     /// Deliveries deferred by a stage (written only when some were).
     #[serde(skip_serializing_if = "is_zero")]
     pub deferred: u64,
+    /// Plans made and checked in shadow mode, not run (written only when
+    /// some were).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub shadow: u64,
     /// Audit records that could not be written (written only when some
     /// could not).
     #[serde(skip_serializing_if = "is_zero")]

@@ -1,0 +1,363 @@
+//! Where guardrails keep what they count, so several workers and Lambda
+//! functions obey one limit: the [`GuardrailStore`] trait and the
+//! in-process [`MemoryGuardrails`] (the DynamoDB store is in `dynamodb.rs`).
+//!
+//! Three shapes of state, each changed by one atomic call:
+//! - a **rate bucket** per key, kept as one instant (GCRA, the "theoretical
+//!   arrival time"): a token is free when that instant is at most `burst`
+//!   intervals ahead of now;
+//! - a **sliding window** per key: the entries (with an optional member,
+//!   such as a resource id) of the last `window`, admitted while fewer than
+//!   `limit` are in it;
+//! - a **circuit** per key: open (since when, why, until when) or absent.
+
+use crate::error::Result;
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// What a sliding window said to one more entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Window {
+    /// Counted: the window now holds `count` entries.
+    Admitted {
+        /// Entries in the window, this one included.
+        count: u32,
+    },
+    /// The member is in the window already: admitted, not counted again.
+    Counted,
+    /// Full: `count` entries in the window, the oldest leaves in `retry_after`.
+    Full {
+        /// Entries in the window.
+        count: u32,
+        /// When the oldest entry leaves the window.
+        retry_after: Duration,
+    },
+}
+
+impl Window {
+    /// Whether the entry was let in (counted now or before).
+    pub fn admitted(&self) -> bool {
+        !matches!(self, Window::Full { .. })
+    }
+}
+
+/// An open circuit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Circuit {
+    /// When it opened.
+    pub opened_at: SystemTime,
+    /// Why (`more than 20 remediations in 60s`).
+    pub reason: String,
+    /// When it closes by itself (a cool-down), if ever.
+    pub until: Option<SystemTime>,
+}
+
+impl Circuit {
+    /// A circuit opened at `opened_at` for `reason`, closing by itself at `until`.
+    pub fn new(
+        opened_at: SystemTime,
+        reason: impl Into<String>,
+        until: Option<SystemTime>,
+    ) -> Self {
+        Circuit {
+            opened_at,
+            reason: reason.into(),
+            until,
+        }
+    }
+
+    /// Whether it is still open at `now`.
+    pub fn is_open(&self, now: SystemTime) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// The shared state of the guardrails. Every call is one atomic change (the
+/// DynamoDB store: a conditional write, retried on a lost race), so workers
+/// sharing a store obey one limit.
+#[async_trait]
+pub trait GuardrailStore: Send + Sync + fmt::Debug {
+    /// Takes a token from the bucket `key` (one every `every`, at most
+    /// `burst` at once) at `now`: `None` when taken, or how long until one is free.
+    async fn take(
+        &self,
+        key: &str,
+        every: Duration,
+        burst: u32,
+        now: SystemTime,
+    ) -> Result<Option<Duration>>;
+
+    /// Counts one entry (`member`, or an anonymous one) in the sliding window
+    /// `key` of length `window` at `now`, if fewer than `limit` are in it.
+    async fn admit(
+        &self,
+        key: &str,
+        window: Duration,
+        limit: u32,
+        member: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Window>;
+
+    /// The circuit `key`, if one was opened and not closed (it may have
+    /// cooled down: see [`Circuit::is_open`]).
+    async fn circuit(&self, key: &str) -> Result<Option<Circuit>>;
+
+    /// Opens the circuit `key`; a circuit already open stays as it was.
+    async fn open(&self, key: &str, circuit: &Circuit) -> Result<()>;
+
+    /// Closes the circuit `key` and empties its counts (`key`'s windows), so
+    /// what was held back may run; whether it was open.
+    async fn close(&self, key: &str) -> Result<bool>;
+
+    /// Every circuit opened and not closed, by key.
+    async fn circuits(&self) -> Result<Vec<(String, Circuit)>>;
+}
+
+/// The entries of one sliding window: when each came and its member.
+type Entries = VecDeque<(SystemTime, Option<String>)>;
+
+/// A [`GuardrailStore`] in this process: limits for one worker.
+#[derive(Debug, Default)]
+pub struct MemoryGuardrails {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buckets: HashMap<String, SystemTime>,
+    windows: HashMap<String, Entries>,
+    circuits: BTreeMap<String, Circuit>,
+}
+
+impl MemoryGuardrails {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every change is made whole under the lock: a panic cannot leave
+        // the state half-changed.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// GCRA on one instant: `tat` is when the bucket is next empty.
+pub(crate) fn gcra(
+    tat: Option<SystemTime>,
+    every: Duration,
+    burst: u32,
+    now: SystemTime,
+) -> std::result::Result<SystemTime, Duration> {
+    let tat = tat.filter(|t| *t > now).unwrap_or(now);
+    // Up to `burst` tokens may be taken ahead: `tat` may run `burst - 1`
+    // intervals ahead of now before the next token must wait.
+    let ahead = every.saturating_mul(burst.max(1) - 1);
+    let lead = tat.duration_since(now).unwrap_or_default();
+    if lead > ahead {
+        Err(lead - ahead)
+    } else {
+        Ok(tat + every)
+    }
+}
+
+/// Drops the entries of `entries` older than `window` before `now`.
+pub(crate) fn prune(entries: &mut Entries, window: Duration, now: SystemTime) {
+    while entries
+        .front()
+        .is_some_and(|(t, _)| now.duration_since(*t).unwrap_or_default() >= window)
+    {
+        entries.pop_front();
+    }
+}
+
+/// One more entry in a pruned window.
+pub(crate) fn count(
+    entries: &mut Entries,
+    window: Duration,
+    limit: u32,
+    member: Option<&str>,
+    now: SystemTime,
+) -> Window {
+    if let Some(m) = member {
+        if entries.iter().any(|(_, e)| e.as_deref() == Some(m)) {
+            return Window::Counted;
+        }
+    }
+    let held = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+    if held >= limit {
+        let oldest = entries.front().map_or(now, |(t, _)| *t);
+        let leaves = (oldest + window).duration_since(now).unwrap_or_default();
+        return Window::Full {
+            count: held,
+            retry_after: leaves,
+        };
+    }
+    entries.push_back((now, member.map(str::to_owned)));
+    Window::Admitted { count: held + 1 }
+}
+
+#[async_trait]
+impl GuardrailStore for MemoryGuardrails {
+    async fn take(
+        &self,
+        key: &str,
+        every: Duration,
+        burst: u32,
+        now: SystemTime,
+    ) -> Result<Option<Duration>> {
+        let mut state = self.lock();
+        let tat = state.buckets.get(key).copied();
+        match gcra(tat, every, burst, now) {
+            Ok(next) => {
+                state.buckets.insert(key.to_owned(), next);
+                Ok(None)
+            }
+            Err(wait) => Ok(Some(wait)),
+        }
+    }
+
+    async fn admit(
+        &self,
+        key: &str,
+        window: Duration,
+        limit: u32,
+        member: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Window> {
+        let mut state = self.lock();
+        let entries = state.windows.entry(key.to_owned()).or_default();
+        prune(entries, window, now);
+        Ok(count(entries, window, limit, member, now))
+    }
+
+    async fn circuit(&self, key: &str) -> Result<Option<Circuit>> {
+        Ok(self.lock().circuits.get(key).cloned())
+    }
+
+    async fn open(&self, key: &str, circuit: &Circuit) -> Result<()> {
+        self.lock()
+            .circuits
+            .entry(key.to_owned())
+            .or_insert_with(|| circuit.clone());
+        Ok(())
+    }
+
+    async fn close(&self, key: &str) -> Result<bool> {
+        let mut state = self.lock();
+        let prefix = format!("{key}#");
+        state.windows.retain(|k, _| !k.starts_with(&prefix));
+        Ok(state.circuits.remove(key).is_some())
+    }
+
+    async fn circuits(&self) -> Result<Vec<(String, Circuit)>> {
+        Ok(self
+            .lock()
+            .circuits
+            .iter()
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms)
+    }
+
+    #[tokio::test]
+    async fn a_bucket_spaces_tokens_after_its_burst() {
+        let store = MemoryGuardrails::new();
+        let every = Duration::from_millis(500);
+        // Burst 2: two at once, then one every 500 ms.
+        assert_eq!(store.take("k", every, 2, at(0)).await.unwrap(), None);
+        assert_eq!(store.take("k", every, 2, at(0)).await.unwrap(), None);
+        assert_eq!(
+            store.take("k", every, 2, at(0)).await.unwrap(),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            store.take("k", every, 2, at(200)).await.unwrap(),
+            Some(Duration::from_millis(300))
+        );
+        assert_eq!(store.take("k", every, 2, at(500)).await.unwrap(), None);
+        // Another key has its own bucket.
+        assert_eq!(store.take("other", every, 1, at(500)).await.unwrap(), None);
+        assert_eq!(
+            store.take("other", every, 1, at(600)).await.unwrap(),
+            Some(Duration::from_millis(400))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_window_counts_members_once_and_slides() {
+        let store = MemoryGuardrails::new();
+        let w = Duration::from_secs(10);
+        assert_eq!(
+            store.admit("r", w, 2, Some("a"), at(0)).await.unwrap(),
+            Window::Admitted { count: 1 }
+        );
+        assert_eq!(
+            store.admit("r", w, 2, Some("a"), at(1)).await.unwrap(),
+            Window::Counted
+        );
+        assert_eq!(
+            store.admit("r", w, 2, Some("b"), at(2_000)).await.unwrap(),
+            Window::Admitted { count: 2 }
+        );
+        assert_eq!(
+            store.admit("r", w, 2, Some("c"), at(3_000)).await.unwrap(),
+            Window::Full {
+                count: 2,
+                retry_after: Duration::from_secs(7)
+            }
+        );
+        // `a` left the window at 10 s.
+        assert_eq!(
+            store.admit("r", w, 2, Some("c"), at(10_000)).await.unwrap(),
+            Window::Admitted { count: 2 }
+        );
+    }
+
+    #[tokio::test]
+    async fn circuits_open_once_and_close_with_their_counts() {
+        let store = MemoryGuardrails::new();
+        let first = Circuit::new(at(0), "first", None);
+        store.open("rule:x", &first).await.unwrap();
+        store
+            .open("rule:x", &Circuit::new(at(5), "second", None))
+            .await
+            .unwrap();
+        assert_eq!(store.circuit("rule:x").await.unwrap(), Some(first));
+        let w = Duration::from_secs(60);
+        store.admit("rule:x#runs", w, 1, None, at(0)).await.unwrap();
+        assert!(
+            !store
+                .admit("rule:x#runs", w, 1, None, at(1))
+                .await
+                .unwrap()
+                .admitted()
+        );
+        assert!(store.close("rule:x").await.unwrap());
+        assert!(!store.close("rule:x").await.unwrap());
+        assert_eq!(store.circuits().await.unwrap(), vec![]);
+        assert!(
+            store
+                .admit("rule:x#runs", w, 1, None, at(2))
+                .await
+                .unwrap()
+                .admitted()
+        );
+        let cooling = Circuit::new(at(0), "c", Some(at(1_000)));
+        assert!(cooling.is_open(at(999)));
+        assert!(!cooling.is_open(at(1_000)));
+    }
+}
