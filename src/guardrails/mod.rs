@@ -22,44 +22,16 @@ mod rate;
 mod shadow;
 mod store;
 
+pub use crate::pipeline::{rule_matches, rule_of};
 pub use circuit::{CircuitBreakers, Trip, close as close_circuit, list as list_circuits};
 pub use config::{Guardrails, GuardrailsFile};
 pub use rate::{Rate, RateLimits, TargetMatch};
 pub use shadow::ShadowMode;
 pub use store::{Circuit, GuardrailStore, MemoryGuardrails, Window};
 
-use crate::model::{Event, Target};
+use crate::model::Target;
 use crate::pipeline::StageDecision;
-use crate::plan::Plan;
 use std::time::Duration;
-
-/// The rule a plan counts against: the rule that made it (CloudTrail), else
-/// the Prisma policy's id (or name), else the planner.
-pub fn rule_of(event: &Event, plan: &Plan) -> String {
-    if let Some(rule) = &plan.rule {
-        return rule.clone();
-    }
-    if let Event::PrismaAlert(alert) = event {
-        if let Some(id) = alert.policy_id().or(alert.policy_name()) {
-            return id.to_owned();
-        }
-    }
-    plan.planner.clone()
-}
-
-/// Whether the configured rule `name` names `plan`'s rule: its rule name, its
-/// Prisma policy's id or name, or its planner, exactly.
-pub fn rule_matches(name: &str, event: &Event, plan: &Plan) -> bool {
-    if plan.rule.as_deref() == Some(name) || plan.planner == name {
-        return true;
-    }
-    match event {
-        Event::PrismaAlert(alert) => {
-            alert.policy_id() == Some(name) || alert.policy_name() == Some(name)
-        }
-        _ => false,
-    }
-}
 
 /// A target's bucket: `CLOUD:ACCOUNT:REGION` (`-` for an unknown account,
 /// `global` for no region).

@@ -76,6 +76,11 @@ pub struct AuditStep {
     pub exit_code: Option<i32>,
     /// Wall time in milliseconds.
     pub duration_ms: u64,
+    /// When the step started (RFC 3339, UTC, milliseconds), written only
+    /// for steps that started: rate limits count plans starting, so their
+    /// spacing shows here rather than in the record's settle `time`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
     /// Environment the executor set (profile, region).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub context: BTreeMap<String, String>,
@@ -135,6 +140,12 @@ pub struct AuditRecord {
     /// The planner that made the plan.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub planner: Option<String>,
+    /// The rule the plan counts against: the rule that made it (CloudTrail),
+    /// else the Prisma policy's id (or name), else the planner (see
+    /// [`rule_of`](crate::pipeline::rule_of)). Guardrails and
+    /// `remediate report` group by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// The steps, in order.
     pub steps: Vec<AuditStep>,
     /// How the delivery was settled.
@@ -199,6 +210,7 @@ impl AuditRecord {
             reason_code: None,
             refusal: None,
             planner: None,
+            rule: None,
             steps: Vec::new(),
             settle: SettleAction::None,
             dead_letter: None,

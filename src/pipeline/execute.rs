@@ -47,6 +47,7 @@ impl Core {
                     status: StepStatus::NotRun,
                     exit_code: None,
                     duration_ms: 0,
+                    started_at: None,
                     context: Default::default(),
                     extra_args: Vec::new(),
                     files: if detailed {
@@ -59,9 +60,11 @@ impl Core {
                     probes: Vec::new(),
                 })
                 .collect();
+            let rule = super::rule_of(staged.event, &plan);
             let with = |mut r: EventResult, steps: Vec<AuditStep>| {
                 r.steps = steps;
                 r.planner = Some(plan.planner.clone());
+                r.rule = Some(rule.clone());
                 r
             };
             // Refuse the whole plan before anything runs.
@@ -125,6 +128,7 @@ impl Core {
             } = plan;
             r.steps = steps;
             r.planner = Some(planner);
+            r.rule = Some(rule);
             if lost {
                 // Another delivery took the lapsed claim over: it is theirs to
                 // finish (or release), and this one comes back later.
@@ -139,6 +143,7 @@ impl Core {
                 dup.retry_now = true;
                 dup.steps = std::mem::take(&mut r.steps);
                 dup.planner = r.planner.take();
+                dup.rule = r.rule.take();
                 return dup;
             }
             r.claim = held.map(|h| h.key);
@@ -194,6 +199,11 @@ impl Core {
                 return (cancelled(&format!("before step {}", i + 1)), false);
             }
             self.stats.incr(Counter::StepsRun);
+            if detailed {
+                steps[i].started_at = Some(
+                    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                );
+            }
             let run = std::pin::pin!(async {
                 AssertUnwindSafe(crate::executor::run_step(
                     &*self.executor,

@@ -53,7 +53,9 @@ pub use audit::{
 pub use config::EngineConfig;
 pub use dedup::{Claim, ClaimDetail, DedupStore, MemoryDedup};
 pub use lease::LeasePolicy;
-pub use stage::{PolicyFilter, PrismaAlertGate, Stage, StageDecision, StageOutcome};
+pub use stage::{
+    PolicyFilter, PrismaAlertGate, Stage, StageDecision, StageOutcome, rule_matches, rule_of,
+};
 pub use text_audit::TextAudit;
 
 pub(crate) use result::poll_once;

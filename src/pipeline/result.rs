@@ -45,6 +45,8 @@ pub(super) struct EventResult {
     pub(super) detail: String,
     pub(super) steps: Vec<AuditStep>,
     pub(super) planner: Option<String>,
+    /// The rule the plan counts against (see [`rule_of`](super::rule_of)).
+    pub(super) rule: Option<String>,
     /// For a failure or an in-progress duplicate: the settle delay to use.
     pub(super) retry_now: bool,
     /// The dedup key held for this event, to complete or release.
@@ -72,6 +74,7 @@ impl EventResult {
             detail: detail.into(),
             steps: Vec::new(),
             planner: None,
+            rule: None,
             retry_now: false,
             claim: None,
             service_outage: false,

@@ -175,6 +175,7 @@ impl Core {
                     redact(&format!("{}: {}", result.code, result.detail))
                 });
                 record.planner = result.planner;
+                record.rule = result.rule;
                 if record.steps.is_empty() {
                     record.steps = result.steps;
                 }

@@ -88,6 +88,34 @@ impl StageDecision {
     }
 }
 
+/// The rule a plan counts against: the rule that made it (CloudTrail), else
+/// the Prisma policy's id (or name), else the planner.
+pub fn rule_of(event: &Event, plan: &Plan) -> String {
+    if let Some(rule) = &plan.rule {
+        return rule.clone();
+    }
+    if let Event::PrismaAlert(alert) = event {
+        if let Some(id) = alert.policy_id().or(alert.policy_name()) {
+            return id.to_owned();
+        }
+    }
+    plan.planner.clone()
+}
+
+/// Whether the configured rule `name` names `plan`'s rule: its rule name, its
+/// Prisma policy's id or name, or its planner, exactly.
+pub fn rule_matches(name: &str, event: &Event, plan: &Plan) -> bool {
+    if plan.rule.as_deref() == Some(name) || plan.planner == name {
+        return true;
+    }
+    match event {
+        Event::PrismaAlert(alert) => {
+            alert.policy_id() == Some(name) || alert.policy_name() == Some(name)
+        }
+        _ => false,
+    }
+}
+
 /// What became of a plan a stage let through, for [`Stage::after_execute`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

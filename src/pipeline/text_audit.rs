@@ -104,6 +104,7 @@ mod tests {
             status,
             exit_code: None,
             duration_ms: 0,
+            started_at: None,
             context: [("AWS_PROFILE".to_owned(), "prod".to_owned())].into(),
             extra_args: Vec::new(),
             files: Vec::new(),
