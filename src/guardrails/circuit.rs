@@ -8,6 +8,12 @@
 //! Keys: `rule:NAME` (see [`rule_of`](super::rule_of)) and
 //! `target:CLOUD:ACCOUNT:REGION`; the counts live in the store beside the
 //! circuit (`KEY#runs`, `KEY#failures`) and closing a circuit empties them.
+//!
+//! Closing a circuit lets through what it held: each plan deferred while it
+//! was open is remembered (`held:KEY`, by alert or event id, for a day), and
+//! once the circuit is closed those plans run without counting toward its
+//! limit again — the operator who closed it has looked at them. Plans that
+//! arrive after the close count as usual.
 
 use super::store::{Circuit, GuardrailStore, Window};
 use super::{rule_matches, rule_of, target_key};
@@ -161,9 +167,11 @@ impl CircuitBreakers {
     async fn decide(&self, event: &Event, plan: &Plan) -> Result<StageDecision> {
         let circuits = self.circuits(event, plan);
         let now = SystemTime::now();
+        let id = hold_id(event, plan);
         for (key, _) in &circuits {
             if let Some(c) = self.store.circuit(key).await? {
                 if c.is_open(now) {
+                    self.hold(key, &id, now).await?;
                     return Ok(self.held(key, &c, now));
                 }
                 // Cooled down: closed, with its counts.
@@ -172,10 +180,14 @@ impl CircuitBreakers {
         }
         for (key, trip) in &circuits {
             let Some(max) = trip.max_runs else { continue };
+            if self.was_held(key, &id, now).await? {
+                continue;
+            }
             let runs = format!("{key}#runs");
             if let Window::Full { .. } =
                 self.store.admit(&runs, trip.window, max, None, now).await?
             {
+                self.hold(key, &id, now).await?;
                 let reason = format!(
                     "more than {max} remediations within {}",
                     humantime::format_duration(trip.window)
@@ -187,6 +199,47 @@ impl CircuitBreakers {
             }
         }
         Ok(StageDecision::Proceed)
+    }
+}
+
+/// How long a held plan stays remembered for the close that lets it through.
+const HELD_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// What a held plan is remembered by: its alert or event id, else its rule,
+/// target and first command.
+fn hold_id(event: &Event, plan: &Plan) -> String {
+    if let Some(id) = event.alert_id().or(event.event_id()) {
+        return id.to_owned();
+    }
+    let first = plan
+        .steps
+        .first()
+        .map(|s| s.command.argv().join(" "))
+        .unwrap_or_default();
+    format!(
+        "{}|{}|{first}",
+        rule_of(event, plan),
+        target_key(&plan.target)
+    )
+}
+
+impl CircuitBreakers {
+    /// Remembers that the circuit `key` held the plan `id`.
+    async fn hold(&self, key: &str, id: &str, now: SystemTime) -> Result<()> {
+        self.store
+            .admit(&format!("held:{key}"), HELD_FOR, u32::MAX, Some(id), now)
+            .await
+            .map(drop)
+    }
+
+    /// Whether the circuit `key` held the plan `id` before it was closed.
+    async fn was_held(&self, key: &str, id: &str, now: SystemTime) -> Result<bool> {
+        // A window that admits nothing new answers only "already in it".
+        let seen = self
+            .store
+            .admit(&format!("held:{key}"), HELD_FOR, 0, Some(id), now)
+            .await?;
+        Ok(seen == Window::Counted)
     }
 }
 

@@ -20,6 +20,7 @@
 //!     max_runs: 20
 //!     window: 1m
 //!     cool_down: 30m                                # closes by itself (else: an operator)
+//! store: { dynamodb: { table: remediation-guardrails } }   # shared; default: memory
 //! ```
 //!
 //! Unknown keys and bad values are refused with the path of the mistake
@@ -51,6 +52,28 @@ pub struct GuardrailsFile {
     /// The mode of every rule not listed (`enforce` unless given).
     #[serde(default)]
     pub mode: Mode,
+    /// Where the counts and circuits are kept (default: in the worker's
+    /// memory; a DynamoDB table to share them between workers).
+    #[serde(default)]
+    pub store: StoreFile,
+}
+
+/// `store:` — absent for the worker's memory, or `{ dynamodb: { table: NAME } }`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StoreFile {
+    /// A DynamoDB table shared by every worker and function using it.
+    #[serde(default)]
+    pub dynamodb: Option<DynamoStoreFile>,
+}
+
+/// `store: { dynamodb: ... }`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DynamoStoreFile {
+    /// The table (partition key `pk`, a string).
+    pub table: String,
 }
 
 /// Whether a rule's plans run.
@@ -192,6 +215,12 @@ mod duration {
 }
 
 fn invalid(path: &str, reason: impl std::fmt::Display) -> Error {
+    let reason = reason.to_string();
+    // The YAML reader's messages name the path already.
+    let reason = reason
+        .strip_prefix(path)
+        .and_then(|r| r.strip_prefix(": "))
+        .unwrap_or(&reason);
     Error::Config(format!("guardrails: {path}: {reason}"))
 }
 
@@ -246,7 +275,10 @@ impl GuardrailsFile {
         } else {
             Self::from_yaml(&text)
         };
-        file.map_err(|e| Error::Config(format!("{} ({})", e, path.display())))
+        file.map_err(|e| match e {
+            Error::Config(reason) => Error::Config(format!("{reason} ({})", path.display())),
+            other => other,
+        })
     }
 
     /// Parses YAML (JSON is YAML too), refusing unknown keys and bad values

@@ -24,7 +24,7 @@ mod store;
 
 pub use crate::pipeline::{rule_matches, rule_of};
 pub use circuit::{CircuitBreakers, Trip, close as close_circuit, list as list_circuits};
-pub use config::{Guardrails, GuardrailsFile};
+pub use config::{DynamoStoreFile, Guardrails, GuardrailsFile, Mode, StoreFile};
 pub use rate::{Rate, RateLimits, TargetMatch};
 pub use shadow::ShadowMode;
 pub use store::{Circuit, GuardrailStore, MemoryGuardrails, Window};

@@ -233,6 +233,13 @@ impl fmt::Display for Summary {
             self.rejected,
             self.dead_lettered
         )?;
+        // Stage decisions, only when some were made.
+        if self.deferred > 0 {
+            write!(f, " deferred {}", self.deferred)?;
+        }
+        if self.shadow > 0 {
+            write!(f, " shadow {}", self.shadow)?;
+        }
         for (i, (kind, n)) in self.api_calls.iter().enumerate() {
             f.write_str(if i == 0 { "; api calls " } else { " " })?;
             write!(f, "{kind}={n}")?;
