@@ -50,6 +50,7 @@ fn alert(i: usize, account: &str, region: &str, policy: &str) -> String {
 }
 
 struct Worker {
+    stats: Arc<remediation::telemetry::Stats>,
     source: Arc<MemorySource>,
     audit: Arc<MemoryAudit>,
     executor: Arc<RecordingExecutor>,
@@ -60,13 +61,15 @@ struct Worker {
 /// A worker in follow mode over `source` with `stages`.
 fn start(source: Arc<MemorySource>, stages: Vec<Arc<dyn remediation::pipeline::Stage>>) -> Worker {
     let audit = Arc::new(MemoryAudit::new());
+    let stats = Arc::new(remediation::telemetry::Stats::new());
     let executor = Arc::new(RecordingExecutor::new(step_time));
     let mut builder = Engine::builder(
         source.clone(),
         Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
         executor.clone(),
     )
-    .audit(audit.clone());
+    .audit(audit.clone())
+    .stats(stats.clone());
     for stage in stages {
         builder = builder.stage(stage);
     }
@@ -77,6 +80,7 @@ fn start(source: Arc<MemorySource>, stages: Vec<Arc<dyn remediation::pipeline::S
         engine.run(token).await.expect("worker ran");
     });
     Worker {
+        stats,
         source,
         audit,
         executor,
@@ -138,6 +142,7 @@ async fn rate_limits_hold_each_account_region_to_its_rate_and_lose_nothing() {
     })
     .await;
     let source = worker.source.clone();
+    let stats = worker.stats.clone();
     let (records, done) = worker.stop().await;
     assert!(all, "only {} of 200 ran", done.len());
     // Every alert ran once; none lost, none dead-lettered, all acked.
@@ -153,6 +158,7 @@ async fn rate_limits_hold_each_account_region_to_its_rate_and_lose_nothing() {
         .filter(|r| r.reason_code.as_deref() == Some("rate_limited"))
         .count();
     assert!(deferred > 0, "the limit never deferred anything");
+    assert_eq!(stats.reason("rate_limited"), deferred as u64);
     // No account-region above 2 plans in any second, by the audit's times.
     let region_of: BTreeMap<String, &str> = (0..200)
         .map(|i| (format!("P-{i}"), targets[i % 4].1))
@@ -238,6 +244,7 @@ async fn a_circuit_holds_a_rule_after_its_limit_until_an_operator_closes_it() {
         circuits[0].1
     );
     assert_eq!(source.acked(), 20);
+    assert!(worker.stats.reason("circuit_open") >= 40);
     // The operator closes it: the 40 run, each once.
     assert!(
         remediation::guardrails::close_circuit(&*store, "p-burst")

@@ -150,6 +150,12 @@ impl Core {
                 AuditDecision::Deferred => Counter::Deferred,
                 AuditDecision::Shadow => Counter::Shadow,
             });
+            if !matches!(
+                result.decision,
+                AuditDecision::Executed | AuditDecision::Planned
+            ) {
+                self.stats.count_reason(result.code);
+            }
             let mut settled = Settled {
                 message_id: if audited {
                     record.message_id.clone()

@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 pub struct Stats {
     shards: [Shard; SHARDS],
     api_calls: [AtomicU64; ApiCall::ALL.len()],
+    /// Deliveries by reason code, for every decision but `executed` and
+    /// `planned` (the guardrails' `rate_limited`, `circuit_open`...).
+    reasons: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 /// Stripes per counter; threads beyond it share.
@@ -125,6 +128,24 @@ impl Stats {
         self.api_calls[kind as usize].load(Ordering::Relaxed)
     }
 
+    /// Counts one delivery settled with reason `code`.
+    pub(crate) fn count_reason(&self, code: &str) {
+        let mut reasons = self.reasons.lock().unwrap_or_else(|e| e.into_inner());
+        match reasons.get_mut(code) {
+            Some(n) => *n += 1,
+            None => {
+                reasons.insert(code.to_owned(), 1);
+            }
+        }
+    }
+
+    /// How many deliveries were settled with reason `code` (any decision
+    /// but `executed` and `planned`).
+    pub fn reason(&self, code: &str) -> u64 {
+        let reasons = self.reasons.lock().unwrap_or_else(|e| e.into_inner());
+        reasons.get(code).copied().unwrap_or(0)
+    }
+
     /// A consistent-enough copy of every counter.
     pub fn snapshot(&self) -> Summary {
         Summary {
@@ -145,6 +166,11 @@ impl Stats {
             steps_run: self.get(Counter::StepsRun),
             steps_failed: self.get(Counter::StepsFailed),
             receive_errors: self.get(Counter::ReceiveErrors),
+            reasons: self
+                .reasons
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             api_calls: ApiCall::ALL
                 .iter()
                 .filter_map(|&kind| {
@@ -211,6 +237,10 @@ pub struct Summary {
     /// called left out.
     #[serde(skip)]
     pub api_calls: BTreeMap<String, u64>,
+    /// Deliveries by reason code, for every decision but `executed` and
+    /// `planned` (written only when there are some).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub reasons: BTreeMap<String, u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
