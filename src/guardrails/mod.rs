@@ -7,6 +7,10 @@
 //! | [`ShadowMode`] | plans and checks a rule's remediations, runs none | `shadow` |
 //! | [`RateLimits`] | a token bucket per account-region (subscription, project) | `rate_limited` |
 //! | [`CircuitBreakers`] | too many runs or failures of a rule or target → held until closed | `circuit_open` |
+//! | [`BlastRadius`] | too many resources changed by a rule in a window (deferred), or named by one plan (refused) | `blast_radius` |
+//!
+//! [`AuditReport`] reads an audit file back and summarises it per rule
+//! (`remediate report --audit FILE`): what a rule in shadow mode would have done.
 //!
 //! Limits that several workers must obey together live in a shared
 //! [`GuardrailStore`]: [`MemoryGuardrails`] in one process, or DynamoDB.
@@ -16,16 +20,20 @@
 //! [`Guardrails`] builds the stages, in the order they must run, from code
 //! or from one file (`--guardrails FILE`, see [`GuardrailsFile`]).
 
+mod blast;
 mod circuit;
 mod config;
 mod rate;
+mod report;
 mod shadow;
 mod store;
 
 pub use crate::pipeline::{rule_matches, rule_of};
+pub use blast::{BlastLimits, BlastRadius, argv_resources, plan_resources};
 pub use circuit::{CircuitBreakers, Trip, close as close_circuit, list as list_circuits};
 pub use config::{DynamoStoreFile, Guardrails, GuardrailsFile, Mode, StoreFile};
 pub use rate::{Rate, RateLimits, TargetMatch};
+pub use report::{AuditReport, PlanCount, Reach, RefusalCount, RuleReport};
 pub use shadow::ShadowMode;
 pub use store::{Circuit, GuardrailStore, MemoryGuardrails, Window};
 
