@@ -11,7 +11,8 @@
 //! and the plans that would have run in shadow mode, each distinct list of
 //! argvs with how often it came.
 //!
-//! A record's resources are read from, in order: a top-level `resource`
+//! A record's resources are read from, in order (the second only without
+//! the first): a top-level `resource`
 //! (a string, or an object with `id`/`name`/`full_name`), the
 //! `annotations.resource` that [`BlastRadius`](super::BlastRadius) writes
 //! for a plan it let through, and the ARNs and resource ids in its steps'
@@ -466,7 +467,10 @@ fn resources(line: &Line, only_ran: bool) -> BTreeSet<String> {
         };
         out.extend(named.filter(|n| !n.trim().is_empty()).map(str::to_owned));
     }
-    if let Some(annotated) = line.annotations.as_ref().and_then(|a| a.get("resource")) {
+    // The blast-radius annotation names the same resource, qualified: read
+    // only when the record does not name it itself.
+    let annotated = line.annotations.as_ref().and_then(|a| a.get("resource"));
+    if let Some(annotated) = annotated.filter(|_| out.is_empty()) {
         match annotated {
             Value::Array(items) => {
                 out.extend(items.iter().filter_map(Value::as_str).map(str::to_owned))

@@ -146,6 +146,10 @@ pub struct AuditRecord {
     /// `remediate report` group by it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// The finding's resource the plan was bound to (its id, else its
+    /// name), when there was a plan with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
     /// The steps, in order.
     pub steps: Vec<AuditStep>,
     /// How the delivery was settled.
@@ -211,6 +215,7 @@ impl AuditRecord {
             refusal: None,
             planner: None,
             rule: None,
+            resource: None,
             steps: Vec::new(),
             settle: SettleAction::None,
             dead_letter: None,

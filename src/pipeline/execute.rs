@@ -61,10 +61,16 @@ impl Core {
                 })
                 .collect();
             let rule = super::rule_of(staged.event, &plan);
+            let resource = plan
+                .target
+                .resource
+                .as_ref()
+                .and_then(|r| r.id.as_deref().or(r.name.as_deref()).map(str::to_owned));
             let with = |mut r: EventResult, steps: Vec<AuditStep>| {
                 r.steps = steps;
                 r.planner = Some(plan.planner.clone());
                 r.rule = Some(rule.clone());
+                r.resource = resource.clone();
                 r
             };
             // Refuse the whole plan before anything runs.
@@ -129,6 +135,7 @@ impl Core {
             r.steps = steps;
             r.planner = Some(planner);
             r.rule = Some(rule);
+            r.resource = resource;
             if lost {
                 // Another delivery took the lapsed claim over: it is theirs to
                 // finish (or release), and this one comes back later.
@@ -144,6 +151,7 @@ impl Core {
                 dup.steps = std::mem::take(&mut r.steps);
                 dup.planner = r.planner.take();
                 dup.rule = r.rule.take();
+                dup.resource = r.resource.take();
                 return dup;
             }
             r.claim = held.map(|h| h.key);

@@ -290,7 +290,11 @@ impl Core {
                             self.execute_plan(plan, key, &work.delivery, stock, staged, cancel)
                                 .await
                         }
-                        Err(r) => r,
+                        // Refused or failed while planning: still the rule's.
+                        Err(mut r) => {
+                            r.rule = r.rule.or_else(|| super::stage::event_rule(event));
+                            r
+                        }
                     },
                 };
                 annotations_of_all.append(&mut annotations);

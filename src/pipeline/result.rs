@@ -47,6 +47,8 @@ pub(super) struct EventResult {
     pub(super) planner: Option<String>,
     /// The rule the plan counts against (see [`rule_of`](super::rule_of)).
     pub(super) rule: Option<String>,
+    /// The finding's resource the plan is bound to (its id, else its name).
+    pub(super) resource: Option<String>,
     /// For a failure or an in-progress duplicate: the settle delay to use.
     pub(super) retry_now: bool,
     /// The dedup key held for this event, to complete or release.
@@ -75,6 +77,7 @@ impl EventResult {
             steps: Vec::new(),
             planner: None,
             rule: None,
+            resource: None,
             retry_now: false,
             claim: None,
             service_outage: false,

@@ -182,6 +182,7 @@ impl Core {
                 });
                 record.planner = result.planner;
                 record.rule = result.rule;
+                record.resource = result.resource;
                 if record.steps.is_empty() {
                     record.steps = result.steps;
                 }

@@ -116,6 +116,15 @@ pub fn rule_matches(name: &str, event: &Event, plan: &Plan) -> bool {
     }
 }
 
+/// The rule an event counts against before it has a plan: its Prisma
+/// policy's id (or name).
+pub(crate) fn event_rule(event: &Event) -> Option<String> {
+    match event {
+        Event::PrismaAlert(alert) => alert.policy_id().or(alert.policy_name()).map(str::to_owned),
+        _ => None,
+    }
+}
+
 /// What became of a plan a stage let through, for [`Stage::after_execute`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
