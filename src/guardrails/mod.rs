@@ -9,7 +9,8 @@
 //! | [`CircuitBreakers`] | too many runs or failures of a rule or target → held until closed | `circuit_open` |
 //!
 //! Limits that several workers must obey together live in a shared
-//! [`GuardrailStore`]: [`MemoryGuardrails`] in one process, or DynamoDB.
+//! [`GuardrailStore`]: [`MemoryGuardrails`] in one process, or DynamoDB
+//! (`DynamoDbGuardrails`, feature `dynamodb`).
 //! A store that cannot answer defers the plan (`guardrail_unavailable`):
 //! a guardrail fails closed.
 //!
@@ -18,6 +19,8 @@
 
 mod circuit;
 mod config;
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
 mod rate;
 mod shadow;
 mod store;
@@ -25,6 +28,8 @@ mod store;
 pub use crate::pipeline::{rule_matches, rule_of};
 pub use circuit::{CircuitBreakers, Trip, close as close_circuit, list as list_circuits};
 pub use config::{Guardrails, GuardrailsFile};
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::{DynamoDbGuardrails, DynamoDbGuardrailsBuilder, DynamoDbGuardrailsConfigKey};
 pub use rate::{Rate, RateLimits, TargetMatch};
 pub use shadow::ShadowMode;
 pub use store::{Circuit, GuardrailStore, MemoryGuardrails, Window};
