@@ -24,7 +24,9 @@
 //! | `circuits` | a `Scan` of the table for the `circuit#` items (paginated, consistent): it reads every item, so keep the table to guardrails |
 //!
 //! Times are the callers' `now` (workers' wall clocks: keep them in sync);
-//! window entries are kept to the millisecond. An answer that changes
+//! window entries are kept to the millisecond, and a window counts a call
+//! whose `now` is older than its newest entry (a racer that read the clock
+//! first but wrote last) at that entry's time. An answer that changes
 //! nothing (no token, a full window, a member already counted) writes
 //! nothing. A window's entries live in one item (400 KB at most): limits
 //! up to a few thousand entries.
@@ -63,8 +65,14 @@ const ATTEMPTS: u32 = 8;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// A [`GuardrailStore`] in a DynamoDB table; see the [module docs](self)
-/// for the items and the conditional requests.
+/// A [`GuardrailStore`] in a DynamoDB table (partition key `pk`, string; no
+/// sort key): one item per rate bucket (`bucket#KEY`), sliding window
+/// (`window#KEY`) and circuit (`circuit#KEY`). Every call is one atomic
+/// change: a consistent read, the memory store's own step, and a `PutItem`
+/// on the condition that the item's version did not change, repeated from
+/// the read when a racing writer won (up to 8 times, then a temporary
+/// error). `circuits` scans the table: keep it to guardrails. Create it
+/// with [`create_table`](Self::create_table).
 ///
 /// ```no_run
 /// # async fn f() -> remediation::Result<()> {
@@ -363,6 +371,12 @@ impl GuardrailStore for DynamoDbGuardrails {
         let now = at_ms(epoch_ms(now));
         self.change(&format!("window#{key}"), |item| {
             let mut entries = entries_of(item);
+            // A caller whose `now` was taken before a racing writer's
+            // arrives after it: it counts at the newest entry's time, so the
+            // entries stay in order (`prune` drops them from the front) and
+            // an entry one racer let leave is never counted again by a
+            // slower one.
+            let now = entries.back().map_or(now, |(t, _)| now.max(*t));
             prune(&mut entries, window, now);
             match count(&mut entries, window, limit, member, now) {
                 admitted @ Window::Admitted { .. } => {
