@@ -13,7 +13,8 @@
 //! (`remediate report --audit FILE`): what a rule in shadow mode would have done.
 //!
 //! Limits that several workers must obey together live in a shared
-//! [`GuardrailStore`]: [`MemoryGuardrails`] in one process, or DynamoDB.
+//! [`GuardrailStore`]: [`MemoryGuardrails`] in one process, or DynamoDB
+//! (`DynamoDbGuardrails`, feature `dynamodb`).
 //! A store that cannot answer defers the plan (`guardrail_unavailable`):
 //! a guardrail fails closed.
 //!
@@ -23,6 +24,8 @@
 mod blast;
 mod circuit;
 mod config;
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
 mod rate;
 mod report;
 mod shadow;
@@ -32,6 +35,8 @@ pub use crate::pipeline::{rule_matches, rule_of};
 pub use blast::{BlastLimits, BlastRadius, argv_resources, plan_resources};
 pub use circuit::{CircuitBreakers, Trip, close as close_circuit, list as list_circuits};
 pub use config::{DynamoStoreFile, Guardrails, GuardrailsFile, Mode, StoreFile};
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::{DynamoDbGuardrails, DynamoDbGuardrailsBuilder, DynamoDbGuardrailsConfigKey};
 pub use rate::{Rate, RateLimits, TargetMatch};
 pub use report::{AuditReport, PlanCount, Reach, RefusalCount, RuleReport};
 pub use shadow::ShadowMode;

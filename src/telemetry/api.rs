@@ -47,8 +47,10 @@ pub enum ApiCall {
     DynamoDbGetItem,
     /// DynamoDB `UpdateItem` (a lease renewed, a claim marked done).
     DynamoDbUpdateItem,
-    /// DynamoDB `DeleteItem` (a claim released).
+    /// DynamoDB `DeleteItem` (a claim released, a circuit closed).
     DynamoDbDeleteItem,
+    /// DynamoDB `Scan` (one page: the open circuits listed).
+    DynamoDbScan,
     /// Prisma Cloud `POST /login`.
     PrismaLogin,
     /// Prisma Cloud `GET /auth_token/extend`.
@@ -59,7 +61,7 @@ pub enum ApiCall {
 
 impl ApiCall {
     /// Every kind, in declaration order.
-    pub const ALL: [ApiCall; 24] = [
+    pub const ALL: [ApiCall; 25] = [
         ApiCall::SqsReceiveMessage,
         ApiCall::SqsDeleteMessageBatch,
         ApiCall::SqsChangeMessageVisibility,
@@ -81,6 +83,7 @@ impl ApiCall {
         ApiCall::DynamoDbGetItem,
         ApiCall::DynamoDbUpdateItem,
         ApiCall::DynamoDbDeleteItem,
+        ApiCall::DynamoDbScan,
         ApiCall::PrismaLogin,
         ApiCall::PrismaAuthTokenExtend,
         ApiCall::PrismaRemediation,
@@ -110,6 +113,7 @@ impl ApiCall {
             ApiCall::DynamoDbGetItem => "dynamodb.GetItem",
             ApiCall::DynamoDbUpdateItem => "dynamodb.UpdateItem",
             ApiCall::DynamoDbDeleteItem => "dynamodb.DeleteItem",
+            ApiCall::DynamoDbScan => "dynamodb.Scan",
             ApiCall::PrismaLogin => "prisma.login",
             ApiCall::PrismaAuthTokenExtend => "prisma.auth_token_extend",
             ApiCall::PrismaRemediation => "prisma.remediation",
