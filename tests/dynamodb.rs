@@ -566,6 +566,127 @@ async fn calls_count_in_the_attached_stats() {
     );
     dedup.complete("k", Duration::from_secs(60)).await.unwrap();
     let calls = stats.snapshot().api_calls;
-    assert_eq!(calls[ApiCall::DynamoDbPutItem.as_str()], 1, "{calls:?}");
-    assert_eq!(calls[ApiCall::DynamoDbUpdateItem.as_str()], 1, "{calls:?}");
+    // The claim and the completion: one conditional UpdateItem each.
+    assert_eq!(calls[ApiCall::DynamoDbUpdateItem.as_str()], 2, "{calls:?}");
+    assert_eq!(
+        calls.get(ApiCall::DynamoDbPutItem.as_str()),
+        None,
+        "{calls:?}"
+    );
+}
+
+/// Lets the next `allow` requests through and fails every later one before
+/// it is sent: a worker that dies (or loses the network) right after a call
+/// lands.
+#[derive(Debug)]
+struct CutOff(Arc<std::sync::atomic::AtomicI64>);
+
+impl aws_sdk_dynamodb::config::Intercept for CutOff {
+    fn name(&self) -> &'static str {
+        "CutOff"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            Ok(())
+        } else {
+            Err("cut off after its last allowed request".into())
+        }
+    }
+}
+
+fn sdk_client(endpoint: &str, cut_off: Option<CutOff>) -> aws_sdk_dynamodb::Client {
+    let mut config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ));
+    if let Some(c) = cut_off {
+        config = config.interceptor(c);
+    }
+    aws_sdk_dynamodb::Client::from_conf(config.build())
+}
+
+fn sorted(mut steps: Vec<String>) -> Vec<String> {
+    steps.sort();
+    steps
+}
+
+#[tokio::test]
+async fn a_takeover_keeps_the_recorded_steps_whatever_happens_after_it() {
+    let moto = MotoServer::start_serialized(&venv());
+    let name = "dedup-steps-takeover";
+    table(&moto, name).await;
+    let recorded = vec![
+        "0:00000000000000aa".to_owned(),
+        "1:00000000000000bb".to_owned(),
+    ];
+
+    // A worker claims the finding for 1 s, records two steps done and dies.
+    let dead = store(&moto.endpoint(), name).await;
+    let first = dead
+        .claim_detailed("k", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!((first.claim, first.steps_done.len()), (Claim::Claimed, 0));
+    for step in &recorded {
+        dead.record_step("k", step).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+
+    // Another worker takes the lapsed claim over, and its store can make
+    // exactly one request: after that it is dead too.
+    let allow = Arc::new(std::sync::atomic::AtomicI64::new(1));
+    let taker = DynamoDedup::builder()
+        .with_table(name)
+        .with_client(sdk_client(
+            &moto.endpoint(),
+            Some(CutOff(Arc::clone(&allow))),
+        ))
+        .build()
+        .await
+        .expect("dedup store");
+    let taken = taker.claim_detailed("k", Duration::from_secs(1)).await;
+
+    // The item is the taker's claim, and it still has the steps.
+    let client = sdk_client(&moto.endpoint(), None);
+    let item = client
+        .get_item()
+        .table_name(name)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("k".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(item["state"].as_s().unwrap(), "claimed");
+    assert_eq!(item["owner"].as_s().unwrap(), taker.owner());
+    assert_eq!(
+        item.get("steps_done")
+            .map(|s| sorted(s.as_ss().unwrap().clone())),
+        Some(recorded.clone()),
+        "the takeover dropped the recorded steps: {item:?}"
+    );
+    // And the taker was told them.
+    let taken = taken.expect("the takeover is one request");
+    assert_eq!(taken.claim, Claim::Claimed);
+    assert_eq!(sorted(taken.steps_done), recorded);
+
+    // Its claim lapses in turn: the next claim still gets the steps.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let third = store(&moto.endpoint(), name).await;
+    let again = third
+        .claim_detailed("k", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(again.claim, Claim::Claimed);
+    assert_eq!(sorted(again.steps_done), recorded);
 }

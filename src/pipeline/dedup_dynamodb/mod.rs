@@ -16,7 +16,7 @@
 //!
 //! | call          | DynamoDB request |
 //! |---------------|------------------|
-//! | `claim`       | `PutItem` (returning the old item) if `attribute_not_exists(pk) OR (state = claimed AND lease_until < now) OR (state = done AND expires_at < now)`; the old item's `steps_done` are the steps already done (written back with one `UpdateItem` when there are any). When the condition fails, the item (returned with the failure, or read with a consistent `GetItem`) says `AlreadyDone` (done, not expired) or `InProgress`, with the other worker's remaining lease |
+//! | `claim`       | `UpdateItem` setting `state`, `owner`, `claim`, `lease_until` and `expires_at` (`steps_done` left as it is; returning the new item) if `attribute_not_exists(pk) OR (state = claimed AND lease_until < now) OR (state = done AND expires_at < now)`; the item's `steps_done` are the steps already done. One request: a takeover never drops the recorded steps, whatever happens to the worker after it. When the condition fails, the item (returned with the failure, or read with a consistent `GetItem`) says `AlreadyDone` (done, not expired) or `InProgress`, with the other worker's remaining lease |
 //! | `renew`       | `UpdateItem` of `lease_until` if `state = claimed AND owner = me` (the engine renews every third of the claim's 60 s while the plan runs) |
 //! | `record_step` | `UpdateItem ADD steps_done` if `state = claimed AND owner = me` |
 //! | `complete`    | `UpdateItem` to `done` with `expires_at = now + ttl`, `steps_done` removed, if the item is missing, claimed, or ours (someone else's `done` is left as it is) |

@@ -1,7 +1,7 @@
-//! The [`DedupStore`] calls: `claim` as a conditional `PutItem` (returning
-//! the old item, whose recorded steps carry over), `complete`, `release`
-//! (the claim lapses, its steps stay), `renew` and `record_step` as
-//! conditional `UpdateItem`s.
+//! The [`DedupStore`] calls, each one conditional `UpdateItem`: `claim`
+//! (setting the claim's attributes and leaving the recorded steps as they
+//! are, returning the new item), `complete`, `release` (the claim lapses,
+//! its steps stay), `renew` and `record_step`.
 
 use super::BACKEND;
 use super::error::{held_unless_condition_failed, unless_condition_failed};
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::dedup::{Claim, ClaimDetail, DedupStore};
 use crate::telemetry::{ApiCall, Stats};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
@@ -49,21 +49,6 @@ impl DynamoDedup {
             .expression_attribute_names("#owner", OWNER_ATTRIBUTE)
             .expression_attribute_values(":claimed", AttributeValue::S(CLAIMED.into()))
             .expression_attribute_values(":me", AttributeValue::S(self.owner.clone()))
-    }
-
-    /// Adds `steps` to the item's done steps while this store holds its claim.
-    async fn add_steps(&self, key: &str, steps: Vec<String>) -> Result<()> {
-        self.slot.count_api_call(ApiCall::DynamoDbUpdateItem);
-        let update = self
-            .owned_update(key)
-            .update_expression("ADD #steps :steps")
-            .expression_attribute_names("#steps", STEPS_ATTRIBUTE)
-            .expression_attribute_values(":steps", AttributeValue::Ss(steps))
-            .send()
-            .await;
-        // The condition failed: the claim is not ours any more; whoever holds
-        // it now runs the plan from its own records.
-        unless_condition_failed("UpdateItem", update)
     }
 }
 
@@ -128,57 +113,59 @@ impl DedupStore for DynamoDedup {
             .claims
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let token = format!("{}/{now_ms}/{n}", self.owner);
-        self.slot.count_api_call(ApiCall::DynamoDbPutItem);
-        let put = self
+        self.slot.count_api_call(ApiCall::DynamoDbUpdateItem);
+        // One conditional write takes the claim, fresh or over a lapsed (or
+        // expired) one, and leaves `steps_done` as it is: no second write to
+        // lose, and nothing of the old item dropped even if this request
+        // lands after its worker died.
+        let update = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item(KEY_ATTRIBUTE, AttributeValue::S(key.to_owned()))
-            .item(STATE_ATTRIBUTE, AttributeValue::S(CLAIMED.into()))
-            .item(OWNER_ATTRIBUTE, AttributeValue::S(self.owner.clone()))
-            .item(CLAIM_ATTRIBUTE, AttributeValue::S(token.clone()))
-            .item(LEASE_ATTRIBUTE, AttributeValue::N(lease_until.to_string()))
-            .item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()))
+            .key(KEY_ATTRIBUTE, AttributeValue::S(key.to_owned()))
+            .update_expression(
+                "SET #state = :claimed, #owner = :me, #claim = :token, \
+                 #lease = :until, #expires = :expires",
+            )
             .condition_expression(
                 "attribute_not_exists(#pk) OR (#state = :claimed AND #lease < :now_ms) \
                  OR (#state = :done AND #expires < :now_s)",
             )
             .expression_attribute_names("#pk", KEY_ATTRIBUTE)
             .expression_attribute_names("#state", STATE_ATTRIBUTE)
+            .expression_attribute_names("#owner", OWNER_ATTRIBUTE)
+            .expression_attribute_names("#claim", CLAIM_ATTRIBUTE)
             .expression_attribute_names("#lease", LEASE_ATTRIBUTE)
             .expression_attribute_names("#expires", TTL_ATTRIBUTE)
             .expression_attribute_values(":claimed", AttributeValue::S(CLAIMED.into()))
             .expression_attribute_values(":done", AttributeValue::S(DONE.into()))
+            .expression_attribute_values(":me", AttributeValue::S(self.owner.clone()))
+            .expression_attribute_values(":token", AttributeValue::S(token.clone()))
+            .expression_attribute_values(":until", AttributeValue::N(lease_until.to_string()))
+            .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
             .expression_attribute_values(":now_ms", AttributeValue::N(now_ms.to_string()))
             .expression_attribute_values(":now_s", AttributeValue::N((now_ms / 1000).to_string()))
-            .return_values(ReturnValue::AllOld)
+            .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match put {
-            Ok(out) => {
-                // An expired completion's item carries no steps (`complete`
-                // removes them); a lapsed claim's do, and the put replaced
-                // them: write them back under the new claim, so a third run
-                // still knows them (one more call, only when resuming).
-                let steps_done = out.attributes.as_ref().map(steps_of).unwrap_or_default();
-                if !steps_done.is_empty() {
-                    self.add_steps(key, steps_done.clone()).await?;
-                }
-                Ok(ClaimDetail {
-                    steps_done,
-                    ..ClaimDetail::new(Claim::Claimed)
-                })
-            }
+        match update {
+            // The claim as written, with the steps recorded under earlier
+            // claims (an expired completion's item has none: `complete`
+            // removes them).
+            Ok(out) => Ok(ClaimDetail {
+                steps_done: out.attributes.as_ref().map(steps_of).unwrap_or_default(),
+                ..ClaimDetail::new(Claim::Claimed)
+            }),
             Err(e) => {
                 let held = match e.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                    Some(UpdateItemError::ConditionalCheckFailedException(c)) => {
                         Some(c.item().cloned())
                     }
                     _ => None,
                 };
                 match held {
-                    None => Err(Error::from(classify(BACKEND, "PutItem", e))),
+                    None => Err(Error::from(classify(BACKEND, "UpdateItem", e))),
                     Some(Some(item)) => Ok(verdict(&item, &token, &self.owner, now_ms)),
                     // The server did not return the item: read it.
                     Some(None) => Ok(match self.read(key).await? {
@@ -255,7 +242,17 @@ impl DedupStore for DynamoDedup {
     }
 
     async fn record_step(&self, key: &str, step: &str) -> Result<()> {
-        self.add_steps(key, vec![step.to_owned()]).await
+        self.slot.count_api_call(ApiCall::DynamoDbUpdateItem);
+        let update = self
+            .owned_update(key)
+            .update_expression("ADD #steps :steps")
+            .expression_attribute_names("#steps", STEPS_ATTRIBUTE)
+            .expression_attribute_values(":steps", AttributeValue::Ss(vec![step.to_owned()]))
+            .send()
+            .await;
+        // The condition failed: the claim is not ours any more; whoever holds
+        // it now runs the plan from its own records.
+        unless_condition_failed("UpdateItem", update)
     }
 
     fn attach_stats(&self, stats: &Arc<Stats>) {
@@ -322,7 +319,7 @@ mod tests {
                 (CLAIM_ATTRIBUTE.to_owned(), AttributeValue::S(token.into())),
             ])
         };
-        // The SDK retried a PutItem whose reply was lost: the item is this call's.
+        // The SDK retried a claim write whose reply was lost: the item is this call's.
         assert_eq!(
             verdict(
                 &claimed_by("worker-a/1/7"),
