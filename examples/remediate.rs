@@ -19,6 +19,7 @@
 //! decisions; 2 on bad configuration or an unreadable source.
 
 use clap::Parser;
+use remediation::engine::LeasePolicy;
 use remediation::engine::{AuditSink, DedupStore, Engine, EngineConfig, JsonLinesAudit};
 use remediation::engine::{TeeAudit, TextAudit, shutdown_on_signal};
 use remediation::executor::{AwsProfileMapping, AzureSubscriptionMapping, GcpProjectMapping};
@@ -28,7 +29,7 @@ use remediation::plan::CommandPolicy;
 use remediation::planner::{AlertCliPlanner, CloudTrailPlanner, PlannerChain, RemediationPlanner};
 use remediation::rules::RuleSet;
 use remediation::source::{self, AlertSource, Drain, FileSource};
-use remediation::telemetry::Summary;
+use remediation::telemetry::{Backoff, Summary};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,17 @@ struct Args {
     /// Per-step timeout in seconds.
     #[arg(long, default_value_t = 300)]
     step_timeout: u64,
+    /// Seconds before a failed delivery is retried after its first delivery;
+    /// doubled for each delivery after it, up to 15 min.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    retry_after: u64,
+    /// Seconds each lease extension asks for while a delivery is held (SQS:
+    /// the visibility timeout it sets), sent before the lease ends; a worker
+    /// that dies leaves its deliveries hidden this long at most.
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    lease_extension: u64,
     /// Dead-letter a failing delivery at this delivery count.
     #[arg(long, default_value_t = 5)]
     max_deliveries: u32,
@@ -123,6 +135,12 @@ struct Args {
     /// Share deduplication with other workers in this DynamoDB table (default: in memory).
     #[arg(long, value_name = "NAME")]
     dedup_table: Option<String>,
+    /// How long a dedup claim lasts, in seconds, with a store that renews
+    /// claims (memory, DynamoDB): renewed every third of it while its
+    /// delivery's work runs, so a worker that dies frees its claims within it.
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    claim_lease: u64,
     /// Stop once one receive waited the source's whole wait and got nothing
     /// (`SQS_WAIT_TIME_SECONDS`, `SERVICEBUS_WAIT_SECONDS`: default 20 s; Pub/Sub
     /// 10 s), after the work in flight finished; files and stdin end at their end.
@@ -262,6 +280,18 @@ fn prisma_planner(
     Ok(planner)
 }
 
+/// `--retry-after SECS`: the default retry schedule from that first delay.
+fn retry(secs: u64) -> Backoff {
+    Backoff::new(Duration::from_secs(secs), Backoff::default().max)
+}
+
+/// `--lease-extension SECS`: the default lease policy extending by that much.
+fn lease(secs: u64) -> LeasePolicy {
+    let mut lease = LeasePolicy::default();
+    lease.extension = Duration::from_secs(secs);
+    lease
+}
+
 /// Builds the worker from the flags and runs it to the end of its source.
 async fn run(args: &Args) -> Result<Summary, Failure> {
     let opened: Arc<dyn AlertSource> = match args.source.as_deref() {
@@ -289,6 +319,9 @@ async fn run(args: &Args) -> Result<Summary, Failure> {
     let mut config = EngineConfig::default()
         .with_concurrency(args.concurrency)
         .with_max_deliveries(args.max_deliveries)
+        .with_claim_lease(Duration::from_secs(args.claim_lease))
+        .with_retry(retry(args.retry_after))
+        .with_lease(lease(args.lease_extension))
         .with_settle_in_dry_run(args.settle_in_dry_run);
     if let Some(n) = args.read_ahead {
         config = config.with_read_ahead(n);
