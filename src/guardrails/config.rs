@@ -1,10 +1,24 @@
 //! The guardrails file (`--guardrails FILE`, YAML or JSON) and
 //! [`Guardrails`], which turns it (or code) into the pipeline's stages in
-//! the order they must run: shadow mode, rate limits, circuit breakers. A
+//! the order they must run: the worker's own identities, exclusions, shadow
+//! mode, rate limits, circuit breakers. A
 //! plan is counted by a later stage only once every earlier one let it
 //! through, so a deferred plan never uses up a circuit's count.
 //!
 //! ```yaml
+//! identities:                                # loop prevention (own_change)
+//!   arns: ["arn:aws:iam::123456789012:role/ops/remediator"]
+//!   discover_profiles: [remediator]          # sts get-caller-identity at start-up
+//! exclusions:                                # skipped as `excluded`, entry named
+//!   - exclude: { account: "210987654321", region: "eu-*" }
+//!     reason: sandbox accounts belong to the platform team
+//!     expires: 2027-01-31                    # through that day (UTC); or RFC 3339
+//!   - exclude: { tags: { remediation: "off*" } }   # tags read from the alert, else looked up
+//!     reason: owners opted out
+//!   - exclude: { resource: "arn:aws:s3:::*-public-site", rule: "S3 bucket is public" }
+//!     reason: public websites by design
+//!   - include: { cloud: aws, severity: [high, critical] }   # only this is admitted
+//!     reason: first month covers high findings only
 //! rate_limits:
 //!   default: { per_second: 1, burst: 5 }     # every account-region
 //!   aws: { per_second: 2, burst: 2 }         # every AWS account-region
@@ -26,6 +40,7 @@
 //! (`rules[0].window: invalid duration...`).
 
 use super::{CircuitBreakers, GuardrailStore, Rate, RateLimits, ShadowMode, TargetMatch, Trip};
+use super::{ExclusionFile, Exclusions, IdentitiesFile, OwnIdentities};
 use crate::error::{Error, Result};
 use crate::model::Cloud;
 use crate::pipeline::Stage;
@@ -51,6 +66,12 @@ pub struct GuardrailsFile {
     /// The mode of every rule not listed (`enforce` unless given).
     #[serde(default)]
     pub mode: Mode,
+    /// Exclusions and scope, in order (named by position in audit records).
+    #[serde(default)]
+    pub exclusions: Vec<ExclusionFile>,
+    /// The worker's own identities (loop prevention).
+    #[serde(default)]
+    pub identities: Option<IdentitiesFile>,
 }
 
 /// Whether a rule's plans run.
@@ -298,6 +319,12 @@ impl GuardrailsFile {
                 t.trip("circuits.every_target")?;
             }
         }
+        for (i, e) in self.exclusions.iter().enumerate() {
+            e.compile(&format!("exclusions[{i}]"))?;
+        }
+        if let Some(ids) = &self.identities {
+            ids.compile()?;
+        }
         for (i, r) in self.rules.iter().enumerate() {
             let path = format!("rules[{i}]");
             if r.rule.trim().is_empty() {
@@ -324,6 +351,8 @@ fn shown_path(path: &serde_path_to_error::Path) -> String {
 /// The guardrail stages, built from code or a [`GuardrailsFile`].
 #[derive(Debug)]
 pub struct Guardrails {
+    identities: Option<OwnIdentities>,
+    exclusions: Option<Exclusions>,
     shadow: ShadowMode,
     rate: Option<RateLimits>,
     circuits: Option<CircuitBreakers>,
@@ -333,6 +362,8 @@ impl Guardrails {
     /// No guardrails yet (add them with the `with_` calls).
     pub fn new() -> Self {
         Guardrails {
+            identities: None,
+            exclusions: None,
             shadow: ShadowMode::new(),
             rate: None,
             circuits: None,
@@ -397,11 +428,40 @@ impl Guardrails {
             }
             limits
         });
+        let mut exclusions = Exclusions::new();
+        for (i, e) in file.exclusions.iter().enumerate() {
+            exclusions = exclusions.entry(e.compile(&format!("exclusions[{i}]"))?);
+        }
+        let identities = match &file.identities {
+            Some(ids) => Some(ids.compile()?),
+            None => None,
+        };
         Ok(Guardrails {
+            identities: identities.filter(|i| !i.is_empty()),
+            exclusions: (!exclusions.is_empty()).then_some(exclusions),
             shadow,
             rate,
             circuits: any_circuit.then_some(circuits),
         })
+    }
+
+    /// Loop prevention: events caused by these identities are skipped
+    /// (replacing any given before; add discovered ARNs with
+    /// [`OwnIdentities::identity`]).
+    pub fn with_identities(mut self, identities: OwnIdentities) -> Self {
+        self.identities = Some(identities);
+        self
+    }
+
+    /// The identities configured so far (to add discovered ones to).
+    pub fn identities(&self) -> OwnIdentities {
+        self.identities.clone().unwrap_or_default()
+    }
+
+    /// Exclusions and scope (replacing any given before).
+    pub fn with_exclusions(mut self, exclusions: Exclusions) -> Self {
+        self.exclusions = Some(exclusions);
+        self
     }
 
     /// Shadow mode (replacing any given before).
@@ -426,6 +486,12 @@ impl Guardrails {
     /// pipeline builder with `.stage(...)`).
     pub fn stages(self) -> Vec<Arc<dyn Stage>> {
         let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
+        if let Some(identities) = self.identities.filter(|i| !i.is_empty()) {
+            stages.push(Arc::new(identities));
+        }
+        if let Some(exclusions) = self.exclusions.filter(|e| !e.is_empty()) {
+            stages.push(Arc::new(exclusions));
+        }
         if !self.shadow.is_empty() {
             stages.push(Arc::new(self.shadow));
         }
@@ -473,7 +539,19 @@ mod tests {
             .expect("builds")
             .stages();
         let names: Vec<&str> = stages.iter().map(|s| s.name()).collect();
-        assert_eq!(names, ["shadow-mode", "rate-limits", "circuit-breakers"]);
+        assert_eq!(
+            names,
+            [
+                "own-identities",
+                "exclusions",
+                "shadow-mode",
+                "rate-limits",
+                "circuit-breakers"
+            ]
+        );
+        assert_eq!(file.exclusions.len(), 4);
+        let ids = file.identities.as_ref().expect("identities");
+        assert_eq!(ids.discover_profiles, ["remediator"]);
     }
 
     #[test]
@@ -501,6 +579,32 @@ mod tests {
                 "circuits.every_rule",
             ),
             ("circuit: {}\n", "circuit: unknown field"),
+            (
+                "exclusions:\n  - exclude: {acount: \"1\"}\n    reason: x\n",
+                "exclusions[0].exclude: unknown field `acount`",
+            ),
+            (
+                "exclusions:\n  - exclude: {resource: \"a\\\\b\"}\n    reason: x\n",
+                "exclusions[0].exclude.resource",
+            ),
+            (
+                "exclusions:\n  - exclude: {account: \"1\"}\n    reason: x\n    expires: soon\n",
+                "exclusions[0].expires",
+            ),
+            (
+                "exclusions:\n  - exclude: {account: \"1\"}\n",
+                "exclusions[0]: missing field `reason`",
+            ),
+            (
+                "exclusions:\n  - exclude: {}\n    reason: x\n",
+                "exclusions[0].exclude",
+            ),
+            (
+                "exclusions:\n  - {exclude: {account: \"1\"}, include: {account: \"2\"}, reason: x}\n",
+                "exclusions[0]: give exactly one",
+            ),
+            ("identities: {arns: [\"role/x\"]}\n", "identities.arns[0]"),
+            ("identities: {arn: []}\n", "identities: unknown field `arn`"),
         ];
         for (text, path) in cases {
             let e = GuardrailsFile::from_yaml(text).expect_err(text).to_string();
