@@ -36,6 +36,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[path = "remediate_support/guardrails.rs"]
+mod guardrails;
+
 /// A failure that stops the worker before or during its run.
 type Failure = Box<dyn std::error::Error>;
 
@@ -160,6 +163,46 @@ struct Args {
     /// Do not print a line per delivery.
     #[arg(long, short)]
     quiet: bool,
+    /// Guardrails — rate limits, circuit breakers, shadow mode — from a YAML
+    /// or JSON file (README: guardrails).
+    #[arg(long, global = true, value_name = "FILE")]
+    guardrails: Option<PathBuf>,
+    /// A tool instead of the worker.
+    #[command(subcommand)]
+    tool: Option<Tool>,
+}
+
+/// The subcommands: tools for an operator, beside the worker.
+#[derive(clap::Subcommand, Debug)]
+enum Tool {
+    /// The circuit breakers of `--guardrails FILE`'s shared store.
+    Circuit {
+        #[command(subcommand)]
+        action: CircuitAction,
+    },
+    /// Summarises an audit file per rule: decisions, reason codes, accounts
+    /// and resources touched, refusals, and the plans shadow mode would have run.
+    Report {
+        /// The audit file (`--audit` of a run).
+        #[arg(long, value_name = "FILE")]
+        audit: PathBuf,
+        /// JSON for a pipeline instead of a table for a person.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `remediate circuit ...`.
+#[derive(clap::Subcommand, Debug)]
+enum CircuitAction {
+    /// Every open circuit: key, state, since when, why.
+    List,
+    /// Closes a circuit (`rule:NAME`, `target:CLOUD:ACCOUNT:REGION`, or a
+    /// rule's name): the plans it held run at their next delivery.
+    Close {
+        /// The circuit.
+        key: String,
+    },
 }
 
 /// `--dedup-table NAME`: the shared DynamoDB store.
@@ -340,6 +383,11 @@ async fn run(args: &Args) -> Result<Summary, Failure> {
     if !filter.is_empty() {
         builder = builder.stage(Arc::new(filter));
     }
+    if let Some(path) = &args.guardrails {
+        for stage in guardrails::stages(path).await? {
+            builder = builder.stage(stage);
+        }
+    }
     if let Some(table) = &args.dedup_table {
         builder = builder.dedup(dedup_store(table).await?);
     }
@@ -364,6 +412,25 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr);
     log.with_ansi(std::io::stderr().is_terminal()).init();
     let args = Args::parse();
+    if let Some(tool) = &args.tool {
+        let done = match tool {
+            Tool::Circuit { action } => {
+                let close = match action {
+                    CircuitAction::List => None,
+                    CircuitAction::Close { key } => Some(key.as_str()),
+                };
+                guardrails::circuit(args.guardrails.as_deref(), close).await
+            }
+            Tool::Report { audit, json } => guardrails::report(audit, *json),
+        };
+        return match done {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("remediate: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let summary = match run(&args).await {
         Ok(summary) => summary,
         Err(e) => {

@@ -50,8 +50,13 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     // Guardrails are stages on the pipeline's seam: they see events and
-    // plans, never the worker or a backend.
-    ("guardrails", &["pipeline", "model", "plan", "telemetry"]),
+    // plans, never the worker or a backend (`source` only for `Delivery`,
+    // which `Stage::before_plan` takes: exclusions and loop prevention
+    // decide before planning).
+    (
+        "guardrails",
+        &["pipeline", "model", "plan", "telemetry", "source"],
+    ),
     // The worker feeds the pipeline from a source; the Lambda adapter feeds
     // it an invocation's records, never through the worker.
     (

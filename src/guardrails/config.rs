@@ -1,10 +1,24 @@
 //! The guardrails file (`--guardrails FILE`, YAML or JSON) and
 //! [`Guardrails`], which turns it (or code) into the pipeline's stages in
-//! the order they must run: shadow mode, rate limits, circuit breakers. A
+//! the order they must run: the worker's own identities, exclusions, shadow
+//! mode, rate limits, circuit breakers. A
 //! plan is counted by a later stage only once every earlier one let it
 //! through, so a deferred plan never uses up a circuit's count.
 //!
 //! ```yaml
+//! identities:                                # loop prevention (own_change)
+//!   arns: ["arn:aws:iam::123456789012:role/ops/remediator"]
+//!   discover_profiles: [remediator]          # sts get-caller-identity at start-up
+//! exclusions:                                # skipped as `excluded`, entry named
+//!   - exclude: { account: "210987654321", region: "eu-*" }
+//!     reason: sandbox accounts belong to the platform team
+//!     expires: 2027-01-31                    # through that day (UTC); or RFC 3339
+//!   - exclude: { tags: { remediation: "off*" } }   # tags read from the alert, else looked up
+//!     reason: owners opted out
+//!   - exclude: { resource: "arn:aws:s3:::*-public-site", rule: "S3 bucket is public" }
+//!     reason: public websites by design
+//!   - include: { cloud: aws, severity: [high, critical] }   # only this is admitted
+//!     reason: first month covers high findings only
 //! rate_limits:
 //!   default: { per_second: 1, burst: 5 }     # every account-region
 //!   aws: { per_second: 2, burst: 2 }         # every AWS account-region
@@ -27,6 +41,7 @@
 //! (`rules[0].window: invalid duration...`).
 
 use super::{CircuitBreakers, GuardrailStore, Rate, RateLimits, ShadowMode, TargetMatch, Trip};
+use super::{ExclusionFile, Exclusions, IdentitiesFile, OwnIdentities};
 use crate::error::{Error, Result};
 use crate::model::Cloud;
 use crate::pipeline::Stage;
@@ -52,6 +67,15 @@ pub struct GuardrailsFile {
     /// The mode of every rule not listed (`enforce` unless given).
     #[serde(default)]
     pub mode: Mode,
+    /// Exclusions and scope, in order (named by position in audit records).
+    #[serde(default)]
+    pub exclusions: Vec<ExclusionFile>,
+    /// The worker's own identities (loop prevention).
+    #[serde(default)]
+    pub identities: Option<IdentitiesFile>,
+    /// Blast-radius limits per rule and per plan.
+    #[serde(default)]
+    pub blast_radius: Option<super::blast_file::BlastRadiusFile>,
     /// Where the counts and circuits are kept (default: in the worker's
     /// memory; a DynamoDB table to share them between workers).
     #[serde(default)]
@@ -193,11 +217,11 @@ pub struct RuleFile {
 }
 
 /// Durations as `90s`, `5m`, `1h 30m`.
-mod duration {
+pub(in crate::guardrails) mod duration {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(in crate::guardrails) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Duration>, D::Error> {
         let Some(text) = Option::<String>::deserialize(d)? else {
@@ -303,6 +327,9 @@ impl GuardrailsFile {
 
     /// Checks the values serde cannot (positive rates, limits given).
     fn validate(&self) -> Result<()> {
+        if let Some(b) = &self.blast_radius {
+            b.validate()?;
+        }
         if let Some(r) = &self.rate_limits {
             for (name, v) in [
                 ("default", &r.default),
@@ -330,6 +357,12 @@ impl GuardrailsFile {
                 t.trip("circuits.every_target")?;
             }
         }
+        for (i, e) in self.exclusions.iter().enumerate() {
+            e.compile(&format!("exclusions[{i}]"))?;
+        }
+        if let Some(ids) = &self.identities {
+            ids.compile()?;
+        }
         for (i, r) in self.rules.iter().enumerate() {
             let path = format!("rules[{i}]");
             if r.rule.trim().is_empty() {
@@ -356,8 +389,11 @@ fn shown_path(path: &serde_path_to_error::Path) -> String {
 /// The guardrail stages, built from code or a [`GuardrailsFile`].
 #[derive(Debug)]
 pub struct Guardrails {
+    identities: Option<OwnIdentities>,
+    exclusions: Option<Exclusions>,
     shadow: ShadowMode,
     rate: Option<RateLimits>,
+    blast: Option<super::BlastRadius>,
     circuits: Option<CircuitBreakers>,
 }
 
@@ -365,8 +401,11 @@ impl Guardrails {
     /// No guardrails yet (add them with the `with_` calls).
     pub fn new() -> Self {
         Guardrails {
+            identities: None,
+            exclusions: None,
             shadow: ShadowMode::new(),
             rate: None,
+            blast: None,
             circuits: None,
         }
     }
@@ -429,11 +468,44 @@ impl Guardrails {
             }
             limits
         });
+        let mut exclusions = Exclusions::new();
+        for (i, e) in file.exclusions.iter().enumerate() {
+            exclusions = exclusions.entry(e.compile(&format!("exclusions[{i}]"))?);
+        }
+        let identities = match &file.identities {
+            Some(ids) => Some(ids.compile()?),
+            None => None,
+        };
         Ok(Guardrails {
+            identities: identities.filter(|i| !i.is_empty()),
+            exclusions: (!exclusions.is_empty()).then_some(exclusions),
             shadow,
             rate,
+            blast: match &file.blast_radius {
+                Some(b) => Some(b.stage(Arc::clone(&store))?),
+                None => None,
+            },
             circuits: any_circuit.then_some(circuits),
         })
+    }
+
+    /// Loop prevention: events caused by these identities are skipped
+    /// (replacing any given before; add discovered ARNs with
+    /// [`OwnIdentities::identity`]).
+    pub fn with_identities(mut self, identities: OwnIdentities) -> Self {
+        self.identities = Some(identities);
+        self
+    }
+
+    /// The identities configured so far (to add discovered ones to).
+    pub fn identities(&self) -> OwnIdentities {
+        self.identities.clone().unwrap_or_default()
+    }
+
+    /// Exclusions and scope (replacing any given before).
+    pub fn with_exclusions(mut self, exclusions: Exclusions) -> Self {
+        self.exclusions = Some(exclusions);
+        self
     }
 
     /// Shadow mode (replacing any given before).
@@ -448,6 +520,12 @@ impl Guardrails {
         self
     }
 
+    /// Blast-radius limits.
+    pub fn with_blast_radius(mut self, blast: super::BlastRadius) -> Self {
+        self.blast = Some(blast);
+        self
+    }
+
     /// Circuit breakers.
     pub fn with_circuits(mut self, circuits: CircuitBreakers) -> Self {
         self.circuits = Some(circuits);
@@ -458,11 +536,20 @@ impl Guardrails {
     /// pipeline builder with `.stage(...)`).
     pub fn stages(self) -> Vec<Arc<dyn Stage>> {
         let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
+        if let Some(identities) = self.identities.filter(|i| !i.is_empty()) {
+            stages.push(Arc::new(identities));
+        }
+        if let Some(exclusions) = self.exclusions.filter(|e| !e.is_empty()) {
+            stages.push(Arc::new(exclusions));
+        }
         if !self.shadow.is_empty() {
             stages.push(Arc::new(self.shadow));
         }
         if let Some(rate) = self.rate {
             stages.push(Arc::new(rate));
+        }
+        if let Some(blast) = self.blast {
+            stages.push(Arc::new(blast));
         }
         if let Some(circuits) = self.circuits {
             stages.push(Arc::new(circuits));
@@ -478,69 +565,5 @@ impl Default for Guardrails {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_documented_example_parses() {
-        let text = include_str!("config.rs")
-            .split("//! ```yaml\n")
-            .nth(1)
-            .and_then(|rest| rest.split("//! ```\n").next())
-            .expect("example in the module docs")
-            .lines()
-            .map(|l| {
-                l.strip_prefix("//! ")
-                    .or(l.strip_prefix("//!"))
-                    .unwrap_or(l)
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let file = GuardrailsFile::from_yaml(&text).expect("example parses");
-        assert_eq!(file.rules.len(), 1);
-        assert_eq!(file.rules[0].mode, Some(Mode::Shadow));
-        assert_eq!(file.rules[0].trip.max_runs, Some(20));
-        let store: Arc<dyn GuardrailStore> = Arc::new(crate::guardrails::MemoryGuardrails::new());
-        let stages = Guardrails::from_file(&file, store)
-            .expect("builds")
-            .stages();
-        let names: Vec<&str> = stages.iter().map(|s| s.name()).collect();
-        assert_eq!(names, ["shadow-mode", "rate-limits", "circuit-breakers"]);
-    }
-
-    #[test]
-    fn mistakes_name_their_path() {
-        let cases = [
-            ("rules:\n  - rule: x\n    window: soon\n", "rules[0]"),
-            (
-                "rules:\n  - rule: x\n    mode: sometimes\n",
-                "rules[0].mode",
-            ),
-            (
-                "rate_limits:\n  default: {per_second: 1, brust: 2}\n",
-                "rate_limits.default",
-            ),
-            (
-                "rate_limits:\n  aws: {per_second: 0}\n",
-                "rate_limits.aws.per_second",
-            ),
-            (
-                "rate_limits:\n  targets:\n    - {per_second: 1}\n",
-                "rate_limits.targets[0]",
-            ),
-            (
-                "circuits:\n  every_rule: {window: 1m}\n",
-                "circuits.every_rule",
-            ),
-            ("circuit: {}\n", "circuit: unknown field"),
-        ];
-        for (text, path) in cases {
-            let e = GuardrailsFile::from_yaml(text).expect_err(text).to_string();
-            assert!(e.contains(path), "{text:?}: {e}");
-        }
-        let e = GuardrailsFile::from_json(r#"{"rules": [{"rule": "x", "max_runs": -1}]}"#)
-            .expect_err("negative")
-            .to_string();
-        assert!(e.contains("rules[0]"), "{e}");
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -4,6 +4,8 @@
 //!
 //! | stage | what it does | reason code |
 //! |---|---|---|
+//! | [`OwnIdentities`] | skips events the worker's own identities caused | `own_change` |
+//! | [`Exclusions`] | skips what an entry excludes or no include admits; defers what it cannot decide | `excluded`, `exclusion_unresolved` |
 //! | [`ShadowMode`] | plans and checks a rule's remediations, runs none | `shadow` |
 //! | [`RateLimits`] | a token bucket per account-region (subscription, project) | `rate_limited` |
 //! | [`CircuitBreakers`] | too many runs or failures of a rule or target → held until closed | `circuit_open` |
@@ -22,10 +24,14 @@
 //! or from one file (`--guardrails FILE`, see [`GuardrailsFile`]).
 
 mod blast;
+mod blast_file;
 mod circuit;
 mod config;
 #[cfg(feature = "dynamodb")]
 mod dynamodb;
+mod exclude;
+mod glob;
+mod identity;
 mod rate;
 mod report;
 mod shadow;
@@ -33,10 +39,20 @@ mod store;
 
 pub use crate::pipeline::{rule_matches, rule_of};
 pub use blast::{BlastLimits, BlastRadius, argv_resources, plan_resources};
+pub use blast_file::{BlastLimitsFile, BlastRadiusFile, PerPlanFile, RuleBlastFile};
 pub use circuit::{CircuitBreakers, Trip, close as close_circuit, list as list_circuits};
 pub use config::{DynamoStoreFile, Guardrails, GuardrailsFile, Mode, StoreFile};
 #[cfg(feature = "dynamodb")]
 pub use dynamodb::{DynamoDbGuardrails, DynamoDbGuardrailsBuilder, DynamoDbGuardrailsConfigKey};
+pub use exclude::{
+    Exclusion, ExclusionFile, Exclusions, OneOrMany, Selector, SelectorFile, TagLookup,
+    parse_expiry,
+};
+pub use glob::Glob;
+pub use identity::{
+    DiscoveryEnv, IdentitiesFile, OwnIdentities, discover as discover_identities,
+    parse_caller_identity,
+};
 pub use rate::{Rate, RateLimits, TargetMatch};
 pub use report::{AuditReport, PlanCount, Reach, RefusalCount, RuleReport};
 pub use shadow::ShadowMode;

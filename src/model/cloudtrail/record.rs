@@ -28,6 +28,7 @@ index_struct! {
 index_struct! {
     struct IdentityIndex {
         "type" => r#type: Span,
+        "arn" => arn: Span,
         "accountId" => account_id: Span,
         "sessionContext" => session_context: SessionIndex,
     }
@@ -36,6 +37,13 @@ index_struct! {
 index_struct! {
     struct SessionIndex {
         "attributes" => attributes: AttributesIndex,
+        "sessionIssuer" => session_issuer: IssuerIndex,
+    }
+}
+
+index_struct! {
+    struct IssuerIndex {
+        "arn" => arn: Span,
     }
 }
 
@@ -159,6 +167,18 @@ impl CloudTrailRecord {
         self.s(self.index.user_identity.r#type)
     }
 
+    /// `userIdentity.arn`: the caller (for an assumed role,
+    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`).
+    pub fn principal_arn(&self) -> Option<&str> {
+        self.s(self.index.user_identity.arn)
+    }
+
+    /// `userIdentity.sessionContext.sessionIssuer.arn`: the role or user
+    /// that issued the caller's session (a role's ARN with its path).
+    pub fn session_issuer_arn(&self) -> Option<&str> {
+        self.s(self.index.user_identity.session_context.session_issuer.arn)
+    }
+
     /// Whether the session was MFA-authenticated
     /// (`userIdentity.sessionContext.attributes.mfaAuthenticated`).
     pub fn mfa_authenticated(&self) -> Option<bool> {
@@ -253,6 +273,21 @@ mod tests {
         let p: serde_json::Value = r.request_parameters().unwrap().unwrap();
         assert_eq!(p["userName"], "bob");
         assert_eq!(r.response_elements::<serde_json::Value>().unwrap(), None);
+        assert_eq!(r.principal_arn(), None);
+        let assumed = CloudTrailRecord::from_slice(
+            br#"{"userIdentity":{"type":"AssumedRole",
+                "arn":"arn:aws:sts::1:assumed-role/r/s","sessionContext":
+                {"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::1:role/p/r"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            assumed.principal_arn(),
+            Some("arn:aws:sts::1:assumed-role/r/s")
+        );
+        assert_eq!(
+            assumed.session_issuer_arn(),
+            Some("arn:aws:iam::1:role/p/r")
+        );
     }
 
     #[test]

@@ -435,6 +435,43 @@ impl PrismaAlert {
         r.resource?.data
     }
 
+    /// The account groups of the alert's account (`resource.cloudAccountGroups`);
+    /// empty when not sent.
+    pub fn account_groups(&self) -> Vec<String> {
+        #[derive(Deserialize)]
+        struct R {
+            resource: Option<Res>,
+        }
+        #[derive(Deserialize)]
+        struct Res {
+            #[serde(rename = "cloudAccountGroups")]
+            groups: Option<StringList>,
+        }
+        serde_json::from_str::<R>(&self.raw)
+            .ok()
+            .and_then(|r| r.resource?.groups)
+            .map(|l| l.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The resource's tags as the alert carries them (`resource.resourceTags`,
+    /// an object of key to value or a list of `{key, value}`); `None` when the
+    /// alert does not carry them (absent, `null` or another shape), which is
+    /// not the same as a resource without tags (`{}`).
+    pub fn resource_tags(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        #[derive(Deserialize)]
+        struct R {
+            resource: Option<Res>,
+        }
+        #[derive(Deserialize)]
+        struct Res {
+            #[serde(rename = "resourceTags")]
+            tags: Option<serde_json::Value>,
+        }
+        let r: R = serde_json::from_str(&self.raw).ok()?;
+        super::super::json::tag_map(&r.resource?.tags?)
+    }
+
     /// When the alert was raised, in epoch milliseconds (`alertTs` or `alertTime`).
     pub fn alert_time_millis(&self) -> Option<i64> {
         match self.index.alert_ts {

@@ -177,3 +177,30 @@ fn accessors_cover_the_shapes() {
     assert_eq!(api.cloud_type(), Some("aws"));
     assert_eq!(api.resource_id(), Some("r"));
 }
+
+#[test]
+fn account_groups_and_resource_tags() {
+    let alert = PrismaAlert::from_text(
+        r#"{"alertId":"P-1","resource":{"cloudAccountGroups":["prod","payments"],
+            "resourceTags":{"env":"prod","owner":"alice","n":3}}}"#,
+    )
+    .unwrap();
+    assert_eq!(alert.account_groups(), ["prod", "payments"]);
+    let tags = alert.resource_tags().unwrap();
+    assert_eq!(tags["env"], "prod");
+    assert_eq!(tags["n"], "3");
+    let listed = PrismaAlert::from_text(
+        r#"{"alertId":"P-2","resource":{"resourceTags":[{"key":"env","value":"dev"}]}}"#,
+    )
+    .unwrap();
+    assert_eq!(listed.resource_tags().unwrap()["env"], "dev");
+    // Not carried (null, as in the published audit-event alert) is not "no tags".
+    let fixture =
+        include_str!("../../../../tests/fixtures/prisma/schrius-delete-subnet-event.json");
+    let alert = PrismaAlert::from_text(fixture).unwrap();
+    assert_eq!(alert.resource_tags(), None);
+    assert!(alert.account_groups().is_empty());
+    let empty =
+        PrismaAlert::from_text(r#"{"alertId":"P-3","resource":{"resourceTags":{}}}"#).unwrap();
+    assert_eq!(empty.resource_tags(), Some(Default::default()));
+}
