@@ -116,14 +116,47 @@ fn executed(records: &[AuditRecord]) -> Vec<&AuditRecord> {
         .collect()
 }
 
+/// No account-region above 2 plans started in any second (the audit's step
+/// start times), and 200 plans over 4 buckets at 2/s spread over ~25 s.
+fn assert_two_per_second(ran: &[&AuditRecord], targets: &[(&str, &str)]) {
+    let region_of: BTreeMap<String, &str> = (0..200)
+        .map(|i| (format!("P-{i}"), targets[i % 4].1))
+        .collect();
+    let mut per: BTreeMap<(String, u64), u32> = BTreeMap::new();
+    for r in ran {
+        let started = r.steps[0].started_at.as_deref().expect("start time");
+        let t = humantime::parse_rfc3339(started).expect("rfc3339");
+        let second = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let alert = r.alert_id.as_deref().unwrap();
+        let key = format!("{}:{}", r.account_id.as_deref().unwrap(), region_of[alert]);
+        *per.entry((key, second)).or_default() += 1;
+    }
+    let worst = per.iter().max_by_key(|(_, n)| **n).unwrap();
+    assert!(
+        *worst.1 <= 2,
+        "{} started {} plans in one second",
+        worst.0.0,
+        worst.1
+    );
+    let seconds: BTreeSet<u64> = per.keys().map(|(_, s)| *s).collect();
+    assert!(
+        seconds.len() >= 24,
+        "starts spread over {} seconds",
+        seconds.len()
+    );
+}
+
+/// Two accounts in two regions each.
+const TARGETS: [(&str, &str); 4] = [
+    ("111111111111", "us-east-1"),
+    ("111111111111", "eu-west-1"),
+    ("222222222222", "us-east-1"),
+    ("222222222222", "eu-west-1"),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_hold_each_account_region_to_its_rate_and_lose_nothing() {
-    let targets = [
-        ("111111111111", "us-east-1"),
-        ("111111111111", "eu-west-1"),
-        ("222222222222", "us-east-1"),
-        ("222222222222", "eu-west-1"),
-    ];
+    let targets = TARGETS;
     let source = Arc::new(MemorySource::new());
     for i in 0..200 {
         let (account, region) = targets[i % 4];
@@ -159,33 +192,7 @@ async fn rate_limits_hold_each_account_region_to_its_rate_and_lose_nothing() {
         .count();
     assert!(deferred > 0, "the limit never deferred anything");
     assert_eq!(stats.reason("rate_limited"), deferred as u64);
-    // No account-region above 2 plans in any second, by the audit's times.
-    let region_of: BTreeMap<String, &str> = (0..200)
-        .map(|i| (format!("P-{i}"), targets[i % 4].1))
-        .collect();
-    let mut per: BTreeMap<(String, u64), u32> = BTreeMap::new();
-    for r in &ran {
-        let started = r.steps[0].started_at.as_deref().expect("start time");
-        let t = humantime::parse_rfc3339(started).expect("rfc3339");
-        let second = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-        let alert = r.alert_id.as_deref().unwrap();
-        let key = format!("{}:{}", r.account_id.as_deref().unwrap(), region_of[alert]);
-        *per.entry((key, second)).or_default() += 1;
-    }
-    let worst = per.iter().max_by_key(|(_, n)| **n).unwrap();
-    assert!(
-        *worst.1 <= 2,
-        "{} started {} plans in one second",
-        worst.0.0,
-        worst.1
-    );
-    // 200 plans over 4 buckets at 2/s: at least ~25 s of starts.
-    let seconds: BTreeSet<u64> = per.keys().map(|(_, s)| *s).collect();
-    assert!(
-        seconds.len() >= 24,
-        "starts spread over {} seconds",
-        seconds.len()
-    );
+    assert_two_per_second(&ran, &targets);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,4 +313,64 @@ async fn shadow_mode_runs_nothing_and_enforced_runs_the_same_plans() {
         .map(|r| r.steps[0].argv.clone())
         .collect();
     assert_eq!(would, ran);
+}
+
+/// The same 200 alerts through two workers, each with its own DynamoDB
+/// client on one guardrails table (moto, serialized as DynamoDB applies
+/// conditional writes atomically): one limit for both.
+#[cfg(feature = "dynamodb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_sharing_a_dynamodb_store_obey_one_rate() {
+    use remediation::guardrails::DynamoDbGuardrails;
+    use support::moto::{MotoServer, venv};
+    let moto = MotoServer::start_serialized(&venv());
+    let endpoint = moto.endpoint();
+    let store = || {
+        DynamoDbGuardrails::builder()
+            .with_table("guardrails-shared")
+            .with_endpoint(endpoint.clone())
+            .with_region("us-east-1")
+            .with_static_credentials("testing", "testing")
+            .with_timeout(Duration::from_secs(5))
+            .build()
+    };
+    let first = store().await.expect("guardrail store");
+    first.create_table().await.expect("table");
+    let second = store().await.expect("guardrail store");
+    let source = Arc::new(MemorySource::new());
+    for i in 0..200 {
+        let (account, region) = TARGETS[i % 4];
+        source
+            .send(alert(i, account, region, "p-rate"))
+            .await
+            .unwrap();
+    }
+    let stages = |store: DynamoDbGuardrails| {
+        let store: Arc<dyn GuardrailStore> = Arc::new(store);
+        Guardrails::new()
+            .with_rate_limits(RateLimits::new(store).with_default(Rate::new(2.0, 1)))
+            .stages()
+    };
+    let a = start(source.clone(), stages(first));
+    let b = start(source.clone(), stages(second));
+    let all = until(Duration::from_secs(120), || {
+        a.executor.done().len() + b.executor.done().len() >= 200
+    })
+    .await;
+    let (records_a, done_a) = a.stop().await;
+    let (records_b, done_b) = b.stop().await;
+    assert!(all, "only {} of 200 ran", done_a.len() + done_b.len());
+    assert!(
+        !done_a.is_empty() && !done_b.is_empty(),
+        "one worker did everything"
+    );
+    let done: Vec<&String> = done_a.iter().chain(&done_b).collect();
+    let distinct: BTreeSet<&&String> = done.iter().collect();
+    assert_eq!((done.len(), distinct.len()), (200, 200));
+    assert_eq!(source.acked(), 200);
+    assert!(source.dead_letters().is_empty());
+    let records: Vec<AuditRecord> = records_a.into_iter().chain(records_b).collect();
+    let ran = executed(&records);
+    assert_eq!(ran.len(), 200);
+    assert_two_per_second(&ran, &TARGETS);
 }

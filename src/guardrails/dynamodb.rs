@@ -422,6 +422,11 @@ impl GuardrailStore for DynamoDbGuardrails {
         self.delete(&format!("{CIRCUIT_PREFIX}{key}")).await
     }
 
+    /// A DynamoDB round trip, a lost race retried: 250 ms (see the trait).
+    fn answer_within(&self) -> Duration {
+        Duration::from_millis(250)
+    }
+
     async fn circuits(&self) -> Result<Vec<(String, Circuit)>> {
         let mut out = Vec::new();
         let mut start = None;

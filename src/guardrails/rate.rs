@@ -166,11 +166,28 @@ impl Stage for RateLimits {
     async fn before_execute(&self, _event: &Event, plan: &Plan) -> StageDecision {
         let rate = self.rate_for(&plan.target);
         let key = format!("rate:{}", target_key(&plan.target));
+        // A token is taken at `now` but the plan starts when the store has
+        // answered: tokens are spaced by the rate's interval plus the time
+        // an answer may take, and a token whose answer took longer is given
+        // up, so the starts themselves keep to the rate.
+        let slack = self.store.answer_within();
+        let every = rate.every().saturating_add(slack);
         let now = SystemTime::now();
-        match self.store.take(&key, rate.every(), rate.burst, now).await {
-            Ok(None) => StageDecision::Proceed,
+        let clock = std::time::Instant::now();
+        match self.store.take(&key, every, rate.burst, now).await {
+            Ok(None) if clock.elapsed() <= slack => StageDecision::Proceed,
+            Ok(None) => StageDecision::defer(
+                every,
+                "rate_limited",
+                format!(
+                    "the rate-limit store answered in {} ms, later than {} ms: the token is \
+                     given up rather than start late",
+                    clock.elapsed().as_millis(),
+                    slack.as_millis()
+                ),
+            ),
             Ok(Some(wait)) => {
-                let after = self.spread(&key, wait, rate.every(), now);
+                let after = self.spread(&key, wait, every, now);
                 StageDecision::defer(
                     after,
                     "rate_limited",

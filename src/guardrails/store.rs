@@ -116,6 +116,14 @@ pub trait GuardrailStore: Send + Sync + fmt::Debug {
 
     /// Every circuit opened and not closed, by key.
     async fn circuits(&self) -> Result<Vec<(String, Circuit)>>;
+
+    /// How long a call may take and its answer still count: a rate limit
+    /// spaces tokens this much further apart and gives up a token whose
+    /// call took longer, so a slow answer never lets a plan start closer to
+    /// the previous one than the rate allows. 10 ms unless a store says.
+    fn answer_within(&self) -> Duration {
+        Duration::from_millis(10)
+    }
 }
 
 /// The entries of one sliding window: when each came and its member.
