@@ -238,8 +238,9 @@ pub struct Summary {
     #[serde(skip)]
     pub api_calls: BTreeMap<String, u64>,
     /// Deliveries by reason code, for every decision but `executed` and
-    /// `planned` (written only when there are some).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// `planned`: in the detailed summary only, so the summary line keeps
+    /// its documented shape.
+    #[serde(skip)]
     pub reasons: BTreeMap<String, u64>,
 }
 
@@ -298,6 +299,10 @@ impl Summary {
             o.insert(
                 "api_calls".into(),
                 serde_json::to_value(&self.api_calls).unwrap_or_default(),
+            );
+            o.insert(
+                "reasons".into(),
+                serde_json::to_value(&self.reasons).unwrap_or_default(),
             );
         }
         v
