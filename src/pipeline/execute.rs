@@ -123,9 +123,7 @@ impl Core {
             let (mut r, lost) = self
                 .run_steps(&plan, delivery, held.as_ref(), &mut steps, cancel)
                 .await;
-            r.steps = steps;
-            self.after_execute(staged.event, &plan, &r).await;
-            let steps = std::mem::take(&mut r.steps);
+            self.after_execute(staged.event, &plan, &r, &steps).await;
             // The plan is done with: its name and description move into the result.
             let Plan {
                 planner,

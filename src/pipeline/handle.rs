@@ -382,9 +382,18 @@ impl Core {
     }
 
     /// Tells every stage what became of a plan they all let through.
-    pub(super) async fn after_execute(&self, event: &Event, plan: &Plan, result: &EventResult) {
-        let ran = result
-            .steps
+    pub(super) async fn after_execute(
+        &self,
+        event: &Event,
+        plan: &Plan,
+        result: &EventResult,
+        steps: &[super::AuditStep],
+    ) {
+        // Only the gate: nobody to tell.
+        if self.stages.iter().all(|s| super::gate::is_gate(&**s)) {
+            return;
+        }
+        let ran = steps
             .iter()
             .filter(|s| !matches!(s.status, crate::executor::StepStatus::NotRun))
             .count();
