@@ -201,6 +201,13 @@ impl Stage for BlastRadius {
             Err(e) => super::unavailable("blast radius", &e),
         }
     }
+
+    /// A dry run applies the per-plan limits (they count nothing) but adds
+    /// nothing to the rule's window of changed resources.
+    async fn preview_execute(&self, _event: &Event, plan: &Plan) -> StageDecision {
+        self.plan_refusal(plan)
+            .unwrap_or_else(|| StageDecision::annotate("resource", plan_member(&plan.target)))
+    }
 }
 
 /// The resource a plan changes, as counted in a rule's window:

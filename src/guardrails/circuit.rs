@@ -272,6 +272,20 @@ impl Stage for CircuitBreakers {
         }
     }
 
+    /// A dry run reports an open circuit as a real run would, but counts no
+    /// run, holds no plan and closes nothing.
+    async fn preview_execute(&self, event: &Event, plan: &Plan) -> StageDecision {
+        let now = SystemTime::now();
+        for (key, _) in self.circuits(event, plan) {
+            match self.store.circuit(&key).await {
+                Ok(Some(c)) if c.is_open(now) => return self.held(&key, &c, now),
+                Ok(_) => {}
+                Err(e) => return super::unavailable("circuit breakers", &e),
+            }
+        }
+        StageDecision::Proceed
+    }
+
     async fn after_execute(&self, event: &Event, plan: &Plan, outcome: &StageOutcome) {
         if !outcome.failed() {
             return;

@@ -203,4 +203,9 @@ impl Stage for RateLimits {
             Err(e) => super::unavailable("rate limits", &e),
         }
     }
+
+    /// A dry run takes no token: it would spend the real workers' rate.
+    async fn preview_execute(&self, _event: &Event, _plan: &Plan) -> StageDecision {
+        StageDecision::Proceed
+    }
 }

@@ -368,8 +368,15 @@ impl Core {
         plan: &Plan,
         annotations: &mut std::collections::BTreeMap<String, serde_json::Value>,
     ) -> Option<EventResult> {
+        let dry = self.dry_run();
         for stage in self.stages.iter().filter(|s| !super::gate::is_gate(&***s)) {
-            let decision = AssertUnwindSafe(stage.before_execute(event, plan))
+            // A dry run holds nothing: stages preview, taking no shared count.
+            let asked = if dry {
+                stage.preview_execute(event, plan)
+            } else {
+                stage.before_execute(event, plan)
+            };
+            let decision = AssertUnwindSafe(asked)
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| stage_panicked(stage.name()));
@@ -389,8 +396,8 @@ impl Core {
         result: &EventResult,
         steps: &[super::AuditStep],
     ) {
-        // Only the gate: nobody to tell.
-        if self.stages.iter().all(|s| super::gate::is_gate(&**s)) {
+        // Only the gate: nobody to tell; a dry run: nothing ran to tell of.
+        if self.dry_run() || self.stages.iter().all(|s| super::gate::is_gate(&**s)) {
             return;
         }
         let ran = steps

@@ -184,9 +184,23 @@ pub trait Stage: Any + Send + Sync + fmt::Debug {
         StageDecision::Proceed
     }
 
+    /// In a dry run, instead of [`before_execute`](Self::before_execute):
+    /// what the stage would say about the plan **without taking anything
+    /// from shared state** — no rate token, no count in a window, no run
+    /// recorded against a circuit — so that a dry run holds nothing and
+    /// leaves the limits of the real workers as it found them. It may read
+    /// shared state (an open circuit is reported as in a real run).
+    ///
+    /// The default asks [`before_execute`](Self::before_execute), which is
+    /// right for a stage that keeps no state; a stage that counts must
+    /// override it.
+    async fn preview_execute(&self, event: &Event, plan: &Plan) -> StageDecision {
+        self.before_execute(event, plan).await
+    }
+
     /// After a plan every stage let through ended (ran, failed, or stopped
     /// before a step): what became of it. Not called for plans a stage
-    /// deferred, refused or shadowed.
+    /// deferred, refused or shadowed, nor in a dry run (nothing ran).
     async fn after_execute(&self, event: &Event, plan: &Plan, outcome: &StageOutcome) {
         let _ = (event, plan, outcome);
     }
