@@ -588,8 +588,12 @@ async fn poison_reaches_the_dead_letter_queue_by_redrive_policy() {
     let moto = Moto::start().await;
     let (url, dlq) = moto.create_redrive_pair("redriven", 3).await;
     moto.send_all(&url, &[POISON.to_owned()], None).await;
+    // Releasing for the policy is what a source does when it does not
+    // re-queue retries (with re-queueing it parks poison in the policy's
+    // queue itself: tests/sqs_requeue.rs).
     let source = moto
         .source()
+        .requeue_retries(false)
         .with_queue_url(&url)
         .with_wait(Duration::from_secs(1))
         .build()

@@ -39,17 +39,7 @@ enum Identity {
 
 /// `arn:PARTITION:SERVICE::ACCOUNT:RESOURCE` split, or `None`.
 fn split_arn(arn: &str) -> Option<(&str, &str, &str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some(service), Some(_region), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
+    let (partition, service, _region, account, resource) = crate::model::split_arn(arn)?;
     Some((partition, service, account, resource))
 }
 

@@ -32,6 +32,7 @@ pub use gcp::scc::SccNotification;
 pub use json::{LenientBool, RawJson, StringList, Timestamp};
 pub use prisma::alert::PrismaAlert;
 pub use resource::Resource;
+pub(crate) use resource::split_arn;
 
 /// One decoded finding, ready to be gated and planned.
 #[derive(Clone, Debug, PartialEq)]

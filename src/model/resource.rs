@@ -95,6 +95,24 @@ impl Resource {
     }
 }
 
+/// An ARN split into its parts: `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`
+/// → `(partition, service, region, account, resource)`, or `None` when it
+/// does not have that shape. Nothing is checked beyond the shape.
+pub(crate) fn split_arn(arn: &str) -> Option<(&str, &str, &str, &str, &str)> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    Some((partition, service, region, account, resource))
+}
+
 #[cfg(test)]
 mod tests {
     use super::Resource;

@@ -26,8 +26,11 @@ use std::time::Duration;
 pub(super) enum Action {
     /// Done with: never deliver again.
     Ack,
-    /// Deliver again after the delay.
+    /// Deliver again after the delay: an attempt failed.
     Nack(Duration),
+    /// Deliver again after the delay, not counted as an attempt (deferred,
+    /// in progress elsewhere, stopped before it started).
+    Defer(Duration),
     /// Poison: park it (or leave it to the redrive policy), with the reason.
     DeadLetter(String),
     /// Dry run over a source that redelivers: keep it until the pass ends.
@@ -56,14 +59,14 @@ pub(super) fn decide(
     match result.decision {
         AuditDecision::Executed | AuditDecision::Planned | AuditDecision::Shadow => Action::Ack,
         AuditDecision::Skipped if result.retry_now => {
-            Action::Nack(result.defer.unwrap_or_else(backoff))
+            Action::Defer(result.defer.unwrap_or_else(backoff))
         }
         AuditDecision::Skipped => Action::Ack,
-        AuditDecision::Deferred => Action::Nack(result.defer.unwrap_or_else(backoff)),
+        AuditDecision::Deferred => Action::Defer(result.defer.unwrap_or_else(backoff)),
         AuditDecision::Rejected => {
             Action::DeadLetter(format!("{}: {}", result.code, result.detail))
         }
-        AuditDecision::Failed if result.retry_now => Action::Nack(Duration::ZERO),
+        AuditDecision::Failed if result.retry_now => Action::Defer(Duration::ZERO),
         AuditDecision::Failed if count >= config.max_deliveries && !result.service_outage => {
             Action::DeadLetter(format!(
                 "{} after {count} deliveries: {}",
@@ -84,7 +87,7 @@ fn destroys(action: &Action, caps: &Capabilities) -> bool {
             caps.dead_letter,
             DeadLetterMode::Native | DeadLetterMode::Redrive
         ),
-        Action::Nack(_) => !caps.redelivery,
+        Action::Nack(_) | Action::Defer(_) => !caps.redelivery,
         Action::Hold | Action::Leave => false,
     }
 }
@@ -134,7 +137,7 @@ impl Core {
             let keep_body = audited
                 && match &action {
                     Action::DeadLetter(_) => true,
-                    Action::Nack(_) => !self.caps.redelivery,
+                    Action::Nack(_) | Action::Defer(_) => !self.caps.redelivery,
                     Action::Hold | Action::Leave => matches!(
                         decide(&result, count, &self.caps, &self.config, false, ""),
                         Action::DeadLetter(_)
@@ -197,7 +200,7 @@ impl Core {
             if written_first && audited {
                 record.settle = match &action {
                     Action::Ack => SettleAction::Ack,
-                    Action::Nack(_) => SettleAction::Nack,
+                    Action::Nack(_) | Action::Defer(_) => SettleAction::Nack,
                     _ => SettleAction::DeadLetter,
                 };
                 if matches!(action, Action::DeadLetter(_)) {
@@ -209,7 +212,7 @@ impl Core {
                     tracing::error!(error = %e, "audit record not written: the delivery is not settled destructively");
                     settled.settle_error = Some(why);
                     action = if self.caps.redelivery {
-                        Action::Nack(self.config.retry.delay(count, delivery.message_id()))
+                        Action::Defer(self.config.retry.delay(count, delivery.message_id()))
                     } else {
                         Action::Leave
                     };
@@ -255,6 +258,10 @@ impl Core {
             Action::Nack(d) => {
                 settled.settle = SettleAction::Nack;
                 delivery.nack(d).await.map(|()| Some(Counter::Nacked))
+            }
+            Action::Defer(d) => {
+                settled.settle = SettleAction::Nack;
+                delivery.defer(d).await.map(|()| Some(Counter::Nacked))
             }
             Action::DeadLetter(reason) => {
                 settled.settle = SettleAction::DeadLetter;

@@ -39,6 +39,10 @@ enum Expect {
     NackAfter(Duration),
     /// Nack after the retry backoff.
     NackBackoff,
+    /// Deferred (not an attempt) after this long.
+    DeferAfter(Duration),
+    /// Deferred (not an attempt) after the retry backoff.
+    DeferBackoff,
     DeadLetter,
     Hold,
     Leave,
@@ -49,6 +53,8 @@ fn shape(action: &Action, backoff: Duration) -> Expect {
         Action::Ack => Expect::Ack,
         Action::Nack(d) if *d == backoff && !d.is_zero() => Expect::NackBackoff,
         Action::Nack(d) => Expect::NackAfter(*d),
+        Action::Defer(d) if *d == backoff && !d.is_zero() => Expect::DeferBackoff,
+        Action::Defer(d) => Expect::DeferAfter(*d),
         Action::DeadLetter(_) => Expect::DeadLetter,
         Action::Hold => Expect::Hold,
         Action::Leave => Expect::Leave,
@@ -59,12 +65,12 @@ fn shape(action: &Action, backoff: Duration) -> Expect {
 fn expected(name: &str, last: bool) -> Expect {
     match (name, last) {
         ("executed" | "planned" | "skipped", _) => Expect::Ack,
-        ("in_progress", _) => Expect::NackBackoff,
-        ("deferred", _) => Expect::NackAfter(Duration::from_secs(7)),
+        ("in_progress", _) => Expect::DeferBackoff,
+        ("deferred", _) => Expect::DeferAfter(Duration::from_secs(7)),
         ("rejected", _) => Expect::DeadLetter,
         ("failed", false) => Expect::NackBackoff,
         ("failed", true) => Expect::DeadLetter,
-        ("cancelled", _) => Expect::NackAfter(Duration::ZERO),
+        ("cancelled", _) => Expect::DeferAfter(Duration::ZERO),
         ("outage", _) => Expect::NackBackoff,
         _ => unreachable!(),
     }

@@ -100,6 +100,15 @@ pub trait Settle: Send + Sync + fmt::Debug {
     async fn extend(&self, by: Duration) -> Result<()>;
     /// Poison: park it with `reason`.
     async fn dead_letter(&self, reason: &str) -> Result<DeadLetterOutcome>;
+    /// Deliver again, no sooner than `retry_after`, for a reason that is
+    /// not a failed attempt: a guardrail's deferral, another worker's claim,
+    /// a shutdown before the work started. A source that can should not
+    /// count this delivery toward dead-lettering (the SQS source re-queues
+    /// the message so that its receive count starts again). The default is
+    /// [`nack`](Self::nack).
+    async fn defer(&self, retry_after: Duration) -> Result<()> {
+        self.nack(retry_after).await
+    }
 }
 
 /// A settle handle that does nothing, for sources without acknowledgements
@@ -273,6 +282,16 @@ impl Delivery {
     )]
     pub fn nack(self, retry_after: Duration) -> impl Future<Output = Result<()>> + Send {
         async move { self.settle.nack(retry_after).await }
+    }
+
+    /// Deliver again, no sooner than `retry_after`, without counting this
+    /// delivery as an attempt (see [`Settle::defer`]).
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    pub fn defer(self, retry_after: Duration) -> impl Future<Output = Result<()>> + Send {
+        async move { self.settle.defer(retry_after).await }
     }
 
     /// Still working: keep the lease for another `by` from now.

@@ -3,7 +3,7 @@
 //! [`SqsConfigKey`]s from the environment or any list of pairs; `build`
 //! reports every configuration problem at once, then connects.
 
-use super::dead_letter::redrive_mode;
+use super::dead_letter::{redrive_mode, redrive_target_url};
 use super::error::SqsError;
 use super::fifo::Groups;
 use super::{BACKEND, MAX_VISIBILITY_SECS, MAX_WAIT_SECS, Shared, SqsSource};
@@ -68,6 +68,7 @@ pub struct SqsSourceBuilder {
     aws: AwsClientOptions,
     client: Option<Client>,
     dead_letter_queue_url: Option<String>,
+    requeue: bool,
     wait: Duration,
     visibility: Duration,
     flush_after: Option<Duration>,
@@ -97,6 +98,7 @@ impl Default for SqsSourceBuilder {
             aws: AwsClientOptions::default(),
             client: None,
             dead_letter_queue_url: None,
+            requeue: true,
             wait: Duration::from_secs(MAX_WAIT_SECS),
             visibility: Duration::from_secs(30),
             flush_after: None,
@@ -214,6 +216,23 @@ impl SqsSourceBuilder {
         self
     }
 
+    /// Whether a retried or deferred delivery on a standard queue is
+    /// re-queued as a new message (`SendMessage` with a delay, then a
+    /// delete) rather than made visible again, so that its receive count —
+    /// which the redrive policy dead-letters by — starts again and counts
+    /// only what happens from then on; its failed attempts travel in
+    /// [`ATTEMPTS_ATTRIBUTE`](super::ATTEMPTS_ATTRIBUTE). With a redrive
+    /// policy, the source then parks dead letters in the policy's queue
+    /// itself (found with `GetQueueUrl`; when it cannot be found, they are
+    /// released for the policy as without re-queueing). Default on, for standard queues whose
+    /// dead letters go by a redrive policy (the only case where receive
+    /// counts dead-letter anything); FIFO queues always change the
+    /// visibility.
+    pub fn requeue_retries(mut self, yes: bool) -> Self {
+        self.requeue = yes;
+        self
+    }
+
     /// How long a receive waits for messages (long polling); whole seconds,
     /// at most 20. Default 20 s.
     pub fn with_wait(mut self, wait: Duration) -> Self {
@@ -285,11 +304,6 @@ impl SqsSourceBuilder {
                     .ok_or(SqsError::NoQueueUrl { name })?
             }
         };
-        let dead_letter_mode = if self.dead_letter_queue_url.is_some() {
-            DeadLetterMode::Native
-        } else {
-            redrive_mode(&client, &queue_url, &slot).await?
-        };
         let queue_name = queue_url
             .trim_end_matches('/')
             .rsplit('/')
@@ -297,6 +311,20 @@ impl SqsSourceBuilder {
             .unwrap_or(&queue_url)
             .to_owned();
         let fifo = queue_name.ends_with(".fifo");
+        let (dead_letter_mode, target) = if self.dead_letter_queue_url.is_some() {
+            (DeadLetterMode::Native, None)
+        } else {
+            redrive_mode(&client, &queue_url, &slot).await?
+        };
+        // Receive counts dead-letter only through a redrive policy.
+        let requeue = self.requeue && !fifo && dead_letter_mode == DeadLetterMode::Redrive;
+        // Re-queued retries start their receive count again, so the policy
+        // would only move poison after as many more receives: park it there
+        // ourselves.
+        let redrive_target_url = match target.filter(|_| requeue) {
+            Some(arn) => redrive_target_url(&client, &arn, &slot).await,
+            None => None,
+        };
         Ok(SqsSource {
             name: format!("sqs:{queue_name}"),
             shared: Arc::new(Shared {
@@ -310,6 +338,8 @@ impl SqsSourceBuilder {
                     .flush_after
                     .unwrap_or_else(|| super::batcher::window_for(self.visibility)),
                 fifo,
+                requeue,
+                redrive_target_url,
                 slot,
                 deleter: OnceLock::new(),
                 visibility_changer: OnceLock::new(),

@@ -83,13 +83,14 @@ impl SqsSettle {
 }
 
 /// Without a configured dead-letter queue: does the queue have a redrive
-/// policy? Without one, released poison would come back forever, so dead
-/// letters are deleted and live on in the audit record only.
+/// policy (and which queue does it move messages to, its ARN)? Without one,
+/// released poison would come back forever, so dead letters are deleted and
+/// live on in the audit record only.
 pub(super) async fn redrive_mode(
     client: &Client,
     queue_url: &str,
     stats: &StatsSlot,
-) -> Result<DeadLetterMode> {
+) -> Result<(DeadLetterMode, Option<String>)> {
     stats.count_api_call(ApiCall::SqsGetQueueAttributes);
     let out = client
         .get_queue_attributes()
@@ -99,19 +100,19 @@ pub(super) async fn redrive_mode(
         .await;
     match out {
         Ok(out) => {
-            let has_policy = out
+            let policy = out
                 .attributes()
                 .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
-                .is_some_and(|p| !p.trim().is_empty());
-            if has_policy {
-                Ok(DeadLetterMode::Redrive)
+                .filter(|p| !p.trim().is_empty());
+            if let Some(policy) = policy {
+                Ok((DeadLetterMode::Redrive, redrive_target(policy)))
             } else {
                 tracing::warn!(
                     queue = queue_url,
                     "the queue has no redrive policy and no dead-letter queue is configured: \
                      poison is deleted and its body kept in the audit record only"
                 );
-                Ok(DeadLetterMode::AuditOnly)
+                Ok((DeadLetterMode::AuditOnly, None))
             }
         }
         Err(e) => {
@@ -122,10 +123,65 @@ pub(super) async fn redrive_mode(
                     error = %e,
                     "cannot read the queue's redrive policy; assuming it has one"
                 );
-                Ok(DeadLetterMode::Redrive)
+                Ok((DeadLetterMode::Redrive, None))
             } else {
                 Err(e)
             }
+        }
+    }
+}
+
+/// The `deadLetterTargetArn` of a redrive policy (JSON), if it names an
+/// SQS queue.
+fn redrive_target(policy: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(policy).ok()?;
+    let arn = v.get("deadLetterTargetArn")?.as_str()?;
+    queue_of_arn(arn).map(|_| arn.to_owned())
+}
+
+/// The queue name and owner account of an SQS queue ARN
+/// (`arn:PARTITION:sqs:REGION:ACCOUNT:NAME`).
+pub(super) fn queue_of_arn(arn: &str) -> Option<(&str, &str)> {
+    match crate::model::split_arn(arn)? {
+        (_, "sqs", _, account, name)
+            if !account.is_empty() && !name.is_empty() && !name.contains(['/', ':']) =>
+        {
+            Some((name, account))
+        }
+        _ => None,
+    }
+}
+
+/// The URL of the redrive policy's dead-letter queue (`GetQueueUrl` by
+/// name and owner), or `None`, logged, when it cannot be found.
+pub(super) async fn redrive_target_url(
+    client: &Client,
+    arn: &str,
+    stats: &StatsSlot,
+) -> Option<String> {
+    let (name, account) = queue_of_arn(arn)?;
+    stats.count_api_call(ApiCall::SqsGetQueueUrl);
+    match client
+        .get_queue_url()
+        .queue_name(name)
+        .queue_owner_aws_account_id(account)
+        .send()
+        .await
+    {
+        Ok(out) => out.queue_url().map(str::to_owned),
+        Err(e) => {
+            let e = Error::from(classify(
+                BACKEND,
+                "GetQueueUrl (redrive dead-letter queue)",
+                e,
+            ));
+            tracing::warn!(
+                dead_letter_queue = arn,
+                error = %e,
+                "the redrive policy's dead-letter queue cannot be found: poison is released \
+                 for the policy to move"
+            );
+            None
         }
     }
 }
@@ -143,6 +199,22 @@ fn dedup_id(message_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redrive_targets_are_sqs_queue_arns() {
+        let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:dlq","maxReceiveCount":"10"}"#;
+        assert_eq!(
+            redrive_target(policy).as_deref(),
+            Some("arn:aws:sqs:us-east-1:123456789012:dlq")
+        );
+        assert_eq!(
+            queue_of_arn("arn:aws:sqs:us-east-1:123456789012:dlq"),
+            Some(("dlq", "123456789012"))
+        );
+        assert_eq!(queue_of_arn("arn:aws:sns:us-east-1:123456789012:t"), None);
+        assert_eq!(queue_of_arn("arn:aws:sqs:us-east-1::dlq"), None);
+        assert_eq!(redrive_target("not json"), None);
+    }
 
     #[test]
     fn dedup_ids_are_printable_short_and_never_empty() {

@@ -7,14 +7,24 @@
 //! |-------------|----------|
 //! | receive     | `ReceiveMessage` (up to 10, long poll, `ApproximateReceiveCount` = delivery count) |
 //! | ack         | `DeleteMessageBatch`, up to 10 acks per call |
-//! | nack(delay) | `ChangeMessageVisibility(delay)` (at most 12 h), at once |
+//! | nack(delay), defer(delay) | standard queue with a redrive policy: `SendMessage` of a copy due after the delay + delete, so the receive count starts again (see below); otherwise, or no delay, or a delay over 15 min: `ChangeMessageVisibility(delay)` (at most 12 h), at once |
 //! | extend(by)  | `ChangeMessageVisibilityBatch(by)`, the extensions asked for within 20 ms |
 //!
 //! Acks are coalesced per queue over a window sized to the lease (a tenth
 //! of the visibility timeout, at most 5 s); a batch goes out at once when
 //! it is full, when every delivery handed out is settled or waiting in a
 //! batch, or when the source is [closed](AlertSource::close).
-//! | dead-letter | `SendMessage` to the configured dead-letter queue + delete; or, without one, release for the queue's redrive policy; or, without either, delete (the body lives on in the audit record) |
+//! | dead-letter | `SendMessage` to the configured dead-letter queue, else to the redrive policy's, + delete; or, when that queue cannot be found, release for the queue's redrive policy; or, without either, delete (the body lives on in the audit record) |
+//!
+//! # Retries keep their redrive budget
+//!
+//! SQS counts every receive toward the redrive policy's `maxReceiveCount`,
+//! including deferrals and receives that went to a worker that died while
+//! its long poll waited. A retried or deferred delivery (with a delay) on a
+//! standard queue with a redrive policy is therefore re-queued as a new message carrying its failed attempts
+//! ([`ATTEMPTS_ATTRIBUTE`]) and first-seen time ([`FIRST_SEEN_ATTRIBUTE`]);
+//! the delivery count is attempts + receives. Deferrals add no attempt.
+//! [`SqsSourceBuilder::requeue_retries`] turns this off.
 //!
 //! # FIFO queues
 //!
@@ -45,6 +55,7 @@ mod dead_letter;
 mod error;
 mod fifo;
 mod receive;
+mod requeue;
 mod settle;
 
 pub use builder::{SqsConfigKey, SqsSourceBuilder};
@@ -77,6 +88,13 @@ const MAX_WAIT_SECS: u64 = 20;
 pub const REASON_ATTRIBUTE: &str = "remediation-dead-letter-reason";
 /// The message attribute carrying the original message id on parked messages.
 pub const SOURCE_MESSAGE_ID_ATTRIBUTE: &str = "remediation-source-message-id";
+
+/// The message attribute carrying a re-queued message's failed attempts
+/// (see [`SqsSourceBuilder::requeue_retries`]).
+pub const ATTEMPTS_ATTRIBUTE: &str = "remediation-attempts";
+/// The message attribute carrying when a re-queued message's finding was
+/// first received (ms since the epoch).
+pub const FIRST_SEEN_ATTRIBUTE: &str = "remediation-first-seen";
 
 /// An Amazon SQS queue as a source of deliveries. Cheap to clone.
 ///
@@ -149,6 +167,12 @@ struct Shared {
     visibility: Duration,
     flush_after: Duration,
     fifo: bool,
+    /// Retries re-queued rather than made visible again (standard queues).
+    requeue: bool,
+    /// The redrive policy's dead-letter queue, where this source parks
+    /// poison itself when it re-queues retries (a re-queued message's
+    /// receive count no longer reaches the policy's limit).
+    redrive_target_url: Option<String>,
     /// Where API calls are counted (shared with the ack batcher).
     slot: Arc<StatsSlot>,
     /// The ack batcher, started on first use (it needs a runtime).

@@ -96,12 +96,22 @@ impl Shared {
         };
         let attrs = m.attributes.unwrap_or_default();
         let attr = |name: MessageSystemAttributeName| attrs.get(&name).cloned();
-        let count = attr(MessageSystemAttributeName::ApproximateReceiveCount)
+        let receives = attr(MessageSystemAttributeName::ApproximateReceiveCount)
             .and_then(|c| c.parse::<u32>().ok())
             .unwrap_or(1);
-        let first_seen = attr(MessageSystemAttributeName::ApproximateFirstReceiveTimestamp)
+        let first_seen_ms = attr(MessageSystemAttributeName::ApproximateFirstReceiveTimestamp)
             .or_else(|| attr(MessageSystemAttributeName::SentTimestamp))
-            .and_then(|ms| ms.parse::<u64>().ok())
+            .and_then(|ms| ms.parse::<u64>().ok());
+        let message_attributes = m.message_attributes.unwrap_or_default();
+        // Re-queued retries carry their attempts and first-seen time.
+        let carried = (self.requeue && !self.fifo)
+            .then(|| super::requeue::carried(&message_attributes, first_seen_ms));
+        let count = carried
+            .as_ref()
+            .map_or(receives, |c| c.attempts.saturating_add(receives));
+        let first_seen = carried
+            .as_ref()
+            .map_or(first_seen_ms, |c| c.first_seen_ms)
             .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
         let group = attr(MessageSystemAttributeName::MessageGroupId);
         let message_id = m.message_id.unwrap_or_default();
@@ -111,7 +121,11 @@ impl Shared {
             receipt,
             message_id: message_id.clone(),
             group: group.clone(),
-            body: self.dead_letter_queue_url.as_ref().map(|_| body.clone()),
+            body: (self.dead_letter_queue_url.is_some()
+                || self.redrive_target_url.is_some()
+                || carried.is_some())
+            .then(|| body.clone()),
+            carried,
             settled: AtomicBool::new(false),
             open: AtomicBool::new(true),
         };
@@ -130,7 +144,7 @@ impl Shared {
                 _ => d = d.with_attribute(name.as_str(), value.clone()),
             }
         }
-        for (name, value) in m.message_attributes.unwrap_or_default() {
+        for (name, value) in message_attributes {
             if let Some(s) = value.string_value() {
                 d = d.with_attribute(format!("attribute.{name}"), s);
             }

@@ -24,8 +24,12 @@ pub(super) struct SqsSettle {
     pub(super) receipt: String,
     pub(super) message_id: String,
     pub(super) group: Option<String>,
-    /// The body, kept (shared, not copied) when dead letters are sent to a queue.
+    /// The body, kept (shared, not copied) when dead letters are sent to a
+    /// queue or retries are re-queued.
     pub(super) body: Option<Bytes>,
+    /// What a re-queued copy carries (`requeue.rs`); `None` when retries
+    /// change the visibility instead (FIFO queues, re-queueing off).
+    pub(super) carried: Option<super::requeue::Carried>,
     /// Set once ack, nack or dead-letter ran (FIFO bookkeeping on drop).
     pub(super) settled: AtomicBool,
     /// Set while this delivery may still send a terminal settle (counted in
@@ -61,6 +65,37 @@ impl fmt::Debug for SqsSettle {
 }
 
 impl SqsSettle {
+    /// Delivers the message again after `retry_after`: re-queued with
+    /// `attempts` (see `requeue.rs`), or, for a release at once or when
+    /// that cannot be done, by a visibility change.
+    async fn retry(&self, retry_after: Duration, attempts: u32) -> Result<()> {
+        // A release for now (a shutdown, the end of a dry run's pass) is a
+        // visibility change: one-off, and it leaves the message as it was.
+        let requeued = if retry_after.is_zero() {
+            Ok(false)
+        } else {
+            self.requeue(retry_after, attempts).await
+        };
+        match requeued {
+            Ok(true) => {
+                self.done(true).await;
+                return Ok(());
+            }
+            Ok(false) => {}
+            Err(e) => {
+                self.done(true).await;
+                return Err(e);
+            }
+        }
+        self.leave();
+        let outcome = self
+            .shared
+            .change_visibility(&self.receipt, ceil_secs(retry_after))
+            .await;
+        self.done(true).await;
+        outcome
+    }
+
     /// This delivery sends no further terminal settle: a batch waiting for
     /// it need not wait any longer.
     fn leave(&self) {
@@ -101,13 +136,18 @@ impl Settle for SqsSettle {
     }
 
     async fn nack(&self, retry_after: Duration) -> Result<()> {
-        self.leave();
-        let outcome = self
-            .shared
-            .change_visibility(&self.receipt, ceil_secs(retry_after))
-            .await;
-        self.done(true).await;
-        outcome
+        // A failed attempt: the copy counts one more.
+        let attempts = self
+            .carried
+            .as_ref()
+            .map_or(0, |c| c.attempts.saturating_add(1));
+        self.retry(retry_after, attempts).await
+    }
+
+    async fn defer(&self, retry_after: Duration) -> Result<()> {
+        // Not an attempt: the copy counts as many as this one did.
+        let attempts = self.carried.as_ref().map_or(0, |c| c.attempts);
+        self.retry(retry_after, attempts).await
     }
 
     async fn extend(&self, by: Duration) -> Result<()> {
@@ -122,6 +162,19 @@ impl Settle for SqsSettle {
             self.shared.dead_letter_mode,
         ) {
             (Some(dlq), _) => {
+                let outcome = self.park(dlq, reason).await;
+                self.done(outcome.is_err()).await;
+                outcome.map(|()| DeadLetterOutcome::Parked)
+            }
+            // Retries are re-queued, so receive counts start again and the
+            // policy would be slow to move it: park it in the policy's
+            // queue now.
+            (None, DeadLetterMode::Redrive) if self.shared.redrive_target_url.is_some() => {
+                let dlq = self
+                    .shared
+                    .redrive_target_url
+                    .as_deref()
+                    .unwrap_or_default();
                 let outcome = self.park(dlq, reason).await;
                 self.done(outcome.is_err()).await;
                 outcome.map(|()| DeadLetterOutcome::Parked)
