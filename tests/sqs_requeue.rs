@@ -96,8 +96,9 @@ async fn dead_receives_after_a_retry_do_not_dead_letter_a_finding_unrun() {
             continue;
         }
         let again = again.expect("the finding came back to a live worker");
-        // One failed attempt + three receives of the copy.
+        // One failed attempt + three receives of the copy; its second attempt.
         assert_eq!(again.delivery_count(), 4);
+        assert_eq!(again.attempt(), 2);
         assert_eq!(&again.body()[..], b"{\"alertId\":\"P-1\"}");
         assert_eq!(
             again
@@ -131,6 +132,7 @@ async fn deferrals_cost_no_receives_and_no_attempts() {
     for _ in 0..6 {
         let d = one(&source).await.expect("delivered again");
         assert_eq!(d.delivery_count(), 1, "a deferral counted");
+        assert_eq!(d.attempt(), 1);
         d.defer(Duration::from_secs(1)).await.expect("defer");
     }
     let d = one(&source).await.expect("delivered again");

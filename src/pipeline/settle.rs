@@ -43,6 +43,7 @@ pub(super) enum Action {
 pub(super) fn decide(
     result: &EventResult,
     count: u32,
+    attempt: u32,
     caps: &Capabilities,
     config: &EngineConfig,
     dry_run: bool,
@@ -55,7 +56,9 @@ pub(super) fn decide(
             Action::Leave
         };
     }
-    let backoff = || config.retry.delay(count, message_id);
+    // The backoff doubles per attempt, not per receive: receives nobody
+    // worked on (deferrals, a dead worker's poll) do not lengthen it.
+    let backoff = || config.retry.delay(attempt, message_id);
     match result.decision {
         AuditDecision::Executed | AuditDecision::Planned | AuditDecision::Shadow => Action::Ack,
         AuditDecision::Skipped if result.retry_now => {
@@ -123,9 +126,11 @@ impl Core {
     ) -> impl Future<Output = Settled> + Send + '_ {
         async move {
             let count = delivery.delivery_count();
+            let attempt = delivery.attempt();
             let mut action = decide(
                 &result,
                 count,
+                attempt,
                 &self.caps,
                 &self.config,
                 self.dry_run(),
@@ -139,7 +144,7 @@ impl Core {
                     Action::DeadLetter(_) => true,
                     Action::Nack(_) | Action::Defer(_) => !self.caps.redelivery,
                     Action::Hold | Action::Leave => matches!(
-                        decide(&result, count, &self.caps, &self.config, false, ""),
+                        decide(&result, count, attempt, &self.caps, &self.config, false, ""),
                         Action::DeadLetter(_)
                     ),
                     Action::Ack => false,
@@ -212,7 +217,7 @@ impl Core {
                     tracing::error!(error = %e, "audit record not written: the delivery is not settled destructively");
                     settled.settle_error = Some(why);
                     action = if self.caps.redelivery {
-                        Action::Defer(self.config.retry.delay(count, delivery.message_id()))
+                        Action::Defer(self.config.retry.delay(attempt, delivery.message_id()))
                     } else {
                         Action::Leave
                     };

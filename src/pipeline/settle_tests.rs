@@ -109,7 +109,7 @@ fn every_case_of_the_settle_table() {
                             ..Capabilities::default()
                         };
                         let r = result(name);
-                        let action = decide(&r, count, &caps, &config, dry, "m-1");
+                        let action = decide(&r, count, count, &caps, &config, dry, "m-1");
                         let backoff = config.retry.delay(count, "m-1");
                         let want = if dry && !settle_in_dry_run {
                             // A dry run holds what will come back, and leaves the rest.
@@ -143,6 +143,7 @@ fn dead_letters_name_the_reason_and_the_count() {
     let Action::DeadLetter(reason) = decide(
         &result("failed"),
         config.max_deliveries,
+        1,
         &caps,
         &config,
         false,
@@ -151,7 +152,7 @@ fn dead_letters_name_the_reason_and_the_count() {
         panic!("expected a dead letter");
     };
     assert_eq!(reason, "step_failed after 5 deliveries: exit 1");
-    let Action::DeadLetter(reason) = decide(&result("rejected"), 1, &caps, &config, false, "m")
+    let Action::DeadLetter(reason) = decide(&result("rejected"), 1, 1, &caps, &config, false, "m")
     else {
         panic!("expected a dead letter");
     };

@@ -139,6 +139,7 @@ pub struct Delivery {
     body: Bytes,
     message_id: String,
     delivery_count: u32,
+    attempt: Option<u32>,
     first_seen: Option<SystemTime>,
     attributes: BTreeMap<String, String>,
     truncated_at: Option<usize>,
@@ -171,6 +172,7 @@ impl Delivery {
             body: body.into(),
             message_id: message_id.into(),
             delivery_count: 1,
+            attempt: None,
             first_seen: None,
             attributes: BTreeMap::new(),
             truncated_at: None,
@@ -188,6 +190,15 @@ impl Delivery {
     /// Sets how many times this message has been delivered (1 = first time).
     pub fn with_delivery_count(mut self, count: u32) -> Self {
         self.delivery_count = count.max(1);
+        self
+    }
+
+    /// Sets which attempt this delivery is (1 for the first): what the
+    /// retry backoff doubles by. Sources that know failed attempts apart
+    /// from receives set it (the SQS source when it re-queues retries);
+    /// otherwise it is the delivery count.
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = Some(attempt.max(1));
         self
     }
 
@@ -233,6 +244,12 @@ impl Delivery {
     /// How many times this message has been delivered, 1 the first time.
     pub fn delivery_count(&self) -> u32 {
         self.delivery_count
+    }
+
+    /// Which attempt this delivery is (see [`with_attempt`](Self::with_attempt));
+    /// the delivery count unless the source said otherwise.
+    pub fn attempt(&self) -> u32 {
+        self.attempt.unwrap_or(self.delivery_count)
     }
 
     /// When the source first saw the message, if it knows.

@@ -116,6 +116,7 @@ impl Shared {
         let group = attr(MessageSystemAttributeName::MessageGroupId);
         let message_id = m.message_id.unwrap_or_default();
         let body = Bytes::from(m.body.unwrap_or_default());
+        let attempt = carried.as_ref().map(|c| c.attempts.saturating_add(1));
         let settle = SqsSettle {
             shared: Arc::clone(self),
             receipt,
@@ -133,6 +134,9 @@ impl Shared {
         let mut d = Delivery::new(message_id, body, Arc::new(settle))
             .with_delivery_count(count)
             .with_lease_deadline(deadline);
+        if let Some(attempt) = attempt {
+            d = d.with_attempt(attempt);
+        }
         if let Some(at) = first_seen.filter(|t| *t <= SystemTime::now() + Duration::from_secs(3600))
         {
             d = d.with_first_seen(at);
