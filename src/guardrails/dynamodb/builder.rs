@@ -2,18 +2,12 @@
 //! in code or read through [`DynamoDbGuardrailsConfigKey`]s from the
 //! environment; and [`DynamoDbGuardrails::create_table`] for tests and set-up.
 
-use super::{BACKEND, DynamoDbGuardrails, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
-use crate::aws::{AwsClientOptions, classify};
+use super::{DynamoDbGuardrails, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
+use crate::aws::AwsClientOptions;
 use crate::config::{self, Problems};
 use crate::error::{Error, Result};
 use crate::telemetry::{Stats, StatsSlot};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification,
-};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,20 +141,7 @@ impl DynamoDbGuardrailsBuilder {
         let table = table.ok_or_else(|| Error::Config(NO_TABLE.into()))?;
         let client = match self.client {
             Some(c) => c,
-            None => {
-                let shared = self.aws.load().await;
-                let timeout = self.timeout.unwrap_or(Duration::from_secs(5));
-                let timeouts = TimeoutConfig::builder()
-                    .connect_timeout(timeout.min(Duration::from_secs(2)))
-                    .operation_attempt_timeout(timeout)
-                    .operation_timeout(timeout)
-                    .build();
-                Client::from_conf(
-                    aws_sdk_dynamodb::config::Builder::from(&shared)
-                        .timeout_config(timeouts)
-                        .build(),
-                )
-            }
+            None => crate::aws::dynamo::client(&self.aws, self.timeout).await,
         };
         Ok(DynamoDbGuardrails {
             client,
@@ -178,11 +159,6 @@ fn timeout(text: &str) -> std::result::Result<Duration, String> {
     }
 }
 
-/// Builds a table-definition part, or says which could not be built.
-fn part<T>(built: std::result::Result<T, impl fmt::Display>) -> Result<T> {
-    built.map_err(|e| Error::Config(format!("guardrails table definition: {e}")))
-}
-
 impl DynamoDbGuardrails {
     /// Creates the table if it does not exist (on-demand billing, partition
     /// key `pk` string, no sort key), waits until it is active, and enables
@@ -190,80 +166,8 @@ impl DynamoDbGuardrails {
     /// `dynamodb:CreateTable`, `DescribeTable` and `UpdateTimeToLive`.
     /// Idempotent. Not counted in the stats.
     pub async fn create_table(&self) -> Result<()> {
-        let created = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(part(
-                AttributeDefinition::builder()
-                    .attribute_name(KEY_ATTRIBUTE)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build(),
-            )?)
-            .key_schema(part(
-                KeySchemaElement::builder()
-                    .attribute_name(KEY_ATTRIBUTE)
-                    .key_type(KeyType::Hash)
-                    .build(),
-            )?)
-            .send()
-            .await;
-        if let Err(e) = created {
-            if !e
-                .as_service_error()
-                .is_some_and(|s| s.is_resource_in_use_exception())
-            {
-                return Err(classify(BACKEND, "CreateTable", e).into());
-            }
-        }
-        let step = Duration::from_millis(250);
-        let mut waited = Duration::ZERO;
-        while self.status().await? != Some(TableStatus::Active) {
-            if waited > Duration::from_secs(120) {
-                return Err(Error::Timeout {
-                    what: format!("DynamoDB table {} becoming active", self.table),
-                    after: waited,
-                });
-            }
-            tokio::time::sleep(step).await;
-            waited += step;
-        }
-        let spec = part(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL_ATTRIBUTE)
-                .enabled(true)
-                .build(),
-        )?;
-        let ttl = self
-            .client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(spec)
-            .send()
-            .await;
-        match ttl {
-            Err(e)
-                if !e
-                    .as_service_error()
-                    .and_then(|s| s.message())
-                    .is_some_and(|m| m.contains("already enabled")) =>
-            {
-                Err(classify(BACKEND, "UpdateTimeToLive", e).into())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    async fn status(&self) -> Result<Option<TableStatus>> {
-        let described = self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
+        crate::aws::dynamo::create_table(&self.client, &self.table, KEY_ATTRIBUTE, TTL_ATTRIBUTE)
             .await
-            .map_err(|e| classify(BACKEND, "DescribeTable", e))?;
-        Ok(described.table().and_then(|t| t.table_status()).cloned())
     }
 }
 

@@ -9,7 +9,6 @@ use crate::config::{self, Problems};
 use crate::error::{Error, Result};
 use crate::telemetry::{Stats, StatsSlot};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,20 +161,7 @@ impl DynamoDedupBuilder {
         let table = table.ok_or_else(|| Error::Config(NO_TABLE.into()))?;
         let client = match self.client {
             Some(c) => c,
-            None => {
-                let shared = self.aws.load().await;
-                let timeout = self.timeout.unwrap_or(Duration::from_secs(5));
-                let config = aws_sdk_dynamodb::config::Builder::from(&shared)
-                    .timeout_config(
-                        TimeoutConfig::builder()
-                            .connect_timeout(timeout.min(Duration::from_secs(2)))
-                            .operation_attempt_timeout(timeout)
-                            .operation_timeout(timeout)
-                            .build(),
-                    )
-                    .build();
-                Client::from_conf(config)
-            }
+            None => crate::aws::dynamo::client(&self.aws, self.timeout).await,
         };
         Ok(DynamoDedup {
             client,
