@@ -11,11 +11,12 @@
 
 mod support;
 
-use remediation::guardrails::{Circuit, DynamoDbGuardrails, GuardrailStore, Window};
+use remediation::guardrails::{DynamoDbGuardrails, GuardrailStore, Window};
 use remediation::telemetry::{ApiCall, Stats};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::moto::{MotoServer, venv};
+use support::store_semantics;
 
 async fn store(moto: &MotoServer, table: &str) -> DynamoDbGuardrails {
     DynamoDbGuardrails::builder()
@@ -55,44 +56,7 @@ async fn a_bucket_spaces_tokens_after_its_burst() {
     let stats = Arc::new(Stats::new());
     store.attach_stats(&stats);
     let t0 = base();
-    let at = |ms: u64| t0 + Duration::from_millis(ms);
-    let every = Duration::from_millis(500);
-    // Burst 2: two at once, then one every 500 ms.
-    assert_eq!(store.take("k", every, 2, at(0)).await.unwrap(), None);
-    assert_eq!(store.take("k", every, 2, at(0)).await.unwrap(), None);
-    assert_eq!(
-        store.take("k", every, 2, at(0)).await.unwrap(),
-        Some(Duration::from_millis(500))
-    );
-    assert_eq!(
-        store.take("k", every, 2, at(200)).await.unwrap(),
-        Some(Duration::from_millis(300))
-    );
-    assert_eq!(store.take("k", every, 2, at(500)).await.unwrap(), None);
-    // Another key has its own bucket.
-    assert_eq!(store.take("other", every, 1, at(500)).await.unwrap(), None);
-    assert_eq!(
-        store.take("other", every, 1, at(600)).await.unwrap(),
-        Some(Duration::from_millis(400))
-    );
-    // A fraction of a millisecond is kept: three a second, exactly.
-    let third = Duration::from_secs(1) / 3;
-    for i in 0..3 {
-        assert_eq!(
-            store
-                .take("thirds", third, 1, at(1_000) + third * i)
-                .await
-                .unwrap(),
-            None
-        );
-    }
-    assert!(
-        store
-            .take("thirds", third, 1, at(1_999))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    store_semantics::buckets(&store, t0).await;
     // Every answer is one read; a token taken is one conditional write.
     assert_eq!(stats.api_calls(ApiCall::DynamoDbGetItem), 11);
     assert_eq!(stats.api_calls(ApiCall::DynamoDbPutItem), 7);
@@ -103,52 +67,7 @@ async fn a_window_counts_members_once_and_slides() {
     let moto = MotoServer::start_serialized(&venv());
     let store = table(&moto, "guardrails-window").await;
     let t0 = base();
-    let at = |ms: u64| t0 + Duration::from_millis(ms);
-    let w = Duration::from_secs(10);
-    assert_eq!(
-        store.admit("r", w, 2, Some("a"), at(0)).await.unwrap(),
-        Window::Admitted { count: 1 }
-    );
-    assert_eq!(
-        store.admit("r", w, 2, Some("a"), at(1)).await.unwrap(),
-        Window::Counted
-    );
-    assert_eq!(
-        store.admit("r", w, 2, Some("b"), at(2_000)).await.unwrap(),
-        Window::Admitted { count: 2 }
-    );
-    assert_eq!(
-        store.admit("r", w, 2, Some("c"), at(3_000)).await.unwrap(),
-        Window::Full {
-            count: 2,
-            retry_after: Duration::from_secs(7)
-        }
-    );
-    // `a` left the window at 10 s.
-    assert_eq!(
-        store.admit("r", w, 2, Some("c"), at(10_000)).await.unwrap(),
-        Window::Admitted { count: 2 }
-    );
-    // `b` is still in it, `c` now too; anonymous entries count each time.
-    assert_eq!(
-        store.admit("r", w, 2, Some("b"), at(10_001)).await.unwrap(),
-        Window::Counted
-    );
-    assert_eq!(
-        store.admit("anon", w, 2, None, at(0)).await.unwrap(),
-        Window::Admitted { count: 1 }
-    );
-    assert_eq!(
-        store.admit("anon", w, 2, None, at(0)).await.unwrap(),
-        Window::Admitted { count: 2 }
-    );
-    assert!(
-        !store
-            .admit("anon", w, 2, None, at(9_999))
-            .await
-            .unwrap()
-            .admitted()
-    );
+    store_semantics::windows(&store, t0).await;
 }
 
 #[tokio::test]
@@ -158,67 +77,7 @@ async fn circuits_open_once_and_close_with_their_counts() {
     let stats = Arc::new(Stats::new());
     store.attach_stats(&stats);
     let t0 = base();
-    let at = |ms: u64| t0 + Duration::from_millis(ms);
-    let first = Circuit::new(at(0), "first", None);
-    store.open("rule:x", &first).await.unwrap();
-    store
-        .open("rule:x", &Circuit::new(at(5), "second", None))
-        .await
-        .unwrap();
-    assert_eq!(store.circuit("rule:x").await.unwrap(), Some(first.clone()));
-    let cooling = Circuit::new(at(0), "cools", Some(at(60_000)));
-    store
-        .open("target:aws:1:us-east-1", &cooling)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.circuits().await.unwrap(),
-        vec![
-            ("rule:x".to_owned(), first),
-            ("target:aws:1:us-east-1".to_owned(), cooling)
-        ]
-    );
-    // The counts beside it (and buckets and windows) are not circuits.
-    let w = Duration::from_secs(60);
-    store.admit("rule:x#runs", w, 1, None, at(0)).await.unwrap();
-    store
-        .admit("rule:x#failures", w, 1, None, at(0))
-        .await
-        .unwrap();
-    store.take("rate:x", w, 1, at(0)).await.unwrap();
-    assert!(
-        !store
-            .admit("rule:x#runs", w, 1, None, at(1))
-            .await
-            .unwrap()
-            .admitted()
-    );
-    assert_eq!(store.circuits().await.unwrap().len(), 2);
-
-    assert!(store.close("rule:x").await.unwrap());
-    assert!(!store.close("rule:x").await.unwrap());
-    assert_eq!(store.circuit("rule:x").await.unwrap(), None);
-    let left = store.circuits().await.unwrap();
-    assert_eq!(left.len(), 1);
-    assert_eq!(left[0].0, "target:aws:1:us-east-1");
-    // Its counts went with it.
-    for window in ["rule:x#runs", "rule:x#failures"] {
-        assert_eq!(
-            store.admit(window, w, 1, None, at(2)).await.unwrap(),
-            Window::Admitted { count: 1 },
-            "{window}"
-        );
-    }
-    // Through the library call too (a bare name is a rule).
-    store
-        .open("rule:y", &Circuit::new(at(0), "y", None))
-        .await
-        .unwrap();
-    assert!(
-        remediation::guardrails::close_circuit(&store, "y")
-            .await
-            .unwrap()
-    );
+    store_semantics::circuits(&store, t0).await;
     assert!(stats.api_calls(ApiCall::DynamoDbScan) >= 3);
     assert_eq!(stats.api_calls(ApiCall::DynamoDbDeleteItem), 9);
 }

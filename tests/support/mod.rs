@@ -16,6 +16,7 @@ pub mod recording;
 pub mod servicebus;
 #[cfg(feature = "sqs")]
 pub mod sqs_moto;
+pub mod store_semantics;
 
 use remediation::engine::Engine;
 use remediation::executor::{ContextMap, ProcessExecutor};
