@@ -69,7 +69,8 @@ impl Held {
         tracing::info!(count = held.len(), "dry run: releasing what it held");
         let releases = held.into_iter().map(|d| async move {
             let id = d.message_id().to_owned();
-            match d.nack(Duration::ZERO).await {
+            // Not an attempt: nothing was tried.
+            match d.defer(Duration::ZERO).await {
                 Ok(()) => stats.incr(Counter::Nacked),
                 Err(e) => {
                     stats.incr(Counter::SettleErrors);
