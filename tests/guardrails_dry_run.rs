@@ -55,7 +55,7 @@ impl GuardrailStore for Counting {
         self.inner.circuit(key).await
     }
 
-    async fn open(&self, key: &str, circuit: &Circuit) -> remediation::Result<()> {
+    async fn open(&self, key: &str, circuit: &Circuit) -> remediation::Result<bool> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.open(key, circuit).await
     }

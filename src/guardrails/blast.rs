@@ -486,7 +486,7 @@ mod tests {
         async fn circuit(&self, _: &str) -> Result<Option<crate::guardrails::Circuit>> {
             Err(down())
         }
-        async fn open(&self, _: &str, _: &crate::guardrails::Circuit) -> Result<()> {
+        async fn open(&self, _: &str, _: &crate::guardrails::Circuit) -> Result<bool> {
             Err(down())
         }
         async fn close(&self, _: &str) -> Result<bool> {

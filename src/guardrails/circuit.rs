@@ -139,7 +139,11 @@ impl CircuitBreakers {
     async fn trip(&self, key: &str, trip: &Trip, reason: String) -> Result<()> {
         let now = SystemTime::now();
         let circuit = Circuit::new(now, reason.clone(), trip.cool_down.map(|d| now + d));
-        self.store.open(key, &circuit).await?;
+        if !self.store.open(key, &circuit).await? {
+            // Another worker (or an earlier plan) opened it: counted and
+            // logged there.
+            return Ok(());
+        }
         self.opened.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
             circuit = key,
@@ -319,5 +323,61 @@ impl Stage for CircuitBreakers {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Cloud, Target};
+    use crate::plan::{Command, Step};
+
+    fn event(id: &str) -> Event {
+        let body = format!(r#"{{"alertId":"{id}","accountId":"123456789012","policyId":"p-1"}}"#);
+        crate::model::decode(body.as_bytes())
+            .unwrap()
+            .events
+            .remove(0)
+    }
+
+    fn plan() -> Plan {
+        let target = Target::new(Cloud::Aws, Some("123456789012".to_owned()));
+        let step = Step::new(Command::new("aws", vec!["iam".to_owned(), "x".to_owned()]));
+        Plan::new("alert-cli", target, vec![step])
+    }
+
+    /// Two workers sharing a store trip the same circuit: it opens once,
+    /// and only the worker whose write opened it counts (and logs) it.
+    #[tokio::test]
+    async fn a_circuit_opened_by_another_worker_is_not_counted_again() {
+        let store: Arc<dyn GuardrailStore> = Arc::new(crate::guardrails::MemoryGuardrails::new());
+        let trip = Trip {
+            max_runs: Some(1),
+            window: Duration::from_secs(60),
+            ..Trip::default()
+        };
+        let a = CircuitBreakers::new(Arc::clone(&store)).with_rule("p-1", trip);
+        let b = CircuitBreakers::new(Arc::clone(&store)).with_rule("p-1", trip);
+        assert_eq!(
+            a.before_execute(&event("1"), &plan()).await,
+            StageDecision::Proceed
+        );
+        // The second run trips it in `a`...
+        let held = a.before_execute(&event("2"), &plan()).await;
+        assert!(
+            matches!(
+                held,
+                StageDecision::Defer {
+                    code: "circuit_open",
+                    ..
+                }
+            ),
+            "{held:?}"
+        );
+        // ...and `b`, counting on the same store before it saw the circuit,
+        // finds it open already.
+        b.trip("rule:p-1", &trip, "raced".into()).await.unwrap();
+        assert_eq!((a.opened(), b.opened()), (1, 0));
+        assert_eq!(store.circuits().await.unwrap().len(), 1);
     }
 }

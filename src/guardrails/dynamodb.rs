@@ -395,7 +395,7 @@ impl GuardrailStore for DynamoDbGuardrails {
             .map(|i| circuit_of(&i)))
     }
 
-    async fn open(&self, key: &str, circuit: &Circuit) -> Result<()> {
+    async fn open(&self, key: &str, circuit: &Circuit) -> Result<bool> {
         let mut item = HashMap::from([
             (
                 OPENED_AT.to_owned(),
@@ -412,7 +412,6 @@ impl GuardrailStore for DynamoDbGuardrails {
         // Written once: a circuit already open stays as it was.
         self.write_if(&format!("{CIRCUIT_PREFIX}{key}"), item, None)
             .await
-            .map(|_| ())
     }
 
     async fn close(&self, key: &str) -> Result<bool> {

@@ -108,7 +108,9 @@ pub trait GuardrailStore: Send + Sync + fmt::Debug {
     async fn circuit(&self, key: &str) -> Result<Option<Circuit>>;
 
     /// Opens the circuit `key`; a circuit already open stays as it was.
-    async fn open(&self, key: &str, circuit: &Circuit) -> Result<()>;
+    /// Whether this call opened it (`false`: it was open already, perhaps
+    /// opened by another worker a moment before).
+    async fn open(&self, key: &str, circuit: &Circuit) -> Result<bool>;
 
     /// Closes the circuit `key` and empties its counts (`key`'s windows), so
     /// what was held back may run; whether it was open.
@@ -248,12 +250,13 @@ impl GuardrailStore for MemoryGuardrails {
         Ok(self.lock().circuits.get(key).cloned())
     }
 
-    async fn open(&self, key: &str, circuit: &Circuit) -> Result<()> {
-        self.lock()
-            .circuits
-            .entry(key.to_owned())
-            .or_insert_with(|| circuit.clone());
-        Ok(())
+    async fn open(&self, key: &str, circuit: &Circuit) -> Result<bool> {
+        let mut state = self.lock();
+        if state.circuits.contains_key(key) {
+            return Ok(false);
+        }
+        state.circuits.insert(key.to_owned(), circuit.clone());
+        Ok(true)
     }
 
     async fn close(&self, key: &str) -> Result<bool> {

@@ -104,11 +104,13 @@ pub async fn windows(store: &dyn GuardrailStore, t0: SystemTime) {
 pub async fn circuits(store: &dyn GuardrailStore, t0: SystemTime) {
     let at = |ms: u64| t0 + Duration::from_millis(ms);
     let first = Circuit::new(at(0), "first", None);
-    store.open("rule:x", &first).await.unwrap();
-    store
-        .open("rule:x", &Circuit::new(at(5), "second", None))
-        .await
-        .unwrap();
+    assert!(store.open("rule:x", &first).await.unwrap());
+    assert!(
+        !store
+            .open("rule:x", &Circuit::new(at(5), "second", None))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.circuit("rule:x").await.unwrap(), Some(first.clone()));
     let cooling = Circuit::new(at(0), "cools", Some(at(60_000)));
     store
