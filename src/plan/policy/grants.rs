@@ -164,7 +164,11 @@ fn aws(
 ) -> Result<(), Violation> {
     if !rules.identity_grants && IDENTITY_DOCUMENTS.contains(&path) {
         for value in option_values(command, "--policy-document") {
-            for statement in statements(document(value, files), "--policy-document")? {
+            let text = document(value, files);
+            if super::deny_doc::only_denies(text) == Some(true) {
+                continue;
+            }
+            for statement in statements(text, "--policy-document")? {
                 if statement.get("Effect").and_then(Value::as_str) != Some("Deny") {
                     return Err(refused(format!(
                         "`aws {path}` writes an identity policy with a statement that does not \

@@ -34,6 +34,7 @@
 mod arguments;
 pub(crate) mod catalog;
 mod check;
+mod deny_doc;
 mod file;
 pub(crate) mod grants;
 pub(crate) mod probe;
