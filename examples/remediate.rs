@@ -145,7 +145,7 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     claim_lease: u64,
     /// Stop once one receive waited the source's whole wait and got nothing
-    /// (`SQS_WAIT_TIME_SECONDS`, `SERVICEBUS_WAIT_SECONDS`: default 20 s; Pub/Sub
+    /// (`SQS_WAIT_TIME_SECONDS`: default 10 s; `SERVICEBUS_WAIT_SECONDS`: 20 s; Pub/Sub
     /// 10 s), after the work in flight finished; files and stdin end at their end.
     #[arg(long)]
     drain: bool,

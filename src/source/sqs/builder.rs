@@ -6,7 +6,7 @@
 use super::dead_letter::{redrive_mode, redrive_target_url};
 use super::error::SqsError;
 use super::fifo::Groups;
-use super::{BACKEND, MAX_VISIBILITY_SECS, MAX_WAIT_SECS, Shared, SqsSource};
+use super::{BACKEND, DEFAULT_WAIT_SECS, MAX_VISIBILITY_SECS, MAX_WAIT_SECS, Shared, SqsSource};
 use crate::aws::{AwsClientOptions, classify};
 use crate::config::{self, Problems};
 use crate::error::{Error, Result};
@@ -99,7 +99,7 @@ impl Default for SqsSourceBuilder {
             client: None,
             dead_letter_queue_url: None,
             requeue: true,
-            wait: Duration::from_secs(MAX_WAIT_SECS),
+            wait: Duration::from_secs(DEFAULT_WAIT_SECS),
             visibility: Duration::from_secs(30),
             flush_after: None,
             stats: None,
@@ -109,7 +109,7 @@ impl Default for SqsSourceBuilder {
 }
 
 impl SqsSourceBuilder {
-    /// A builder with the defaults: 20 s long polling, 30 s visibility
+    /// A builder with the defaults: 10 s long polling, 30 s visibility
     /// timeout, settles coalesced over a tenth of it, no dead-letter queue
     /// (the queue's redrive policy parks poison).
     pub fn new() -> Self {
@@ -234,7 +234,10 @@ impl SqsSourceBuilder {
     }
 
     /// How long a receive waits for messages (long polling); whole seconds,
-    /// at most 20. Default 20 s.
+    /// at most 20. Default 10 s: a worker killed while its receive waits
+    /// leaves that receive alive in SQS, hiding what it takes for a
+    /// visibility timeout; a shorter wait makes that rarer, at the cost of
+    /// more empty receives while idle (6 a minute at 10 s, 3 at 20 s).
     pub fn with_wait(mut self, wait: Duration) -> Self {
         self.wait = Duration::from_secs(wait.as_secs().min(MAX_WAIT_SECS));
         self
@@ -362,6 +365,11 @@ mod tests {
             QueueRef::Url("https://sqs.us-east-1.amazonaws.com/123456789012/alerts".into())
         );
         assert_eq!(QueueRef::parse("alerts"), QueueRef::Name("alerts".into()));
+    }
+
+    #[test]
+    fn the_default_wait_is_ten_seconds() {
+        assert_eq!(SqsSourceBuilder::new().wait, Duration::from_secs(10));
     }
 
     #[test]

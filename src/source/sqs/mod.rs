@@ -82,6 +82,12 @@ const SQS_BATCH: usize = 10;
 const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
 /// The longest long-poll wait SQS accepts.
 const MAX_WAIT_SECS: u64 = 20;
+/// The default long-poll wait: long enough that an idle worker makes six
+/// receives a minute, short enough that a worker killed while its receive
+/// waited (the receive lives on in SQS and hides what it takes for a
+/// visibility timeout, with nobody working on it) leaves a window half as
+/// long as the 20 s maximum would (`docs/chaos.md`).
+const DEFAULT_WAIT_SECS: u64 = 10;
 
 /// The message attribute carrying the dead-letter reason on messages this
 /// source parks in its dead-letter queue.
