@@ -178,3 +178,93 @@ async fn a_requeued_copy_is_dead_lettered_into_the_policys_queue() {
     }));
     assert_eq!(moto.depth(&url).await, (0, 0, 0));
 }
+
+/// A finding whose step failed, and whose re-queued copy then went to a dead
+/// worker's receive, keeps its attempts: with `max_deliveries` 3, its second
+/// failed attempt comes with delivery count 3 (one attempt + two receives of
+/// the copy) and is retried, not dead-lettered; the third attempt succeeds.
+/// (Before, the delivery count decided, and the finding was dead-lettered
+/// after two real attempts.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_receive_does_not_use_up_a_findings_attempts() {
+    use remediation::engine::{AuditDecision, Engine, EngineConfig, MemoryAudit};
+    use remediation::plan::CommandPolicy;
+    use remediation::planner::AlertCliPlanner;
+    use remediation::telemetry::Backoff;
+    use std::sync::Arc;
+    use support::recording::{RecordingExecutor, no_delay};
+
+    let moto = Moto::start().await;
+    let (url, dlq) = moto.create_redrive_pair("attempts", 10).await;
+    let alert = serde_json::json!({
+        "alertId": "P-4",
+        "accountId": "123456789012",
+        "cloudType": "aws",
+        "resourceRegionId": "global",
+        "policyName": "AWS IAM user with risky permissions",
+        "resourceName": "flaky",
+        "alertRemediationCli": "aws iam get-user --user-name flaky",
+    })
+    .to_string();
+    moto.send_all(&url, &[alert], None).await;
+    let mut executor = RecordingExecutor::new(no_delay);
+    executor.failures = 2;
+    let executor = Arc::new(executor);
+    let audit = Arc::new(MemoryAudit::new());
+    // One engine per worker, receiving with a 1 s wait: a stopped worker's
+    // last receive still runs in moto for up to 1 s (a dead receive of its
+    // own), so retries come after 2 s, when it has ended.
+    let worker = |source: SqsSource| {
+        Engine::builder(
+            Arc::new(source),
+            Arc::new(AlertCliPlanner::new(CommandPolicy::default())),
+            executor.clone(),
+        )
+        .config(
+            EngineConfig::default()
+                .with_max_deliveries(3)
+                .with_retry(Backoff::new(Duration::from_secs(2), Duration::from_secs(2))),
+        )
+        .audit(audit.clone())
+        .build()
+    };
+    let quick = || async {
+        moto.source()
+            .with_queue_url(&url)
+            .with_wait(Duration::from_secs(1))
+            .build()
+            .await
+            .expect("source")
+    };
+    // The first attempt fails and is re-queued with a 2 s delay (the worker
+    // stops once that re-queue is done).
+    let first = worker(quick().await);
+    let (summary, reached) =
+        support::run_until(&first, Duration::from_secs(20), |s| s.nacked >= 1).await;
+    assert!(reached, "{summary:?}");
+    // A worker takes the copy and dies.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(dead_receive(&moto, &url, 1).await, 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let second = worker(quick().await);
+    let (summary, reached) =
+        support::run_until(&second, Duration::from_secs(30), |s| s.executed >= 1).await;
+    assert!(reached, "{summary:?}");
+    let records = audit.records();
+    let seen: Vec<(AuditDecision, u32, bool)> = records
+        .iter()
+        .map(|r| (r.decision, r.delivery_count, r.dead_letter.is_some()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (AuditDecision::Failed, 1, false),
+            (AuditDecision::Failed, 3, false),
+            (AuditDecision::Executed, 3, false),
+        ],
+        "{records:?}"
+    );
+    assert_eq!(executor.done(), ["flaky"]);
+    assert!(moto.peek(&dlq).await.is_empty(), "dead-lettered");
+    assert_eq!(moto.depth(&url).await, (0, 0, 0));
+}

@@ -29,7 +29,10 @@ pub struct EngineConfig {
     /// The most deliveries asked for per receive call. Default 10.
     pub receive_batch: usize,
     /// A delivery that fails on its `max_deliveries`-th delivery is
-    /// dead-lettered instead of nacked. Default 5.
+    /// dead-lettered instead of nacked. Default 5. Where the source counts
+    /// failed attempts apart from receives ([`Delivery::attempt`](crate::source::Delivery::attempt)),
+    /// the `max_deliveries`-th failed attempt, or a delivery count of twice
+    /// this, whichever comes first.
     pub max_deliveries: u32,
     /// Retry delay after a failure, by delivery count.
     pub retry: Backoff,

@@ -70,7 +70,7 @@ pub(super) fn decide(
             Action::DeadLetter(format!("{}: {}", result.code, result.detail))
         }
         AuditDecision::Failed if result.retry_now => Action::Defer(Duration::ZERO),
-        AuditDecision::Failed if count >= config.max_deliveries && !result.service_outage => {
+        AuditDecision::Failed if !result.service_outage && used_up(count, attempt, config) => {
             Action::DeadLetter(format!(
                 "{} after {count} deliveries: {}",
                 result.code, result.detail
@@ -78,6 +78,24 @@ pub(super) fn decide(
         }
         AuditDecision::Failed => Action::Nack(backoff()),
     }
+}
+
+/// Whether a failed delivery has used up its budget: its `attempt`-th
+/// failed attempt reached `max_deliveries`, or its delivery count reached
+/// twice that.
+///
+/// Where the source counts failed attempts apart from receives (the SQS
+/// source when it re-queues retries), receives nobody settled — a worker
+/// SIGKILLed mid-step, a dead worker's long poll that took the message —
+/// do not use up a finding's attempts: a finding whose step failed four
+/// times and whose copy went once to a dead poll gets its fifth attempt.
+/// Those receives still count, twice as slowly, so a delivery whose
+/// attempts cannot be carried forward (a failed re-send) still ends; and a
+/// message that kills every worker that takes it is the redrive policy's
+/// (`maxReceiveCount`), which counts every receive. Elsewhere `attempt`
+/// is the delivery count, and this is `count >= max_deliveries`.
+fn used_up(count: u32, attempt: u32, config: &EngineConfig) -> bool {
+    attempt >= config.max_deliveries || count >= config.max_deliveries.saturating_mul(2)
 }
 
 /// Whether `action` leaves nothing to redeliver and no dead-letter queue

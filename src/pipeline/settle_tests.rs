@@ -140,10 +140,11 @@ fn every_case_of_the_settle_table() {
 fn dead_letters_name_the_reason_and_the_count() {
     let config = EngineConfig::default();
     let caps = Capabilities::default();
+    // A source that does not count attempts apart: the attempt is the count.
     let Action::DeadLetter(reason) = decide(
         &result("failed"),
         config.max_deliveries,
-        1,
+        config.max_deliveries,
         &caps,
         &config,
         false,
@@ -157,4 +158,40 @@ fn dead_letters_name_the_reason_and_the_count() {
         panic!("expected a dead letter");
     };
     assert_eq!(reason, "unsafe_command: no");
+}
+
+#[test]
+fn receives_nobody_settled_do_not_use_up_attempts() {
+    let config = EngineConfig::default();
+    let caps = Capabilities::default();
+    let max = config.max_deliveries;
+    let failed = result("failed");
+    // Four failed attempts, and one receive that went to a dead worker: a
+    // fifth attempt, after the fourth attempt's backoff.
+    assert_eq!(
+        decide(&failed, max, max - 1, &caps, &config, false, "m"),
+        Action::Nack(config.retry.delay(max - 1, "m"))
+    );
+    // The fifth failed attempt is the last, whatever the count.
+    assert!(matches!(
+        decide(&failed, max, max, &caps, &config, false, "m"),
+        Action::DeadLetter(_)
+    ));
+    // Receives still count, twice as slowly: attempts that could not be
+    // carried forward end too.
+    assert!(matches!(
+        decide(&failed, 2 * max - 1, 1, &caps, &config, false, "m"),
+        Action::Nack(_)
+    ));
+    let Action::DeadLetter(reason) = decide(&failed, 2 * max, 1, &caps, &config, false, "m") else {
+        panic!("expected a dead letter");
+    };
+    assert_eq!(reason, "step_failed after 10 deliveries: exit 1");
+    // An outage is never the message's fault.
+    let mut outage = result("failed");
+    outage.service_outage = true;
+    assert!(matches!(
+        decide(&outage, 2 * max, max, &caps, &config, false, "m"),
+        Action::Nack(_)
+    ));
 }

@@ -18,6 +18,8 @@ pub struct RecordingExecutor {
     delay_ms: fn(&str) -> u64,
     /// Whether each step's first attempt fails (exit 1).
     pub fail_first: bool,
+    /// How many first attempts of each step fail (exit 1), besides `fail_first`.
+    pub failures: u32,
     attempts: Mutex<HashMap<String, u32>>,
 }
 
@@ -28,6 +30,7 @@ impl RecordingExecutor {
             done: Mutex::new(Vec::new()),
             delay_ms,
             fail_first: false,
+            failures: 0,
             attempts: Mutex::new(HashMap::new()),
         }
     }
@@ -65,7 +68,7 @@ impl CommandExecutor for RecordingExecutor {
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        if self.fail_first && attempt == 1 {
+        if (self.fail_first && attempt == 1) || attempt <= self.failures {
             let mut o = StepOutcome::new(StepStatus::Failed);
             o.exit_code = Some(1);
             o.stderr_tail = "simulated failure".into();

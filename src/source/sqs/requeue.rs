@@ -17,10 +17,12 @@
 //! | [`ATTEMPTS_ATTRIBUTE`] | failed attempts so far (a nack adds one, a deferral none) |
 //! | [`FIRST_SEEN_ATTRIBUTE`] | when the finding was first received (ms since the epoch) |
 //!
-//! The delivery count the engine sees is attempts + the receive count, so a
-//! finding that keeps failing is still dead-lettered after
-//! `max_deliveries` attempts, and one that crashes its worker each time
-//! (no settle at all) still reaches the redrive policy. A release for now
+//! The delivery count the engine sees is attempts + the receive count, and
+//! the attempt ([`Delivery::attempt`](crate::source::Delivery::attempt)) is
+//! attempts + 1: a finding that keeps failing is dead-lettered at its
+//! `max_deliveries`-th failed attempt (receives nobody settled do not use
+//! them up), and one that crashes its worker each time (no settle at all)
+//! still reaches the redrive policy. A release for now
 //! (no delay: a shutdown, the end of a dry run's pass) and a message that
 //! cannot be re-sent (a FIFO queue, a delay beyond SQS's 15 minutes, no room
 //! for the attributes, a failed `SendMessage`) get a visibility change as
