@@ -13,14 +13,18 @@ fn aws_region(r: &str) -> bool {
     if r.eq_ignore_ascii_case("global") {
         return true;
     }
-    let parts: Vec<&str> = r.split('-').collect();
-    let Some((number, words)) = parts.split_last() else {
+    // Words of lowercase letters, then a number: split from the end, no
+    // allocation (this runs for every step's context).
+    let Some((words, number)) = r.rsplit_once('-') else {
         return false;
     };
-    (2..=4).contains(&words.len())
-        && words
-            .iter()
-            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+    let mut n = 0;
+    let words_ok = words.split('-').all(|w| {
+        n += 1;
+        !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase())
+    });
+    words_ok
+        && (2..=4).contains(&n)
         && !number.is_empty()
         && number.bytes().all(|b| b.is_ascii_digit())
 }
@@ -107,6 +111,36 @@ pub(super) fn check(target: &Target) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aws_regions_are_words_then_a_number() {
+        for ok in [
+            "us-east-1",
+            "us-gov-west-1",
+            "cn-north-1",
+            "eu-isoe-west-1",
+            "global",
+            "GLOBAL",
+        ] {
+            assert!(aws_region(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-1",
+            "us-1",
+            "us-east",
+            "us-east-",
+            "us--east-1",
+            "US-east-1",
+            "a-b-c-d-e-1",
+            "us-east-1a",
+            "us-east-1 ",
+            "-us-east-1",
+        ] {
+            assert!(!aws_region(bad), "{bad}");
+        }
+        assert!(aws_region("a-b-c-d-1"));
+    }
 
     fn target(cloud: Cloud, account: &str, region: &str) -> Target {
         Target::new(cloud, Some(account.to_owned())).with_region(region)

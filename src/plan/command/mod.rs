@@ -98,6 +98,15 @@ impl Command {
         });
     }
 
+    /// Remembers the verdict `checked` (shared by the commands of one
+    /// script, checked for the same target: one copy of the target per
+    /// script, not per command). The first verdict stays.
+    pub(crate) fn remember_checked(&self, checked: &std::sync::Arc<CheckedFor>) {
+        let _ = self
+            .checked_for
+            .get_or_init(|| std::sync::Arc::clone(checked));
+    }
+
     /// A command running `program` with `args`.
     pub fn new<I, S>(program: impl Into<String>, args: I) -> Self
     where

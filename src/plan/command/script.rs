@@ -126,6 +126,7 @@ pub(crate) fn parse_script_steps_for(
     let mut created: Vec<String> = Vec::new();
     // Everything the script creates, by name (specs that say `created`).
     let mut made: Vec<String> = Vec::new();
+    let mut ahead = target.map(crate::plan::policy::ScriptTarget::new);
     for (index, words) in statements.iter().enumerate() {
         let number = index + 1;
         if let Some((_, write)) = writes.next_if(|(i, _)| *i == index) {
@@ -171,7 +172,7 @@ pub(crate) fn parse_script_steps_for(
                 }
             }
             policy
-                .check_in_script(&command, &attached, &mut made, target)
+                .check_in_script(&command, &attached, &mut made, ahead.as_mut())
                 .map_err(|v| in_statement(v, number))?;
             attached_policies(&command, &mut created, number)?;
             if attached.is_empty() {

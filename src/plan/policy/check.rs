@@ -9,6 +9,7 @@ use super::{
 };
 use crate::error::{Refusal, Result};
 use crate::model::Target;
+use crate::plan::command::CheckedFor;
 use crate::plan::{Command, Step, StepFile};
 
 impl CommandPolicy {
@@ -118,12 +119,20 @@ impl CommandPolicy {
         command: &Command,
         files: &[StepFile],
         created: &mut Vec<String>,
-        target: Option<&Target>,
+        target: Option<&mut ScriptTarget<'_>>,
     ) -> std::result::Result<(), Violation> {
-        let scoped = self.violation_with(command, files, None, false, Some(created), target)?;
+        let ahead = target.as_ref().map(|t| t.target);
+        let scoped = self.violation_with(command, files, None, false, Some(created), ahead)?;
         if scoped && files.is_empty() {
             if let Some(target) = target {
-                command.remember_checked_for(self.fingerprint, target);
+                let fingerprint = self.fingerprint;
+                let checked = target.checked.get_or_insert_with(|| {
+                    std::sync::Arc::new(CheckedFor {
+                        fingerprint,
+                        target: target.target.clone(),
+                    })
+                });
+                command.remember_checked(checked);
             }
         }
         Ok(())
@@ -258,6 +267,22 @@ impl CommandPolicy {
             probe_deny: self.probe_deny,
         };
         spec::check(command, op, spec, parsed, files, options)
+    }
+}
+
+/// The target a script is checked for, with the verdict its commands share
+/// once one passed.
+pub(crate) struct ScriptTarget<'t> {
+    target: &'t Target,
+    checked: Option<std::sync::Arc<CheckedFor>>,
+}
+
+impl<'t> ScriptTarget<'t> {
+    pub(crate) fn new(target: &'t Target) -> Self {
+        ScriptTarget {
+            target,
+            checked: None,
+        }
     }
 }
 

@@ -51,6 +51,7 @@ pub use probe::{DenyProbe, ProbeVerdict};
 use super::Command;
 use crate::error::{Error, Refusal, Result};
 use catalog::Catalog;
+pub(crate) use check::ScriptTarget;
 use grants::GrantRules;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
