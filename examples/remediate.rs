@@ -36,6 +36,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[path = "remediate_support/check.rs"]
+mod check;
 #[path = "remediate_support/guardrails.rs"]
 mod guardrails;
 
@@ -186,6 +188,14 @@ enum Tool {
         /// The audit file (`--audit` of a run).
         #[arg(long, value_name = "FILE")]
         audit: PathBuf,
+        /// JSON for a pipeline instead of a table for a person.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Preflight: the source, each CLI (found, runs sealed, its version),
+    /// every `--account-profile` account (`sts get-caller-identity` names
+    /// it), the `--dedup-table`. Exit 1 when a check failed.
+    Check {
         /// JSON for a pipeline instead of a table for a person.
         #[arg(long)]
         json: bool,
@@ -403,6 +413,50 @@ async fn run(args: &Args) -> Result<Summary, Failure> {
     })?)
 }
 
+/// `remediate check [--json]`: exit 0 when every check passed, 1 when one
+/// failed, 2 when the checks could not be set up.
+async fn preflight(args: &Args, json: bool) -> ExitCode {
+    let contexts = contexts(args);
+    let clis = match contexts.clis() {
+        clis if clis.is_empty() => vec!["aws"],
+        clis => clis,
+    };
+    let policy = args.command_policy.clone().unwrap_or_default();
+    let mut executor =
+        ProcessExecutor::new(policy, contexts).with_timeout(Duration::from_secs(args.step_timeout));
+    for spec in &args.child_env {
+        executor = executor.with_child_env(spec);
+    }
+    let report = check::run(check::Setup {
+        source: args.source.as_deref(),
+        dedup_table: args.dedup_table.as_deref(),
+        executor: &executor,
+        clis,
+        accounts: args
+            .account_profiles
+            .iter()
+            .filter_map(|m| m.account.clone())
+            .collect(),
+    })
+    .await;
+    if json {
+        match serde_json::to_string(&report) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("remediate: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        println!("{report}");
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -422,6 +476,7 @@ async fn main() -> ExitCode {
                 guardrails::circuit(args.guardrails.as_deref(), close).await
             }
             Tool::Report { audit, json } => guardrails::report(audit, *json),
+            Tool::Check { json } => return preflight(&args, *json).await,
         };
         return match done {
             Ok(()) => ExitCode::SUCCESS,

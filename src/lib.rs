@@ -92,6 +92,7 @@ pub mod model;
 pub mod pipeline;
 pub mod plan;
 pub mod planner;
+pub mod preflight;
 pub mod redact;
 pub mod rules;
 pub mod source;

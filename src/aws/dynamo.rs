@@ -117,3 +117,51 @@ pub(crate) async fn create_table(client: &Client, table: &str, key: &str, ttl: &
         _ => Ok(()),
     }
 }
+
+/// Checks that `table` is there, active, and keyed by the string
+/// partition key `key` alone: what a store writes to. Needs
+/// `dynamodb:DescribeTable`. A missing table or another key is a
+/// configuration error naming what was found.
+pub(crate) async fn verify_table(client: &Client, table: &str, key: &str) -> Result<()> {
+    let described = client.describe_table().table_name(table).send().await;
+    let described = match described {
+        Ok(d) => d,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            return Err(Error::Config(format!(
+                "DynamoDB table {table} does not exist (create it: partition key `{key}`, string)"
+            )));
+        }
+        Err(e) => return Err(classify(BACKEND, "DescribeTable", e).into()),
+    };
+    let Some(t) = described.table() else {
+        return Err(Error::Config(format!(
+            "DynamoDB table {table}: no description"
+        )));
+    };
+    let keys: Vec<String> = t
+        .key_schema()
+        .iter()
+        .map(|k| format!("{} ({})", k.attribute_name(), k.key_type().as_str()))
+        .collect();
+    let hash_only = matches!(t.key_schema(), [k] if k.attribute_name() == key && *k.key_type() == KeyType::Hash);
+    let string_key = t
+        .attribute_definitions()
+        .iter()
+        .any(|a| a.attribute_name() == key && *a.attribute_type() == ScalarAttributeType::S);
+    if !(hash_only && string_key) {
+        return Err(Error::Config(format!(
+            "DynamoDB table {table} is keyed by {}, not by the string partition key `{key}` alone",
+            keys.join(", ")
+        )));
+    }
+    match t.table_status() {
+        Some(TableStatus::Active) | Some(TableStatus::Updating) => Ok(()),
+        other => Err(Error::Config(format!(
+            "DynamoDB table {table} is not active ({})",
+            other.map_or("unknown", |s| s.as_str())
+        ))),
+    }
+}

@@ -20,23 +20,8 @@ impl ProcessExecutor {
     ) -> Result<()> {
         let mut broken = Vec::new();
         for program in programs {
-            let step = Step::read_only(Command::new(program, ["--version"]));
-            match self.run(&step, ExecContext::default()).await {
-                // It started and answered: whatever its exit code, it runs
-                // sealed. 126/127 (cannot execute, not found) come from a
-                // shim or an interpreter missing on the sealed PATH, no exit
-                // code from a signal.
-                Ok(outcome)
-                    if outcome.status == StepStatus::Ok
-                        || outcome.exit_code.is_some_and(|c| !matches!(c, 126 | 127)) => {}
-                Ok(outcome) => broken.push(format!(
-                    "{program} (exit {}: {})",
-                    outcome
-                        .exit_code
-                        .map_or_else(|| "none".to_owned(), |c| c.to_string()),
-                    outcome.stderr_tail.lines().last().unwrap_or_default()
-                )),
-                Err(e) => broken.push(format!("{program} ({e})")),
+            if let Err(why) = self.version_line(program).await {
+                broken.push(format!("{program} ({why})"));
             }
         }
         if broken.is_empty() {
@@ -46,6 +31,51 @@ impl ProcessExecutor {
             "CLI cannot run inside the sealed child: {}",
             broken.join("; ")
         )))
+    }
+
+    /// `program --version` run once inside the sealed child: the first line
+    /// it printed (stdout, else stderr; aws CLI v1 prints to stderr), or,
+    /// as a configuration error, why it cannot run there (see
+    /// [`verify_programs`](Self::verify_programs)).
+    pub async fn program_version(&self, program: &str) -> Result<String> {
+        self.version_line(program).await.map_err(|why| {
+            Error::Config(format!(
+                "CLI cannot run inside the sealed child: {program} ({why})"
+            ))
+        })
+    }
+
+    /// The first line `program --version` printed, or why it cannot run sealed.
+    async fn version_line(&self, program: &str) -> std::result::Result<String, String> {
+        let step = Step::read_only(Command::new(program, ["--version"]));
+        match self.run(&step, ExecContext::default()).await {
+            // It started and answered: whatever its exit code, it runs
+            // sealed. 126/127 (cannot execute, not found) come from a
+            // shim or an interpreter missing on the sealed PATH, no exit
+            // code from a signal.
+            Ok(outcome)
+                if outcome.status == StepStatus::Ok
+                    || outcome.exit_code.is_some_and(|c| !matches!(c, 126 | 127)) =>
+            {
+                let first = |text: &str| {
+                    text.lines()
+                        .map(str::trim)
+                        .find(|l| !l.is_empty())
+                        .map(str::to_owned)
+                };
+                Ok(first(&outcome.stdout_tail)
+                    .or_else(|| first(&outcome.stderr_tail))
+                    .unwrap_or_default())
+            }
+            Ok(outcome) => Err(format!(
+                "exit {}: {}",
+                outcome
+                    .exit_code
+                    .map_or_else(|| "none".to_owned(), |c| c.to_string()),
+                outcome.stderr_tail.lines().last().unwrap_or_default()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 

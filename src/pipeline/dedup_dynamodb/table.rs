@@ -1,4 +1,4 @@
-//! Creating the table: for tests and operations.
+//! The table: created for tests and operations, verified by preflight.
 
 use super::{DynamoDedup, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
 use crate::error::Result;
@@ -11,5 +11,12 @@ impl DynamoDedup {
     pub async fn create_table(&self) -> Result<()> {
         crate::aws::dynamo::create_table(&self.client, &self.table, KEY_ATTRIBUTE, TTL_ATTRIBUTE)
             .await
+    }
+
+    /// Checks that the table is there, active, and keyed by `pk` (string)
+    /// alone, without writing to it: `remediate check` and other preflights.
+    /// Needs `dynamodb:DescribeTable`.
+    pub async fn verify_table(&self) -> Result<()> {
+        crate::aws::dynamo::verify_table(&self.client, &self.table, KEY_ATTRIBUTE).await
     }
 }

@@ -1,0 +1,76 @@
+//! `remediate check`: the preflight of the worker's flags — the source, the
+//! CLIs, every mapped AWS account, the dedup table — as a table or JSON;
+//! exit 1 when a check failed (README: "Preflight").
+
+use remediation::executor::ProcessExecutor;
+use remediation::preflight::{self, Check, Report};
+
+/// What `remediate check` checks, from the worker's flags.
+pub struct Setup<'a> {
+    /// `--source`, if given (the bundled sample needs no check).
+    pub source: Option<&'a str>,
+    /// `--dedup-table`, if given.
+    pub dedup_table: Option<&'a str>,
+    /// The executor the worker would run with, and the CLIs its contexts need.
+    pub executor: &'a ProcessExecutor,
+    pub clis: Vec<&'static str>,
+    /// Every AWS account mapped to a profile.
+    pub accounts: Vec<String>,
+}
+
+/// Runs every check of `setup`.
+pub async fn run(setup: Setup<'_>) -> Report {
+    let mut report = Report::new();
+    if let Some(spec) = setup.source {
+        report.push(match remediation::source::from_spec(spec).await {
+            Ok(source) => {
+                let caps = source.capabilities();
+                source.close().await;
+                Check::ok(
+                    format!("source {spec}"),
+                    format!("reachable; dead letters: {:?}", caps.dead_letter),
+                )
+            }
+            Err(e) => Check::failed(format!("source {spec}"), e.to_string()),
+        });
+    }
+    for program in &setup.clis {
+        report.push(preflight::cli(setup.executor, program).await);
+    }
+    for account in &setup.accounts {
+        report.push(preflight::aws_account(setup.executor, account).await);
+    }
+    if let Some(table) = setup.dedup_table {
+        report.push(dedup_table(table).await);
+    }
+    report
+}
+
+#[cfg(feature = "dynamodb")]
+async fn dedup_table(table: &str) -> Check {
+    use remediation::engine::dedup_dynamodb::DynamoDedupBuilder;
+    let name = format!("dedup table {table}");
+    let store = match DynamoDedupBuilder::from_env()
+        .with_table(table)
+        .build()
+        .await
+    {
+        Ok(store) => store,
+        Err(e) => return Check::failed(name, e.to_string()),
+    };
+    Check::from_result(
+        name,
+        store
+            .verify_table()
+            .await
+            .map(|()| "there, keyed by `pk`".to_owned()),
+    )
+}
+
+#[cfg(not(feature = "dynamodb"))]
+async fn dedup_table(table: &str) -> Check {
+    Check::failed(
+        format!("dedup table {table}"),
+        "--dedup-table needs the `dynamodb` cargo feature",
+    )
+}

@@ -1,0 +1,166 @@
+//! `remediate check` (issue 34: the preflight) against moto with the real
+//! aws CLI (v1, from the test venv): an account whose profile reaches
+//! another account, a missing dedup table and the aws CLI v1 are each
+//! reported, and the exit status is 1; the same worker with a good setup
+//! passes (the v1 CLI as a warning) with exit 0.
+//!
+//! Needs the venv that `scripts/test` creates (`moto[server]`, `awscli`).
+
+mod support;
+
+use remediation::engine::dedup_dynamodb::DynamoDedup;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use support::moto::{MotoServer, remediator_env, venv};
+
+/// moto's account: every caller is in it.
+const ACCOUNT: &str = "123456789012";
+
+/// Runs `remediate FLAGS check [--json]` against `moto`: its exit code and
+/// stdout (the worker's flags go before the subcommand).
+async fn check(bin: &Path, moto: &MotoServer, dir: &Path, flags: &[&str]) -> (i32, String) {
+    let json = flags.contains(&"--json");
+    let flags: Vec<&str> = flags.iter().copied().filter(|f| *f != "--json").collect();
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.args(&flags)
+        .arg("check")
+        .args(json.then_some("--json"))
+        .env_clear();
+    for (k, v) in remediator_env(&venv(), dir, &moto.endpoint()) {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .env("HOME", dir)
+        .env("REMEDIATION_CHILD_ENV", "AWS_ENDPOINT_URL")
+        .env("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("remediate check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("testing"),
+        "a credential in stderr: {stderr}"
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The checks of a `--json` report, by name: (status, detail).
+fn by_name(stdout: &str) -> BTreeMap<String, (String, String)> {
+    let report: Value = serde_json::from_str(stdout.trim()).expect("one JSON report");
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                (
+                    c["status"].as_str().unwrap().to_owned(),
+                    c["detail"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_broken_part_and_passes_a_good_setup() {
+    let bin = support::examples::example_binary("remediate").await;
+    let moto = MotoServer::start(&venv());
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = "111111111111";
+
+    // Broken: one account's profile reaches another account, the dedup
+    // table is missing, and the aws CLI is v1.
+    let (code, stdout) = check(
+        &bin,
+        &moto,
+        dir.path(),
+        &[
+            "--json",
+            "--account-profile",
+            &format!("{ACCOUNT}=remediator"),
+            "--account-profile",
+            &format!("{wrong}=remediator"),
+            "--dedup-table",
+            "remediation-dedup",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{stdout}");
+    let checks = by_name(&stdout);
+    let (status, detail) = &checks["cli aws"];
+    assert_eq!(status, "warning", "{detail}");
+    assert!(detail.starts_with("aws-cli/1."), "{detail}");
+    let (status, detail) = &checks[&format!("aws account {ACCOUNT}")];
+    assert_eq!(status, "ok", "{detail}");
+    assert!(detail.contains(&format!(":{ACCOUNT}:")), "{detail}");
+    assert!(detail.contains("profile remediator"), "{detail}");
+    let (status, detail) = &checks[&format!("aws account {wrong}")];
+    assert_eq!(status, "failed", "{detail}");
+    assert!(
+        detail.contains(&format!("is account {ACCOUNT}, not {wrong}")),
+        "{detail}"
+    );
+    let (status, detail) = &checks["dedup table remediation-dedup"];
+    assert_eq!(status, "failed", "{detail}");
+    assert!(detail.contains("does not exist"), "{detail}");
+    assert_eq!(checks.len(), 4, "{checks:?}");
+
+    // The table for a person says the same.
+    let (code, table) = check(
+        &bin,
+        &moto,
+        dir.path(),
+        &["--account-profile", &format!("{wrong}=remediator")],
+    )
+    .await;
+    assert_eq!(code, 1, "{table}");
+    assert!(
+        table.contains(&format!("FAILED   aws account {wrong}")),
+        "{table}"
+    );
+    assert!(
+        table.trim_end().ends_with("1 of 2 checks failed"),
+        "{table}"
+    );
+
+    // Fixed: the table exists, only the right account is mapped.
+    DynamoDedup::builder()
+        .with_table("remediation-dedup")
+        .with_endpoint(moto.endpoint())
+        .with_region("us-east-1")
+        .with_static_credentials("testing", "testing")
+        .build()
+        .await
+        .unwrap()
+        .create_table()
+        .await
+        .unwrap();
+    let (code, stdout) = check(
+        &bin,
+        &moto,
+        dir.path(),
+        &[
+            "--json",
+            "--account-profile",
+            &format!("{ACCOUNT}=remediator"),
+            "--dedup-table",
+            "remediation-dedup",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}");
+    let checks = by_name(&stdout);
+    assert_eq!(checks["dedup table remediation-dedup"].0, "ok");
+    assert_eq!(checks[&format!("aws account {ACCOUNT}")].0, "ok");
+    assert_eq!(checks.len(), 3, "{checks:?}");
+}
