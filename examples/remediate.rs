@@ -194,7 +194,8 @@ enum Tool {
     },
     /// Preflight: the source, each CLI (found, runs sealed, its version),
     /// every `--account-profile` account (`sts get-caller-identity` names
-    /// it), the `--dedup-table`. Exit 1 when a check failed.
+    /// it), the `--dedup-table`, the `--guardrails` file and its store's
+    /// table. Exit 1 when a check failed.
     Check {
         /// JSON for a pipeline instead of a table for a person.
         #[arg(long)]
@@ -430,6 +431,7 @@ async fn preflight(args: &Args, json: bool) -> ExitCode {
     let report = check::run(check::Setup {
         source: args.source.as_deref(),
         dedup_table: args.dedup_table.as_deref(),
+        guardrails: args.guardrails.as_deref(),
         executor: &executor,
         clis,
         accounts: args

@@ -9,6 +9,7 @@
 mod support;
 
 use remediation::engine::dedup_dynamodb::DynamoDedup;
+use remediation::guardrails::DynamoDbGuardrails;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -77,6 +78,14 @@ async fn check_reports_each_broken_part_and_passes_a_good_setup() {
     let moto = MotoServer::start(&venv());
     let dir = tempfile::tempdir().unwrap();
     let wrong = "111111111111";
+    let guardrails = dir.path().join("guardrails.yaml");
+    std::fs::write(
+        &guardrails,
+        "store: { dynamodb: { table: remediation-guardrails } }\n\
+         rate_limits: { default: { per_second: 2, burst: 2 } }\n",
+    )
+    .unwrap();
+    let guardrails = guardrails.display().to_string();
 
     // Broken: one account's profile reaches another account, the dedup
     // table is missing, and the aws CLI is v1.
@@ -92,6 +101,8 @@ async fn check_reports_each_broken_part_and_passes_a_good_setup() {
             &format!("{wrong}=remediator"),
             "--dedup-table",
             "remediation-dedup",
+            "--guardrails",
+            &guardrails,
         ],
     )
     .await;
@@ -113,7 +124,11 @@ async fn check_reports_each_broken_part_and_passes_a_good_setup() {
     let (status, detail) = &checks["dedup table remediation-dedup"];
     assert_eq!(status, "failed", "{detail}");
     assert!(detail.contains("does not exist"), "{detail}");
-    assert_eq!(checks.len(), 4, "{checks:?}");
+    assert_eq!(checks[&format!("guardrails {guardrails}")].0, "ok");
+    let (status, detail) = &checks["guardrail table remediation-guardrails"];
+    assert_eq!(status, "failed", "{detail}");
+    assert!(detail.contains("does not exist"), "{detail}");
+    assert_eq!(checks.len(), 6, "{checks:?}");
 
     // The table for a person says the same.
     let (code, table) = check(
@@ -145,6 +160,17 @@ async fn check_reports_each_broken_part_and_passes_a_good_setup() {
         .create_table()
         .await
         .unwrap();
+    DynamoDbGuardrails::builder()
+        .with_table("remediation-guardrails")
+        .with_endpoint(moto.endpoint())
+        .with_region("us-east-1")
+        .with_static_credentials("testing", "testing")
+        .build()
+        .await
+        .unwrap()
+        .create_table()
+        .await
+        .unwrap();
     let (code, stdout) = check(
         &bin,
         &moto,
@@ -155,12 +181,15 @@ async fn check_reports_each_broken_part_and_passes_a_good_setup() {
             &format!("{ACCOUNT}=remediator"),
             "--dedup-table",
             "remediation-dedup",
+            "--guardrails",
+            &guardrails,
         ],
     )
     .await;
     assert_eq!(code, 0, "{stdout}");
     let checks = by_name(&stdout);
     assert_eq!(checks["dedup table remediation-dedup"].0, "ok");
+    assert_eq!(checks["guardrail table remediation-guardrails"].0, "ok");
     assert_eq!(checks[&format!("aws account {ACCOUNT}")].0, "ok");
-    assert_eq!(checks.len(), 3, "{checks:?}");
+    assert_eq!(checks.len(), 5, "{checks:?}");
 }

@@ -1,5 +1,6 @@
 //! `remediate check`: the preflight of the worker's flags — the source, the
-//! CLIs, every mapped AWS account, the dedup table — as a table or JSON;
+//! CLIs, every mapped AWS account, the dedup table, the guardrails file and
+//! its store's table — as a table or JSON;
 //! exit 1 when a check failed (README: "Preflight").
 
 use remediation::executor::ProcessExecutor;
@@ -11,6 +12,8 @@ pub struct Setup<'a> {
     pub source: Option<&'a str>,
     /// `--dedup-table`, if given.
     pub dedup_table: Option<&'a str>,
+    /// `--guardrails FILE`, if given.
+    pub guardrails: Option<&'a std::path::Path>,
     /// The executor the worker would run with, and the CLIs its contexts need.
     pub executor: &'a ProcessExecutor,
     pub clis: Vec<&'static str>,
@@ -43,7 +46,58 @@ pub async fn run(setup: Setup<'_>) -> Report {
     if let Some(table) = setup.dedup_table {
         report.push(dedup_table(table).await);
     }
+    if let Some(path) = setup.guardrails {
+        guardrails(path, &mut report).await;
+    }
     report
+}
+
+/// The guardrails file (it parses, its limits and selectors are valid) and
+/// its shared store's table.
+async fn guardrails(path: &std::path::Path, report: &mut Report) {
+    use remediation::guardrails::{Guardrails, GuardrailsFile, MemoryGuardrails};
+    let name = format!("guardrails {}", path.display());
+    let file = match GuardrailsFile::from_path(path) {
+        Ok(file) => file,
+        Err(e) => return report.push(Check::failed(name, e.to_string())),
+    };
+    let valid = Guardrails::from_file(&file, std::sync::Arc::new(MemoryGuardrails::new()));
+    report.push(match valid {
+        Ok(_) => Check::ok(name, "valid"),
+        Err(e) => Check::failed(name, e.to_string()),
+    });
+    if let Some(dynamo) = &file.store.dynamodb {
+        report.push(guardrail_table(&dynamo.table).await);
+    }
+}
+
+#[cfg(feature = "dynamodb")]
+async fn guardrail_table(table: &str) -> Check {
+    use remediation::guardrails::DynamoDbGuardrails;
+    let name = format!("guardrail table {table}");
+    let store = match DynamoDbGuardrails::builder()
+        .with_table(table)
+        .build()
+        .await
+    {
+        Ok(store) => store,
+        Err(e) => return Check::failed(name, e.to_string()),
+    };
+    Check::from_result(
+        name,
+        store
+            .verify_table()
+            .await
+            .map(|()| "there, keyed by `pk`".to_owned()),
+    )
+}
+
+#[cfg(not(feature = "dynamodb"))]
+async fn guardrail_table(table: &str) -> Check {
+    Check::failed(
+        format!("guardrail table {table}"),
+        "guardrails `store: dynamodb` needs the `dynamodb` cargo feature",
+    )
 }
 
 #[cfg(feature = "dynamodb")]

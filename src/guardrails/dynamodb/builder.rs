@@ -169,6 +169,13 @@ impl DynamoDbGuardrails {
         crate::aws::dynamo::create_table(&self.client, &self.table, KEY_ATTRIBUTE, TTL_ATTRIBUTE)
             .await
     }
+
+    /// Checks that the table is there, active, and keyed by `pk` (string)
+    /// alone, without writing to it (`remediate check`). Needs
+    /// `dynamodb:DescribeTable`.
+    pub async fn verify_table(&self) -> Result<()> {
+        crate::aws::dynamo::verify_table(&self.client, &self.table, KEY_ATTRIBUTE).await
+    }
 }
 
 #[cfg(test)]
