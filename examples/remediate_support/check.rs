@@ -71,24 +71,34 @@ async fn guardrails(path: &std::path::Path, report: &mut Report) {
     }
 }
 
+/// A store's table: there, active, keyed by `pk` alone.
+#[cfg(feature = "dynamodb")]
+async fn dedup_table(table: &str) -> Check {
+    use remediation::engine::dedup_dynamodb::DynamoDedupBuilder;
+    let builder = DynamoDedupBuilder::from_env().with_table(table);
+    let verified = async { builder.build().await?.verify_table().await };
+    table_check(format!("dedup table {table}"), verified.await)
+}
+
+/// The guardrail store's table, as [`dedup_table`].
 #[cfg(feature = "dynamodb")]
 async fn guardrail_table(table: &str) -> Check {
     use remediation::guardrails::DynamoDbGuardrails;
-    let name = format!("guardrail table {table}");
-    let store = match DynamoDbGuardrails::builder()
-        .with_table(table)
-        .build()
-        .await
-    {
-        Ok(store) => store,
-        Err(e) => return Check::failed(name, e.to_string()),
-    };
-    Check::from_result(
-        name,
-        store
-            .verify_table()
-            .await
-            .map(|()| "there, keyed by `pk`".to_owned()),
+    let builder = DynamoDbGuardrails::builder().with_table(table);
+    let verified = async { builder.build().await?.verify_table().await };
+    table_check(format!("guardrail table {table}"), verified.await)
+}
+
+#[cfg(feature = "dynamodb")]
+fn table_check(name: String, verified: remediation::Result<()>) -> Check {
+    Check::from_result(name, verified.map(|()| "there, keyed by `pk`".to_owned()))
+}
+
+#[cfg(not(feature = "dynamodb"))]
+async fn dedup_table(table: &str) -> Check {
+    Check::failed(
+        format!("dedup table {table}"),
+        "needs the `dynamodb` cargo feature",
     )
 }
 
@@ -96,35 +106,6 @@ async fn guardrail_table(table: &str) -> Check {
 async fn guardrail_table(table: &str) -> Check {
     Check::failed(
         format!("guardrail table {table}"),
-        "guardrails `store: dynamodb` needs the `dynamodb` cargo feature",
-    )
-}
-
-#[cfg(feature = "dynamodb")]
-async fn dedup_table(table: &str) -> Check {
-    use remediation::engine::dedup_dynamodb::DynamoDedupBuilder;
-    let name = format!("dedup table {table}");
-    let store = match DynamoDedupBuilder::from_env()
-        .with_table(table)
-        .build()
-        .await
-    {
-        Ok(store) => store,
-        Err(e) => return Check::failed(name, e.to_string()),
-    };
-    Check::from_result(
-        name,
-        store
-            .verify_table()
-            .await
-            .map(|()| "there, keyed by `pk`".to_owned()),
-    )
-}
-
-#[cfg(not(feature = "dynamodb"))]
-async fn dedup_table(table: &str) -> Check {
-    Check::failed(
-        format!("dedup table {table}"),
-        "--dedup-table needs the `dynamodb` cargo feature",
+        "needs the `dynamodb` cargo feature",
     )
 }
