@@ -195,7 +195,7 @@ enum Tool {
     /// Preflight: the source, each CLI (found, runs sealed, its version),
     /// every `--account-profile` account (`sts get-caller-identity` names
     /// it), the `--dedup-table`, the `--guardrails` file and its store's
-    /// table. Exit 1 when a check failed.
+    /// table, the Prisma login (`--planner prisma`). Exit 1 when a check failed.
     Check {
         /// JSON for a pipeline instead of a table for a person.
         #[arg(long)]
@@ -414,6 +414,26 @@ async fn run(args: &Args) -> Result<Summary, Failure> {
     })?)
 }
 
+/// With `--planner prisma`, the Prisma login added to `report`.
+#[cfg(feature = "prisma")]
+async fn prisma_check(
+    args: &Args,
+    policy: &CommandPolicy,
+    mut report: remediation::preflight::Report,
+) -> remediation::preflight::Report {
+    use remediation::preflight::Check;
+    if args.planners.iter().any(|p| p == "prisma") {
+        report.push(match prisma_planner(args, policy) {
+            Ok(prisma) => Check::from_result(
+                format!("prisma api {}", prisma.base_url()),
+                prisma.verify_login().await.map(str::to_owned),
+            ),
+            Err(e) => Check::failed("prisma api", e.to_string()),
+        });
+    }
+    report
+}
+
 /// `remediate check [--json]`: exit 0 when every check passed, 1 when one
 /// failed, 2 when the checks could not be set up.
 async fn preflight(args: &Args, json: bool) -> ExitCode {
@@ -423,8 +443,8 @@ async fn preflight(args: &Args, json: bool) -> ExitCode {
         clis => clis,
     };
     let policy = args.command_policy.clone().unwrap_or_default();
-    let mut executor =
-        ProcessExecutor::new(policy, contexts).with_timeout(Duration::from_secs(args.step_timeout));
+    let mut executor = ProcessExecutor::new(policy.clone(), contexts)
+        .with_timeout(Duration::from_secs(args.step_timeout));
     for spec in &args.child_env {
         executor = executor.with_child_env(spec);
     }
@@ -441,6 +461,10 @@ async fn preflight(args: &Args, json: bool) -> ExitCode {
             .collect(),
     })
     .await;
+    #[cfg(feature = "prisma")]
+    let report = prisma_check(args, &policy, report).await;
+    #[cfg(not(feature = "prisma"))]
+    let _ = policy;
     if json {
         match serde_json::to_string(&report) {
             Ok(line) => println!("{line}"),

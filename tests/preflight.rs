@@ -193,3 +193,72 @@ async fn check_reports_each_broken_part_and_passes_a_good_setup() {
     assert_eq!(checks[&format!("aws account {ACCOUNT}")].0, "ok");
     assert_eq!(checks.len(), 5, "{checks:?}");
 }
+
+/// `--planner prisma`: the login is checked (`POST /login` with the access
+/// key pair), and a refused key is a failed check naming what to fix —
+/// without the key in any output.
+#[cfg(feature = "prisma")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_logs_in_to_prisma() {
+    use wiremock::matchers::{body_json, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    const KEY_ID: &str = "preflight-key-id";
+    const SECRET: &str = "preflight-secret-value";
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/login"))
+        .and(body_json(
+            serde_json::json!({"username": KEY_ID, "password": SECRET}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"token": "preflight-token"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/login"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let bin = support::examples::example_binary("remediate").await;
+    let path = format!(
+        "{}:{}",
+        venv().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |secret: &'static str| {
+        let mut cmd = tokio::process::Command::new(&bin);
+        cmd.args(["--planner", "prisma", "--allow-http", "check", "--json"])
+            .env_clear()
+            .env("PATH", &path)
+            .env("API_ENDPOINT", server.uri())
+            .env("PRISMA_ACCESS_KEY_ID", KEY_ID)
+            .env("PRISMA_SECRET_KEY", secret)
+            .kill_on_drop(true);
+        cmd.output()
+    };
+    let name = format!("prisma api {}/", server.uri());
+    let good = run(SECRET).await.unwrap();
+    let stdout = String::from_utf8_lossy(&good.stdout).into_owned();
+    assert_eq!(good.status.code(), Some(0), "{stdout}");
+    let checks = by_name(&stdout);
+    assert_eq!(
+        checks[&name],
+        ("ok".to_owned(), "logged in with the access key".to_owned()),
+        "{checks:?}"
+    );
+    let bad = run("not-the-secret").await.unwrap();
+    let stdout = String::from_utf8_lossy(&bad.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert_eq!(bad.status.code(), Some(1), "{stdout}");
+    let (status, detail) = &by_name(&stdout)[&name];
+    assert_eq!(status, "failed");
+    assert!(detail.contains("login refused (HTTP 401"), "{detail}");
+    for out in [&stdout, &stderr] {
+        assert!(
+            !out.contains("not-the-secret") && !out.contains(SECRET),
+            "{out}"
+        );
+    }
+}

@@ -493,6 +493,19 @@ impl ApiClient {
         Ok(fresh)
     }
 
+    /// Whether the credentials work, asking the API once: a login with
+    /// the access key pair, or an extension of a static token (preflight).
+    pub(crate) async fn verify(&self) -> Result<&'static str> {
+        if self.can_login() {
+            self.login().await.map(|_| "logged in with the access key")
+        } else {
+            let token = self.current_token().await?;
+            self.extend(&token.value)
+                .await
+                .map(|_| "the static token was extended")
+        }
+    }
+
     /// Drops the token a 401 refused, unless another call already replaced it.
     async fn invalidate(&self, generation: u64) {
         let mut slot = self.token.lock().await;

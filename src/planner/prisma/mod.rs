@@ -259,6 +259,13 @@ impl PrismaPlanner {
         self.shared.client.base().as_str()
     }
 
+    /// Checks the API credentials without planning anything (`remediate
+    /// check`): logs in with the access key pair, or extends a static
+    /// token; says which. Counted in the [stats](Self::stats).
+    pub async fn verify_login(&self) -> Result<&'static str> {
+        Ok(self.shared.client.verify().await?)
+    }
+
     /// The API traffic counters.
     pub fn stats(&self) -> &Arc<PrismaStats> {
         &self.shared.client.stats
