@@ -96,8 +96,8 @@ struct Args {
     /// Per-step timeout in seconds.
     #[arg(long, default_value_t = 300)]
     step_timeout: u64,
-    /// Seconds before a failed delivery is retried after its first delivery;
-    /// doubled for each delivery after it, up to 15 min.
+    /// Seconds before a failed delivery is retried after its first failed
+    /// attempt; doubled for each failed attempt after it, up to 15 min.
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     retry_after: u64,
@@ -107,7 +107,9 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     lease_extension: u64,
-    /// Dead-letter a failing delivery at this delivery count.
+    /// Dead-letter a failing delivery at this failed attempt (where the
+    /// source counts attempts apart from receives, as SQS re-queueing does;
+    /// else at this delivery count), or at twice this delivery count.
     #[arg(long, default_value_t = 5)]
     max_deliveries: u32,
     /// Refuse a script (alert-cli, prisma) holding more commands than this.
