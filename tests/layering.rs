@@ -10,6 +10,7 @@
 //!                    ├─▶ pipeline (stages) ─▶ source · planner (rules) · executor ─▶ plan · telemetry ─▶ model
 //!   lambda ──────────┘        ▲
 //!                 guardrails ─┘ (stages on the pipeline's seam)
+//!   preflight ─▶ executor (checks a worker's setup as it would run)
 //!                                              infrastructure: error · redact · config · aws
 //! ```
 
@@ -84,6 +85,9 @@ const LAYERS: &[(&str, &[&str])] = &[
             "executor",
         ],
     ),
+    // Preflight checks a worker's setup through the executor, as the
+    // worker would run it; it runs nothing of the pipeline.
+    ("preflight", &["model", "plan", "executor"]),
     ("lib", &["*"]),
 ];
 
